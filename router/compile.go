@@ -1,0 +1,602 @@
+package router
+
+import (
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+	"gopkg.in/yaml.v3"
+
+	"github.com/hookroute/hookroute/router/verify"
+)
+
+// Runtime is a loaded, fully compiled config: what serve runs and what a
+// reload swaps atomically.
+type Runtime struct {
+	File     string
+	Config   *Config
+	Sources  []*Source
+	Sinks    map[string]*SinkRuntime
+	Rules    []*Rule
+	Warnings []string // problems that do not stop the router (printed by check)
+
+	byPath map[string]*Source
+}
+
+// Source is a compiled webhook source.
+type Source struct {
+	Name     string
+	Type     string
+	Path     string
+	Verifier verify.Verifier
+	adapter  adapter
+	// eventProg and idProg are the event: and id: expressions of generic
+	// sources.
+	eventProg, idProg *vm.Program
+}
+
+// adapter turns a verified body into the event view.
+type adapter interface {
+	env() any
+	decode(in *Incoming) (*View, error)
+}
+
+// SinkRuntime is a configured sink with its delivery settings.
+type SinkRuntime struct {
+	Name        string
+	Kind        string
+	Sink        Sink
+	Timeout     time.Duration
+	Retry       RetryConfig
+	Concurrency int
+	// Disabled is set for an optional sink whose credentials are empty:
+	// routes to it create no deliveries.
+	Disabled bool
+}
+
+// Rule is a compiled routing rule.
+type Rule struct {
+	Name   string
+	Source string // "" for every source
+	// progs holds the when: program per source, since each source type has
+	// its own typed view.
+	progs  map[string]*vm.Program
+	Routes []*Route
+}
+
+// Route is one entry of a rule's to: list.
+type Route struct {
+	Index    int
+	Sink     string
+	Fields   []*fieldTemplate
+	DedupKey *fieldTemplate
+	// OnExisting says what a delivery with an already-seen dedup key does:
+	// comment, skip or create.
+	OnExisting string
+}
+
+// SourceByPath returns the source served at path.
+func (rt *Runtime) SourceByPath(path string) (*Source, bool) {
+	s, ok := rt.byPath[path]
+	return s, ok
+}
+
+// Source returns the named source.
+func (rt *Runtime) Source(name string) (*Source, bool) {
+	for _, s := range rt.Sources {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return nil, false
+}
+
+// Rule returns the named rule.
+func (rt *Runtime) Rule(name string) (*Rule, bool) {
+	for _, r := range rt.Rules {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return nil, false
+}
+
+// compiler collects every problem instead of stopping at the first.
+type compiler struct {
+	file  string
+	doc   *yaml.Node
+	errs  ConfigErrors
+	rt    *Runtime
+	sinks SinkFactory
+}
+
+func (c *compiler) add(e *ConfigError) { c.errs = append(c.errs, e) }
+
+func compile(file string, cfg *Config, doc *yaml.Node, sinks SinkFactory) (*Runtime, ConfigErrors) {
+	c := &compiler{file: file, doc: doc, sinks: sinks, rt: &Runtime{
+		File: file, Config: cfg, Sinks: map[string]*SinkRuntime{}, byPath: map[string]*Source{},
+	}}
+	cfg.validateStatic(doc, c.add)
+	for i := range cfg.Sources {
+		c.source(i, &cfg.Sources[i])
+	}
+	for i := range cfg.Sinks {
+		c.sink(i, &cfg.Sinks[i])
+	}
+	names := map[string]bool{}
+	for i := range cfg.Rules {
+		r := &cfg.Rules[i]
+		if names[r.Name] {
+			c.add(NodeError(lookupNode(doc, "rules", fmt.Sprint(i), "name"), fmt.Sprintf("rules[%d].name", i), "duplicate rule name %q", r.Name))
+		}
+		names[r.Name] = true
+		c.rule(i, r)
+	}
+	if len(cfg.Sources) == 0 {
+		c.add(NodeError(doc, "sources", "at least one source is needed"))
+	}
+	used := map[string]bool{}
+	for _, r := range c.rt.Rules {
+		for _, rt := range r.Routes {
+			used[rt.Sink] = true
+		}
+	}
+	for _, name := range sortedKeys(c.rt.Sinks) {
+		if !used[name] {
+			c.rt.Warnings = append(c.rt.Warnings, fmt.Sprintf("sink %q is not used by any rule", name))
+		}
+	}
+	return c.rt, c.errs
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// sourceKeys lists, per type, the keys a source may set besides name,
+// type and path; anything else is an error rather than silently ignored.
+var sourceKeys = map[string][]string{
+	"salesiq":           {"public_keys", "event"},
+	"hmac-sha256":       {"secret", "secrets", "header", "encoding", "prefix", "event", "id"},
+	"github":            {"secret", "secrets", "event", "id"},
+	"standard-webhooks": {"secret", "secrets", "tolerance", "event", "id"},
+	"none":              {"event", "id"},
+}
+
+func (c *compiler) source(i int, sc *SourceConfig) {
+	path := fmt.Sprintf("sources[%d]", i)
+	node := lookupNode(c.doc, "sources", fmt.Sprint(i))
+	errAt := func(key, format string, args ...any) {
+		c.add(NodeError(lookupNode(node, key), path+"."+key, format, args...))
+	}
+	if !validName(sc.Name) {
+		errAt("name", "must be set, of letters, digits, '-' and '_'")
+		return
+	}
+	if _, dup := c.rt.Source(sc.Name); dup {
+		errAt("name", "duplicate source name %q", sc.Name)
+		return
+	}
+	allowed, ok := sourceKeys[sc.Type]
+	if !ok {
+		errAt("type", "unknown source type %q (want salesiq, hmac-sha256, github, standard-webhooks or none)", sc.Type)
+		return
+	}
+	for j := 0; j+1 < len(node.Content); j += 2 {
+		k := node.Content[j].Value
+		if k != "name" && k != "type" && k != "path" && !contains(allowed, k) {
+			c.add(NodeError(node.Content[j], path+"."+k, "not a key of a %s source", sc.Type))
+		}
+	}
+	s := &Source{Name: sc.Name, Type: sc.Type, Path: sc.Path}
+	if s.Path == "" {
+		s.Path = "/hooks/" + sc.Name
+	}
+	if !strings.HasPrefix(s.Path, "/hooks/") || strings.ContainsAny(s.Path[len("/hooks/"):], "/?#") {
+		errAt("path", "must be /hooks/NAME")
+	} else if _, dup := c.rt.byPath[s.Path]; dup {
+		errAt("path", "path %s is used by another source", s.Path)
+	}
+	v, err := buildVerifier(sc, filepath.Dir(c.file))
+	if err != nil {
+		errAt(err.key, "%s", err.msg)
+	}
+	s.Verifier = v
+	if sc.Type == "salesiq" {
+		s.adapter = salesiqAdapter{bareEvent: sc.Event}
+	} else {
+		s.adapter = genericAdapter{src: s}
+		eventSrc := sc.Event
+		if eventSrc == "" && sc.Type == "github" {
+			eventSrc = `headers["x-github-event"]`
+		}
+		s.eventProg = c.stringExpr(eventSrc, node, path, "event")
+		s.idProg = c.stringExpr(sc.ID, node, path, "id")
+	}
+	c.rt.Sources = append(c.rt.Sources, s)
+	c.rt.byPath[s.Path] = s
+}
+
+func (c *compiler) stringExpr(src string, node *yaml.Node, path, key string) *vm.Program {
+	if src == "" {
+		return nil
+	}
+	p, err := expr.Compile(src, expr.Env(genericEnv()), expr.AllowUndefinedVariables(), expr.AsKind(reflect.String), expr.MaxNodes(1000))
+	if err != nil {
+		c.add(exprError(err, lookupNode(node, key), path+"."+key))
+		return nil
+	}
+	return p
+}
+
+type keyError struct{ key, msg string }
+
+// buildVerifier builds the source's verifier; key files are read
+// relative to baseDir. A source that would verify
+// with a missing key or an empty secret refuses to load: an unverified
+// endpoint must be asked for by writing type: none.
+func buildVerifier(sc *SourceConfig, baseDir string) (verify.Verifier, *keyError) {
+	secrets := func() ([][]byte, *keyError) {
+		var out [][]byte
+		for _, s := range append([]Secret{sc.Secret}, sc.Secrets...) {
+			if s != "" {
+				out = append(out, []byte(s.Reveal()))
+			}
+		}
+		if len(out) == 0 {
+			return nil, &keyError{"secret", "a " + sc.Type + " source needs a secret (${NAME}); it is missing or empty"}
+		}
+		return out, nil
+	}
+	var v verify.Verifier
+	var err error
+	switch sc.Type {
+	case "none":
+		return verify.None(), nil
+	case "salesiq":
+		var keys []*rsa.PublicKey
+		for j, k := range sc.PublicKeys {
+			data := []byte(k.PEM.Reveal())
+			if k.File != "" {
+				// Relative paths are relative to the config file, so a
+				// config works from any working directory.
+				f := k.File
+				if !filepath.IsAbs(f) {
+					f = filepath.Join(baseDir, f)
+				}
+				b, rerr := os.ReadFile(f)
+				if rerr != nil {
+					return nil, &keyError{"public_keys", fmt.Sprintf("public_keys[%d]: %v", j, rerr)}
+				}
+				data = b
+			}
+			if len(strings.TrimSpace(string(data))) == 0 {
+				continue // an optional rotation slot left empty: ${KEY_2:-}
+			}
+			pk, perr := verify.ParseRSAPublicKey(data)
+			if perr != nil {
+				return nil, &keyError{"public_keys", fmt.Sprintf("public_keys[%d]: %v", j, perr)}
+			}
+			keys = append(keys, pk)
+		}
+		if len(keys) == 0 {
+			return nil, &keyError{"public_keys", "a salesiq source needs at least one public key"}
+		}
+		v, err = verify.NewSalesIQ(keys)
+	case "hmac-sha256":
+		ss, kerr := secrets()
+		if kerr != nil {
+			return nil, kerr
+		}
+		enc := sc.Encoding
+		if enc == "" {
+			enc = "hex"
+		}
+		v, err = verify.NewHMAC(verify.HMACConfig{Header: sc.Header, Encoding: enc, Prefix: sc.Prefix, Secrets: ss})
+	case "github":
+		ss, kerr := secrets()
+		if kerr != nil {
+			return nil, kerr
+		}
+		v, err = verify.NewGitHub(ss)
+	case "standard-webhooks":
+		ss, kerr := secrets()
+		if kerr != nil {
+			return nil, kerr
+		}
+		strs := make([]string, len(ss))
+		for i, s := range ss {
+			strs[i] = string(s)
+		}
+		v, err = verify.NewStandardWebhooks(strs, time.Duration(sc.Tolerance))
+	}
+	if err != nil {
+		return nil, &keyError{"type", err.Error()}
+	}
+	return v, nil
+}
+
+func (c *compiler) sink(i int, node *yaml.Node) {
+	path := fmt.Sprintf("sinks[%d]", i)
+	if node.Kind != yaml.MappingNode {
+		c.add(NodeError(node, path, "want a mapping"))
+		return
+	}
+	common := &yaml.Node{Kind: yaml.MappingNode, Line: node.Line, Column: node.Column}
+	rest := &yaml.Node{Kind: yaml.MappingNode, Line: node.Line, Column: node.Column}
+	emptyRef := false
+	for j := 0; j+1 < len(node.Content); j += 2 {
+		k, v := node.Content[j], node.Content[j+1]
+		if sinkCommonKeys[k.Value] {
+			common.Content = append(common.Content, k, v)
+			continue
+		}
+		rest.Content = append(rest.Content, k, v)
+		if v.Kind == yaml.ScalarNode && v.Style&envRef != 0 && v.Value == "" {
+			emptyRef = true
+		}
+	}
+	d := c.rt.Config.Defaults
+	retry := d.Retry
+	sc := sinkCommon{Timeout: d.Timeout, Concurrency: d.Concurrency, Retry: &retry}
+	if err := DecodeStrict(common, path, &sc); err != nil {
+		c.errs = append(c.errs, AsConfigErrors(err, node, path)...)
+		return
+	}
+	errAt := func(key, format string, args ...any) {
+		c.add(NodeError(lookupNode(node, key), path+"."+key, format, args...))
+	}
+	if !validName(sc.Name) {
+		errAt("name", "must be set, of letters, digits, '-' and '_'")
+		return
+	}
+	if _, dup := c.rt.Sinks[sc.Name]; dup {
+		errAt("name", "duplicate sink name %q", sc.Name)
+		return
+	}
+	validateRetry(*sc.Retry, lookupNode(node, "retry"), path+".retry", c.add)
+	if sc.Timeout <= 0 {
+		errAt("timeout", "must be positive")
+	}
+	if sc.Concurrency < 1 || sc.Concurrency > 256 {
+		errAt("concurrency", "must be between 1 and 256")
+	}
+	sr := &SinkRuntime{Name: sc.Name, Kind: sc.Type, Timeout: time.Duration(sc.Timeout), Retry: *sc.Retry, Concurrency: sc.Concurrency}
+	c.rt.Sinks[sc.Name] = sr
+	if _, ok := c.sinks.RouteFields(sc.Type); !ok {
+		errAt("type", "unknown sink type %q", sc.Type)
+		return
+	}
+	if sc.Optional && emptyRef {
+		sr.Disabled = true
+		c.rt.Warnings = append(c.rt.Warnings, fmt.Sprintf("sink %q is switched off: a variable it needs is empty", sc.Name))
+		return
+	}
+	s, err := c.sinks.Build(sc.Type, sc.Name, rest)
+	if err != nil {
+		for _, e := range AsConfigErrors(err, node, "") {
+			e.Path = strings.TrimSuffix(path+"."+e.Path, ".")
+			c.add(e)
+		}
+		return
+	}
+	sr.Sink = s
+}
+
+func (c *compiler) rule(i int, rc *RuleConfig) {
+	path := fmt.Sprintf("rules[%d]", i)
+	node := lookupNode(c.doc, "rules", fmt.Sprint(i))
+	errAt := func(key, format string, args ...any) {
+		c.add(NodeError(lookupNode(node, key), path+"."+key, format, args...))
+	}
+	if !validName(rc.Name) {
+		errAt("name", "must be set, of letters, digits, '-' and '_'")
+	}
+	r := &Rule{Name: rc.Name, Source: rc.Source, progs: map[string]*vm.Program{}}
+	var sources []*Source
+	if rc.Source != "" {
+		s, ok := c.rt.Source(rc.Source)
+		if !ok {
+			errAt("source", "unknown source %q", rc.Source)
+			return
+		}
+		sources = []*Source{s}
+	} else {
+		sources = c.rt.Sources
+	}
+	if strings.TrimSpace(rc.When) == "" {
+		errAt("when", "must be set (use true to match every event)")
+		return
+	}
+	whenNode := lookupNode(node, "when")
+	seen := map[string]bool{}
+	for _, s := range sources {
+		p, err := compileWhen(rc.When, s.adapter.env())
+		if err != nil {
+			// Report once per distinct message: a rule for every source
+			// would otherwise repeat it per source.
+			e := exprError(err, whenNode, path+".when")
+			if !seen[e.Msg] {
+				seen[e.Msg] = true
+				c.add(e)
+			}
+			continue
+		}
+		r.progs[s.Name] = p
+	}
+	if len(rc.To) == 0 {
+		errAt("to", "a rule needs at least one route")
+	}
+	for j := range rc.To {
+		if rt := c.route(path, j, &rc.To[j], sources); rt != nil {
+			r.Routes = append(r.Routes, rt)
+		}
+	}
+	c.rt.Rules = append(c.rt.Rules, r)
+}
+
+func compileWhen(src string, env any) (*vm.Program, error) {
+	opts := []expr.Option{expr.Env(env), expr.AsBool(), expr.MaxNodes(2000)}
+	if _, generic := env.(map[string]any); generic {
+		opts = append(opts, expr.AllowUndefinedVariables())
+	}
+	return expr.Compile(src, opts...)
+}
+
+// exprError positions an expr compile error inside the config file.
+func exprError(err error, node *yaml.Node, path string) *ConfigError {
+	var fe *file.Error
+	if !errors.As(err, &fe) {
+		return NodeError(node, path, "%v", err)
+	}
+	e := NodeError(node, path, "%s", fe.Message)
+	switch {
+	case node == nil:
+	case node.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0:
+		e.Line, e.Col = node.Line+fe.Line, 0
+	default:
+		e.Line = node.Line + fe.Line - 1
+		e.Col = node.Column + fe.Column
+		if node.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
+			e.Col++
+		}
+	}
+	return e
+}
+
+// routeCommonKeys are the keys every route takes besides its sink's fields.
+var routeCommonKeys = map[string]bool{"sink": true, "dedup_key": true, "on_existing": true}
+
+func (c *compiler) route(rulePath string, j int, node *yaml.Node, sources []*Source) *Route {
+	path := fmt.Sprintf("%s.to[%d]", rulePath, j)
+	if node.Kind != yaml.MappingNode {
+		c.add(NodeError(node, path, "want a mapping with sink: and the message fields"))
+		return nil
+	}
+	rt := &Route{Index: j, OnExisting: "comment"}
+	sinkNode := lookupNode(node, "sink")
+	for k := 0; k+1 < len(node.Content); k += 2 {
+		if node.Content[k].Value == "sink" {
+			rt.Sink = node.Content[k+1].Value
+		}
+	}
+	sr, ok := c.rt.Sinks[rt.Sink]
+	if !ok {
+		c.add(NodeError(sinkNode, path+".sink", "unknown sink %q", rt.Sink))
+		return nil
+	}
+	specs, _ := c.sinks.RouteFields(sr.Kind)
+	var schema reflect.Type
+	if len(sources) == 1 || allTyped(sources) {
+		// Check template fields when every source the rule can see has
+		// the same typed view.
+		if env := sources[0].adapter.env(); reflect.TypeOf(env).Kind() == reflect.Struct {
+			schema = reflect.TypeOf(env)
+		}
+	}
+	set := map[string]bool{}
+	for k := 0; k+1 < len(node.Content); k += 2 {
+		key, val := node.Content[k], node.Content[k+1]
+		kp := path + "." + key.Value
+		set[key.Value] = true
+		switch key.Value {
+		case "sink":
+			continue
+		case "on_existing":
+			if !contains([]string{"comment", "skip", "create"}, val.Value) {
+				c.add(NodeError(val, kp, "want comment, skip or create"))
+			}
+			rt.OnExisting = val.Value
+			continue
+		case "dedup_key":
+			t, err := compileTemplate(key.Value, val.Value, nil, schema)
+			if err != nil {
+				c.add(NodeError(val, kp, "%v", err))
+			}
+			rt.DedupKey = t
+			continue
+		}
+		spec, ok := findSpec(specs, key.Value)
+		if !ok {
+			c.add(NodeError(key, kp, "a route to a %s sink takes no %q (it takes: %s)", sr.Kind, key.Value, specNames(specs)))
+			continue
+		}
+		if val.Kind != yaml.ScalarNode {
+			c.add(NodeError(val, kp, "want a string (a template)"))
+			continue
+		}
+		t, err := compileTemplate(key.Value, val.Value, spec.Escape, schema)
+		if err != nil {
+			c.add(NodeError(val, kp, "%v", err))
+			continue
+		}
+		rt.Fields = append(rt.Fields, t)
+	}
+	for _, s := range specs {
+		if s.Required && !set[s.Name] {
+			c.add(NodeError(node, path, "a route to a %s sink needs %q", sr.Kind, s.Name))
+		}
+	}
+	return rt
+}
+
+func allTyped(sources []*Source) bool {
+	for _, s := range sources {
+		if s.Type != "salesiq" {
+			return false
+		}
+	}
+	return len(sources) > 0
+}
+
+func findSpec(specs []FieldSpec, name string) (FieldSpec, bool) {
+	for _, s := range specs {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return FieldSpec{}, false
+}
+
+func specNames(specs []FieldSpec) string {
+	names := []string{"dedup_key", "on_existing"}
+	for _, s := range specs {
+		names = append(names, s.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}

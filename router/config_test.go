@@ -1,0 +1,212 @@
+package router
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// baseConfig is a valid config; tests append or replace parts of it.
+const baseConfig = `
+sources:
+  - name: siq
+    type: salesiq
+    public_keys:
+      - pem: ${PUBKEY}
+  - name: gen
+    type: none
+sinks:
+  - name: out
+    type: fake
+rules:
+  - name: sad
+    source: siq
+    when: chat.rating == "sad"
+    to:
+      - sink: out
+        text: "{{ .visitor.name }}"
+`
+
+func testLookup(extra map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		if k == "PUBKEY" {
+			return testPublicPEM, true
+		}
+		v, ok := extra[k]
+		return v, ok
+	}
+}
+
+func mustLoad(t *testing.T, src string, env map[string]string) (*Runtime, *fakeFactory) {
+	t.Helper()
+	f := &fakeFactory{}
+	rt, err := Load("rules.yaml", []byte(src), f, testLookup(env))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return rt, f
+}
+
+func loadErr(t *testing.T, src string, env map[string]string) string {
+	t.Helper()
+	_, err := Load("rules.yaml", []byte(src), &fakeFactory{}, testLookup(env))
+	if err == nil {
+		t.Fatalf("Load succeeded, want an error")
+	}
+	var es ConfigErrors
+	if !errors.As(err, &es) {
+		t.Fatalf("Load error %T %v, want ConfigErrors", err, err)
+	}
+	return err.Error()
+}
+
+func TestLoadValid(t *testing.T) {
+	rt, f := mustLoad(t, baseConfig, nil)
+	if len(rt.Sources) != 2 || len(rt.Rules) != 1 || f.sinks["out"] == nil {
+		t.Fatalf("got %d sources, %d rules, sinks %v", len(rt.Sources), len(rt.Rules), f.sinks)
+	}
+	if s, ok := rt.SourceByPath("/hooks/siq"); !ok || s.Name != "siq" {
+		t.Fatalf("SourceByPath(/hooks/siq) = %v, %v", s, ok)
+	}
+}
+
+func TestLoadErrorsWithPositions(t *testing.T) {
+	cases := []struct {
+		name, src string
+		env       map[string]string
+		want      []string // each must appear in the error text
+	}{
+		{"typo in when", strings.Replace(baseConfig, `chat.rating == "sad"`, `chat.ratng == "sad"`, 1), nil,
+			[]string{`rules.yaml:15:16: rules[0].when: type router.SalesIQChat has no field ratng`}},
+		{"typo in template", strings.Replace(baseConfig, `{{ .visitor.name }}`, `{{ .visitor.nmae }}`, 1), nil,
+			[]string{`rules.yaml:18:15: rules[0].to[0].text: template: visitor has no field "nmae"`}},
+		{"unknown top-level key", baseConfig + "\nbogus: 1\n", nil,
+			[]string{`rules.yaml:20:1: bogus: unknown key "bogus"`}},
+		{"unknown sink key", strings.Replace(baseConfig, "type: fake", "type: fake\n    chanel: x", 1), nil,
+			[]string{`rules.yaml:12:5: sinks[0].chanel: unknown key "chanel"`}},
+		{"unknown route key", strings.Replace(baseConfig, `text: "{{ .visitor.name }}"`, `txt: hi`, 1), nil,
+			[]string{`rules.yaml:18:9: rules[0].to[0].txt: a route to a fake sink takes no "txt"`, `needs "text"`}},
+		{"unset env", strings.Replace(baseConfig, "type: fake", "type: fake\n    token: ${NOPE_TOKEN}", 1), nil,
+			[]string{`rules.yaml:12:12: environment variable NOPE_TOKEN is not set`}},
+		{"literal secret", strings.Replace(baseConfig, "type: fake", "type: fake\n    token: hunter2hunter2", 1), nil,
+			[]string{`rules.yaml:12:12: sinks[0].token: secrets must be given by reference`}},
+		{"unknown sink in route", strings.Replace(baseConfig, "- sink: out", "- sink: nope", 1), nil,
+			[]string{`rules.yaml:17:15: rules[0].to[0].sink: unknown sink "nope"`}},
+		{"missing secret", strings.Replace(baseConfig, "type: none", "type: github\n    secret: ${GH_SECRET:-}", 1), nil,
+			[]string{`sources[1].secret: a github source needs a secret`}},
+		{"non-bool when", strings.Replace(baseConfig, `chat.rating == "sad"`, `chat.rating`, 1), nil,
+			[]string{`rules[0].when: expected bool, but got string`}},
+		{"syntax", "sources: [\n", nil, []string{`rules.yaml:`}},
+		{"alias bomb", "a: &a [x]\nb: *a\n", nil, []string{"aliases"}},
+		{"unknown source type", strings.Replace(baseConfig, "type: none", "type: nonee", 1), nil,
+			[]string{`rules.yaml:8:11: sources[1].type: unknown source type "nonee"`}},
+		{"source key of other type", strings.Replace(baseConfig, "type: none", "type: none\n    header: X-Sig", 1), nil,
+			[]string{`sources[1].header: not a key of a none source`}},
+		{"bad duration", baseConfig + "defaults:\n  timeout: 5 parsecs\n", nil, []string{"defaults.timeout", "invalid duration"}},
+		{"retention too short", baseConfig + "store:\n  retention: 1d\n", nil, []string{"store.retention: must be at least 7d"}},
+		{"same listener", baseConfig + "server:\n  listen: ':9000'\n  admin_listen: ':9000'\n", nil, []string{"must differ from server.listen"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.want == nil {
+				return
+			}
+			got := loadErr(t, c.src, c.env)
+			for _, w := range c.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("error:\n%s\nwant it to contain:\n%s", got, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadReportsEveryError(t *testing.T) {
+	src := strings.Replace(baseConfig, `chat.rating == "sad"`, `chat.ratng == "sad"`, 1)
+	src = strings.Replace(src, "type: fake", "type: fake\n    chanel: x", 1)
+	got := loadErr(t, src, nil)
+	if n := strings.Count(got, "\n") + 1; n != 2 {
+		t.Fatalf("got %d errors, want 2:\n%s", n, got)
+	}
+	if !strings.HasPrefix(got, "rules.yaml:12:") {
+		t.Fatalf("errors not sorted by position:\n%s", got)
+	}
+}
+
+func TestSecretsNeverInErrors(t *testing.T) {
+	const canary = "CANARY-s3cr3t-value-9f8e7d"
+	src := strings.Replace(baseConfig, "type: fake", "type: fake\n    token: ${TOK}\n    note: [${TOK}]", 1)
+	got := loadErr(t, src, map[string]string{"TOK": canary})
+	if strings.Contains(got, canary) {
+		t.Fatalf("error leaks the secret: %s", got)
+	}
+	if Secret(canary).String() == canary {
+		t.Fatal("Secret.String reveals the value")
+	}
+}
+
+func TestEnvExpansion(t *testing.T) {
+	look := func(k string) (string, bool) {
+		m := map[string]string{"A": "x", "EMPTY": ""}
+		v, ok := m[k]
+		return v, ok
+	}
+	cases := []struct{ in, want, err string }{
+		{"plain", "plain", ""},
+		{"${A}", "x", ""},
+		{"a${A}b${A}", "axbx", ""},
+		{"${B:-dflt}", "dflt", ""},
+		{"${EMPTY:-dflt}", "dflt", ""},
+		{"${EMPTY}", "", ""},
+		{"$${A}", "${A}", ""},
+		{"${B}", "", "environment variable B is not set"},
+		{"${A", "", "unterminated"},
+		{"${1A}", "", "invalid environment variable name"},
+	}
+	for _, c := range cases {
+		got, _, err := expandEnv(c.in, look)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("expandEnv(%q) error = %v, want %q", c.in, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("expandEnv(%q) = %q, %v, want %q", c.in, got, err, c.want)
+		}
+	}
+}
+
+func TestOptionalSinkSwitchedOff(t *testing.T) {
+	src := strings.Replace(baseConfig, "type: fake", "type: fake\n    optional: true\n    token: ${TOK:-}", 1)
+	rt, f := mustLoad(t, src, nil)
+	if !rt.Sinks["out"].Disabled || f.sinks["out"] != nil {
+		t.Fatalf("optional sink with empty credentials: disabled=%v built=%v", rt.Sinks["out"].Disabled, f.sinks["out"] != nil)
+	}
+}
+
+func TestKeyFileRelativeToConfig(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "k.pem"), []byte(testPublicPEM), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := strings.Replace(baseConfig, "- pem: ${PUBKEY}", "- file: k.pem", 1)
+	cfg := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadFile(cfg, &fakeFactory{}); err != nil {
+		t.Fatalf("LoadFile: %v", err)
+	}
+}
+
+func TestSinkDefaultsAndOverrides(t *testing.T) {
+	src := strings.Replace(baseConfig, "type: fake", "type: fake\n    timeout: 2s\n    retry: {max_attempts: 3}", 1)
+	rt, _ := mustLoad(t, src, nil)
+	s := rt.Sinks["out"]
+	if s.Timeout.Seconds() != 2 || s.Retry.MaxAttempts != 3 || s.Retry.Multiplier != 2 || s.Concurrency != 4 {
+		t.Fatalf("sink settings %+v", s)
+	}
+}

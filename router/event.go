@@ -1,0 +1,138 @@
+package router
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Incoming is a verified request, before decoding.
+type Incoming struct {
+	Source     string
+	Headers    map[string]string // lower-cased names
+	Body       []byte
+	ReceivedAt time.Time
+}
+
+// View is an event as rules and templates see it (DESIGN.md §4).
+type View struct {
+	Name string // event name
+	ID   string // dedup id
+	// Env is the expr environment: a *SalesIQEvent for salesiq sources, the
+	// Data map for generic ones.
+	Env any
+	// Data is what templates see, and what the http sink sends by default.
+	Data map[string]any
+}
+
+// droppedHeaders are never stored or shown: they carry the sender's
+// credentials, not event data.
+var droppedHeaders = map[string]bool{"authorization": true, "cookie": true, "proxy-authorization": true}
+
+// HeaderMap lower-cases header names, keeps the first value of each and
+// drops credentials.
+func HeaderMap(h http.Header) map[string]string {
+	m := make(map[string]string, len(h))
+	for k, vs := range h {
+		k = strings.ToLower(k)
+		if len(vs) == 0 || droppedHeaders[k] {
+			continue
+		}
+		m[k] = vs[0]
+	}
+	return m
+}
+
+// decodeJSON decodes a body with exact numbers: integers that fit in int64
+// become int (so expr can compare them with literals), other numbers
+// float64, and integers too large for int64 stay exact as strings.
+func decodeJSON(body []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data after the JSON value")
+	}
+	return normalizeNumbers(v), nil
+}
+
+func normalizeNumbers(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			t[k] = normalizeNumbers(x)
+		}
+	case []any:
+		for i, x := range t {
+			t[i] = normalizeNumbers(x)
+		}
+	case json.Number:
+		if i, err := t.Int64(); err == nil && i >= math.MinInt && i <= math.MaxInt {
+			return int(i)
+		}
+		if !strings.ContainsAny(string(t), ".eE") {
+			return string(t) // an integer beyond int64: keep every digit
+		}
+		if f, err := t.Float64(); err == nil {
+			return f
+		}
+		return string(t)
+	}
+	return v
+}
+
+// str renders a JSON scalar as the string SalesIQ would have sent.
+func str(v any) string {
+	switch t := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return t
+	case int:
+		return strconv.Itoa(t)
+	case float64:
+		return strconv.FormatFloat(t, 'f', -1, 64)
+	case bool:
+		return strconv.FormatBool(t)
+	}
+	return fmt.Sprint(v)
+}
+
+func bodyHash(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
+}
+
+// viewMap turns a typed view (a struct with expr tags) into the map that
+// templates see, so that rules and templates read the same names.
+func viewMap(v any) map[string]any {
+	rv := reflect.Indirect(reflect.ValueOf(v))
+	m := make(map[string]any, rv.NumField())
+	rt := rv.Type()
+	for i := 0; i < rt.NumField(); i++ {
+		name := rt.Field(i).Tag.Get("expr")
+		if name == "" || name == "-" {
+			continue
+		}
+		f := rv.Field(i)
+		if f.Kind() == reflect.Struct && f.Type() != reflect.TypeOf(time.Time{}) {
+			m[name] = viewMap(f.Interface())
+			continue
+		}
+		m[name] = f.Interface()
+	}
+	return m
+}

@@ -1,0 +1,263 @@
+package router
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/vm"
+)
+
+func (s *Source) evalString(p *vm.Program, env map[string]any) (string, error) {
+	if p == nil {
+		return "", nil
+	}
+	out, err := expr.Run(p, env)
+	if err != nil {
+		return "", err
+	}
+	if out == nil {
+		return "", nil
+	}
+	return str(out), nil
+}
+
+// headerID is the sender's own delivery id, where its scheme has one.
+func (s *Source) headerID(h map[string]string) string {
+	switch s.Type {
+	case "github":
+		return h["x-github-delivery"]
+	case "standard-webhooks":
+		return h["webhook-id"]
+	}
+	return ""
+}
+
+// Decode builds the event view of a verified body.
+func (s *Source) Decode(in *Incoming) (*View, error) { return s.adapter.decode(in) }
+
+// Match evaluates every rule that applies to the source and returns those
+// that match. A rule that fails at run time on this event counts as not
+// matched; onError hears about it (the caller logs it with the rule name).
+func (rt *Runtime) Match(source string, v *View, onError func(rule string, err error)) []*Rule {
+	var out []*Rule
+	for _, r := range rt.Rules {
+		p := r.progs[source]
+		if p == nil {
+			continue
+		}
+		ok, err := expr.Run(p, v.Env)
+		if err != nil {
+			if onError != nil {
+				onError(r.Name, err)
+			}
+			continue
+		}
+		if b, _ := ok.(bool); b {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// DeliveryID is the stable id of the delivery of (event, rule, route): the
+// same on every replica and across retries and replays, so it can serve as
+// the idempotency key.
+func DeliveryID(source, eventID, rule string, route int) string {
+	h := sha256.New()
+	for _, p := range []string{source, eventID, rule, strconv.Itoa(route)} {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return "d_" + base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(h.Sum(nil)[:15])
+}
+
+// ingestReply is the body of 200 and 202 answers.
+type ingestReply struct {
+	ID         string   `json:"id"`
+	Matched    []string `json:"matched"`
+	Deliveries int      `json:"deliveries"`
+}
+
+// serveHook handles POST/HEAD/GET on a source path.
+func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime, src *Source) {
+	switch req.Method {
+	case http.MethodHead, http.MethodGet:
+		// SalesIQ checks a URL with HEAD before it saves a webhook.
+		w.WriteHeader(http.StatusOK)
+		return
+	case http.MethodPost:
+	default:
+		w.Header().Set("Allow", "POST, HEAD, GET")
+		httpError(w, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+	received := r.now()
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, int64(rt.Config.Server.MaxBody)))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			r.metrics.event(src.Name, "too_large")
+			httpError(w, http.StatusRequestEntityTooLarge, "body too large")
+			return
+		}
+		r.metrics.event(src.Name, "bad_request")
+		httpError(w, http.StatusBadRequest, "could not read body")
+		return
+	}
+	// Verify the raw bytes before anything looks inside them.
+	if err := src.Verifier.Verify(req.Header, body, received); err != nil {
+		r.metrics.event(src.Name, "unauthorized")
+		r.log.Info("ingest: signature rejected", "source", src.Name, "reason", err.Error(), "remote", req.RemoteAddr)
+		httpError(w, http.StatusUnauthorized, "unauthorized")
+		return
+	}
+	in := &Incoming{Source: src.Name, Headers: HeaderMap(req.Header), Body: body, ReceivedAt: received}
+	rec, ds, reply := r.prepare(rt, src, in)
+	dup, err := r.store.Ingest(req.Context(), rec, ds)
+	if err != nil {
+		r.metrics.event(src.Name, "store_error")
+		r.log.Error("ingest: store", "source", src.Name, "err", err)
+		// 503 makes the sender retry; acknowledging now could lose it.
+		w.Header().Set("Retry-After", "5")
+		httpError(w, http.StatusServiceUnavailable, "store unavailable")
+		return
+	}
+	status := http.StatusAccepted
+	switch {
+	case dup:
+		status = http.StatusOK
+		r.metrics.event(src.Name, "duplicate")
+	case rec.Quarantined:
+		r.metrics.event(src.Name, "quarantined")
+	default:
+		r.metrics.event(src.Name, "accepted")
+		r.wakeSinks(ds)
+	}
+	writeJSON(w, status, reply)
+}
+
+// prepare decodes the event, runs the rules and builds the rows to store.
+// A body that verified but does not decode is kept, quarantined, rather
+// than dropped: the sender did nothing wrong by its own lights.
+func (r *Router) prepare(rt *Runtime, src *Source, in *Incoming) (*EventRecord, []NewDelivery, ingestReply) {
+	rec := &EventRecord{Source: src.Name, ReceivedAt: in.ReceivedAt, Headers: in.Headers, Body: in.Body}
+	view, err := src.Decode(in)
+	if err != nil {
+		rec.ID, rec.Quarantined = "q:"+bodyHash(in.Body), true
+		r.log.Warn("ingest: body quarantined", "source", src.Name, "event_id", rec.ID, "err", err)
+		return rec, nil, ingestReply{ID: rec.ID, Matched: []string{}}
+	}
+	rec.ID, rec.Name = view.ID, view.Name
+	matched := rt.Match(src.Name, view, func(rule string, err error) {
+		r.log.Warn("rule failed on event; counted as not matched", "rule", rule, "source", src.Name, "event_id", view.ID, "err", err)
+	})
+	var ds []NewDelivery
+	reply := ingestReply{ID: view.ID, Matched: make([]string, 0, len(matched))}
+	for _, rule := range matched {
+		rec.Matched = append(rec.Matched, rule.Name)
+		reply.Matched = append(reply.Matched, rule.Name)
+		for _, route := range rule.Routes {
+			if sr := rt.Sinks[route.Sink]; sr == nil || sr.Disabled {
+				continue
+			}
+			ds = append(ds, NewDelivery{
+				ID: DeliveryID(src.Name, view.ID, rule.Name, route.Index), Rule: rule.Name,
+				Route: route.Index, Sink: route.Sink, NextAttemptAt: in.ReceivedAt,
+			})
+		}
+	}
+	reply.Deliveries = len(ds)
+	return rec, ds, reply
+}
+
+func (r *Router) wakeSinks(ds []NewDelivery) {
+	for _, d := range ds {
+		if p := r.pools.get(d.Sink); p != nil {
+			p.wake()
+		}
+	}
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Router ties the running config, the store, the workers and the HTTP
+// handlers together.
+type Router struct {
+	rt      atomicRuntime
+	store   Store
+	log     *slog.Logger
+	metrics *Metrics
+	now     func() time.Time
+	owner   string // lease owner id of this process
+	pools   *pools
+}
+
+// Options configure a Router.
+type Options struct {
+	Logger  *slog.Logger
+	Metrics *Metrics
+	// Now is the clock (tests inject one); default time.Now.
+	Now func() time.Time
+	// Owner names this process in leases; default host:pid:random.
+	Owner string
+	// PollInterval bounds how long an idle worker waits before it looks
+	// at the store again (a fallback: inserts wake workers at once).
+	PollInterval time.Duration
+}
+
+// New returns a Router for rt on store.
+func New(rt *Runtime, store Store, o Options) *Router {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Owner == "" {
+		o.Owner = defaultOwner()
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 2 * time.Second
+	}
+	r := &Router{store: store, log: o.Logger, metrics: o.Metrics, now: o.Now, owner: o.Owner}
+	r.rt.Store(rt)
+	r.pools = newPools(r, o.PollInterval)
+	o.Metrics.watchStore(store, o.Now)
+	return r
+}
+
+// Runtime returns the running config.
+func (r *Router) Runtime() *Runtime { return r.rt.Load() }
+
+// Ready reports whether the router can take events: config loaded and
+// store reachable.
+func (r *Router) Ready(ctx context.Context) error {
+	if r.rt.Load() == nil {
+		return errors.New("no config loaded")
+	}
+	if err := r.store.Ping(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}

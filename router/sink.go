@@ -1,0 +1,140 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// A Sink delivers routed events to one external system.
+//
+// Deliver must honour ctx and be safe for concurrent use. A nil error means
+// the far side accepted the delivery. Any other error is retried with
+// backoff unless it is marked with Permanent; a *RetryAfterError sets a
+// floor under the next attempt. Sinks return errors and never log them: the
+// worker logs each failure once.
+type Sink interface {
+	Deliver(ctx context.Context, d *Delivery) (Result, error)
+}
+
+// Delivery is one (event, rule, route) to be sent to one sink. ID is stable
+// across retries and replays, so sinks pass it on as an idempotency key.
+type Delivery struct {
+	ID      string
+	Rule    string
+	Sink    string
+	Attempt int // 1 for the first attempt
+	// Event is the event view (the same data templates see), ready to be
+	// marshalled as JSON.
+	Event map[string]any
+	// Fields holds the route's message fields (text, subject, body, …),
+	// already rendered for this event.
+	Fields map[string]string
+}
+
+// Result describes what the far side answered. StatusCode is 0 when no HTTP
+// response was received. RemoteID names the object created, where the sink
+// knows it (a Slack message ts, a ticket id).
+type Result struct {
+	StatusCode int
+	RemoteID   string
+}
+
+// SinkFactory builds sinks from their configuration. main passes the
+// sinks package's registry; tests may pass their own.
+type SinkFactory interface {
+	// Build decodes node (the sink's YAML mapping, with ${VAR} already
+	// expanded) strictly and returns the sink. Errors carry positions.
+	Build(kind, name string, node *yaml.Node) (Sink, error)
+	// RouteFields lists the message fields a route to a sink of this kind
+	// may set, and whether the kind exists at all.
+	RouteFields(kind string) (fields []FieldSpec, ok bool)
+}
+
+// FieldSpec describes one message field of a route (text, subject, body…).
+// Every field is a text/template over the event view.
+type FieldSpec struct {
+	Name     string
+	Required bool
+	// Escape is applied to every value the template interpolates, so that
+	// visitor-typed text cannot inject markup into the target format
+	// (Slack mrkdwn, JSON strings, HTML). nil means no escaping. A value
+	// passed through the template function raw is not escaped.
+	Escape func(string) string
+}
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as not worth retrying: the delivery goes dead at once.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+// IsPermanent reports whether err, or an error it wraps, was marked
+// Permanent, or says of itself that it is not retryable (slack-go's
+// errors implement Retryable).
+func IsPermanent(err error) bool {
+	var p *permanentError
+	if errors.As(err, &p) {
+		return true
+	}
+	var r interface{ Retryable() bool }
+	if errors.As(err, &r) {
+		return !r.Retryable()
+	}
+	return false
+}
+
+// RetryAfterError is a retryable error whose sender asked us to wait at
+// least After before the next attempt (HTTP Retry-After, Slack rate limits).
+type RetryAfterError struct {
+	Err   error
+	After time.Duration
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("%v (retry after %s)", e.Err, e.After)
+}
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// RetryAfterOf returns the wait an error asks for, or 0.
+func RetryAfterOf(err error) time.Duration {
+	var ra *RetryAfterError
+	if errors.As(err, &ra) {
+		return ra.After
+	}
+	return 0
+}
+
+// maxRetryAfter caps a server's Retry-After so that a hostile or broken
+// answer cannot park a delivery for days.
+const maxRetryAfter = time.Hour
+
+// ParseRetryAfter reads an HTTP Retry-After value, in seconds or as an HTTP
+// date, relative to now. It returns 0 when the header is absent or invalid.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.Atoi(v); err == nil {
+		d = time.Duration(secs) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	if d < 0 {
+		return 0
+	}
+	return min(d, maxRetryAfter)
+}

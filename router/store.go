@@ -1,0 +1,164 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Delivery status values, as stored and as shown to operators.
+const (
+	StatusPending   = "pending"   // waiting for its first or next attempt
+	StatusDelivered = "delivered" // the sink accepted it
+	StatusDead      = "dead"      // permanent error, or attempts used up
+)
+
+// Attempt outcomes, recorded per attempt. The set is closed so that it can
+// be used as a metric label.
+const (
+	OutcomeDelivered = "delivered" // accepted by the sink
+	OutcomeRetry     = "retry"     // failed, another attempt is scheduled
+	OutcomeDead      = "dead"      // failed, and no attempt will follow
+)
+
+// ErrLeaseLost is returned by Store.Finish when the caller no longer holds
+// the delivery's lease (it expired and another worker claimed it). The
+// attempt's result is then not recorded; the new holder will deliver again.
+var ErrLeaseLost = errors.New("store: lease lost")
+
+// ErrNotFound is returned when a looked-up record does not exist.
+var ErrNotFound = errors.New("store: not found")
+
+// EventRecord is an ingested event as stored. Body holds the raw bytes as
+// received (they were verified), so the event view can be rebuilt at any
+// time by the source's adapter.
+type EventRecord struct {
+	Source      string
+	ID          string // dedup id, unique per source
+	Name        string // event name, e.g. conversation.rated
+	ReceivedAt  time.Time
+	Headers     map[string]string // lower-cased names
+	Body        []byte
+	Quarantined bool     // verified, but the body could not be decoded
+	Matched     []string // names of the rules that matched
+}
+
+// NewDelivery is a delivery created at ingest.
+type NewDelivery struct {
+	ID            string
+	Rule          string
+	Route         int // index in the rule's to: list
+	Sink          string
+	NextAttemptAt time.Time
+}
+
+// Claimed is a delivery leased to a worker, with its event.
+type Claimed struct {
+	ID       string
+	Rule     string
+	Route    int
+	Sink     string
+	Attempts int // attempts made before this one
+	Event    *EventRecord
+}
+
+// AttemptRecord is one attempt, for the delivery log.
+type AttemptRecord struct {
+	At         time.Time
+	Duration   time.Duration
+	Outcome    string // OutcomeDelivered, OutcomeRetry or OutcomeDead
+	StatusCode int    // 0 when no HTTP answer was received
+	Error      string // empty on success; secrets already redacted
+	RemoteID   string
+}
+
+// Finish describes what follows an attempt.
+type Finish struct {
+	Attempt AttemptRecord
+	// Status is the delivery's new status: StatusDelivered, StatusPending
+	// (NextAttemptAt says when) or StatusDead.
+	Status        string
+	NextAttemptAt time.Time
+}
+
+// DeliveryRecord is a delivery as shown in the delivery log.
+type DeliveryRecord struct {
+	ID            string
+	Source        string
+	EventID       string
+	Rule          string
+	Route         int
+	Sink          string
+	Status        string
+	Attempts      int
+	NextAttemptAt time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	LastError     string
+	RemoteID      string
+	AttemptLog    []AttemptRecord // filled by GetDelivery only
+}
+
+// Store keeps events, deliveries and their attempts. The deliveries table
+// is the queue: workers claim due rows with a lease, and the same rows are
+// the delivery log. Implementations must be safe for concurrent use.
+type Store interface {
+	// Ingest commits ev and all of ds in one transaction, durably, before
+	// it returns. If an event with the same (Source, ID) exists it writes
+	// nothing and reports duplicate.
+	Ingest(ctx context.Context, ev *EventRecord, ds []NewDelivery) (duplicate bool, err error)
+
+	// Claim leases up to max pending deliveries of sink that are due at now
+	// and not leased by anyone (or whose lease ran out), to owner until
+	// now+lease, oldest due first.
+	Claim(ctx context.Context, sink, owner string, now time.Time, lease time.Duration, max int) ([]*Claimed, error)
+
+	// Finish records an attempt and moves the delivery to its next state,
+	// releasing the lease, in one transaction. It returns ErrLeaseLost, and
+	// changes nothing, if owner no longer holds the lease.
+	Finish(ctx context.Context, id, owner string, f Finish) error
+
+	// Release drops leases without recording an attempt, so the deliveries
+	// can be claimed again at once: those of owner, or all when owner is ""
+	// (SQLite at start, where one process owns the file).
+	Release(ctx context.Context, owner string) error
+
+	// NextDue returns the earliest next_attempt_at among the pending
+	// deliveries of sink, and false if there are none.
+	NextDue(ctx context.Context, sink string) (time.Time, bool, error)
+
+	// PendingCounts returns the number of pending deliveries per sink and the
+	// age of the oldest due one, for metrics.
+	PendingCounts(ctx context.Context, now time.Time) (map[string]PendingStat, error)
+
+	// GetEvent returns one event, or ErrNotFound.
+	GetEvent(ctx context.Context, source, id string) (*EventRecord, error)
+
+	// GetDelivery returns one delivery with every attempt, or ErrNotFound.
+	GetDelivery(ctx context.Context, id string) (*DeliveryRecord, error)
+
+	// ListDeliveries returns deliveries matching f, newest first.
+	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]*DeliveryRecord, error)
+
+	// Ping reports whether the store can be reached.
+	Ping(ctx context.Context) error
+
+	// Close releases the store's resources.
+	Close() error
+}
+
+// PendingStat summarises one sink's queue.
+type PendingStat struct {
+	Pending      int
+	OldestDueAge time.Duration // age of the oldest pending delivery that is due
+}
+
+// DeliveryFilter selects deliveries. Zero fields match everything.
+type DeliveryFilter struct {
+	Status  string
+	Sink    string
+	Rule    string
+	Source  string
+	EventID string
+	Limit   int // 0 means 100
+}

@@ -1,0 +1,293 @@
+package router
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"golang.org/x/time/rate"
+)
+
+// Paced is implemented by sinks whose far side limits how fast messages
+// may arrive (Slack: about one per second per channel). The worker waits on
+// the limiter before it claims, so pacing never eats into a lease or an
+// attempt's timeout.
+type Paced interface {
+	Limiter() *rate.Limiter
+}
+
+type atomicRuntime struct{ p atomic.Pointer[Runtime] }
+
+func (a *atomicRuntime) Load() *Runtime    { return a.p.Load() }
+func (a *atomicRuntime) Store(rt *Runtime) { a.p.Store(rt) }
+
+func defaultOwner() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// leaseMargin is added to the attempt timeout to form the lease, so that a
+// lease never runs out while its attempt can still be running.
+const leaseMargin = 10 * time.Second
+
+// pools holds one worker pool per sink.
+type pools struct {
+	r    *Router
+	poll time.Duration
+	mu   sync.Mutex
+	m    map[string]*pool
+	wg   sync.WaitGroup
+}
+
+func newPools(r *Router, poll time.Duration) *pools {
+	return &pools{r: r, poll: poll, m: map[string]*pool{}}
+}
+
+func (ps *pools) get(sink string) *pool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.m[sink]
+}
+
+// pool claims and delivers the deliveries of one sink, with at most
+// Concurrency attempts in flight.
+type pool struct {
+	ps    *pools
+	sink  string
+	wakeC chan struct{}
+	slots chan struct{} // one token per attempt in flight
+}
+
+func (p *pool) wake() {
+	select {
+	case p.wakeC <- struct{}{}:
+	default:
+	}
+}
+
+// Run starts a worker pool per enabled sink and blocks until ctx is done.
+// Then it stops claiming and waits for the attempts in flight: they run
+// on their own timeouts, not on ctx, so a shutdown finishes them rather
+// than cutting them off (a cut-off attempt might have been delivered and
+// would be sent again).
+func (r *Router) Run(ctx context.Context) {
+	rt := r.rt.Load()
+	ps := r.pools
+	ps.mu.Lock()
+	for _, name := range sortedKeys(rt.Sinks) {
+		sr := rt.Sinks[name]
+		if sr.Disabled || sr.Sink == nil {
+			continue
+		}
+		p := &pool{ps: ps, sink: name, wakeC: make(chan struct{}, 1), slots: make(chan struct{}, sr.Concurrency)}
+		ps.m[name] = p
+		ps.wg.Add(1)
+		go func() {
+			defer ps.wg.Done()
+			p.run(ctx)
+		}()
+	}
+	ps.mu.Unlock()
+	ps.wg.Wait()
+}
+
+func (p *pool) run(ctx context.Context) {
+	r := p.ps.r
+	var inflight sync.WaitGroup
+	defer inflight.Wait()
+	failures := 0
+	for ctx.Err() == nil {
+		rt := r.rt.Load()
+		sr := rt.Sinks[p.sink]
+		if sr == nil || sr.Sink == nil {
+			return
+		}
+		// Take a slot first: never claim more than can be sent at once.
+		select {
+		case p.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		n := 1 + p.freeSlots()
+		if pc, ok := sr.Sink.(Paced); ok {
+			n = 1
+			if err := pc.Limiter().Wait(ctx); err != nil {
+				<-p.slots
+				return
+			}
+		}
+		// Reserve the extra slots before claiming.
+		for i := 1; i < n; i++ {
+			p.slots <- struct{}{}
+		}
+		now := r.now()
+		claimed, err := r.store.Claim(ctx, p.sink, r.owner, now, sr.Timeout+leaseMargin, n)
+		for i := len(claimed); i < n; i++ {
+			<-p.slots
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			r.log.Error("worker: claim", "sink", p.sink, "err", err)
+			// Back off while the store is down: no hot loop, no log flood.
+			p.sleep(ctx, min(time.Duration(failures)*time.Second, 30*time.Second))
+			continue
+		}
+		failures = 0
+		for _, c := range claimed {
+			inflight.Add(1)
+			go func() {
+				defer inflight.Done()
+				defer func() { <-p.slots }()
+				r.attempt(rt, sr, c)
+			}()
+		}
+		if len(claimed) == 0 {
+			p.idle(ctx)
+		}
+	}
+}
+
+func (p *pool) freeSlots() int { return cap(p.slots) - len(p.slots) }
+
+// idle waits until a delivery may be due: woken by an insert, by the next
+// scheduled attempt, or by the poll interval (other processes' inserts on
+// a shared store, expired leases).
+func (p *pool) idle(ctx context.Context) {
+	r := p.ps.r
+	wait := p.ps.poll
+	if next, ok, err := r.store.NextDue(ctx, p.sink); err == nil && ok {
+		if d := next.Sub(r.now()); d < wait {
+			wait = max(d, time.Millisecond)
+		}
+	}
+	p.sleep(ctx, wait)
+}
+
+func (p *pool) sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-p.wakeC:
+	case <-ctx.Done():
+	}
+}
+
+// attempt delivers one claimed delivery and records the outcome.
+func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, c *Claimed) {
+	d, err := r.buildDelivery(rt, c)
+	start := r.now()
+	var res Result
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), sr.Timeout)
+		res, err = sr.Sink.Deliver(ctx, d)
+		cancel()
+	}
+	dur := r.now().Sub(start)
+	f := Finish{Attempt: AttemptRecord{At: start, Duration: dur, StatusCode: res.StatusCode, RemoteID: res.RemoteID}}
+	switch {
+	case err == nil:
+		f.Status, f.Attempt.Outcome = StatusDelivered, OutcomeDelivered
+	case IsPermanent(err) || c.Attempts+1 >= sr.Retry.MaxAttempts:
+		f.Status, f.Attempt.Outcome = StatusDead, OutcomeDead
+	default:
+		f.Status, f.Attempt.Outcome = StatusPending, OutcomeRetry
+		f.NextAttemptAt = start.Add(dur).Add(NextDelay(sr.Retry, c.Attempts+1, RetryAfterOf(err)))
+	}
+	if err != nil {
+		f.Attempt.Error = truncateRunes(err.Error(), 2000)
+		r.log.Warn("delivery failed", "sink", c.Sink, "rule", c.Rule, "delivery_id", c.ID,
+			"attempt", c.Attempts+1, "outcome", f.Attempt.Outcome, "status_code", res.StatusCode, "err", f.Attempt.Error)
+	}
+	r.metrics.attempt(c.Sink, f.Attempt.Outcome, dur)
+	// Record the result even while shutting down: an unrecorded success
+	// would be sent again after the lease runs out.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.store.Finish(ctx, c.ID, r.owner, f); err != nil {
+		if errors.Is(err, ErrLeaseLost) {
+			r.log.Warn("delivery lease lost; another worker owns it now", "sink", c.Sink, "delivery_id", c.ID)
+			return
+		}
+		r.log.Error("delivery: record outcome", "sink", c.Sink, "delivery_id", c.ID, "err", err)
+		return
+	}
+	if f.Status == StatusPending {
+		if p := r.pools.get(c.Sink); p != nil {
+			p.wake()
+		}
+	}
+}
+
+// buildDelivery renders the route's fields over the rebuilt event view.
+// Failures here are permanent: retrying the same render gives the same
+// result.
+func (r *Router) buildDelivery(rt *Runtime, c *Claimed) (*Delivery, error) {
+	rule, ok := rt.Rule(c.Rule)
+	if !ok || c.Route >= len(rule.Routes) || rule.Routes[c.Route].Sink != c.Sink {
+		return nil, Permanent(fmt.Errorf("rule %q route %d to sink %q is no longer in the config", c.Rule, c.Route, c.Sink))
+	}
+	route := rule.Routes[c.Route]
+	view, err := r.view(rt, c.Event)
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("decode event: %w", err))
+	}
+	d := &Delivery{ID: c.ID, Rule: c.Rule, Sink: c.Sink, Attempt: c.Attempts + 1, Event: view.Data, Fields: map[string]string{}}
+	for _, f := range route.Fields {
+		s, err := f.render(view.Data)
+		if err != nil {
+			return nil, Permanent(fmt.Errorf("render %s: %w", f.name, err))
+		}
+		d.Fields[f.name] = s
+	}
+	if route.DedupKey != nil {
+		s, err := route.DedupKey.render(view.Data)
+		if err != nil {
+			return nil, Permanent(fmt.Errorf("render dedup_key: %w", err))
+		}
+		d.Fields["dedup_key"] = strings.TrimSpace(s)
+		d.Fields["on_existing"] = route.OnExisting
+	}
+	return d, nil
+}
+
+// view rebuilds an event's view from its stored raw body.
+func (r *Router) view(rt *Runtime, ev *EventRecord) (*View, error) {
+	in := &Incoming{Source: ev.Source, Headers: ev.Headers, Body: ev.Body, ReceivedAt: ev.ReceivedAt}
+	if src, ok := rt.Source(ev.Source); ok {
+		return src.Decode(in)
+	}
+	// The source left the config since: a generic view still renders.
+	return genericAdapter{src: &Source{Name: ev.Source}}.decode(in)
+}
+
+// NextDelay is the wait before the next attempt after attempt number n
+// (1-based) failed: exponential with jitter from rc, computed with
+// cenkalti/backoff, and never less than retryAfter.
+func NextDelay(rc RetryConfig, n int, retryAfter time.Duration) time.Duration {
+	b := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(time.Duration(rc.Initial)),
+		backoff.WithMultiplier(rc.Multiplier),
+		backoff.WithMaxInterval(time.Duration(rc.MaxInterval)),
+		backoff.WithRandomizationFactor(rc.Jitter),
+		backoff.WithMaxElapsedTime(0),
+	)
+	var d time.Duration
+	for i := 0; i < max(n, 1); i++ {
+		d = b.NextBackOff()
+	}
+	return max(d, retryAfter)
+}
