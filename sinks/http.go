@@ -1,0 +1,174 @@
+package sinks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/hookroute/hookroute/router"
+)
+
+func init() {
+	register("http",
+		[]router.FieldSpec{
+			// Interpolated values are escaped for a JSON string, so that
+			// {"text": "{{ .chat.feedback }}"} stays valid JSON whatever a
+			// visitor typed. Without body, the event view is sent as JSON.
+			{Name: "body", Escape: escapeJSONString},
+		},
+		func() httpConfig { return httpConfig{Method: http.MethodPost, ContentType: "application/json"} },
+		newHTTPSink)
+}
+
+// httpConfig configures the generic HTTP sink, which sends each delivery
+// to one URL with an Idempotency-Key header holding the delivery id.
+type httpConfig struct {
+	// URL receives the requests; http or https, without user:password
+	// (put credentials in headers). Errors show only its scheme and host.
+	URL string `yaml:"url"`
+	// Method is POST (the default), PUT or PATCH.
+	Method string `yaml:"method"`
+	// Headers are added to every request. Give credentials as ${VAR};
+	// values never appear in errors.
+	Headers map[string]string `yaml:"headers"`
+	// ContentType is the body's media type; default application/json.
+	ContentType string `yaml:"content_type"`
+	// Secured will sign bodies the way SalesIQ does (x-siqsignature);
+	// outbound signing keys are not available yet, so only false is
+	// accepted for now.
+	Secured bool `yaml:"secured"`
+}
+
+func (c *httpConfig) validate() (*url.URL, error) {
+	var p configProblems
+	u, msg := checkURL(c.URL)
+	if msg != "" {
+		p.add("url", "%s", msg)
+	}
+	c.Method = strings.ToUpper(c.Method)
+	if c.Method != http.MethodPost && c.Method != http.MethodPut && c.Method != http.MethodPatch {
+		p.add("method", "want POST, PUT or PATCH")
+	}
+	if _, _, err := mime.ParseMediaType(c.ContentType); err != nil {
+		p.add("content_type", "not a media type: %v", err)
+	}
+	names := make([]string, 0, len(c.Headers))
+	for name := range c.Headers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		why, reserved := reservedHeaders[textproto.CanonicalMIMEHeaderKey(name)]
+		switch key := "headers." + name; {
+		case !validHeaderName(name):
+			p.add(key, "not a valid header name")
+		case reserved:
+			p.add(key, "is set by hookroute%s", why)
+		case strings.ContainsAny(c.Headers[name], "\r\n\x00"):
+			p.add(key, "value must be one line") // never quote it: it may be a token
+		}
+	}
+	if c.Secured {
+		p.add("secured", "true needs outbound signing keys, which hookroute does not have yet; remove secured or set it to false")
+	}
+	return u, p.err()
+}
+
+// httpSink sends deliveries to one URL.
+type httpSink struct {
+	conf   httpConfig
+	url    string
+	shown  string // the URL as errors show it
+	client *http.Client
+	red    *redactor
+}
+
+var _ router.Sink = (*httpSink)(nil)
+
+func newHTTPSink(r *Registry, _ string, c httpConfig) (*httpSink, error) {
+	u, err := c.validate()
+	if err != nil {
+		return nil, err
+	}
+	secrets := make([]string, 0, 2*len(c.Headers)+1)
+	for _, v := range c.Headers {
+		// "Bearer xyz": a far side echoing the token alone must not leak it.
+		secrets = append(secrets, v, v[strings.LastIndexByte(v, ' ')+1:])
+	}
+	secrets = append(secrets, u.RawQuery)
+	return &httpSink{conf: c, url: u.String(), shown: showURL(u), client: r.Client, red: newRedactor(secrets...)}, nil
+}
+
+// body is what a delivery sends: the rendered body field, or the event
+// view as JSON when the route sets none.
+func (s *httpSink) body(d *router.Delivery) ([]byte, error) {
+	if b, ok := d.Fields["body"]; ok {
+		return []byte(b), nil
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // as the body field's escaping: <, > and & stay as typed
+	if err := enc.Encode(d.Event); err != nil {
+		return nil, router.Permanent(fmt.Errorf("http: encode event: %w", err))
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// Deliver sends d. 2xx is success; 408, 425, 429 and 5xx are retried
+// (honouring Retry-After); anything else, redirects included, is
+// permanent.
+func (s *httpSink) Deliver(ctx context.Context, d *router.Delivery) (router.Result, error) {
+	body, err := s.body(d)
+	if err != nil {
+		return router.Result{}, err
+	}
+	req, err := http.NewRequestWithContext(ctx, s.conf.Method, s.url, bytes.NewReader(body))
+	if err != nil {
+		return router.Result{}, router.Permanent(fmt.Errorf("http: %w", s.red.error(err, s.shown)))
+	}
+	for k, v := range s.conf.Headers {
+		req.Header.Set(k, v)
+	}
+	req.Header.Set("Content-Type", s.conf.ContentType)
+	req.Header.Set("Idempotency-Key", d.ID)
+	code, _, err := send(s.client, req, s.red, s.shown)
+	switch {
+	case err != nil && code == 0: // the *url.Error names method and URL
+		return router.Result{}, fmt.Errorf("http: %w", err)
+	case err != nil:
+		return router.Result{StatusCode: code}, fmt.Errorf("http: %s %s: %w", s.conf.Method, s.shown, err)
+	}
+	return router.Result{StatusCode: code}, nil
+}
+
+// reservedHeaders are set by the sink or by net/http; letting the config
+// set them would break the request or its idempotency.
+var reservedHeaders = map[string]string{
+	"Host":              "",
+	"Content-Length":    "",
+	"Transfer-Encoding": "",
+	"Connection":        "",
+	"Content-Type":      " (use content_type)",
+	"Idempotency-Key":   " (it is the delivery id)",
+	"User-Agent":        "",
+}
+
+// validHeaderName reports whether s is an HTTP token (RFC 9110 §5.1).
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r > 0x7e || r <= ' ' || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,260 @@
+package sinks
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/hookroute/hookroute/router"
+)
+
+// Helpers shared by the sinks that speak HTTP: answer classification,
+// bounded body reads, and keeping credentials out of error text.
+
+// userAgent names us to every endpoint a sink calls.
+const userAgent = "hookroute"
+
+// maxResponseBody bounds what a sink reads of an answer: enough for any
+// error message or id, and little enough that a hostile endpoint cannot
+// make us buffer gigabytes.
+const maxResponseBody = 64 << 10
+
+// maxSnippet bounds the part of an answer's body quoted in an error, which
+// ends up in the delivery log.
+const maxSnippet = 200
+
+// redactedText replaces a credential in error text.
+const redactedText = "<redacted>"
+
+// statusError is a non-2xx answer. The snippet helps a human see what the
+// far side said (Slack webhooks answer "channel_is_archived" and the like).
+type statusError struct {
+	code    int
+	snippet string
+}
+
+// Error says the status and quotes the start of the body.
+func (e *statusError) Error() string {
+	s := fmt.Sprintf("HTTP %d %s", e.code, http.StatusText(e.code))
+	if e.code >= 300 && e.code < 400 {
+		s += " (redirects are not followed)"
+	}
+	if e.snippet != "" {
+		s += ": " + e.snippet
+	}
+	return s
+}
+
+// classifyStatus turns an answer into nil (2xx), a retryable error (408,
+// 425, 429, 5xx; a *router.RetryAfterError when the answer says when), or
+// a permanent one. A 3xx is permanent: the client never follows redirects,
+// since a redirect could send the event, and its credentials, anywhere,
+// and re-sending to the same URL will be redirected again.
+func classifyStatus(code int, h http.Header, body []byte, now time.Time) error {
+	if code >= 200 && code < 300 {
+		return nil
+	}
+	err := &statusError{code: code, snippet: snippet(body)}
+	if code == http.StatusRequestTimeout || code == http.StatusTooEarly || code == http.StatusTooManyRequests || code >= 500 {
+		if after := router.ParseRetryAfter(h.Get("Retry-After"), now); after > 0 {
+			return &router.RetryAfterError{Err: err, After: after}
+		}
+		return err
+	}
+	return router.Permanent(err)
+}
+
+// snippet makes a short, printable, single-line excerpt of body for an
+// error message: control characters and invalid UTF-8 could garble logs
+// and terminals.
+func snippet(body []byte) string {
+	var b strings.Builder
+	space := false
+	for _, r := range string(body) {
+		if unicode.IsSpace(r) || !unicode.IsPrint(r) || r == utf8.RuneError {
+			space = b.Len() > 0
+			continue
+		}
+		if space {
+			b.WriteByte(' ')
+			space = false
+		}
+		b.WriteRune(r)
+		if b.Len() > maxSnippet {
+			break
+		}
+	}
+	s := b.String()
+	if len(s) <= maxSnippet {
+		return s
+	}
+	cut := maxSnippet - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// readBody reads at most maxResponseBody bytes of resp's body and closes
+// it. A longer body costs the connection its reuse, which is cheaper than
+// reading it all.
+func readBody(resp *http.Response) ([]byte, error) {
+	defer resp.Body.Close()
+	return io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+}
+
+// redactor keeps a sink's credentials out of the errors it returns: a
+// *url.Error quotes the whole URL (a Slack webhook URL is a credential),
+// and a far side may echo a request back in its error body.
+type redactor struct {
+	secrets []string
+}
+
+// newRedactor hides every secret given. Very short values are skipped:
+// replacing them would garble the text and they protect nothing.
+func newRedactor(secrets ...string) *redactor {
+	r := &redactor{}
+	for _, s := range secrets {
+		if len(s) >= 4 {
+			r.secrets = append(r.secrets, s)
+		}
+	}
+	// Longest first: a secret that contains another must go whole.
+	sort.Slice(r.secrets, func(i, j int) bool { return len(r.secrets[i]) > len(r.secrets[j]) })
+	return r
+}
+
+func (r *redactor) text(s string) string {
+	for _, sec := range r.secrets {
+		s = strings.ReplaceAll(s, sec, redactedText)
+	}
+	return s
+}
+
+// redactedError is an error whose text had credentials removed. It unwraps
+// to the cause without its URL, so that context and network errors can
+// still be recognised.
+type redactedError struct {
+	msg   string
+	cause error
+}
+
+// Error returns the text without the credentials.
+func (e *redactedError) Error() string { return e.msg }
+
+// Unwrap returns the cause, itself free of credentials.
+func (e *redactedError) Unwrap() error { return e.cause }
+
+// error returns err with the URL of any *url.Error in it replaced by shown,
+// and the secrets removed from its text.
+func (r *redactor) error(err error, shown string) error {
+	if err == nil {
+		return nil
+	}
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		if msg := r.text(err.Error()); msg != err.Error() {
+			return &redactedError{msg: msg}
+		}
+		return err
+	}
+	cause := ue.Err
+	if cause != nil && r.text(cause.Error()) != cause.Error() {
+		cause = &redactedError{msg: r.text(cause.Error())}
+	}
+	if ue == err { // the common case: keep the *url.Error shape
+		return &url.Error{Op: ue.Op, URL: shown, Err: cause}
+	}
+	msg := strings.ReplaceAll(err.Error(), strconv.Quote(ue.URL), strconv.Quote(shown))
+	msg = r.text(strings.ReplaceAll(msg, ue.URL, shown))
+	return &redactedError{msg: msg, cause: cause}
+}
+
+// send does req with client and classifies the answer. It returns the
+// status (0 when none came), the body read (at most maxResponseBody, with
+// the secrets already removed) and the error, with its URL replaced by
+// shown.
+func send(client *http.Client, req *http.Request, red *redactor, shown string) (int, []byte, error) {
+	req.Header.Set("User-Agent", userAgent)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, red.error(err, shown)
+	}
+	// A body that breaks off is ignored: a 2xx was still accepted
+	// (reporting a failure would only send the delivery twice), and an
+	// error status is classified by its code.
+	body, _ := readBody(resp)
+	body = []byte(red.text(string(body)))
+	return resp.StatusCode, body, classifyStatus(resp.StatusCode, resp.Header, body, time.Now())
+}
+
+// showURL is how an error names a URL: scheme and host only, since paths
+// and queries often carry tokens.
+func showURL(u *url.URL) string {
+	return u.Scheme + "://" + u.Host + "/…"
+}
+
+// checkURL reports what is wrong with raw as an endpoint, without quoting
+// it (it may be a credential).
+func checkURL(raw string) (*url.URL, string) {
+	u, err := url.Parse(raw)
+	switch {
+	case raw == "":
+		return nil, "must be set"
+	case err != nil:
+		return nil, "is not a valid URL"
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, "must be an http or https URL"
+	case u.Host == "":
+		return nil, "has no host"
+	case u.User != nil:
+		return nil, "must not carry a user or password (use headers or a token instead)"
+	}
+	return u, ""
+}
+
+// configProblems collects a sink's field-level config errors; the router
+// adds the sink's path in the file.
+type configProblems router.ConfigErrors
+
+func (p *configProblems) add(key, format string, args ...any) {
+	*p = append(*p, &router.ConfigError{Path: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (p configProblems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return router.ConfigErrors(p)
+}
+
+// escapeJSONString escapes s for use inside a JSON string literal, without
+// the quotes, so that a template such as {"text": "{{ .chat.feedback }}"}
+// stays valid JSON whatever a visitor typed.
+func escapeJSONString(s string) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // <, > and & are valid in JSON; \u003c only confuses readers
+	_ = enc.Encode(s)        // a string always encodes
+	out := b.Bytes()
+	return string(out[1 : len(out)-2]) // drop the quotes and Encode's newline
+}
+
+// truncateRunes cuts s to at most n runes, marking the cut with "…".
+func truncateRunes(s string, n int) string {
+	if n <= 0 || utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}

@@ -1,0 +1,173 @@
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hookroute/hookroute/router"
+)
+
+func TestClassifyStatus(t *testing.T) {
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	const (
+		ok = iota
+		retry
+		permanent
+	)
+	tests := []struct {
+		code       int
+		retryAfter string
+		want       int
+		after      time.Duration
+	}{
+		{200, "", ok, 0},
+		{201, "", ok, 0},
+		{204, "", ok, 0},
+		{301, "", permanent, 0},
+		{302, "", permanent, 0},
+		{307, "", permanent, 0},
+		{400, "", permanent, 0},
+		{401, "", permanent, 0},
+		{403, "", permanent, 0},
+		{404, "", permanent, 0},
+		{409, "", permanent, 0},
+		{410, "", permanent, 0},
+		{422, "", permanent, 0},
+		{400, "5", permanent, 0}, // Retry-After does not make a 400 retryable
+		{408, "", retry, 0},
+		{425, "", retry, 0},
+		{429, "", retry, 0},
+		{429, "1", retry, time.Second},
+		{429, "120", retry, 2 * time.Minute},
+		{429, now.Add(30 * time.Second).Format(http.TimeFormat), retry, 30 * time.Second},
+		{429, now.Add(-time.Minute).Format(http.TimeFormat), retry, 0}, // in the past
+		{429, "soon", retry, 0},
+		{500, "", retry, 0},
+		{502, "", retry, 0},
+		{503, "7", retry, 7 * time.Second},
+		{504, "", retry, 0},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d_%s", tt.code, tt.retryAfter), func(t *testing.T) {
+			h := http.Header{}
+			if tt.retryAfter != "" {
+				h.Set("Retry-After", tt.retryAfter)
+			}
+			err := classifyStatus(tt.code, h, []byte("nope"), now)
+			switch tt.want {
+			case ok:
+				if err != nil {
+					t.Fatalf("got %v, want nil", err)
+				}
+				return
+			case retry:
+				if err == nil || router.IsPermanent(err) {
+					t.Fatalf("got %v, want a retryable error", err)
+				}
+			case permanent:
+				if !router.IsPermanent(err) {
+					t.Fatalf("got %v, want a permanent error", err)
+				}
+			}
+			if got := router.RetryAfterOf(err); got != tt.after {
+				t.Errorf("retry after %v, want %v", got, tt.after)
+			}
+			if !strings.Contains(err.Error(), fmt.Sprint(tt.code)) || !strings.Contains(err.Error(), "nope") {
+				t.Errorf("error %q should name the status and quote the body", err)
+			}
+		})
+	}
+}
+
+func TestSnippet(t *testing.T) {
+	tests := map[string]string{
+		"":                              "",
+		"channel_is_archived":           "channel_is_archived",
+		"  two\r\n\tlines\x00\x1b[31m ": "two lines [31m",
+		"bad \xff utf8":                 "bad utf8",
+	}
+	for in, want := range tests {
+		if got := snippet([]byte(in)); got != want {
+			t.Errorf("snippet(%q) = %q, want %q", in, got, want)
+		}
+	}
+	long := snippet([]byte(strings.Repeat("é", 500)))
+	if len(long) > maxSnippet || !strings.HasSuffix(long, "…") || !utf8.ValidString(long) {
+		t.Errorf("long snippet: %d bytes, %q", len(long), long)
+	}
+}
+
+func TestReadBodyIsBounded(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(500)
+		_, _ = w.Write([]byte(strings.Repeat("x", 4*maxResponseBody)))
+	}))
+	defer srv.Close()
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, srv.URL, nil)
+	code, body, err := send(srv.Client(), req, newRedactor(), "srv")
+	if code != 500 || len(body) != maxResponseBody || err == nil {
+		t.Fatalf("got %d, %d bytes, %v", code, len(body), err)
+	}
+	if len(err.Error()) > 300 {
+		t.Errorf("error is %d bytes long", len(err.Error()))
+	}
+}
+
+func TestRedactor(t *testing.T) {
+	const secret = "https://hooks.slack.com/services/T0/B0/s3cret"
+	red := newRedactor(secret, "/services/T0/B0/s3cret", "ab") // "ab" is too short to hide
+	ue := &url.Error{Op: "Post", URL: secret, Err: errors.New("dial tcp: connection refused")}
+
+	got := red.error(ue, "https://hooks.slack.com/…")
+	if strings.Contains(got.Error(), "s3cret") {
+		t.Errorf("url.Error leaks: %v", got)
+	}
+	var ue2 *url.Error
+	if !errors.As(got, &ue2) || ue2.Op != "Post" {
+		t.Errorf("want a *url.Error still, got %T", got)
+	}
+
+	wrapped := red.error(fmt.Errorf("post webhook: %w", ue), "hook")
+	if strings.Contains(wrapped.Error(), "s3cret") || !strings.Contains(wrapped.Error(), "connection refused") {
+		t.Errorf("wrapped url.Error: %v", wrapped)
+	}
+
+	ctxErr := red.error(&url.Error{Op: "Post", URL: secret, Err: context.DeadlineExceeded}, "hook")
+	if !errors.Is(ctxErr, context.DeadlineExceeded) {
+		t.Errorf("the cause is lost: %v", ctxErr)
+	}
+
+	plain := red.error(errors.New("server said GET /services/T0/B0/s3cret ab"), "hook")
+	if plain.Error() != "server said GET "+redactedText+" ab" {
+		t.Errorf("plain: %v", plain)
+	}
+	if red.error(nil, "x") != nil {
+		t.Error("nil error became non-nil")
+	}
+}
+
+func TestEscapeJSONString(t *testing.T) {
+	in := "say \"hi\"\n<b> & \\ \t\u2028"
+	got := escapeJSONString(in)
+	want := `say \"hi\"\n<b> & \\ \t\u2028`
+	if got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
+func TestTruncateRunes(t *testing.T) {
+	if got := truncateRunes("héllo", 5); got != "héllo" {
+		t.Errorf("got %q", got)
+	}
+	if got := truncateRunes("héllo wörld", 5); got != "héll…" {
+		t.Errorf("got %q", got)
+	}
+}
