@@ -80,21 +80,31 @@ func NodeError(node *yaml.Node, path, format string, args ...any) *ConfigError {
 	return e
 }
 
-// AsConfigErrors flattens err into ConfigErrors, giving errors without a
-// position the position of node and the path prefix.
+// AsConfigErrors flattens err into ConfigErrors. Errors without a position
+// get the position of the key their path names inside node (or of node
+// itself), and plain errors get path.
 func AsConfigErrors(err error, node *yaml.Node, path string) ConfigErrors {
 	if err == nil {
 		return nil
 	}
 	var es ConfigErrors
-	if errors.As(err, &es) {
-		return es
-	}
 	var e *ConfigError
-	if errors.As(err, &e) {
-		return ConfigErrors{e}
+	switch {
+	case errors.As(err, &es):
+	case errors.As(err, &e):
+		es = ConfigErrors{e}
+	default:
+		return ConfigErrors{NodeError(node, path, "%s", err.Error())}
 	}
-	return ConfigErrors{NodeError(node, path, "%s", err.Error())}
+	for _, e := range es {
+		if e.Line == 0 && node != nil {
+			key, _, _ := strings.Cut(e.Path, ".")
+			key, _, _ = strings.Cut(key, "[")
+			n := lookupNode(node, key)
+			e.Line, e.Col = n.Line, n.Column
+		}
+	}
+	return es
 }
 
 // DecodeStrict decodes node into v (a pointer to a struct, pre-filled with

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"reflect"
 	"sync"
 
 	"gopkg.in/yaml.v3"
@@ -80,3 +81,5 @@ var testKey, testPublicPEM = func() (*rsa.PrivateKey, string) {
 	}
 	return k, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 }()
+
+func typeOf(v any) reflect.Type { return reflect.TypeOf(v) }

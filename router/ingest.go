@@ -243,7 +243,7 @@ func New(rt *Runtime, store Store, o Options) *Router {
 	r := &Router{store: store, log: o.Logger, metrics: o.Metrics, now: o.Now, owner: o.Owner}
 	r.rt.Store(rt)
 	r.pools = newPools(r, o.PollInterval)
-	o.Metrics.watchStore(store, o.Now)
+	o.Metrics.watchStore(store, o.Now, func() []string { return sortedKeys(r.rt.Load().Sinks) })
 	return r
 }
 

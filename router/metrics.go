@@ -19,6 +19,7 @@ type Metrics struct {
 	mu      sync.Mutex
 	store   Store
 	now     func() time.Time
+	sinks   func() []string // configured sinks: shown at 0 when idle
 	pending *prometheus.Desc
 	oldest  *prometheus.Desc
 }
@@ -56,10 +57,10 @@ func (m *Metrics) attempt(sink, outcome string, d time.Duration) {
 	m.latency.WithLabelValues(sink).Observe(d.Seconds())
 }
 
-func (m *Metrics) watchStore(s Store, now func() time.Time) {
+func (m *Metrics) watchStore(s Store, now func() time.Time, sinks func() []string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.store, m.now = s, now
+	m.store, m.now, m.sinks = s, now, sinks
 }
 
 // Describe implements prometheus.Collector for the store-backed gauges.
@@ -72,7 +73,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 // gauges are right after a restart and across replicas.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Lock()
-	s, now := m.store, m.now
+	s, now, sinks := m.store, m.now, m.sinks
 	m.mu.Unlock()
 	if s == nil {
 		return
@@ -82,6 +83,14 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	stats, err := s.PendingCounts(ctx, now())
 	if err != nil {
 		return
+	}
+	if stats == nil {
+		stats = map[string]PendingStat{}
+	}
+	for _, sink := range sinks() {
+		if _, ok := stats[sink]; !ok {
+			stats[sink] = PendingStat{}
+		}
 	}
 	for sink, st := range stats {
 		ch <- prometheus.MustNewConstMetric(m.pending, prometheus.GaugeValue, float64(st.Pending), sink)

@@ -57,6 +57,9 @@ func templateFuncs(esc func(string) string) template.FuncMap {
 		"upper":    func(v any) string { return strings.ToUpper(fmt.Sprint(v)) },
 		"lower":    func(v any) string { return strings.ToLower(fmt.Sprint(v)) },
 		"trim":     func(v any) string { return strings.TrimSpace(fmt.Sprint(v)) },
+		"trimPrefix": func(prefix string, v any) string {
+			return strings.TrimPrefix(fmt.Sprint(v), prefix)
+		},
 		"time": func(layout string, v any) string {
 			if t, ok := v.(time.Time); ok {
 				return t.Format(layout)
