@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// TestExampleConfigPasses keeps rules.example.yaml honest: it must pass
+// check with no environment set, as the README promises.
+func TestExampleConfigPasses(t *testing.T) {
+	for _, k := range []string{"SLACK_BOT_TOKEN", "SLACK_CHANNEL", "AUDIT_URL", "SALESIQ_PUBLIC_KEY"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	code, out, errs := runCLI(t, nil, "check", "-c", "rules.example.yaml")
+	if code != 0 {
+		t.Fatalf("check rules.example.yaml: exit %d\n%s%s", code, out, errs)
+	}
+	if !strings.Contains(out, "ok: 1 sources, 3 sinks, 2 rules") {
+		t.Fatalf("check output:\n%s", out)
+	}
+	// With the variables set, the optional sinks switch on.
+	code, out, errs = runCLI(t, map[string]string{"SLACK_BOT_TOKEN": "xoxb-1", "AUDIT_URL": "https://audit.example/hooks"}, "check", "--config", "rules.example.yaml")
+	if code != 0 || strings.Contains(out, "switched off") {
+		t.Fatalf("check with variables: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// TestExampleConfigDocumented checks that rules.example.yaml explains
+// itself: every key line carries a comment, or the line above does.
+func TestExampleConfigDocumented(t *testing.T) {
+	b, err := os.ReadFile("rules.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	for i, l := range lines {
+		s := strings.TrimSpace(l)
+		if s == "" || strings.HasPrefix(s, "#") || strings.Contains(l, " # ") {
+			continue
+		}
+		if i > 0 && strings.HasPrefix(strings.TrimSpace(lines[i-1]), "#") {
+			continue
+		}
+		// Keys whose meaning is the line's own content are allowed bare.
+		if strings.HasPrefix(s, "- name:") || s == "to:" || strings.HasPrefix(s, "- sink:") || strings.HasPrefix(s, "text:") || strings.HasPrefix(s, "multiplier:") || strings.HasPrefix(s, "source:") || strings.HasPrefix(s, "when:") || strings.HasPrefix(s, "type:") {
+			continue
+		}
+		t.Errorf("rules.example.yaml:%d: undocumented line: %s", i+1, s)
+	}
+}
+
+func TestCheckReportsTypoWithPosition(t *testing.T) {
+	b, err := os.ReadFile("rules.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(b), `chat.rating == "sad"`, `chat.ratng == "sad"`, 1)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The demo key file is relative to the config: copy it along.
+	os.MkdirAll(filepath.Join(dir, "examples/keys"), 0o755)
+	key, _ := os.ReadFile("examples/keys/demo-salesiq-public.pem")
+	os.WriteFile(filepath.Join(dir, "examples/keys/demo-salesiq-public.pem"), key, 0o600)
+
+	code, _, errs := runCLI(t, nil, "check", "-c", path)
+	line := 0
+	for i, l := range strings.Split(bad, "\n") {
+		if strings.Contains(l, "chat.ratng") {
+			line = i + 1
+		}
+	}
+	want := path + ":" + itoa(line) + ":"
+	if code != 1 || !strings.Contains(errs, want) || !strings.Contains(errs, "rules[0].when: type router.SalesIQChat has no field ratng") {
+		t.Fatalf("check: exit %d, stderr:\n%s\nwant %s… rules[0].when: … ratng", code, errs, want)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestUsage(t *testing.T) {
+	if code, _, _ := runCLI(t, nil); code != 2 {
+		t.Errorf("no command: exit %d, want 2", code)
+	}
+	if code, _, _ := runCLI(t, nil, "frobnicate"); code != 2 {
+		t.Errorf("unknown command: exit %d, want 2", code)
+	}
+	if code, out, _ := runCLI(t, nil, "version"); code != 0 || !strings.HasPrefix(out, "hookroute ") {
+		t.Errorf("version: exit %d, %q", code, out)
+	}
+}
