@@ -316,6 +316,10 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func signHeaders(rt *router.Runtime, src *router.Source, keyFile string, body []byte) (http.Header, error) {
 	h := http.Header{}
 	sc := sourceConfig(rt, src.Name)
+	secret := sc.Secret.Reveal()
+	if secret == "" && len(sc.Secrets) > 0 {
+		secret = sc.Secrets[0].Reveal()
+	}
 	switch src.Type {
 	case "salesiq":
 		if keyFile == "" {
@@ -335,11 +339,11 @@ func signHeaders(rt *router.Runtime, src *router.Source, keyFile string, body []
 		}
 		h.Set("x-siqsignature", sig)
 	case "github":
-		h.Set("X-Hub-Signature-256", verify.SignGitHub([]byte(sc.Secret.Reveal()), body))
+		h.Set("X-Hub-Signature-256", verify.SignGitHub([]byte(secret), body))
 		h.Set("X-GitHub-Delivery", fmt.Sprintf("send-%d", time.Now().UnixNano()))
 	case "standard-webhooks":
 		id, now := fmt.Sprintf("msg_send%d", time.Now().UnixNano()), time.Now()
-		sig, err := verify.SignStandardWebhooks(sc.Secret.Reveal(), id, now, body)
+		sig, err := verify.SignStandardWebhooks(secret, id, now, body)
 		if err != nil {
 			return nil, err
 		}
