@@ -247,6 +247,9 @@ func New(rt *Runtime, store Store, o Options) *Router {
 	return r
 }
 
+// Store returns the router's store.
+func (r *Router) Store() Store { return r.store }
+
 // Runtime returns the running config.
 func (r *Router) Runtime() *Runtime { return r.rt.Load() }
 

@@ -123,8 +123,10 @@ type Store interface {
 	// (SQLite at start, where one process owns the file).
 	Release(ctx context.Context, owner string) error
 
-	// NextDue returns the earliest next_attempt_at among the pending
-	// deliveries of sink, and false if there are none.
+	// NextDue returns the earliest time at which a pending delivery of sink
+	// can be claimed — the later of its next_attempt_at and its lease's
+	// end, so that an idle worker does not spin on a delivery in flight —
+	// and false if there are none.
 	NextDue(ctx context.Context, sink string) (time.Time, bool, error)
 
 	// PendingCounts returns the number of pending deliveries per sink and the

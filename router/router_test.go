@@ -1,0 +1,219 @@
+package router_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/sqlite"
+	"github.com/hookroute/hookroute/router/verify"
+)
+
+// countingFactory builds "count" sinks that record deliveries and fail as
+// told; it stands in for the real integrations, which have their own tests.
+type countingFactory struct {
+	mu    sync.Mutex
+	sinks map[string]*countingSink
+}
+
+type countingSink struct {
+	mu   sync.Mutex
+	ids  []string
+	fail func(attempt int) error
+}
+
+func (s *countingSink) Deliver(_ context.Context, d *router.Delivery) (router.Result, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		if err := s.fail(d.Attempt); err != nil {
+			return router.Result{StatusCode: 503}, err
+		}
+	}
+	s.ids = append(s.ids, d.ID)
+	return router.Result{StatusCode: 200}, nil
+}
+
+func (s *countingSink) delivered() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.ids...)
+}
+
+func (f *countingFactory) Build(kind, name string, node *yaml.Node) (router.Sink, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := &countingSink{}
+	if f.sinks == nil {
+		f.sinks = map[string]*countingSink{}
+	}
+	f.sinks[name] = s
+	return s, nil
+}
+
+func (f *countingFactory) RouteFields(kind string) ([]router.FieldSpec, bool) {
+	return []router.FieldSpec{{Name: "text"}}, kind == "count"
+}
+
+var key = func() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+func pubPEM() string {
+	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+const config = `
+sources:
+  - {name: siq, type: salesiq, public_keys: [{pem: "${PUB}"}]}
+sinks:
+  - {name: a, type: count, retry: {max_attempts: 3, initial: 10ms, max_interval: 20ms}}
+  - {name: b, type: count}
+rules:
+  - {name: sad, when: 'chat.rating == "sad"', to: [{sink: a, text: "{{ .visitor.name }}"}, {sink: b}]}
+  - {name: all, when: "true", to: [{sink: b}]}
+`
+
+// flakyStore fails Ingest while down, to stand for a store that cannot be
+// reached; everything else goes to the real store.
+type flakyStore struct {
+	router.Store
+	mu   sync.Mutex
+	down bool
+}
+
+func (s *flakyStore) Ingest(ctx context.Context, ev *router.EventRecord, ds []router.NewDelivery) (bool, error) {
+	s.mu.Lock()
+	down := s.down
+	s.mu.Unlock()
+	if down {
+		return false, errors.New("disk I/O error")
+	}
+	return s.Store.Ingest(ctx, ev, ds)
+}
+
+func setup(t *testing.T) (*router.Router, *flakyStore, *countingFactory) {
+	t.Helper()
+	f := &countingFactory{}
+	rt, err := router.Load("rules.yaml", []byte(config), f, func(k string) (string, bool) { return pubPEM(), k == "PUB" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), t.TempDir()+"/db", sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	fs := &flakyStore{Store: st}
+	return router.New(rt, fs, router.Options{PollInterval: 50 * time.Millisecond}), fs, f
+}
+
+func post(t *testing.T, h http.Handler, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	sig, err := verify.SignSalesIQ(key, []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodPost, "/hooks/siq", strings.NewReader(body))
+	req.Header.Set("x-siqsignature", sig)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w
+}
+
+func event(id, rating string) string {
+	return `{"event":"conversation.rated","entity_id":"` + id + `","event_time":"1","attempt":1,"entity":{"rating":"` + rating + `","visitor":{"name":"V"}}}`
+}
+
+func TestFanOutAndRetry(t *testing.T) {
+	r, _, f := setup(t)
+	f.sinks["a"].fail = func(attempt int) error {
+		if attempt < 3 {
+			return errors.New("503 from the far side")
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	w := post(t, r.IngestHandler(), event("1", "sad"))
+	if w.Code != 202 || !strings.Contains(w.Body.String(), `"matched":["sad","all"],"deliveries":3`) {
+		t.Fatalf("ingest: %d %s", w.Code, w.Body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(f.sinks["a"].delivered()) < 1 || len(f.sinks["b"].delivered()) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a got %v, b got %v", f.sinks["a"].delivered(), f.sinks["b"].delivered())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if a, b := f.sinks["a"].delivered(), f.sinks["b"].delivered(); len(a) != 1 || len(b) != 2 || b[0] == b[1] {
+		t.Fatalf("a got %v, b got %v; want one to a after two failures, two distinct to b", a, b)
+	}
+	d, err := r.Store().GetDelivery(context.Background(), f.sinks["a"].delivered()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status != router.StatusDelivered || len(d.AttemptLog) != 3 || d.AttemptLog[0].Outcome != router.OutcomeRetry {
+		t.Fatalf("delivery %+v", d)
+	}
+}
+
+func TestStoreDownAnswers503(t *testing.T) {
+	r, fs, _ := setup(t)
+	fs.down = true
+	if w := post(t, r.IngestHandler(), event("2", "sad")); w.Code != 503 {
+		t.Fatalf("store down: %d %s, want 503", w.Code, w.Body)
+	}
+	fs.down = false
+	if w := post(t, r.IngestHandler(), event("2", "sad")); w.Code != 202 {
+		t.Fatalf("store back: %d %s, want 202", w.Code, w.Body)
+	}
+}
+
+func TestExpiredLeaseIsClaimedAgain(t *testing.T) {
+	r, fs, f := setup(t)
+	if w := post(t, r.IngestHandler(), event("3", "happy")); w.Code != 202 {
+		t.Fatalf("ingest: %d", w.Code)
+	}
+	// A worker of a process that died: it claimed the delivery, then
+	// nothing more.
+	c, err := fs.Claim(context.Background(), "b", "dead-worker", time.Now(), 200*time.Millisecond, 10)
+	if err != nil || len(c) != 1 {
+		t.Fatalf("claim: %v, %d", err, len(c))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(f.sinks["b"].delivered()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("delivery not claimed again after its lease ran out")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := fs.Finish(context.Background(), c[0].ID, "dead-worker", router.Finish{Status: router.StatusDelivered, Attempt: router.AttemptRecord{At: time.Now(), Outcome: router.OutcomeDelivered}}); !errors.Is(err, router.ErrLeaseLost) {
+		t.Fatalf("stale owner's Finish = %v, want ErrLeaseLost", err)
+	}
+}

@@ -1,0 +1,109 @@
+package sqlite
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hookroute/hookroute/router"
+)
+
+const sqlInsertEvent = `INSERT INTO events
+	(source, id, name, received_at, headers, body, quarantined, matched)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (source, id) DO NOTHING`
+
+const sqlInsertDelivery = `INSERT INTO deliveries
+	(id, source, event_id, rule, route, sink, status, next_attempt_at, created_at, updated_at)
+	VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`
+
+// ingestOp is an Ingest call, encoded by the caller's goroutine so that the
+// committer, the one serial step, only runs SQL.
+type ingestOp struct {
+	ev         *router.EventRecord
+	ds         []router.NewDelivery
+	receivedAt int64
+	headers    []byte
+	body       []byte
+	matched    []byte
+}
+
+// Ingest commits ev and ds in one group transaction and returns after the
+// commit. A delivery's CreatedAt is the event's ReceivedAt (the time of
+// Ingest if that is zero); a zero NextAttemptAt means due at CreatedAt.
+func (s *Store) Ingest(ctx context.Context, ev *router.EventRecord, ds []router.NewDelivery) (bool, error) {
+	op, err := newIngestOp(ev, ds)
+	if err != nil {
+		return false, fmt.Errorf("sqlite: ingest: %w", err)
+	}
+	r := &writeReq{ctx: ctx, ingest: op}
+	if err := s.submit(ctx, r); err != nil {
+		return false, fmt.Errorf("sqlite: ingest %s/%s: %w", ev.Source, ev.ID, err)
+	}
+	return r.dup, nil
+}
+
+// newIngestOp validates and encodes an Ingest call.
+func newIngestOp(ev *router.EventRecord, ds []router.NewDelivery) (*ingestOp, error) {
+	if ev == nil {
+		return nil, errors.New("nil event")
+	}
+	if ev.Source == "" || ev.ID == "" {
+		return nil, fmt.Errorf("event %q/%q: source and id are required", ev.Source, ev.ID)
+	}
+	for _, d := range ds {
+		if d.ID == "" || d.Sink == "" {
+			return nil, fmt.Errorf("event %s/%s: delivery %q to %q: id and sink are required", ev.Source, ev.ID, d.ID, d.Sink)
+		}
+	}
+	op := &ingestOp{ev: ev, ds: ds, body: ev.Body}
+	recv := ev.ReceivedAt
+	if recv.IsZero() {
+		recv = time.Now()
+	}
+	op.receivedAt = unixNano(recv)
+	var err error
+	if op.headers, err = json.Marshal(ev.Headers); err != nil {
+		return nil, fmt.Errorf("event %s/%s: headers: %w", ev.Source, ev.ID, err)
+	}
+	if op.matched, err = json.Marshal(ev.Matched); err != nil {
+		return nil, fmt.Errorf("event %s/%s: matched: %w", ev.Source, ev.ID, err)
+	}
+	if op.body == nil {
+		op.body = []byte{} // the column is NOT NULL; nil would bind as NULL
+	}
+	return op, nil
+}
+
+// ingest runs inside the batch: the event, then its deliveries unless the
+// event was already there (stored earlier, or earlier in this batch).
+// partial reports that an error came after the event was written.
+func (b *batch) ingest(op *ingestOp) (dup, partial bool, err error) {
+	ev := op.ev
+	res, err := b.stmt(&b.insertEvent, b.s.stmtInsertEvent).Exec(
+		ev.Source, ev.ID, ev.Name, op.receivedAt, op.headers, op.body, ev.Quarantined, op.matched)
+	if err != nil {
+		return false, false, fmt.Errorf("insert event: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, true, fmt.Errorf("insert event: %w", err)
+	}
+	if n == 0 {
+		return true, false, nil
+	}
+	ins := b.stmt(&b.insertDelivery, b.s.stmtInsertDelivery)
+	for _, d := range op.ds {
+		next := op.receivedAt // no time given: due at once
+		if !d.NextAttemptAt.IsZero() {
+			next = unixNano(d.NextAttemptAt)
+		}
+		if _, err := ins.Exec(d.ID, ev.Source, ev.ID, d.Rule, d.Route, d.Sink,
+			next, op.receivedAt, op.receivedAt); err != nil {
+			return false, true, fmt.Errorf("insert delivery %s: %w", d.ID, err)
+		}
+	}
+	return false, false, nil
+}

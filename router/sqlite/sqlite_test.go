@@ -1,0 +1,541 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/storetest"
+)
+
+func openTest(t testing.TB, path string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) router.Store {
+		return openTest(t, filepath.Join(t.TempDir(), "hookroute.db"))
+	})
+}
+
+func pragma[T any](t *testing.T, db *sql.DB, name string) T {
+	t.Helper()
+	var v T
+	if err := db.QueryRow("PRAGMA " + name).Scan(&v); err != nil {
+		t.Fatalf("PRAGMA %s: %v", name, err)
+	}
+	return v
+}
+
+func TestPragmas(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "p.db"))
+	defer s.Close()
+	if got := pragma[string](t, s.w, "journal_mode"); got != "wal" {
+		t.Errorf("writer journal_mode = %q, want wal", got)
+	}
+	for name, want := range map[string]int{"synchronous": 2, "foreign_keys": 1, "busy_timeout": 5000} {
+		if got := pragma[int](t, s.w, name); got != want {
+			t.Errorf("writer %s = %d, want %d", name, got, want)
+		}
+	}
+	if got := pragma[string](t, s.r, "journal_mode"); got != "wal" {
+		t.Errorf("reader journal_mode = %q, want wal", got)
+	}
+	if got := pragma[int](t, s.r, "query_only"); got != 1 {
+		t.Errorf("reader query_only = %d, want 1", got)
+	}
+	if _, err := s.r.Exec("DELETE FROM events"); err == nil {
+		t.Errorf("a write through the read pool succeeded")
+	}
+}
+
+func TestOpenRefusesWithoutWAL(t *testing.T) {
+	// An in-memory database cannot use WAL; SQLite keeps "memory" quietly.
+	s, err := Open(context.Background(), ":memory:", Options{})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open(:memory:) succeeded, want a journal_mode error")
+	}
+	if !strings.Contains(err.Error(), "journal_mode") {
+		t.Errorf("Open(:memory:) error = %v, want it to name journal_mode", err)
+	}
+}
+
+func TestOpenOddPath(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a?b#c%20d.db")
+	s := openTest(t, path)
+	s.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the database is not at the path given: %v", err)
+	}
+	s = openTest(t, path)
+	defer s.Close()
+	var n int
+	if err := s.r.QueryRow("SELECT COUNT(*) FROM schema_version").Scan(&n); err != nil || n != 1 {
+		t.Errorf("schema_version rows = %d, %v; want 1", n, err)
+	}
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "r.db")
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+
+	s := openTest(t, path)
+	ev := &router.EventRecord{Source: "s", ID: "e1", Name: "n", ReceivedAt: at, Body: []byte("body")}
+	if _, err := s.Ingest(ctx, ev, []router.NewDelivery{{ID: "d1", Rule: "r", Sink: "k", NextAttemptAt: at}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim(ctx, "k", "w", at, time.Minute, 1); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Finish(ctx, "d1", "w", router.Finish{
+		Attempt: router.AttemptRecord{At: at, Outcome: router.OutcomeRetry, Error: "boom"},
+		Status:  router.StatusPending, NextAttemptAt: at.Add(time.Hour),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := s.Ingest(ctx, ev, nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("Ingest after Close: error = %v, want ErrClosed", err)
+	}
+
+	s = openTest(t, path)
+	defer s.Close()
+	got, err := s.GetEvent(ctx, "s", "e1")
+	if err != nil || string(got.Body) != "body" {
+		t.Fatalf("GetEvent after reopen = %+v, %v", got, err)
+	}
+	d, err := s.GetDelivery(ctx, "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Attempts != 1 || d.LastError != "boom" || len(d.AttemptLog) != 1 || !d.NextAttemptAt.Equal(at.Add(time.Hour)) {
+		t.Errorf("delivery after reopen = %+v", d)
+	}
+	var versions int
+	if err := s.r.QueryRow("SELECT COUNT(*) FROM schema_version").Scan(&versions); err != nil {
+		t.Fatal(err)
+	}
+	if ms, _ := migrations(); versions != len(ms) {
+		t.Errorf("schema_version has %d rows, want %d (migrations applied once)", versions, len(ms))
+	}
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "n.db")
+	s := openTest(t, path)
+	if _, err := s.w.Exec("INSERT INTO schema_version (version, applied_at) VALUES (999, 0)"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err := Open(context.Background(), path, Options{})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open of a newer schema succeeded")
+	}
+	if !strings.Contains(err.Error(), "newer") {
+		t.Errorf("error = %v, want it to say the schema is newer", err)
+	}
+}
+
+func TestMigrations(t *testing.T) {
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) == 0 {
+		t.Fatal("no migrations embedded")
+	}
+}
+
+// ingestReq builds a queued ingest request for the committer tests.
+func ingestReq(t *testing.T, ctx context.Context, id string, deliveryIDs ...string) *writeReq {
+	t.Helper()
+	var ds []router.NewDelivery
+	for _, d := range deliveryIDs {
+		ds = append(ds, router.NewDelivery{ID: d, Rule: "r", Sink: "k"})
+	}
+	op, err := newIngestOp(&router.EventRecord{Source: "s", ID: id, Name: "n", ReceivedAt: time.Unix(1, 0)}, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &writeReq{ctx: ctx, ingest: op, done: make(chan error, 1)}
+}
+
+// TestCommitBatch drives one batch by hand: skipped requests, a duplicate
+// inside the batch, and a request that fails alone.
+func TestCommitBatch(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "c.db"))
+	defer s.Close()
+
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	ok1 := ingestReq(t, ctx, "e1", "d1")
+	gone := ingestReq(t, cancelled, "e2", "d2")
+	abandoned := ingestReq(t, ctx, "e3", "d3")
+	abandoned.state.Store(reqAbandoned)
+	dup := ingestReq(t, ctx, "e1", "d4")
+	bad := ingestReq(t, ctx, "e5", "d5", "d1") // d1 is taken by ok1
+	ok2 := ingestReq(t, ctx, "e6", "d6")
+
+	before := s.Stats()
+	s.commit([]*writeReq{ok1, gone, abandoned, dup, bad, ok2})
+
+	if err := <-ok1.done; err != nil || ok1.dup {
+		t.Errorf("ok1 = %v, %v", ok1.dup, err)
+	}
+	if err := <-gone.done; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled request: %v, want context.Canceled", err)
+	}
+	select {
+	case err := <-abandoned.done:
+		t.Errorf("abandoned request was answered: %v", err)
+	default:
+	}
+	if err := <-dup.done; err != nil || !dup.dup {
+		t.Errorf("duplicate in batch = %v, %v; want duplicate", dup.dup, err)
+	}
+	if err := <-bad.done; err == nil || !strings.Contains(err.Error(), "d1") {
+		t.Errorf("request reusing a delivery id: %v, want an error naming d1", err)
+	}
+	if err := <-ok2.done; err != nil || ok2.dup {
+		t.Errorf("ok2 = %v, %v", ok2.dup, err)
+	}
+
+	for id, want := range map[string]bool{"e1": true, "e2": false, "e3": false, "e5": false, "e6": true} {
+		_, err := s.GetEvent(ctx, "s", id)
+		if got := err == nil; got != want {
+			t.Errorf("event %s stored = %v (%v), want %v", id, got, err, want)
+		}
+	}
+	for id, want := range map[string]bool{"d1": true, "d4": false, "d5": false, "d6": true} {
+		_, err := s.GetDelivery(ctx, id)
+		if got := err == nil; got != want {
+			t.Errorf("delivery %s stored = %v (%v), want %v", id, got, err, want)
+		}
+	}
+	st := s.Stats()
+	if d := st.Batches - before.Batches; d != 1 {
+		t.Errorf("batches +%d, want +1", d)
+	}
+	if d := st.Writes - before.Writes; d != 4 {
+		t.Errorf("writes +%d, want +4", d)
+	}
+	if d := st.Events - before.Events; d != 2 {
+		t.Errorf("events +%d, want +2", d)
+	}
+	if d := st.Duplicates - before.Duplicates; d != 1 {
+		t.Errorf("duplicates +%d, want +1", d)
+	}
+	if d := st.Failed - before.Failed; d != 2 {
+		t.Errorf("failed +%d, want +2", d)
+	}
+}
+
+// TestCommitFailureFailsEveryone: when the transaction cannot commit, no
+// caller in the batch is told it succeeded.
+func TestCommitFailureFailsEveryone(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "f.db"))
+	defer s.Close()
+	// A deferred foreign key is checked only at COMMIT, so the trigger makes
+	// the whole transaction fail there, after every statement in it has
+	// succeeded.
+	if _, err := s.w.Exec(`CREATE TABLE parent (id TEXT PRIMARY KEY);
+		CREATE TABLE poison (x TEXT REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);
+		CREATE TRIGGER poison AFTER INSERT ON events WHEN NEW.id = 'poison'
+		BEGIN INSERT INTO poison VALUES ('nothing'); END`); err != nil {
+		t.Fatal(err)
+	}
+	reqs := []*writeReq{ingestReq(t, ctx, "a", "da"), ingestReq(t, ctx, "poison"), ingestReq(t, ctx, "b", "db")}
+	s.commit(reqs)
+	for i, r := range reqs {
+		if err := <-r.done; err == nil || !strings.Contains(err.Error(), "group commit") {
+			t.Errorf("request %d: %v, want the group commit error", i, err)
+		}
+	}
+	for _, id := range []string{"a", "poison", "b"} {
+		if _, err := s.GetEvent(ctx, "s", id); !errors.Is(err, router.ErrNotFound) {
+			t.Errorf("event %s: %v, want ErrNotFound", id, err)
+		}
+	}
+	// The writer is usable again.
+	if _, err := s.Ingest(ctx, &router.EventRecord{Source: "s", ID: "c"}, nil); err != nil {
+		t.Errorf("Ingest after a failed batch: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestIngestContext: a caller that gives up while queued writes nothing; one
+// whose batch has started waits and learns the outcome.
+func TestIngestContext(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "x.db"))
+	defer s.Close()
+
+	// Hold the only writer connection so that the committer blocks in
+	// BEGIN with a started batch.
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctxA, cancelA := context.WithCancel(ctx)
+	a := ingestReq(t, ctxA, "a", "da")
+	errA := make(chan error, 1)
+	go func() { errA <- s.submit(ctxA, a) }()
+	waitFor(t, "a's batch to start", func() bool { return a.state.Load() == reqStarted })
+
+	ctxB, cancelB := context.WithCancel(ctx)
+	b := ingestReq(t, ctxB, "b", "db")
+	errB := make(chan error, 1)
+	go func() { errB <- s.submit(ctxB, b) }()
+	waitFor(t, "b to be queued", func() bool { return len(s.reqs) == 1 })
+
+	cancelB()
+	if err := <-errB; !errors.Is(err, context.Canceled) {
+		t.Errorf("queued request: %v, want context.Canceled", err)
+	}
+	cancelA()
+	select {
+	case err := <-errA:
+		t.Fatalf("started request returned before its batch ended: %v", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	conn.Close()
+	if err := <-errA; err != nil {
+		t.Errorf("started request: %v, want nil (it committed)", err)
+	}
+	if _, err := s.GetEvent(ctx, "s", "a"); err != nil {
+		t.Errorf("event a: %v", err)
+	}
+	// b's request is still in the queue until the next batch skips it.
+	waitFor(t, "the queue to drain", func() bool { return len(s.reqs) == 0 })
+	if _, err := s.Ingest(ctx, &router.EventRecord{Source: "s", ID: "c"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetEvent(ctx, "s", "b"); !errors.Is(err, router.ErrNotFound) {
+		t.Errorf("event b: %v, want ErrNotFound", err)
+	}
+}
+
+// TestCloseDrains: Close racing with ingests acknowledges nothing it did not
+// commit.
+func TestCloseDrains(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "d.db")
+	s := openTest(t, path)
+
+	var (
+		wg    sync.WaitGroup
+		acked sync.Map
+		n     atomic.Int64
+		start = make(chan struct{})
+	)
+	for g := range 16 {
+		wg.Go(func() {
+			<-start
+			for i := 0; ; i++ {
+				id := fmt.Sprintf("g%d-%d", g, i)
+				_, err := s.Ingest(ctx, &router.EventRecord{Source: "s", ID: id},
+					[]router.NewDelivery{{ID: id, Sink: "k"}})
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Errorf("Ingest: %v", err)
+					return
+				}
+				acked.Store(id, true)
+				n.Add(1)
+			}
+		})
+	}
+	close(start)
+	waitFor(t, "some ingests", func() bool { return n.Load() >= 100 })
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	wg.Wait()
+
+	s = openTest(t, path)
+	defer s.Close()
+	acked.Range(func(k, _ any) bool {
+		if _, err := s.GetDelivery(ctx, k.(string)); err != nil {
+			t.Errorf("acknowledged %s: %v", k, err)
+		}
+		return true
+	})
+}
+
+// TestQueryPlans guards the indexes: the queue queries must read the
+// partial index of pending rows, never scan the delivered ones.
+func TestQueryPlans(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "q.db"))
+	defer s.Close()
+	for _, tc := range []struct {
+		name, query string
+		args        []any
+		want        string
+	}{
+		{"claim", sqlClaim, []any{"o", 1, "k", 1, 10}, "deliveries_due"},
+		{"next due", sqlNextDue, []any{"k"}, "deliveries_due"},
+		{"pending counts", sqlPendingCounts, []any{1}, "deliveries_due"},
+		{"dead letters", `SELECT ` + deliveryColumns + ` FROM deliveries WHERE status = 'dead'
+			ORDER BY created_at DESC, id DESC LIMIT 100`, nil, "deliveries_dead"},
+		{"by event", `SELECT ` + deliveryColumns + ` FROM deliveries WHERE source = ? AND event_id = ?
+			ORDER BY created_at DESC, id DESC LIMIT 100`, []any{"s", "e"}, "deliveries_event"},
+	} {
+		rows, err := s.r.Query("EXPLAIN QUERY PLAN "+tc.query, tc.args...)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		p := strings.Join(plan, "; ")
+		t.Logf("%s: %s", tc.name, p)
+		if !strings.Contains(p, tc.want) || strings.Contains(p, "SCAN deliveries;") || strings.HasSuffix(p, "SCAN deliveries") {
+			t.Errorf("%s: plan = %s, want it to use %s", tc.name, p, tc.want)
+		}
+	}
+}
+
+// body is a typical SalesIQ webhook body, about 1.5 KB.
+var body = []byte(`{"event":"conversation.rated","data":{"rating":"happy","feedback":"` +
+	strings.Repeat("x", 1400) + `"}}`)
+
+// BenchmarkIngestParallel measures durable ingest throughput through group
+// commit, with closed-loop callers (each waits for its commit before sending
+// the next), 2 deliveries per event. p is goroutines per CPU.
+func BenchmarkIngestParallel(b *testing.B) {
+	for _, p := range []int{1, 16} {
+		b.Run(fmt.Sprintf("p=%d", p), func(b *testing.B) {
+			s := openTest(b, filepath.Join(b.TempDir(), "bench.db"))
+			defer s.Close()
+			ctx := context.Background()
+			var seq atomic.Int64
+			at := time.Now()
+			before := s.Stats()
+			b.SetParallelism(p)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					id := fmt.Sprint(seq.Add(1))
+					ev := &router.EventRecord{
+						Source: "salesiq", ID: id, Name: "conversation.rated", ReceivedAt: at,
+						Headers: map[string]string{"content-type": "application/json"},
+						Body:    body, Matched: []string{"rated", "unhappy"},
+					}
+					ds := []router.NewDelivery{
+						{ID: id + "-1", Rule: "rated", Sink: "slack", NextAttemptAt: at},
+						{ID: id + "-2", Rule: "unhappy", Route: 1, Sink: "zendesk", NextAttemptAt: at},
+					}
+					if _, err := s.Ingest(ctx, ev, ds); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			st := s.Stats()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			if n := st.Batches - before.Batches; n > 0 {
+				b.ReportMetric(float64(st.Writes-before.Writes)/float64(n), "avg_batch")
+			}
+		})
+	}
+}
+
+// BenchmarkClaimFinish measures the delivery side: claim in small batches,
+// finish each delivery; Finish shares group commits with other finishes.
+func BenchmarkClaimFinish(b *testing.B) {
+	const perClaim, perEvent, parallelism = 8, 500, 8
+	s := openTest(b, filepath.Join(b.TempDir(), "bench.db"))
+	defer s.Close()
+	ctx := context.Background()
+	at := time.Unix(1_900_000_000, 0)
+	// Leftovers in each goroutine's hand must not starve the others.
+	rows := b.N + perClaim*parallelism*64
+	for e := 0; e*perEvent < rows; e++ {
+		var ds []router.NewDelivery
+		for i := range perEvent {
+			ds = append(ds, router.NewDelivery{ID: fmt.Sprintf("%d-%d", e, i), Rule: "r", Sink: "k", NextAttemptAt: at})
+		}
+		if _, err := s.Ingest(ctx, &router.EventRecord{Source: "s", ID: fmt.Sprint(e), Body: body}, ds); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var owners atomic.Int64
+	before := s.Stats()
+	b.SetParallelism(parallelism)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		owner := fmt.Sprint("w", owners.Add(1))
+		var hand []*router.Claimed
+		for pb.Next() {
+			if len(hand) == 0 {
+				var err error
+				hand, err = s.Claim(ctx, "k", owner, at, time.Minute, perClaim)
+				if err != nil || len(hand) == 0 {
+					b.Errorf("Claim = %d, %v", len(hand), err)
+					return
+				}
+			}
+			c := hand[0]
+			hand = hand[1:]
+			err := s.Finish(ctx, c.ID, owner, router.Finish{
+				Attempt: router.AttemptRecord{At: at, Duration: time.Millisecond, Outcome: router.OutcomeDelivered, StatusCode: 200},
+				Status:  router.StatusDelivered,
+			})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	st := s.Stats()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "finishes/s")
+	if n := st.Batches - before.Batches; n > 0 {
+		b.ReportMetric(float64(st.Writes-before.Writes)/float64(n), "avg_batch")
+	}
+}

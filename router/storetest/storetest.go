@@ -1,0 +1,793 @@
+// Package storetest is the conformance suite for router.Store. Every
+// implementation runs it from its own tests:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) router.Store { return openTestStore(t) })
+//	}
+//
+// The suite pins down the behaviour the router relies on and the interface
+// comments leave implicit:
+//
+//   - Times round-trip at microsecond precision (the suite uses no finer
+//     times), and compare with time.Time.Equal.
+//   - A delivery's CreatedAt is its event's ReceivedAt, so that the delivery
+//     log has a stable order that does not depend on the store's clock.
+//   - A delivery is due when next_attempt_at <= now: one created with
+//     NextAttemptAt == now is claimable at now.
+//   - ListDeliveries orders by CreatedAt descending, then ID descending, and
+//     leaves AttemptLog empty.
+//   - PendingCounts omits sinks with no pending delivery, or reports 0.
+//
+// Each subtest opens a fresh store and closes it when it ends. All names
+// (sources, sinks, rules, delivery ids) carry a per-subtest random prefix,
+// so an implementation whose open function hands out the same shared
+// database (a PostgreSQL schema, say) needs no cleanup between subtests.
+// Subtests run one after another; only Release("") reaches beyond them.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookroute/hookroute/router"
+)
+
+// t0 is the suite's "now". It has a microsecond part so that a store that
+// truncated to milliseconds would fail; the suite never relies on finer
+// precision, which PostgreSQL does not keep.
+var t0 = time.Date(2030, 1, 2, 3, 4, 5, 123456000, time.UTC)
+
+// Run runs the conformance suite. open is called once per subtest and must
+// return an empty (or namespace-isolated) store; Run closes it.
+func Run(t *testing.T, open func(t *testing.T) router.Store) {
+	tests := []struct {
+		name string
+		fn   func(e *env)
+	}{
+		{"IngestThenGet", testIngestThenGet},
+		{"IngestEmptyFields", testIngestEmptyFields},
+		{"DuplicateIngest", testDuplicateIngest},
+		{"DuplicateIngestRace", testDuplicateIngestRace},
+		{"ZeroDeliveries", testZeroDeliveries},
+		{"ClaimDue", testClaimDue},
+		{"ClaimLease", testClaimLease},
+		{"ConcurrentClaim", testConcurrentClaim},
+		{"FinishDelivered", testFinishDelivered},
+		{"FinishRetryThenDead", testFinishRetryThenDead},
+		{"FinishStaleOwner", testFinishStaleOwner},
+		{"Release", testRelease},
+		{"NextDue", testNextDue},
+		{"PendingCounts", testPendingCounts},
+		{"ListDeliveries", testListDeliveries},
+		{"ListDeliveriesDefaultLimit", testListDeliveriesDefaultLimit},
+		{"IngestCancelledContext", testIngestCancelledContext},
+		{"ConcurrentIngest", testConcurrentIngest},
+		{"Ping", testPing},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			t.Cleanup(func() {
+				if err := s.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			})
+			tc.fn(&env{
+				T:      t,
+				s:      s,
+				ctx:    t.Context(),
+				prefix: fmt.Sprintf("%s-%08x", strings.ToLower(tc.name), rand.Uint32()),
+			})
+		})
+	}
+}
+
+// env is one subtest's store and namespace.
+type env struct {
+	*testing.T
+	s      router.Store
+	ctx    context.Context
+	prefix string
+}
+
+// n namespaces a name: a source, sink, rule or delivery id.
+func (e *env) n(name string) string { return e.prefix + "-" + name }
+
+// event returns a typical event of source src.
+func (e *env) event(src, id string, at time.Time) *router.EventRecord {
+	return &router.EventRecord{
+		Source:     src,
+		ID:         id,
+		Name:       "conversation.rated",
+		ReceivedAt: at,
+		Headers:    map[string]string{"content-type": "application/json"},
+		Body:       []byte(`{"id":"` + id + `"}`),
+		Matched:    []string{e.n("rule")},
+	}
+}
+
+// delivery returns a delivery of rule "rule", route 0.
+func (e *env) delivery(id, sink string, next time.Time) router.NewDelivery {
+	return router.NewDelivery{ID: e.n(id), Rule: e.n("rule"), Sink: sink, NextAttemptAt: next}
+}
+
+// ingest ingests a new event and fails the test unless it was stored.
+func (e *env) ingest(ev *router.EventRecord, ds ...router.NewDelivery) {
+	e.Helper()
+	dup, err := e.s.Ingest(e.ctx, ev, ds)
+	if err != nil {
+		e.Fatalf("Ingest(%s/%s): %v", ev.Source, ev.ID, err)
+	}
+	if dup {
+		e.Fatalf("Ingest(%s/%s): duplicate, want new", ev.Source, ev.ID)
+	}
+}
+
+// ingestOne ingests a new event (id = delivery id) with one delivery.
+func (e *env) ingestOne(id, sink string, next time.Time) {
+	e.Helper()
+	e.ingest(e.event(e.n("src"), id, t0), e.delivery(id, sink, next))
+}
+
+// claim claims and fails the test on error.
+func (e *env) claim(sink, owner string, now time.Time, lease time.Duration, max int) []*router.Claimed {
+	e.Helper()
+	cs, err := e.s.Claim(e.ctx, sink, owner, now, lease, max)
+	if err != nil {
+		e.Fatalf("Claim(%s, %s, %v): %v", sink, owner, now, err)
+	}
+	return cs
+}
+
+// claimIDs claims and returns the claimed ids, without the prefix.
+func (e *env) claimIDs(sink, owner string, now time.Time, lease time.Duration, max int) []string {
+	e.Helper()
+	return e.ids(e.claim(sink, owner, now, lease, max))
+}
+
+func (e *env) ids(cs []*router.Claimed) []string {
+	out := []string{}
+	for _, c := range cs {
+		out = append(out, strings.TrimPrefix(c.ID, e.prefix+"-"))
+	}
+	return out
+}
+
+func (e *env) listIDs(ds []*router.DeliveryRecord) []string {
+	out := []string{}
+	for _, d := range ds {
+		out = append(out, strings.TrimPrefix(d.ID, e.prefix+"-"))
+	}
+	return out
+}
+
+// finish finishes and fails the test on error.
+func (e *env) finish(id, owner string, f router.Finish) {
+	e.Helper()
+	if err := e.s.Finish(e.ctx, e.n(id), owner, f); err != nil {
+		e.Fatalf("Finish(%s, %s): %v", id, owner, err)
+	}
+}
+
+// get reads a delivery and fails the test on error.
+func (e *env) get(id string) *router.DeliveryRecord {
+	e.Helper()
+	d, err := e.s.GetDelivery(e.ctx, e.n(id))
+	if err != nil {
+		e.Fatalf("GetDelivery(%s): %v", id, err)
+	}
+	return d
+}
+
+func (e *env) list(f router.DeliveryFilter) []string {
+	e.Helper()
+	ds, err := e.s.ListDeliveries(e.ctx, f)
+	if err != nil {
+		e.Fatalf("ListDeliveries(%+v): %v", f, err)
+	}
+	return e.listIDs(ds)
+}
+
+func (e *env) wantIDs(what string, got []string, want ...string) {
+	e.Helper()
+	if want == nil {
+		want = []string{}
+	}
+	if !slices.Equal(got, want) {
+		e.Errorf("%s = %q, want %q", what, got, want)
+	}
+}
+
+func checkEvent(t *testing.T, got, want *router.EventRecord) {
+	t.Helper()
+	if got.Source != want.Source || got.ID != want.ID || got.Name != want.Name ||
+		!got.ReceivedAt.Equal(want.ReceivedAt) || got.Quarantined != want.Quarantined ||
+		!bytes.Equal(got.Body, want.Body) || !maps.Equal(got.Headers, want.Headers) ||
+		!slices.Equal(got.Matched, want.Matched) {
+		t.Errorf("event = %+v,\nwant %+v", got, want)
+	}
+}
+
+func checkAttempts(t *testing.T, got, want []router.AttemptRecord) {
+	t.Helper()
+	ok := len(got) == len(want)
+	for i := 0; ok && i < len(got); i++ {
+		g, w := got[i], want[i]
+		ok = g.At.Equal(w.At) && g.Duration == w.Duration && g.Outcome == w.Outcome &&
+			g.StatusCode == w.StatusCode && g.Error == w.Error && g.RemoteID == w.RemoteID
+	}
+	if !ok {
+		t.Errorf("attempt log = %+v,\nwant %+v", got, want)
+	}
+}
+
+func testIngestThenGet(e *env) {
+	src := e.n("src")
+	ev := &router.EventRecord{
+		Source:      src,
+		ID:          "ev-1",
+		Name:        "conversation.rated",
+		ReceivedAt:  t0,
+		Headers:     map[string]string{"content-type": "application/json", "x-siqsignature": "c2ln"},
+		Body:        []byte{'{', 0x00, 0xff, 0x80, '}'}, // not UTF-8: bytes must survive as is
+		Quarantined: true,
+		Matched:     []string{e.n("r1"), e.n("r2")},
+	}
+	ds := []router.NewDelivery{
+		{ID: e.n("d1"), Rule: e.n("r1"), Route: 0, Sink: e.n("sink-a"), NextAttemptAt: t0},
+		{ID: e.n("d2"), Rule: e.n("r2"), Route: 3, Sink: e.n("sink-b"), NextAttemptAt: t0.Add(time.Minute)},
+	}
+	e.ingest(ev, ds...)
+
+	got, err := e.s.GetEvent(e.ctx, src, "ev-1")
+	if err != nil {
+		e.Fatalf("GetEvent: %v", err)
+	}
+	checkEvent(e.T, got, ev)
+
+	for _, nd := range ds {
+		d, err := e.s.GetDelivery(e.ctx, nd.ID)
+		if err != nil {
+			e.Fatalf("GetDelivery(%s): %v", nd.ID, err)
+		}
+		if d.ID != nd.ID || d.Source != src || d.EventID != "ev-1" || d.Rule != nd.Rule ||
+			d.Route != nd.Route || d.Sink != nd.Sink || d.Status != router.StatusPending ||
+			d.Attempts != 0 || !d.NextAttemptAt.Equal(nd.NextAttemptAt) || !d.CreatedAt.Equal(t0) ||
+			d.LastError != "" || d.RemoteID != "" || len(d.AttemptLog) != 0 {
+			e.Errorf("GetDelivery(%s) = %+v, want a fresh delivery of %+v created at %v", nd.ID, d, nd, t0)
+		}
+	}
+
+	if _, err := e.s.GetEvent(e.ctx, src, "missing"); !errors.Is(err, router.ErrNotFound) {
+		e.Errorf("GetEvent(missing) error = %v, want ErrNotFound", err)
+	}
+	if _, err := e.s.GetEvent(e.ctx, e.n("other-src"), "ev-1"); !errors.Is(err, router.ErrNotFound) {
+		e.Errorf("GetEvent(other source) error = %v, want ErrNotFound", err)
+	}
+	if _, err := e.s.GetDelivery(e.ctx, e.n("missing")); !errors.Is(err, router.ErrNotFound) {
+		e.Errorf("GetDelivery(missing) error = %v, want ErrNotFound", err)
+	}
+}
+
+func testIngestEmptyFields(e *env) {
+	ev := &router.EventRecord{Source: e.n("src"), ID: "bare", Name: "ping", ReceivedAt: t0}
+	e.ingest(ev)
+	got, err := e.s.GetEvent(e.ctx, ev.Source, ev.ID)
+	if err != nil {
+		e.Fatalf("GetEvent: %v", err)
+	}
+	if len(got.Headers) != 0 || len(got.Body) != 0 || len(got.Matched) != 0 || got.Quarantined {
+		e.Errorf("GetEvent = %+v, want empty headers, body and matched", got)
+	}
+}
+
+func testDuplicateIngest(e *env) {
+	src, sink := e.n("src"), e.n("sink")
+	first := e.event(src, "ev-1", t0)
+	e.ingest(first, e.delivery("d1", sink, t0))
+
+	again := e.event(src, "ev-1", t0.Add(time.Second))
+	again.Name = "something.else"
+	again.Body = []byte(`{"changed":true}`)
+	dup, err := e.s.Ingest(e.ctx, again, []router.NewDelivery{e.delivery("d2", sink, t0)})
+	if err != nil {
+		e.Fatalf("second Ingest: %v", err)
+	}
+	if !dup {
+		e.Errorf("second Ingest: duplicate = false, want true")
+	}
+	got, err := e.s.GetEvent(e.ctx, src, "ev-1")
+	if err != nil {
+		e.Fatalf("GetEvent: %v", err)
+	}
+	checkEvent(e.T, got, first)
+	if _, err := e.s.GetDelivery(e.ctx, e.n("d2")); !errors.Is(err, router.ErrNotFound) {
+		e.Errorf("delivery of the duplicate: GetDelivery error = %v, want ErrNotFound", err)
+	}
+	e.wantIDs("deliveries", e.list(router.DeliveryFilter{Source: src}), "d1")
+
+	// The id is unique per source only.
+	e.ingest(e.event(e.n("src2"), "ev-1", t0), e.delivery("d3", sink, t0))
+}
+
+func testDuplicateIngestRace(e *env) {
+	const n = 50
+	src := e.n("src")
+	var (
+		wg     sync.WaitGroup
+		start  = make(chan struct{})
+		dups   = make([]bool, n)
+		errs   = make([]error, n)
+		sinkOf = func(g int) string { return e.n(fmt.Sprintf("sink-%d", g)) }
+	)
+	for g := range n {
+		wg.Go(func() {
+			ds := []router.NewDelivery{
+				e.delivery(fmt.Sprintf("g%d-a", g), sinkOf(g), t0),
+				e.delivery(fmt.Sprintf("g%d-b", g), sinkOf(g), t0),
+			}
+			<-start
+			dups[g], errs[g] = e.s.Ingest(e.ctx, e.event(src, "same", t0), ds)
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	winner := -1
+	for g := range n {
+		if errs[g] != nil {
+			e.Fatalf("Ingest %d: %v", g, errs[g])
+		}
+		if !dups[g] {
+			if winner >= 0 {
+				e.Fatalf("Ingest %d and %d both not duplicate", winner, g)
+			}
+			winner = g
+		}
+	}
+	if winner < 0 {
+		e.Fatalf("every Ingest reported duplicate")
+	}
+	got := e.list(router.DeliveryFilter{Source: src})
+	slices.Sort(got)
+	e.wantIDs("deliveries", got, fmt.Sprintf("g%d-a", winner), fmt.Sprintf("g%d-b", winner))
+}
+
+func testZeroDeliveries(e *env) {
+	src := e.n("src")
+	ev := e.event(src, "ev-1", t0)
+	ev.Matched = nil
+	e.ingest(ev)
+	if _, err := e.s.GetEvent(e.ctx, src, "ev-1"); err != nil {
+		e.Fatalf("GetEvent: %v", err)
+	}
+	e.wantIDs("deliveries", e.list(router.DeliveryFilter{Source: src}))
+	dup, err := e.s.Ingest(e.ctx, ev, nil)
+	if err != nil || !dup {
+		e.Errorf("second Ingest = %v, %v; want duplicate", dup, err)
+	}
+}
+
+func testClaimDue(e *env) {
+	a, b := e.n("sink-a"), e.n("sink-b")
+	// Ingested out of due order, so that insertion order cannot pass for
+	// due order.
+	e.ingestOne("a3", a, t0) // due exactly now
+	e.ingestOne("a1", a, t0.Add(-2*time.Minute))
+	e.ingestOne("a4", a, t0.Add(time.Minute))
+	e.ingestOne("a2", a, t0.Add(-time.Minute))
+	e.ingestOne("b1", b, t0.Add(-3*time.Minute))
+
+	cs := e.claim(a, "w1", t0, time.Hour, 2)
+	e.wantIDs("first claim", e.ids(cs), "a1", "a2")
+	if len(cs) > 0 {
+		c := cs[0]
+		if c.Rule != e.n("rule") || c.Route != 0 || c.Sink != a || c.Attempts != 0 || c.Event == nil {
+			e.Fatalf("claimed = %+v", c)
+		}
+		checkEvent(e.T, c.Event, e.event(e.n("src"), "a1", t0))
+	}
+	e.wantIDs("second claim", e.claimIDs(a, "w1", t0, time.Hour, 10), "a3")
+	e.wantIDs("claim with nothing due", e.claimIDs(a, "w2", t0, time.Hour, 10))
+	e.wantIDs("claim a minute later", e.claimIDs(a, "w2", t0.Add(time.Minute), time.Hour, 10), "a4")
+	e.wantIDs("claim of sink b", e.claimIDs(b, "w1", t0, time.Hour, 10), "b1")
+	e.wantIDs("claim of an unknown sink", e.claimIDs(e.n("sink-c"), "w1", t0, time.Hour, 10))
+}
+
+func testClaimLease(e *env) {
+	sink := e.n("sink")
+	e.ingestOne("d1", sink, t0)
+	e.wantIDs("claim by w1", e.claimIDs(sink, "w1", t0, 30*time.Second, 10), "d1")
+	e.wantIDs("claim by w2 within the lease", e.claimIDs(sink, "w2", t0.Add(29*time.Second), 30*time.Second, 10))
+	e.wantIDs("claim by w1 within its own lease", e.claimIDs(sink, "w1", t0.Add(29*time.Second), 30*time.Second, 10))
+	cs := e.claim(sink, "w2", t0.Add(31*time.Second), 30*time.Second, 10)
+	e.wantIDs("claim by w2 after the lease", e.ids(cs), "d1")
+	if len(cs) == 1 && cs[0].Attempts != 0 {
+		e.Errorf("reclaimed Attempts = %d, want 0 (a lapsed lease is not an attempt)", cs[0].Attempts)
+	}
+	e.wantIDs("claim by w3 within w2's lease", e.claimIDs(sink, "w3", t0.Add(60*time.Second), 30*time.Second, 10))
+}
+
+func testConcurrentClaim(e *env) {
+	const rows, workers = 60, 6
+	sink := e.n("sink")
+	for i := range rows {
+		e.ingestOne(fmt.Sprintf("d%02d", i), sink, t0.Add(-time.Duration(i)*time.Second))
+	}
+	var (
+		mu   sync.Mutex
+		seen = map[string]string{}
+		wg   sync.WaitGroup
+	)
+	for w := range workers {
+		owner := fmt.Sprintf("w%d", w)
+		wg.Go(func() {
+			for {
+				cs, err := e.s.Claim(e.ctx, sink, owner, t0, time.Hour, 4)
+				if err != nil {
+					e.Errorf("Claim: %v", err)
+					return
+				}
+				if len(cs) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, c := range cs {
+					if prev, ok := seen[c.ID]; ok {
+						e.Errorf("%s claimed by %s and %s", c.ID, prev, owner)
+					}
+					seen[c.ID] = owner
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != rows {
+		e.Errorf("claimed %d distinct deliveries, want %d", len(seen), rows)
+	}
+}
+
+func testFinishDelivered(e *env) {
+	sink := e.n("sink")
+	e.ingestOne("d1", sink, t0)
+	e.wantIDs("claim", e.claimIDs(sink, "w1", t0, time.Minute, 10), "d1")
+	att := router.AttemptRecord{
+		At: t0.Add(time.Second), Duration: 250 * time.Millisecond,
+		Outcome: router.OutcomeDelivered, StatusCode: 201, RemoteID: "T-1",
+	}
+	e.finish("d1", "w1", router.Finish{Attempt: att, Status: router.StatusDelivered})
+
+	d := e.get("d1")
+	if d.Status != router.StatusDelivered || d.Attempts != 1 || d.RemoteID != "T-1" || d.LastError != "" {
+		e.Errorf("delivery = %+v, want delivered after 1 attempt with remote id T-1", d)
+	}
+	if d.UpdatedAt.Before(d.CreatedAt) {
+		e.Errorf("UpdatedAt %v before CreatedAt %v", d.UpdatedAt, d.CreatedAt)
+	}
+	checkAttempts(e.T, d.AttemptLog, []router.AttemptRecord{att})
+
+	e.wantIDs("claim after delivery", e.claimIDs(sink, "w2", t0.Add(24*time.Hour), time.Minute, 10))
+	if err := e.s.Finish(e.ctx, e.n("d1"), "w1", router.Finish{Attempt: att, Status: router.StatusDelivered}); !errors.Is(err, router.ErrLeaseLost) {
+		e.Errorf("second Finish error = %v, want ErrLeaseLost", err)
+	}
+	if _, ok, err := e.s.NextDue(e.ctx, sink); err != nil || ok {
+		e.Errorf("NextDue = %v, %v; want none", ok, err)
+	}
+}
+
+func testFinishRetryThenDead(e *env) {
+	sink := e.n("sink")
+	e.ingestOne("d1", sink, t0)
+	e.ingestOne("d2", sink, t0)
+	e.wantIDs("claim", e.claimIDs(sink, "w1", t0, time.Hour, 10), "d1", "d2")
+
+	retry := router.AttemptRecord{
+		At: t0.Add(time.Second), Duration: 5 * time.Second,
+		Outcome: router.OutcomeRetry, StatusCode: 503, Error: "503 Service Unavailable",
+	}
+	next := t0.Add(10 * time.Minute)
+	e.finish("d1", "w1", router.Finish{Attempt: retry, Status: router.StatusPending, NextAttemptAt: next})
+	d := e.get("d1")
+	if d.Status != router.StatusPending || d.Attempts != 1 || !d.NextAttemptAt.Equal(next) || d.LastError != retry.Error {
+		e.Errorf("after retry: %+v, want pending, 1 attempt, next %v, last error %q", d, next, retry.Error)
+	}
+	checkAttempts(e.T, d.AttemptLog, []router.AttemptRecord{retry})
+
+	e.wantIDs("claim before the retry is due", e.claimIDs(sink, "w2", next.Add(-time.Second), time.Minute, 10))
+	cs := e.claim(sink, "w2", next, time.Minute, 10)
+	e.wantIDs("claim when the retry is due", e.ids(cs), "d1")
+	if len(cs) == 1 && cs[0].Attempts != 1 {
+		e.Errorf("claimed Attempts = %d, want 1", cs[0].Attempts)
+	}
+	dead := router.AttemptRecord{
+		At: next.Add(time.Millisecond), Duration: 100 * time.Millisecond,
+		Outcome: router.OutcomeDead, StatusCode: 400, Error: "400 Bad Request",
+	}
+	e.finish("d1", "w2", router.Finish{Attempt: dead, Status: router.StatusDead})
+	d = e.get("d1")
+	if d.Status != router.StatusDead || d.Attempts != 2 || d.LastError != dead.Error {
+		e.Errorf("after dead: %+v, want dead after 2 attempts", d)
+	}
+	checkAttempts(e.T, d.AttemptLog, []router.AttemptRecord{retry, dead})
+
+	// Dead at once, without an HTTP answer.
+	now := router.AttemptRecord{
+		At: t0.Add(2 * time.Second), Duration: time.Millisecond,
+		Outcome: router.OutcomeDead, Error: "channel_not_found",
+	}
+	e.finish("d2", "w1", router.Finish{Attempt: now, Status: router.StatusDead})
+	d = e.get("d2")
+	if d.Status != router.StatusDead || d.Attempts != 1 || d.LastError != now.Error {
+		e.Errorf("d2: %+v, want dead after 1 attempt", d)
+	}
+	checkAttempts(e.T, d.AttemptLog, []router.AttemptRecord{now})
+
+	e.wantIDs("claim after dead", e.claimIDs(sink, "w3", t0.Add(24*time.Hour), time.Minute, 10))
+}
+
+func testFinishStaleOwner(e *env) {
+	sink := e.n("sink")
+	e.ingestOne("d1", sink, t0)
+	att := router.AttemptRecord{At: t0, Duration: time.Second, Outcome: router.OutcomeDelivered, StatusCode: 200}
+	fin := router.Finish{Attempt: att, Status: router.StatusDelivered}
+
+	if err := e.s.Finish(e.ctx, e.n("d1"), "w1", fin); !errors.Is(err, router.ErrLeaseLost) {
+		e.Errorf("Finish of an unclaimed delivery: error = %v, want ErrLeaseLost", err)
+	}
+	e.wantIDs("claim by w1", e.claimIDs(sink, "w1", t0, 30*time.Second, 10), "d1")
+	e.wantIDs("claim by w2 after w1's lease", e.claimIDs(sink, "w2", t0.Add(time.Minute), 30*time.Second, 10), "d1")
+
+	if err := e.s.Finish(e.ctx, e.n("d1"), "w1", fin); !errors.Is(err, router.ErrLeaseLost) {
+		e.Errorf("Finish by the stale owner: error = %v, want ErrLeaseLost", err)
+	}
+	d := e.get("d1")
+	if d.Status != router.StatusPending || d.Attempts != 0 || len(d.AttemptLog) != 0 {
+		e.Errorf("after the stale Finish: %+v, want unchanged", d)
+	}
+	// The stale Finish must not have released w2's lease either.
+	e.wantIDs("claim by w3 within w2's lease", e.claimIDs(sink, "w3", t0.Add(time.Minute+time.Second), 30*time.Second, 10))
+
+	err := e.s.Finish(e.ctx, e.n("missing"), "w1", fin)
+	if !errors.Is(err, router.ErrLeaseLost) && !errors.Is(err, router.ErrNotFound) {
+		e.Errorf("Finish of an unknown delivery: error = %v, want ErrLeaseLost or ErrNotFound", err)
+	}
+	e.finish("d1", "w2", fin)
+}
+
+func testRelease(e *env) {
+	sink := e.n("sink")
+	for i := range 4 {
+		e.ingestOne(fmt.Sprintf("d%d", i), sink, t0.Add(time.Duration(i-4)*time.Millisecond))
+	}
+	w1 := e.claimIDs(sink, e.n("w1"), t0, time.Hour, 2)
+	e.wantIDs("claim by w1", w1, "d0", "d1")
+	e.wantIDs("claim by w2", e.claimIDs(sink, e.n("w2"), t0, time.Hour, 2), "d2", "d3")
+
+	if err := e.s.Release(e.ctx, e.n("w1")); err != nil {
+		e.Fatalf("Release(w1): %v", err)
+	}
+	e.wantIDs("claim after Release(w1)", e.claimIDs(sink, e.n("w3"), t0, time.Hour, 10), "d0", "d1")
+	att := router.AttemptRecord{At: t0, Outcome: router.OutcomeDelivered, StatusCode: 200}
+	if err := e.s.Finish(e.ctx, e.n("d0"), e.n("w1"), router.Finish{Attempt: att, Status: router.StatusDelivered}); !errors.Is(err, router.ErrLeaseLost) {
+		e.Errorf("Finish by the released owner: error = %v, want ErrLeaseLost", err)
+	}
+
+	if err := e.s.Release(e.ctx, ""); err != nil {
+		e.Fatalf(`Release(""): %v`, err)
+	}
+	e.wantIDs(`claim after Release("")`, e.claimIDs(sink, e.n("w4"), t0, time.Hour, 10), "d0", "d1", "d2", "d3")
+	if d := e.get("d0"); d.Attempts != 0 || len(d.AttemptLog) != 0 {
+		e.Errorf("after Release: %+v, want no attempt recorded", d)
+	}
+}
+
+func testNextDue(e *env) {
+	sink := e.n("sink")
+	if _, ok, err := e.s.NextDue(e.ctx, sink); err != nil || ok {
+		e.Fatalf("NextDue of an empty sink = %v, %v; want none", ok, err)
+	}
+	e.ingestOne("late", sink, t0.Add(5*time.Minute))
+	e.ingestOne("soon", sink, t0.Add(time.Minute))
+	e.ingestOne("other", e.n("other-sink"), t0.Add(-time.Hour))
+
+	want := func(what string, at time.Time) {
+		e.Helper()
+		got, ok, err := e.s.NextDue(e.ctx, sink)
+		if err != nil || !ok || !got.Equal(at) {
+			e.Errorf("%s: NextDue = %v, %v, %v; want %v", what, got, ok, err, at)
+		}
+	}
+	want("initially", t0.Add(time.Minute))
+
+	att := router.AttemptRecord{At: t0.Add(time.Minute), Outcome: router.OutcomeDelivered, StatusCode: 200}
+	e.wantIDs("claim", e.claimIDs(sink, "w1", t0.Add(time.Minute), time.Minute, 10), "soon")
+	e.finish("soon", "w1", router.Finish{Attempt: att, Status: router.StatusDelivered})
+	want("after the first is delivered", t0.Add(5*time.Minute))
+
+	retryAt := t0.Add(3 * time.Minute)
+	e.ingestOne("retry", sink, t0.Add(2*time.Minute))
+	e.wantIDs("claim", e.claimIDs(sink, "w1", t0.Add(2*time.Minute), time.Minute, 1), "retry")
+	att.Outcome = router.OutcomeRetry
+	e.finish("retry", "w1", router.Finish{Attempt: att, Status: router.StatusPending, NextAttemptAt: retryAt})
+	want("after a retry is scheduled", retryAt)
+
+	e.wantIDs("claim", e.claimIDs(sink, "w1", t0.Add(5*time.Minute), time.Minute, 10), "retry", "late")
+	// Both are leased until t0+6m: a delivery in flight is not due.
+	want("while leased", t0.Add(6*time.Minute))
+	att.Outcome = router.OutcomeDead
+	e.finish("late", "w1", router.Finish{Attempt: att, Status: router.StatusDead})
+	e.finish("retry", "w1", router.Finish{Attempt: att, Status: router.StatusDead})
+	if _, ok, err := e.s.NextDue(e.ctx, sink); err != nil || ok {
+		e.Errorf("NextDue with nothing pending = %v, %v; want none", ok, err)
+	}
+}
+
+func testPendingCounts(e *env) {
+	a, b, c := e.n("sink-a"), e.n("sink-b"), e.n("sink-c")
+	e.ingestOne("a1", a, t0.Add(-2*time.Minute))
+	e.ingestOne("a2", a, t0.Add(-time.Minute))
+	e.ingestOne("a3", a, t0.Add(time.Minute))
+	e.ingestOne("b1", b, t0.Add(time.Minute))
+	e.ingestOne("c1", c, t0)
+	e.wantIDs("claim", e.claimIDs(c, "w1", t0, time.Minute, 10), "c1")
+	e.finish("c1", "w1", router.Finish{
+		Attempt: router.AttemptRecord{At: t0, Outcome: router.OutcomeDelivered, StatusCode: 200},
+		Status:  router.StatusDelivered,
+	})
+
+	check := func(what string) {
+		e.Helper()
+		got, err := e.s.PendingCounts(e.ctx, t0)
+		if err != nil {
+			e.Fatalf("PendingCounts: %v", err)
+		}
+		if st := got[a]; st.Pending != 3 || st.OldestDueAge != 2*time.Minute {
+			e.Errorf("%s: sink a = %+v, want 3 pending, oldest due 2m ago", what, st)
+		}
+		if st := got[b]; st.Pending != 1 || st.OldestDueAge != 0 {
+			e.Errorf("%s: sink b = %+v, want 1 pending, none due", what, st)
+		}
+		if st, ok := got[c]; ok && st.Pending != 0 {
+			e.Errorf("%s: sink c = %+v, want no pending", what, st)
+		}
+	}
+	check("initially")
+	// A leased delivery is still pending.
+	e.wantIDs("claim", e.claimIDs(a, "w1", t0, time.Minute, 1), "a1")
+	got, err := e.s.PendingCounts(e.ctx, t0)
+	if err != nil {
+		e.Fatalf("PendingCounts: %v", err)
+	}
+	if got[a].Pending != 3 {
+		e.Errorf("with one leased: sink a = %+v, want 3 pending", got[a])
+	}
+}
+
+func testListDeliveries(e *env) {
+	src := e.n("src")
+	sa, sb := e.n("sink-a"), e.n("sink-b")
+	ra, rb := e.n("rule-a"), e.n("rule-b")
+	nd := func(id, rule, sink string) router.NewDelivery {
+		return router.NewDelivery{ID: e.n(id), Rule: rule, Sink: sink, NextAttemptAt: t0}
+	}
+	e.ingest(e.event(src, "e1", t0), nd("e1-a", ra, sa), nd("e1-b", rb, sb))
+	e.ingest(e.event(src, "e2", t0.Add(time.Minute)), nd("e2-a", ra, sa))
+	e.ingest(e.event(src, "e3", t0.Add(2*time.Minute)), nd("e3-b", rb, sb), nd("e3-c", ra, sb))
+
+	e.wantIDs("claim", e.claimIDs(sa, "w1", t0, time.Minute, 10), "e1-a", "e2-a")
+	e.finish("e2-a", "w1", router.Finish{
+		Attempt: router.AttemptRecord{At: t0, Outcome: router.OutcomeDead, StatusCode: 404, Error: "404"},
+		Status:  router.StatusDead,
+	})
+
+	all := []string{"e3-c", "e3-b", "e2-a", "e1-b", "e1-a"}
+	e.wantIDs("by source", e.list(router.DeliveryFilter{Source: src}), all...)
+	e.wantIDs("dead", e.list(router.DeliveryFilter{Source: src, Status: router.StatusDead}), "e2-a")
+	e.wantIDs("pending", e.list(router.DeliveryFilter{Source: src, Status: router.StatusPending}), "e3-c", "e3-b", "e1-b", "e1-a")
+	e.wantIDs("by sink", e.list(router.DeliveryFilter{Sink: sa}), "e2-a", "e1-a")
+	e.wantIDs("by rule", e.list(router.DeliveryFilter{Rule: rb}), "e3-b", "e1-b")
+	e.wantIDs("by event", e.list(router.DeliveryFilter{Source: src, EventID: "e1"}), "e1-b", "e1-a")
+	e.wantIDs("limit", e.list(router.DeliveryFilter{Source: src, Limit: 2}), "e3-c", "e3-b")
+	e.wantIDs("sink and rule", e.list(router.DeliveryFilter{Source: src, Sink: sb, Rule: ra}), "e3-c")
+	e.wantIDs("no match", e.list(router.DeliveryFilter{Source: e.n("nope")}))
+
+	ds, err := e.s.ListDeliveries(e.ctx, router.DeliveryFilter{Source: src, Status: router.StatusDead})
+	if err != nil || len(ds) != 1 {
+		e.Fatalf("ListDeliveries(dead) = %v, %v", ds, err)
+	}
+	if d := ds[0]; d.Attempts != 1 || d.LastError != "404" || d.EventID != "e2" || d.Source != src ||
+		!d.CreatedAt.Equal(t0.Add(time.Minute)) || len(d.AttemptLog) != 0 {
+		e.Errorf("listed = %+v, want e2-a after 1 attempt, without attempt log", d)
+	}
+}
+
+func testListDeliveriesDefaultLimit(e *env) {
+	sink := e.n("sink")
+	var ds []router.NewDelivery
+	for i := range 105 {
+		ds = append(ds, e.delivery(fmt.Sprintf("d%03d", i), sink, t0))
+	}
+	e.ingest(e.event(e.n("src"), "big", t0), ds...)
+	if got := e.list(router.DeliveryFilter{Sink: sink}); len(got) != 100 {
+		e.Errorf("default limit: %d deliveries, want 100", len(got))
+	} else if got[0] != "d104" || got[99] != "d005" {
+		e.Errorf("default limit: from %s to %s, want d104 to d005", got[0], got[99])
+	}
+	if got := e.list(router.DeliveryFilter{Sink: sink, Limit: 200}); len(got) != 105 {
+		e.Errorf("limit 200: %d deliveries, want 105", len(got))
+	}
+}
+
+func testIngestCancelledContext(e *env) {
+	src := e.n("src")
+	ctx, cancel := context.WithCancel(e.ctx)
+	cancel()
+	_, err := e.s.Ingest(ctx, e.event(src, "ev-1", t0), []router.NewDelivery{e.delivery("d1", e.n("sink"), t0)})
+	if !errors.Is(err, context.Canceled) {
+		e.Errorf("Ingest with a cancelled context: error = %v, want context.Canceled", err)
+	}
+	if _, err := e.s.GetEvent(e.ctx, src, "ev-1"); !errors.Is(err, router.ErrNotFound) {
+		e.Errorf("GetEvent after the cancelled Ingest: error = %v, want ErrNotFound", err)
+	}
+	e.wantIDs("deliveries", e.list(router.DeliveryFilter{Source: src}))
+	// The store still works.
+	e.ingest(e.event(src, "ev-1", t0), e.delivery("d1", e.n("sink"), t0))
+}
+
+func testConcurrentIngest(e *env) {
+	const events, workers = 500, 32
+	src, sa, sb := e.n("src"), e.n("sink-a"), e.n("sink-b")
+	var (
+		wg   sync.WaitGroup
+		next = make(chan int)
+	)
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				id := fmt.Sprintf("ev-%03d", i)
+				dup, err := e.s.Ingest(e.ctx, e.event(src, id, t0.Add(time.Duration(i)*time.Millisecond)),
+					[]router.NewDelivery{e.delivery(id+"-a", sa, t0), e.delivery(id+"-b", sb, t0)})
+				if err != nil || dup {
+					e.Errorf("Ingest(%s) = %v, %v", id, dup, err)
+				}
+			}
+		})
+	}
+	for i := range events {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+
+	for i := range events {
+		if _, err := e.s.GetEvent(e.ctx, src, fmt.Sprintf("ev-%03d", i)); err != nil {
+			e.Fatalf("GetEvent(ev-%03d): %v", i, err)
+		}
+	}
+	if got := e.list(router.DeliveryFilter{Source: src, Limit: 2 * events}); len(got) != 2*events {
+		e.Errorf("%d deliveries, want %d", len(got), 2*events)
+	}
+	counts, err := e.s.PendingCounts(e.ctx, t0)
+	if err != nil {
+		e.Fatalf("PendingCounts: %v", err)
+	}
+	if counts[sa].Pending != events || counts[sb].Pending != events {
+		e.Errorf("pending = %d and %d, want %d each", counts[sa].Pending, counts[sb].Pending, events)
+	}
+}
+
+func testPing(e *env) {
+	if err := e.s.Ping(e.ctx); err != nil {
+		e.Errorf("Ping: %v", err)
+	}
+}
