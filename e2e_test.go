@@ -83,6 +83,7 @@ type routerProc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	ingest string // base URL
+	admin  string // host:port
 	db     string
 	logs   *syncBuffer
 	done   chan error
@@ -116,7 +117,7 @@ func startRouter(t *testing.T, dir, config string, env []string) *routerProc {
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &routerProc{t: t, ingest: "http://" + listen, db: db, logs: &syncBuffer{}, done: make(chan error, 1)}
+	p := &routerProc{t: t, ingest: "http://" + listen, admin: admin, db: db, logs: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(binPath, "serve", "-c", cfgPath)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
@@ -488,6 +489,36 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("a verified body that does not parse is quarantined, not dropped", func(t *testing.T) {
+		code, resp := p.post("/hooks/salesiq", []byte(`{"entity": not json`), e2eKey)
+		if code != 202 {
+			t.Fatalf("post: %d %s, want 202", code, resp)
+		}
+		if n := p.query(`SELECT count(*) FROM events WHERE quarantined = 1`); n != 1 {
+			t.Errorf("%d quarantined events, want 1", n)
+		}
+	})
+
+	t.Run("metrics count what happened", func(t *testing.T) {
+		resp, err := http.Get("http://" + p.admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{
+			`hookroute_events_total{outcome="unauthorized",source="salesiq"} 2`,
+			`hookroute_events_total{outcome="duplicate",source="salesiq"} 1`,
+			`hookroute_events_total{outcome="quarantined",source="salesiq"} 1`,
+			`hookroute_delivery_attempts_total{outcome="dead",sink="slack"} 1`,
+			`hookroute_deliveries_pending{sink="audit"} 0`,
+		} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+	})
+
 	t.Run("every attempt is recorded", func(t *testing.T) {
 		if n := p.query(`SELECT count(*) FROM attempts`); n < 7 {
 			t.Errorf("%d attempts recorded, want at least 7", n)
@@ -501,6 +532,9 @@ func TestEndToEnd(t *testing.T) {
 			p.done <- err // for the cleanup
 			if err != nil {
 				t.Fatalf("exit after SIGTERM: %v", err)
+			}
+			if logs := p.logs.String(); strings.Contains(logs, "xoxb-test-token") {
+				t.Errorf("the Slack token appears in the router's output")
 			}
 		case <-time.After(15 * time.Second):
 			t.Fatal("no exit within 15s of SIGTERM")
