@@ -81,6 +81,9 @@ func DeliveryID(source, eventID, rule string, route int) string {
 	return "d_" + base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(h.Sum(nil)[:15])
 }
 
+// ingestTimeout bounds how long a webhook request waits for its commit.
+const ingestTimeout = 10 * time.Second
+
 // ingestReply is the body of 200 and 202 answers.
 type ingestReply struct {
 	ID         string   `json:"id"`
@@ -123,7 +126,11 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 	}
 	in := &Incoming{Source: src.Name, Headers: HeaderMap(req.Header), Body: body, ReceivedAt: received}
 	rec, ds, reply := r.prepare(rt, src, in)
-	dup, err := r.store.Ingest(req.Context(), rec, ds)
+	// Bound the wait on the store: a sender that gets 503 retries; one left
+	// hanging may give up on us.
+	ctx, cancel := context.WithTimeout(req.Context(), ingestTimeout)
+	defer cancel()
+	dup, err := r.store.Ingest(ctx, rec, ds)
 	if err != nil {
 		r.metrics.event(src.Name, "store_error")
 		r.log.Error("ingest: store", "source", src.Name, "err", err)

@@ -24,6 +24,14 @@ type Paced interface {
 	Limiter() *rate.Limiter
 }
 
+// Notifier is implemented by stores shared between replicas (PostgreSQL):
+// Listen calls wake with a sink's name whenever any replica inserts
+// deliveries for it, so that latency does not depend on the poll interval.
+// It returns when ctx is done.
+type Notifier interface {
+	Listen(ctx context.Context, wake func(sink string)) error
+}
+
 type atomicRuntime struct{ p atomic.Pointer[Runtime] }
 
 func (a *atomicRuntime) Load() *Runtime    { return a.p.Load() }
@@ -98,6 +106,19 @@ func (r *Router) Run(ctx context.Context) {
 		}()
 	}
 	ps.mu.Unlock()
+	if n, ok := r.store.(Notifier); ok {
+		ps.wg.Add(1)
+		go func() {
+			defer ps.wg.Done()
+			if err := n.Listen(ctx, func(sink string) {
+				if p := ps.get(sink); p != nil {
+					p.wake()
+				}
+			}); err != nil && ctx.Err() == nil {
+				r.log.Error("store notifications stopped; workers fall back to polling", "err", err)
+			}
+		}()
+	}
 	ps.wg.Wait()
 }
 
@@ -140,10 +161,17 @@ func (p *pool) run(ctx context.Context) {
 				return
 			}
 			failures++
-			r.log.Error("worker: claim", "sink", p.sink, "err", err)
-			// Back off while the store is down: no hot loop, no log flood.
-			p.sleep(ctx, min(time.Duration(failures)*time.Second, 30*time.Second))
+			// Back off while the store is down: no hot loop, and one log
+			// line per outage rather than per try. The cap keeps recovery
+			// within seconds of the store's return.
+			if failures == 1 {
+				r.log.Error("worker: claim failed; retrying with backoff", "sink", p.sink, "err", err)
+			}
+			p.sleep(ctx, min(time.Duration(failures)*500*time.Millisecond, 3*time.Second))
 			continue
+		}
+		if failures > 0 {
+			r.log.Info("worker: claiming again", "sink", p.sink, "failed_tries", failures)
 		}
 		failures = 0
 		for _, c := range claimed {
@@ -213,22 +241,36 @@ func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, c *Claimed) {
 			"attempt", c.Attempts+1, "outcome", f.Attempt.Outcome, "status_code", res.StatusCode, "err", f.Attempt.Error)
 	}
 	r.metrics.attempt(c.Sink, f.Attempt.Outcome, dur)
-	// Record the result even while shutting down: an unrecorded success
-	// would be sent again after the lease runs out.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := r.store.Finish(ctx, c.ID, r.owner, f); err != nil {
-		if errors.Is(err, ErrLeaseLost) {
-			r.log.Warn("delivery lease lost; another worker owns it now", "sink", c.Sink, "delivery_id", c.ID)
-			return
-		}
-		r.log.Error("delivery: record outcome", "sink", c.Sink, "delivery_id", c.ID, "err", err)
+	if !r.finish(c, f) {
 		return
 	}
 	if f.Status == StatusPending {
 		if p := r.pools.get(c.Sink); p != nil {
 			p.wake()
 		}
+	}
+}
+
+// finish records an attempt's outcome, retrying for a while if the store
+// is unreachable: an unrecorded success would be sent again once the lease
+// runs out. It goes on while shutting down, for the same reason.
+func (r *Router) finish(c *Claimed, f Finish) bool {
+	deadline := time.Now().Add(leaseMargin / 2)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := r.store.Finish(ctx, c.ID, r.owner, f)
+		cancel()
+		switch {
+		case err == nil:
+			return true
+		case errors.Is(err, ErrLeaseLost):
+			r.log.Warn("delivery lease lost; another worker owns it now", "sink", c.Sink, "delivery_id", c.ID)
+			return false
+		case time.Now().Add(wait).After(deadline):
+			r.log.Error("delivery: record outcome; it will be attempted again after its lease", "sink", c.Sink, "delivery_id", c.ID, "err", err)
+			return false
+		}
+		time.Sleep(wait)
 	}
 }
 
