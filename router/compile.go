@@ -121,6 +121,14 @@ type compiler struct {
 
 func (c *compiler) add(e *ConfigError) { c.errs = append(c.errs, e) }
 
+// errAt returns a reporter of problems with the keys of the mapping node
+// at path, each at its key's value.
+func (c *compiler) errAt(node *yaml.Node, path string) func(key, format string, args ...any) {
+	return func(key, format string, args ...any) {
+		c.add(NodeError(lookupNode(node, key), path+"."+key, format, args...))
+	}
+}
+
 func compile(file string, cfg *Config, doc *yaml.Node, sinks SinkFactory) (*Runtime, ConfigErrors) {
 	c := &compiler{file: file, doc: doc, sinks: sinks, rt: &Runtime{
 		File: file, Config: cfg, Sinks: map[string]*SinkRuntime{}, byPath: map[string]*Source{},
@@ -180,9 +188,7 @@ var sourceKeys = map[string][]string{
 func (c *compiler) source(i int, sc *SourceConfig) {
 	path := fmt.Sprintf("sources[%d]", i)
 	node := lookupNode(c.doc, "sources", fmt.Sprint(i))
-	errAt := func(key, format string, args ...any) {
-		c.add(NodeError(lookupNode(node, key), path+"."+key, format, args...))
-	}
+	errAt := c.errAt(node, path)
 	if !validName(sc.Name) {
 		errAt("name", "must be set, of letters, digits, '-' and '_'")
 		return
@@ -357,9 +363,7 @@ func (c *compiler) sink(i int, node *yaml.Node) {
 		c.errs = append(c.errs, AsConfigErrors(err, node, path)...)
 		return
 	}
-	errAt := func(key, format string, args ...any) {
-		c.add(NodeError(lookupNode(node, key), path+"."+key, format, args...))
-	}
+	errAt := c.errAt(node, path)
 	if !validName(sc.Name) {
 		errAt("name", "must be set, of letters, digits, '-' and '_'")
 		return
@@ -400,9 +404,7 @@ func (c *compiler) sink(i int, node *yaml.Node) {
 func (c *compiler) rule(i int, rc *RuleConfig) {
 	path := fmt.Sprintf("rules[%d]", i)
 	node := lookupNode(c.doc, "rules", fmt.Sprint(i))
-	errAt := func(key, format string, args ...any) {
-		c.add(NodeError(lookupNode(node, key), path+"."+key, format, args...))
-	}
+	errAt := c.errAt(node, path)
 	if !validName(rc.Name) {
 		errAt("name", "must be set, of letters, digits, '-' and '_'")
 	}
