@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/postgres"
 	"github.com/hookroute/hookroute/router/sqlite"
 	"github.com/hookroute/hookroute/router/verify"
 	"github.com/hookroute/hookroute/sinks"
@@ -169,9 +170,20 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 
 func openStore(ctx context.Context, url string, log *slog.Logger) (router.Store, error) {
 	if path, ok := strings.CutPrefix(url, "sqlite:"); ok {
-		return sqlite.Open(ctx, path, sqlite.Options{Logger: log})
+		s, err := sqlite.Open(ctx, path, sqlite.Options{Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		// One process owns a SQLite file, so leases left by a crashed
+		// predecessor are released now rather than after they run out.
+		// (On PostgreSQL other replicas' leases are live: never there.)
+		if err := s.Release(ctx, ""); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("release stale leases: %w", err)
+		}
+		return s, nil
 	}
-	return nil, errors.New("store.url: the PostgreSQL store is not available in this build yet; use sqlite:PATH")
+	return postgres.Open(ctx, url, postgres.Options{Logger: log})
 }
 
 // serve runs the router until ctx is done, then shuts down in order:
@@ -183,11 +195,6 @@ func serve(ctx context.Context, rt *router.Runtime, log *slog.Logger) error {
 		return err
 	}
 	defer store.Close()
-	// One process owns a SQLite file, so leases left by a crashed
-	// predecessor are released now rather than after they run out.
-	if err := store.Release(ctx, ""); err != nil {
-		return fmt.Errorf("release stale leases: %w", err)
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r := router.New(rt, store, router.Options{Logger: log, Metrics: router.NewMetrics(reg)})

@@ -120,7 +120,7 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 	// Verify the raw bytes before anything looks inside them.
 	if err := src.Verifier.Verify(req.Header, body, received); err != nil {
 		r.metrics.event(src.Name, "unauthorized")
-		r.log.Info("ingest: signature rejected", "source", src.Name, "reason", err.Error(), "remote", req.RemoteAddr)
+		r.logs.log(r.log, r.now(), slog.LevelInfo, "ingest-auth:"+src.Name, "ingest: signature rejected", "source", src.Name, "reason", err.Error(), "remote", req.RemoteAddr)
 		httpError(w, http.StatusUnauthorized, "unauthorized")
 		return
 	}
@@ -133,7 +133,7 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 	dup, err := r.store.Ingest(ctx, rec, ds)
 	if err != nil {
 		r.metrics.event(src.Name, "store_error")
-		r.log.Error("ingest: store", "source", src.Name, "err", err)
+		r.logs.log(r.log, r.now(), slog.LevelError, "ingest-store:"+src.Name, "ingest: store", "source", src.Name, "err", err)
 		// 503 makes the sender retry; acknowledging now could lose it.
 		w.Header().Set("Retry-After", "5")
 		httpError(w, http.StatusServiceUnavailable, "store unavailable")
@@ -215,6 +215,7 @@ type Router struct {
 	now     func() time.Time
 	owner   string // lease owner id of this process
 	pools   *pools
+	logs    *logLimiter // for failures that repeat per request
 }
 
 // Options configure a Router.
@@ -247,7 +248,7 @@ func New(rt *Runtime, store Store, o Options) *Router {
 	if o.PollInterval <= 0 {
 		o.PollInterval = 2 * time.Second
 	}
-	r := &Router{store: store, log: o.Logger, metrics: o.Metrics, now: o.Now, owner: o.Owner}
+	r := &Router{store: store, log: o.Logger, metrics: o.Metrics, now: o.Now, owner: o.Owner, logs: newLogLimiter(10, time.Second)}
 	r.rt.Store(rt)
 	r.pools = newPools(r, o.PollInterval)
 	o.Metrics.watchStore(store, o.Now, func() []string { return sortedKeys(r.rt.Load().Sinks) })

@@ -1,0 +1,117 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hookroute/hookroute/router"
+)
+
+// sqlIngest is all of Ingest in one statement, so one round trip and one
+// (implicit) transaction. The deliveries are inserted only if the event
+// was, which makes a duplicate write nothing. When two connections ingest
+// the same event at once, the unique key makes the second INSERT wait for
+// the first transaction and then do nothing: it reports a duplicate, not
+// an error. pg_notify queues one notification per distinct sink; PostgreSQL
+// sends them at commit, and drops them on rollback.
+//
+// The final SELECT counts woken only to make it run: PostgreSQL skips a
+// plain SELECT in WITH that nothing reads.
+//
+// The deliveries travel as parallel arrays, so that the statement is the
+// same whatever their number and its prepared plan is reused.
+const sqlIngest = `WITH ev AS (
+	INSERT INTO events (source, id, name, received_at, headers, body, quarantined, matched)
+	VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8::jsonb)
+	ON CONFLICT (source, id) DO NOTHING
+	RETURNING 1
+), ds AS (
+	INSERT INTO deliveries (id, source, event_id, rule, route, sink, next_attempt_at, created_at, updated_at)
+	SELECT d.id, $1, $2, d.rule, d.route, d.sink, d.next, $4, $4
+	FROM unnest($9::text[], $10::text[], $11::integer[], $12::text[], $13::timestamptz[])
+		AS d (id, rule, route, sink, next)
+	WHERE EXISTS (SELECT FROM ev)
+	RETURNING sink
+), woken AS (
+	SELECT pg_notify($14, sink) FROM (SELECT DISTINCT sink FROM ds) AS s
+)
+SELECT EXISTS (SELECT FROM ev), (SELECT count(*) FROM woken)`
+
+// Ingest stores ev and ds, and wakes the sinks' workers on every replica,
+// in one transaction; it returns after the commit. A delivery's CreatedAt
+// is the event's ReceivedAt (the time of Ingest if that is zero); a zero
+// NextAttemptAt means due at CreatedAt.
+func (s *Store) Ingest(ctx context.Context, ev *router.EventRecord, ds []router.NewDelivery) (bool, error) {
+	args, err := s.ingestArgs(ev, ds)
+	if err != nil {
+		return false, fmt.Errorf("postgres: ingest: %w", err)
+	}
+	// pgx may notice a cancelled context only once the statement is on
+	// its way; check first, so that nothing is sent at all.
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("postgres: ingest %s/%s: %w", ev.Source, ev.ID, err)
+	}
+	var (
+		inserted bool
+		woken    int64
+	)
+	if err := s.pool.QueryRow(ctx, sqlIngest, args...).Scan(&inserted, &woken); err != nil {
+		return false, fmt.Errorf("postgres: ingest %s/%s: %w", ev.Source, ev.ID, err)
+	}
+	return !inserted, nil
+}
+
+// ingestArgs validates an Ingest call and encodes its arguments.
+func (s *Store) ingestArgs(ev *router.EventRecord, ds []router.NewDelivery) ([]any, error) {
+	if ev == nil {
+		return nil, errors.New("nil event")
+	}
+	if ev.Source == "" || ev.ID == "" {
+		return nil, fmt.Errorf("event %q/%q: source and id are required", ev.Source, ev.ID)
+	}
+	recv := ev.ReceivedAt
+	if recv.IsZero() {
+		recv = time.Now()
+	}
+	// nil would be stored as JSON null; an empty object or array keeps the
+	// columns' shape uniform for SQL queries.
+	headers, matched := []byte("{}"), []byte("[]")
+	var err error
+	if len(ev.Headers) > 0 {
+		if headers, err = json.Marshal(ev.Headers); err != nil {
+			return nil, fmt.Errorf("event %s/%s: headers: %w", ev.Source, ev.ID, err)
+		}
+	}
+	if len(ev.Matched) > 0 {
+		if matched, err = json.Marshal(ev.Matched); err != nil {
+			return nil, fmt.Errorf("event %s/%s: matched: %w", ev.Source, ev.ID, err)
+		}
+	}
+	body := ev.Body
+	if body == nil {
+		body = []byte{} // the column is NOT NULL; nil would bind as NULL
+	}
+	var (
+		ids    = make([]string, len(ds))
+		rules  = make([]string, len(ds))
+		routes = make([]int32, len(ds))
+		sinks  = make([]string, len(ds))
+		nexts  = make([]time.Time, len(ds))
+	)
+	for i, d := range ds {
+		if d.ID == "" || d.Sink == "" {
+			return nil, fmt.Errorf("event %s/%s: delivery %q to %q: id and sink are required", ev.Source, ev.ID, d.ID, d.Sink)
+		}
+		ids[i], rules[i], routes[i], sinks[i], nexts[i] = d.ID, d.Rule, int32(d.Route), d.Sink, d.NextAttemptAt
+		if d.NextAttemptAt.IsZero() {
+			nexts[i] = recv // no time given: due at once
+		}
+	}
+	return []any{
+		ev.Source, ev.ID, ev.Name, recv, string(headers), body, ev.Quarantined, string(matched),
+		ids, rules, routes, sinks, nexts, s.channel,
+	}, nil
+}

@@ -1,0 +1,223 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hookroute/hookroute/router"
+)
+
+// sqlClaim leases in one statement. FOR UPDATE SKIP LOCKED makes
+// concurrent claimers (other workers, other replicas) pass over each
+// other's candidate rows instead of queueing behind them, and a row is
+// re-checked once locked, so two claimers never lease the same row. The
+// subquery reads deliveries_due in order and stops at the LIMIT. The
+// events come in the same statement, joined to the claimed rows.
+//
+// RETURNING gives no order, hence the final ORDER BY; ties in
+// next_attempt_at go by id (SQLite's go by insertion order, which it gets
+// for free from rowid).
+const sqlClaim = `WITH claimed AS (
+	UPDATE deliveries SET lease_owner = $1, lease_until = $2
+	WHERE id IN (
+		SELECT id FROM deliveries
+		WHERE sink = $3 AND status = 'pending' AND next_attempt_at <= $4
+			AND (lease_until IS NULL OR lease_until <= $4)
+		ORDER BY next_attempt_at, id
+		LIMIT $5
+		FOR UPDATE SKIP LOCKED)
+	RETURNING id, source, event_id, rule, route, sink, attempts, next_attempt_at
+)
+SELECT c.id, c.source, c.event_id, c.rule, c.route, c.sink, c.attempts,
+	e.name, e.received_at, e.headers, e.body, e.quarantined, e.matched
+FROM claimed c JOIN events e ON e.source = c.source AND e.id = c.event_id
+ORDER BY c.next_attempt_at, c.id`
+
+// sqlFinish moves a delivery on, only while owner still holds it, and logs
+// the attempt, in one statement: the attempt is inserted only if the
+// update matched, so a lost lease changes nothing. A retry keeps the remote
+// id of an earlier attempt unless it brings its own.
+//
+// Attempts are numbered from the log rather than from the attempts
+// counter, so that a replay that resets the counter cannot collide with
+// the attempts already logged. The update locks the delivery's row first,
+// so two Finish calls cannot number the same attempt.
+const sqlFinish = `WITH d AS (
+	UPDATE deliveries
+	SET status = $1, attempts = attempts + 1,
+		next_attempt_at = COALESCE($2::timestamptz, next_attempt_at),
+		last_error = $3,
+		remote_id = CASE WHEN $4 = '' THEN remote_id ELSE $4 END,
+		lease_owner = NULL, lease_until = NULL, updated_at = $5
+	WHERE id = $6 AND lease_owner = $7 AND status = 'pending'
+	RETURNING id
+)
+INSERT INTO attempts (delivery_id, n, at, duration_ns, outcome, status_code, error, remote_id)
+SELECT d.id, (SELECT COALESCE(MAX(n), 0) + 1 FROM attempts WHERE delivery_id = d.id),
+	$8, $9, $10, $11, $3, $4
+FROM d`
+
+// sqlNextDue: GREATEST ignores a NULL lease_until.
+const sqlNextDue = `SELECT MIN(GREATEST(next_attempt_at, lease_until)) FROM deliveries
+	WHERE sink = $1 AND status = 'pending'`
+
+const sqlPendingCounts = `SELECT sink, COUNT(*),
+		MIN(next_attempt_at) FILTER (WHERE next_attempt_at <= $1)
+	FROM deliveries WHERE status = 'pending' GROUP BY sink`
+
+// Claim leases up to max due deliveries of sink to owner until now+lease,
+// oldest due first, with their events, in one statement.
+func (s *Store) Claim(ctx context.Context, sink, owner string, now time.Time, lease time.Duration, max int) ([]*router.Claimed, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	if owner == "" {
+		return nil, errors.New("postgres: claim: empty owner")
+	}
+	if lease <= 0 {
+		return nil, fmt.Errorf("postgres: claim: lease %v is not positive", lease)
+	}
+	rows, err := s.pool.Query(ctx, sqlClaim, owner, now.Add(lease), sink, now, max)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: claim %s: %w", sink, err)
+	}
+	defer rows.Close()
+
+	// Deliveries of one event often travel together (one per rule); they
+	// share one EventRecord, as they do from the SQLite store.
+	type key struct{ source, id string }
+	events := make(map[key]*router.EventRecord)
+	var out []*router.Claimed
+	for rows.Next() {
+		var (
+			c  router.Claimed
+			ev router.EventRecord
+		)
+		if err := rows.Scan(&c.ID, &ev.Source, &ev.ID, &c.Rule, &c.Route, &c.Sink, &c.Attempts,
+			&ev.Name, &ev.ReceivedAt, &ev.Headers, &ev.Body, &ev.Quarantined, &ev.Matched); err != nil {
+			return nil, fmt.Errorf("postgres: claim %s: %w", sink, err)
+		}
+		k := key{ev.Source, ev.ID}
+		if seen, ok := events[k]; ok {
+			c.Event = seen
+		} else {
+			c.Event = &ev
+			events[k] = &ev
+		}
+		out = append(out, &c)
+	}
+	// The server commits the statement whether or not its rows arrive:
+	// deliveries leased but lost here stay leased until the lease runs
+	// out, as after a crash.
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: claim %s: %w", sink, err)
+	}
+	return out, nil
+}
+
+// Finish records the attempt and the delivery's new state in one
+// statement. UpdatedAt becomes the end of the attempt; a pending delivery
+// with a zero NextAttemptAt is due again from then. A retry sends no
+// NOTIFY: the local worker's timer covers it, and NextDue tells any other
+// replica's worker when to look.
+func (s *Store) Finish(ctx context.Context, id, owner string, f router.Finish) error {
+	switch f.Status {
+	case router.StatusPending, router.StatusDelivered, router.StatusDead:
+	default:
+		return fmt.Errorf("postgres: finish %s: unknown status %q", id, f.Status)
+	}
+	switch f.Attempt.Outcome {
+	case router.OutcomeDelivered, router.OutcomeRetry, router.OutcomeDead:
+	default:
+		return fmt.Errorf("postgres: finish %s: unknown outcome %q", id, f.Attempt.Outcome)
+	}
+	a := f.Attempt
+	updated := a.At.Add(a.Duration)
+	if a.At.IsZero() {
+		updated = time.Now()
+	}
+	var next *time.Time // nil keeps next_attempt_at
+	if f.Status == router.StatusPending {
+		next = &updated // no time given: due again at once
+		if !f.NextAttemptAt.IsZero() {
+			next = &f.NextAttemptAt
+		}
+	}
+	tag, err := s.pool.Exec(ctx, sqlFinish,
+		f.Status, next, a.Error, a.RemoteID, updated, id, owner,
+		a.At, int64(a.Duration), a.Outcome, a.StatusCode)
+	if err != nil {
+		return fmt.Errorf("postgres: finish %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: finish %s: %w", id, router.ErrLeaseLost)
+	}
+	return nil
+}
+
+// Release drops the leases of owner, or every lease when owner is "".
+// Only pending deliveries hold leases (Finish drops them), and saying so
+// lets the planner find them through deliveries_due instead of scanning
+// the whole log.
+//
+// On a shared database Release("") takes the leases of every replica: call
+// it only when no other replica is running.
+func (s *Store) Release(ctx context.Context, owner string) error {
+	var err error
+	if owner == "" {
+		_, err = s.pool.Exec(ctx, `UPDATE deliveries SET lease_owner = NULL, lease_until = NULL
+			WHERE status = 'pending' AND lease_owner IS NOT NULL`)
+	} else {
+		_, err = s.pool.Exec(ctx, `UPDATE deliveries SET lease_owner = NULL, lease_until = NULL
+			WHERE status = 'pending' AND lease_owner = $1`, owner)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: release %q: %w", owner, err)
+	}
+	return nil
+}
+
+// NextDue returns the earliest time one of sink's pending deliveries can be
+// claimed: its next_attempt_at, or its lease's end if that is later.
+func (s *Store) NextDue(ctx context.Context, sink string) (time.Time, bool, error) {
+	var next *time.Time
+	if err := s.pool.QueryRow(ctx, sqlNextDue, sink).Scan(&next); err != nil {
+		return time.Time{}, false, fmt.Errorf("postgres: next due %s: %w", sink, err)
+	}
+	if next == nil {
+		return time.Time{}, false, nil
+	}
+	return *next, true, nil
+}
+
+// PendingCounts counts pending deliveries per sink; sinks with none are
+// absent. OldestDueAge is 0 for a sink with nothing due at now.
+func (s *Store) PendingCounts(ctx context.Context, now time.Time) (map[string]router.PendingStat, error) {
+	rows, err := s.pool.Query(ctx, sqlPendingCounts, now)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: pending counts: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]router.PendingStat)
+	for rows.Next() {
+		var (
+			sink   string
+			n      int
+			oldest *time.Time
+		)
+		if err := rows.Scan(&sink, &n, &oldest); err != nil {
+			return nil, fmt.Errorf("postgres: pending counts: %w", err)
+		}
+		st := router.PendingStat{Pending: n}
+		if oldest != nil {
+			st.OldestDueAge = now.Sub(*oldest)
+		}
+		out[sink] = st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: pending counts: %w", err)
+	}
+	return out, nil
+}
