@@ -29,20 +29,26 @@ type countingFactory struct {
 }
 
 type countingSink struct {
-	mu   sync.Mutex
-	ids  []string
-	fail func(attempt int) error
+	mu      sync.Mutex
+	ids     []string
+	remotes []string // d.RemoteID as each delivery saw it
+	fail    func(attempt int) error
 }
 
 func (s *countingSink) Deliver(_ context.Context, d *router.Delivery) (router.Result, error) {
+	time.Sleep(5 * time.Millisecond) // long enough for a second worker to overlap
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.remotes = append(s.remotes, d.RemoteID)
 	if s.fail != nil {
 		if err := s.fail(d.Attempt); err != nil {
 			return router.Result{StatusCode: 503}, err
 		}
 	}
 	s.ids = append(s.ids, d.ID)
+	if d.DedupKey != "" && d.RemoteID == "" {
+		return router.Result{StatusCode: 201, RemoteID: "T-" + d.ID}, nil
+	}
 	return router.Result{StatusCode: 200}, nil
 }
 
@@ -215,5 +221,63 @@ func TestExpiredLeaseIsClaimedAgain(t *testing.T) {
 	}
 	if err := fs.Finish(context.Background(), c[0].ID, "dead-worker", router.Finish{Status: router.StatusDelivered, Attempt: router.AttemptRecord{At: time.Now(), Outcome: router.OutcomeDelivered}}); !errors.Is(err, router.ErrLeaseLost) {
 		t.Fatalf("stale owner's Finish = %v, want ErrLeaseLost", err)
+	}
+}
+
+// TestDedupKeySerialises sends five events about one chat at once: the
+// first delivery creates the remote object and every later one sees its
+// id (had two run at once, both would have created one).
+func TestDedupKeySerialises(t *testing.T) {
+	f := &countingFactory{}
+	src := strings.Replace(config, `{sink: b}]}
+  - {name: all`, `{sink: b, dedup_key: "chat-{{ .entity.chat_id }}"}]}
+  - {name: all`, 1)
+	rt, err := router.Load("rules.yaml", []byte(src), f, func(k string) (string, bool) { return pubPEM(), k == "PUB" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), t.TempDir()+"/db", sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r := router.New(rt, st, router.Options{PollInterval: 50 * time.Millisecond})
+	for i := 0; i < 5; i++ {
+		body := `{"event":"conversation.rated","entity_id":"c1","event_time":"` + string(rune('0'+i)) + `","entity":{"chat_id":"c1","rating":"sad"}}`
+		if w := post(t, r.IngestHandler(), body); w.Code != 202 {
+			t.Fatalf("ingest %d: %d %s", i, w.Code, w.Body)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	b := f.sinks["b"]
+	deadline := time.Now().Add(10 * time.Second)
+	for len(b.delivered()) < 10 { // 5 from "sad" with the key, 5 from "all"
+		if time.Now().After(deadline) {
+			t.Fatalf("b got %d deliveries", len(b.delivered()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var created, followUps int
+	var first string
+	for _, rem := range b.remotes {
+		if rem == "" {
+			continue
+		}
+		followUps++
+		if first == "" {
+			first = rem
+		}
+		if rem != first {
+			t.Errorf("follow-ups saw remote ids %q and %q: two objects were created", first, rem)
+		}
+	}
+	created = 5 - followUps // the 5 deliveries of "all" have no key and see ""
+	if created != 1 || followUps != 4 {
+		t.Errorf("keyed deliveries: %d created, %d follow-ups; want 1 and 4 (remotes %q)", created, followUps, b.remotes)
 	}
 }

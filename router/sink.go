@@ -35,6 +35,14 @@ type Delivery struct {
 	// Fields holds the route's message fields (text, subject, body, …),
 	// already rendered for this event.
 	Fields map[string]string
+	// DedupKey is the route's rendered dedup_key ("" when it has none): it
+	// names the remote object this delivery is about.
+	DedupKey string
+	// RemoteID is the object created earlier for DedupKey (a ticket id, an
+	// issue key, a Slack message ts), "" if none: a sink that finds it set
+	// follows up on that object (a comment) instead of creating another.
+	// Deliveries with one key never run at once.
+	RemoteID string
 }
 
 // Result describes what the far side answered. StatusCode is 0 when no HTTP

@@ -133,6 +133,24 @@ type Store interface {
 	// age of the oldest due one, for metrics.
 	PendingCounts(ctx context.Context, now time.Time) (map[string]PendingStat, error)
 
+	// Postpone puts a claimed delivery back to wait until until, releasing
+	// the lease without recording an attempt (its dedup key was busy). It
+	// returns ErrLeaseLost if owner no longer holds the lease.
+	Postpone(ctx context.Context, id, owner string, until time.Time) error
+
+	// AcquireKey locks a route's dedup key (per sink) for owner until
+	// now+lease and returns the remote id recorded for it, "" if none yet.
+	// The lock is what keeps two deliveries with one key from creating two
+	// remote objects, across workers and replicas. ok is false, and nothing
+	// changes, while another owner holds an unexpired lock; the same owner
+	// may take it again.
+	AcquireKey(ctx context.Context, sink, key, owner string, now time.Time, lease time.Duration) (remoteID string, ok bool, err error)
+
+	// ReleaseKey drops owner's lock on the key, recording remoteID for it
+	// first unless remoteID is "". A lock owner no longer holds is left
+	// alone.
+	ReleaseKey(ctx context.Context, sink, key, owner, remoteID string) error
+
 	// GetEvent returns one event, or ErrNotFound.
 	GetEvent(ctx context.Context, source, id string) (*EventRecord, error)
 

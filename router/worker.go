@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -216,15 +217,38 @@ func (p *pool) sleep(ctx context.Context, d time.Duration) {
 
 // attempt delivers one claimed delivery and records the outcome.
 func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, c *Claimed) {
-	d, err := r.buildDelivery(rt, c)
+	d, route, err := r.buildDelivery(rt, c)
+	skip := false
+	if err == nil && d.DedupKey != "" {
+		remote, ok := r.acquireKey(sr, c, d.DedupKey)
+		if !ok {
+			return // postponed: another delivery with this key is running
+		}
+		d.RemoteID = remote
+		switch {
+		case remote != "" && route.OnExisting == "skip":
+			skip = true
+		case route.OnExisting == "create":
+			d.RemoteID = ""
+		}
+	}
 	start := r.now()
 	var res Result
-	if err == nil {
+	switch {
+	case skip:
+		res.RemoteID = d.RemoteID // the object exists: nothing to send
+	case err == nil:
 		ctx, cancel := context.WithTimeout(context.Background(), sr.Timeout)
 		res, err = sr.Sink.Deliver(ctx, d)
 		cancel()
 	}
 	dur := r.now().Sub(start)
+	if d != nil && d.DedupKey != "" {
+		// Record the remote object before the delivery's own outcome: if
+		// the process dies in between, the delivery is sent again and
+		// follows up on the object instead of creating a second one.
+		r.releaseKey(c, d.DedupKey, res.RemoteID)
+	}
 	f := Finish{Attempt: AttemptRecord{At: start, Duration: dur, StatusCode: res.StatusCode, RemoteID: res.RemoteID}}
 	switch {
 	case err == nil:
@@ -248,6 +272,42 @@ func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, c *Claimed) {
 		if p := r.pools.get(c.Sink); p != nil {
 			p.wake()
 		}
+	}
+}
+
+// keyBusyWait is how long a delivery waits when another delivery holds its
+// dedup key: long enough not to spin, short next to an attempt.
+const keyBusyWait = 250 * time.Millisecond
+
+// acquireKey locks the delivery's dedup key and returns the remote id
+// recorded for it. When the key is busy (or the store cannot say), the
+// delivery is put back to wait, without spending an attempt.
+func (r *Router) acquireKey(sr *SinkRuntime, c *Claimed, key string) (string, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	remote, ok, err := r.store.AcquireKey(ctx, c.Sink, key, keyOwner(r.owner, c.ID), r.now(), sr.Timeout+leaseMargin)
+	if err == nil && ok {
+		return remote, true
+	}
+	if err != nil {
+		r.logs.log(r.log, r.now(), slog.LevelError, "acquire-key:"+c.Sink, "delivery: lock dedup key", "sink", c.Sink, "delivery_id", c.ID, "err", err)
+	}
+	if err := r.store.Postpone(ctx, c.ID, r.owner, r.now().Add(keyBusyWait)); err != nil && !errors.Is(err, ErrLeaseLost) {
+		r.log.Error("delivery: postpone", "sink", c.Sink, "delivery_id", c.ID, "err", err)
+	}
+	return "", false
+}
+
+// keyOwner names the holder of a dedup key lock: the delivery, not the
+// process, since the workers of one process must exclude each other too.
+func keyOwner(owner, deliveryID string) string { return owner + "/" + deliveryID }
+
+func (r *Router) releaseKey(c *Claimed, key, remoteID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.store.ReleaseKey(ctx, c.Sink, key, keyOwner(r.owner, c.ID), remoteID); err != nil {
+		// The lock runs out by itself; the remote id is what matters.
+		r.log.Error("delivery: record remote object", "sink", c.Sink, "delivery_id", c.ID, "remote_id", remoteID, "err", err)
 	}
 }
 
@@ -277,33 +337,32 @@ func (r *Router) finish(c *Claimed, f Finish) bool {
 // buildDelivery renders the route's fields over the rebuilt event view.
 // Failures here are permanent: retrying the same render gives the same
 // result.
-func (r *Router) buildDelivery(rt *Runtime, c *Claimed) (*Delivery, error) {
+func (r *Router) buildDelivery(rt *Runtime, c *Claimed) (*Delivery, *Route, error) {
 	rule, ok := rt.Rule(c.Rule)
 	if !ok || c.Route >= len(rule.Routes) || rule.Routes[c.Route].Sink != c.Sink {
-		return nil, Permanent(fmt.Errorf("rule %q route %d to sink %q is no longer in the config", c.Rule, c.Route, c.Sink))
+		return nil, nil, Permanent(fmt.Errorf("rule %q route %d to sink %q is no longer in the config", c.Rule, c.Route, c.Sink))
 	}
 	route := rule.Routes[c.Route]
 	view, err := r.view(rt, c.Event)
 	if err != nil {
-		return nil, Permanent(fmt.Errorf("decode event: %w", err))
+		return nil, nil, Permanent(fmt.Errorf("decode event: %w", err))
 	}
 	d := &Delivery{ID: c.ID, Rule: c.Rule, Sink: c.Sink, Attempt: c.Attempts + 1, Event: view.Data, Fields: map[string]string{}}
 	for _, f := range route.Fields {
 		s, err := f.render(view.Data)
 		if err != nil {
-			return nil, Permanent(fmt.Errorf("render %s: %w", f.name, err))
+			return nil, nil, Permanent(fmt.Errorf("render %s: %w", f.name, err))
 		}
 		d.Fields[f.name] = s
 	}
 	if route.DedupKey != nil {
 		s, err := route.DedupKey.render(view.Data)
 		if err != nil {
-			return nil, Permanent(fmt.Errorf("render dedup_key: %w", err))
+			return nil, nil, Permanent(fmt.Errorf("render dedup_key: %w", err))
 		}
-		d.Fields["dedup_key"] = strings.TrimSpace(s)
-		d.Fields["on_existing"] = route.OnExisting
+		d.DedupKey = strings.TrimSpace(s)
 	}
-	return d, nil
+	return d, route, nil
 }
 
 // view rebuilds an event's view from its stored raw body.

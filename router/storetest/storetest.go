@@ -72,6 +72,9 @@ func Run(t *testing.T, open func(t *testing.T) router.Store) {
 		{"IngestCancelledContext", testIngestCancelledContext},
 		{"ConcurrentIngest", testConcurrentIngest},
 		{"Ping", testPing},
+		{"Postpone", testPostpone},
+		{"DedupKeyLock", testDedupKeyLock},
+		{"DedupKeyRace", testDedupKeyRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -789,5 +792,84 @@ func testConcurrentIngest(e *env) {
 func testPing(e *env) {
 	if err := e.s.Ping(e.ctx); err != nil {
 		e.Errorf("Ping: %v", err)
+	}
+}
+
+func testPostpone(e *env) {
+	sink := e.n("sink")
+	e.ingestOne("p", sink, t0)
+	e.wantIDs("claim", e.claimIDs(sink, "w1", t0, time.Minute, 1), "p")
+	if err := e.s.Postpone(e.ctx, e.n("p"), "w2", t0.Add(time.Second)); !errors.Is(err, router.ErrLeaseLost) {
+		e.Fatalf("Postpone by a stranger = %v, want ErrLeaseLost", err)
+	}
+	if err := e.s.Postpone(e.ctx, e.n("p"), "w1", t0.Add(time.Second)); err != nil {
+		e.Fatalf("Postpone: %v", err)
+	}
+	e.wantIDs("claim before the new time", e.claimIDs(sink, "w2", t0.Add(500*time.Millisecond), time.Minute, 1))
+	e.wantIDs("claim at the new time", e.claimIDs(sink, "w2", t0.Add(time.Second), time.Minute, 1), "p")
+	if d := e.get("p"); d.Attempts != 0 || len(d.AttemptLog) != 0 {
+		e.Fatalf("a postponed delivery has %d attempts, %d logged; want none", d.Attempts, len(d.AttemptLog))
+	}
+}
+
+func testDedupKeyLock(e *env) {
+	sink, key := e.n("sink"), "chat-42"
+	remote, ok, err := e.s.AcquireKey(e.ctx, sink, key, "w1", t0, time.Minute)
+	if err != nil || !ok || remote != "" {
+		e.Fatalf("first AcquireKey = %q, %v, %v; want \"\", true", remote, ok, err)
+	}
+	if _, ok, err := e.s.AcquireKey(e.ctx, sink, key, "w2", t0.Add(time.Second), time.Minute); err != nil || ok {
+		e.Fatalf("AcquireKey of a held key = %v, %v; want false", ok, err)
+	}
+	if _, ok, _ := e.s.AcquireKey(e.ctx, e.n("other-sink"), key, "w2", t0, time.Minute); !ok {
+		e.Fatal("a key is per sink: the same key on another sink must be free")
+	}
+	if err := e.s.ReleaseKey(e.ctx, sink, key, "w2", "STRANGER"); err != nil {
+		e.Fatal(err)
+	}
+	if err := e.s.ReleaseKey(e.ctx, sink, key, "w1", "T-1001"); err != nil {
+		e.Fatal(err)
+	}
+	remote, ok, err = e.s.AcquireKey(e.ctx, sink, key, "w2", t0.Add(2*time.Second), time.Minute)
+	if err != nil || !ok || remote != "T-1001" {
+		e.Fatalf("AcquireKey after release = %q, %v, %v; want T-1001, true", remote, ok, err)
+	}
+	// w2 dies holding it: the lock expires.
+	remote, ok, err = e.s.AcquireKey(e.ctx, sink, key, "w3", t0.Add(2*time.Minute), time.Minute)
+	if err != nil || !ok || remote != "T-1001" {
+		e.Fatalf("AcquireKey after expiry = %q, %v, %v; want T-1001, true", remote, ok, err)
+	}
+	// An empty remote id keeps the recorded one.
+	if err := e.s.ReleaseKey(e.ctx, sink, key, "w3", ""); err != nil {
+		e.Fatal(err)
+	}
+	if remote, _, _ := e.s.AcquireKey(e.ctx, sink, key, "w4", t0.Add(3*time.Minute), time.Minute); remote != "T-1001" {
+		e.Fatalf("remote id after an empty release = %q, want T-1001", remote)
+	}
+}
+
+func testDedupKeyRace(e *env) {
+	sink := e.n("sink")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	winners := 0
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, ok, err := e.s.AcquireKey(e.ctx, sink, "k", fmt.Sprintf("w%d", i), t0, time.Minute)
+			if err != nil {
+				e.Errorf("AcquireKey: %v", err)
+			}
+			if ok {
+				mu.Lock()
+				winners++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if winners != 1 {
+		e.Fatalf("%d owners hold one key at once, want 1", winners)
 	}
 }
