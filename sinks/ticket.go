@@ -1,0 +1,101 @@
+package sinks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"html"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/hookroute/hookroute/router"
+)
+
+// Shared by the ticketing sinks (zendesk, jira, freshdesk, zohodesk,
+// servicenow, github, pagerduty).
+//
+// Every ticket sink takes base_url, which replaces the vendor's host
+// (self-hosted or regional instances, proxies, tests): a base_url of
+// http://127.0.0.1:9000 for Zendesk sends to
+// http://127.0.0.1:9000/api/v2/tickets. Routes use subject and body for a
+// ticket's title and text on every ticket sink.
+//
+// The router hands a sink d.DedupKey and d.RemoteID: when RemoteID is set,
+// an object was created earlier for the same key and the sink follows up on
+// it (a comment, a note, a work note) instead of creating another; when it
+// is empty the sink creates one and returns its id in Result.RemoteID.
+// Deliveries with one key never run at once.
+
+// ticketFields returns the route fields of a ticket sink: subject (plain
+// text, required) and body (escaped by bodyEscape for the target format),
+// then the sink's own.
+func ticketFields(bodyEscape func(string) string, extra ...router.FieldSpec) []router.FieldSpec {
+	return append([]router.FieldSpec{
+		{Name: "subject", Required: true},
+		{Name: "body", Escape: bodyEscape},
+	}, extra...)
+}
+
+// ticketBaseURL returns base (validated) or, when empty, the vendor's
+// default. The returned URL has no trailing slash.
+func ticketBaseURL(base, vendorDefault string) (*url.URL, string) {
+	if base == "" {
+		base = vendorDefault
+	}
+	u, msg := checkURL(base)
+	if msg != "" {
+		return nil, msg
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	return u, ""
+}
+
+// endpoint joins a path (with its own query, if any) to a base URL.
+func endpoint(base *url.URL, path string) *url.URL {
+	u := *base
+	p, q, _ := strings.Cut(path, "?")
+	u.Path = base.Path + p
+	u.RawQuery = q
+	return &u
+}
+
+// escapeHTML escapes user text for HTML descriptions (Freshdesk, Zoho
+// Desk), so a visitor's "<script>" arrives as text.
+func escapeHTML(s string) string { return html.EscapeString(s) }
+
+// splitList reads a comma-separated route field (tags, labels) into its
+// trimmed, non-empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// jsonRequest builds a request with a JSON body (nil: no body).
+func jsonRequest(ctx context.Context, method string, u *url.URL, body any) (*http.Request, error) {
+	var rd *bytes.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, router.Permanent(fmt.Errorf("encode request: %w", err))
+		}
+		rd = bytes.NewReader(b)
+	} else {
+		rd = bytes.NewReader(nil)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return nil, router.Permanent(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	return req, nil
+}
