@@ -164,6 +164,11 @@ func (s *slackSink) Deliver(ctx context.Context, d *router.Delivery) (router.Res
 		return router.Result{}, router.Permanent(errors.New("slack: text rendered empty and there are no blocks"))
 	}
 	threadTS, channel := strings.TrimSpace(d.Fields["thread_ts"]), strings.TrimSpace(d.Fields["channel"])
+	if threadTS == "" && d.RemoteID != "" {
+		// A follow-up about the same dedup_key: reply in the thread of the
+		// first message rather than start another.
+		threadTS = d.RemoteID
+	}
 	if s.api == nil {
 		msg := &slack.WebhookMessage{Text: text, ThreadTimestamp: threadTS, Channel: channel, Username: s.conf.Username, IconEmoji: s.conf.IconEmoji}
 		if blocks != nil {
@@ -191,6 +196,9 @@ func (s *slackSink) Deliver(ctx context.Context, d *router.Delivery) (router.Res
 	if err != nil {
 		code, err := s.classify(err)
 		return router.Result{StatusCode: code}, fmt.Errorf("slack: post message: %w", err)
+	}
+	if threadTS != "" {
+		ts = threadTS // the thread stays what the dedup key names
 	}
 	return router.Result{StatusCode: http.StatusOK, RemoteID: ts}, nil
 }

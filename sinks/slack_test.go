@@ -410,3 +410,20 @@ func TestSlackSharesLimiterPerChannel(t *testing.T) {
 		t.Errorf("after a reload to rate 2: limit %v", l.Limit())
 	}
 }
+
+func TestSlackFollowUpRepliesInThread(t *testing.T) {
+	f := newSlackFake(t)
+	s := botSink(t, f, "")
+	d := delivery(map[string]string{"text": "second sad rating"})
+	d.DedupKey, d.RemoteID = "chat-1", "1699999999.000200"
+	res, err := s.Deliver(context.Background(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.lastForm(t).Get("thread_ts"); got != "1699999999.000200" {
+		t.Errorf("thread_ts = %q, want the first message's ts", got)
+	}
+	if res.RemoteID != "1699999999.000200" {
+		t.Errorf("RemoteID = %q, want the thread's ts kept", res.RemoteID)
+	}
+}
