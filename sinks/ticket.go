@@ -27,6 +27,13 @@ import (
 // it (a comment, a note, a work note) instead of creating another; when it
 // is empty the sink creates one and returns its id in Result.RemoteID.
 // Deliveries with one key never run at once.
+//
+// Creates are not idempotent on most of these APIs, and an answer can be
+// lost after the object was made (a timeout after the request went out).
+// Sinks without an idempotency key therefore mark what they create with
+// the dedup key (or, without one, the delivery id) and search for the mark
+// before creating whenever an earlier attempt may have created it: see
+// mayExist.
 
 // ticketFields returns the route fields of a ticket sink: subject (plain
 // text, required) and body (escaped by bodyEscape for the target format),
@@ -98,4 +105,30 @@ func jsonRequest(ctx context.Context, method string, u *url.URL, body any) (*htt
 	}
 	req.Header.Set("Accept", "application/json")
 	return req, nil
+}
+
+// mayExist reports whether a create might already have happened without
+// our hearing of it, so that the sink should search for its mark first:
+// after a failed attempt of this delivery, or whenever a dedup key has no
+// object recorded yet (an earlier delivery with the key may have timed out
+// after creating one).
+func mayExist(d *router.Delivery) bool {
+	return d.RemoteID == "" && (d.Attempt > 1 || d.DedupKey != "")
+}
+
+// followUpFound decides what a found mark means. On a delivery's first
+// attempt the object cannot be its own, so another delivery with the same
+// dedup key made it and lost the answer: this one follows up on it, and
+// followUpFound returns the delivery aimed at it. On a later attempt the
+// object is taken to be this delivery's own lost create. (The one case
+// this gets wrong — an earlier attempt that failed before sending, while
+// another delivery's create was lost — costs a comment, never a second
+// object.)
+func followUpFound(d *router.Delivery, remoteID string) (*router.Delivery, bool) {
+	if d.Attempt > 1 {
+		return nil, false
+	}
+	f := *d
+	f.RemoteID = remoteID
+	return &f, true
 }

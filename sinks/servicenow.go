@@ -1,0 +1,344 @@
+package sinks
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/hookroute/hookroute/router"
+)
+
+func init() {
+	register("servicenow",
+		ticketFields(escapeCodeTag,
+			// "1" (high) to "3" (low); empty leaves the table's default.
+			router.FieldSpec{Name: "urgency"},
+			router.FieldSpec{Name: "impact"},
+		),
+		func() serviceNowConfig { return serviceNowConfig{Table: "incident"} },
+		newServiceNowSink)
+}
+
+// serviceNowConfig configures the ServiceNow sink (Table API), which
+// creates one record (an incident by default) per delivery and adds work
+// notes to it when the route's dedup_key finds one created earlier.
+//
+// The Table API has no idempotency key. Each record gets correlation_id =
+// the dedup key, else the delivery id (used as is when it is at most 100
+// characters of [A-Za-z0-9._:@/-], the field's size and a safe value in
+// an encoded query; otherwise hookroute-<32 hex digits of its sha256>).
+// A retried delivery with no record on record first queries
+// correlation_id and takes the record found instead of creating a second
+// one, in case an earlier attempt created it but timed out before the
+// answer came. Assumptions (unverified): correlation_id exists on the
+// table (it does on task and its children, such as incident) and the
+// integration user may read it; ServiceNow answers 429 with Retry-After
+// when an instance's rate limit rule trips.
+type serviceNowConfig struct {
+	// Instance is the instance's name: acme for
+	// https://acme.service-now.com.
+	Instance string `yaml:"instance"`
+	// BaseURL replaces https://{instance}.service-now.com (a proxy, a
+	// test).
+	BaseURL string `yaml:"base_url"`
+	// Username and Password (as ${VAR}) authenticate with HTTP Basic, as
+	// an integration user.
+	Username string        `yaml:"username"`
+	Password router.Secret `yaml:"password"`
+	// OAuthToken is an OAuth access token (as ${VAR}), sent as Bearer;
+	// instead of username and password.
+	OAuthToken router.Secret `yaml:"oauth_token"`
+	// Table is where records go; default incident.
+	Table string `yaml:"table"`
+	// CallerID and AssignmentGroup set those reference fields on every
+	// record: a sys_id, or a display value the instance resolves.
+	CallerID        string `yaml:"caller_id"`
+	AssignmentGroup string `yaml:"assignment_group"`
+}
+
+// ServiceNow's field sizes on incident: short_description holds 160
+// characters; description and journal entries (work_notes) are taken as
+// 4000, the common dictionary size (an instance may allow more).
+const (
+	snowMaxShort = 160
+	snowMaxText  = 4000
+	snowMaxCorr  = 100
+)
+
+var (
+	snowInstanceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]*$`)
+	snowTableName    = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	snowSafeCorr     = regexp.MustCompile(`^[A-Za-z0-9._:@/-]+$`)
+	// [code]…[/code] in a journal field is rendered as HTML by instances
+	// that allow it (glide.ui.security.allow_codetag).
+	snowCodeTag = regexp.MustCompile(`(?i)\[(/?code)\]`)
+)
+
+// escapeCodeTag keeps visitor text from opening a [code] block in work
+// notes: a zero-width space after '[' breaks the tag and reads the same.
+func escapeCodeTag(s string) string { return snowCodeTag.ReplaceAllString(s, "[\u200b$1]") }
+
+func (c *serviceNowConfig) validate() (*url.URL, error) {
+	var p configProblems
+	bad := func(s string) bool {
+		return strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f })
+	}
+	switch {
+	case c.OAuthToken != "" && (c.Username != "" || c.Password != ""):
+		p.add("oauth_token", "set either username with password, or oauth_token, not both")
+	case c.OAuthToken != "":
+		if bad(c.OAuthToken.Reveal()) {
+			p.add("oauth_token", "must be one word, without spaces") // never quote it
+		}
+	case c.Username == "" && c.Password == "":
+		p.add("password", "set username with password, or oauth_token")
+	default:
+		if c.Username == "" {
+			p.add("username", "must be set with password")
+		} else if strings.ContainsFunc(c.Username, func(r rune) bool { return r < ' ' || r == 0x7f || r == ':' }) {
+			p.add("username", "must be one line, without ':'")
+		}
+		if c.Password == "" {
+			p.add("password", "must be set with username")
+		} else if strings.ContainsFunc(c.Password.Reveal(), func(r rune) bool { return r < ' ' || r == 0x7f }) {
+			p.add("password", "must be one line")
+		}
+	}
+	base := c.BaseURL
+	switch {
+	case base != "":
+	case c.Instance == "":
+		p.add("instance", "must be set (acme for https://acme.service-now.com), or base_url")
+	case !snowInstanceName.MatchString(c.Instance):
+		p.add("instance", "want the instance's name only: acme for https://acme.service-now.com")
+	default:
+		base = "https://" + strings.ToLower(c.Instance) + ".service-now.com"
+	}
+	var u *url.URL
+	if base != "" {
+		var msg string
+		if u, msg = ticketBaseURL(base, ""); msg != "" {
+			p.add("base_url", "%s", msg)
+		}
+	}
+	if !snowTableName.MatchString(c.Table) {
+		p.add("table", "want a table name such as incident")
+	}
+	return u, p.err()
+}
+
+// serviceNowSink creates records in one table and adds work notes to them.
+type serviceNowSink struct {
+	conf   serviceNowConfig
+	base   *url.URL
+	shown  string // the base URL as errors show it
+	auth   string // the Authorization header
+	client *http.Client
+	red    *redactor
+}
+
+var _ router.Sink = (*serviceNowSink)(nil)
+
+func newServiceNowSink(r *Registry, _ string, c serviceNowConfig) (*serviceNowSink, error) {
+	base, err := c.validate()
+	if err != nil {
+		return nil, err
+	}
+	s := &serviceNowSink{conf: c, base: base, shown: showURL(base), client: r.Client}
+	if c.OAuthToken != "" {
+		s.auth = "Bearer " + c.OAuthToken.Reveal()
+		s.red = newRedactor(c.OAuthToken.Reveal())
+	} else {
+		basic := base64.StdEncoding.EncodeToString([]byte(c.Username + ":" + c.Password.Reveal()))
+		s.auth = "Basic " + basic
+		s.red = newRedactor(c.Password.Reveal(), basic)
+	}
+	return s, nil
+}
+
+// Deliver adds a work note to d.RemoteID (a sys_id) when set, and
+// otherwise creates a record (after looking for one an earlier attempt
+// may have created), returning its sys_id. 429 and 5xx are retried,
+// honouring Retry-After; other 4xx are permanent.
+func (s *serviceNowSink) Deliver(ctx context.Context, d *router.Delivery) (router.Result, error) {
+	if d.RemoteID != "" {
+		return s.note(ctx, d)
+	}
+	corr := snowCorrelationID(d)
+	if mayExist(d) {
+		code, id, err := s.find(ctx, corr)
+		if err != nil {
+			return router.Result{StatusCode: code}, err
+		}
+		if id != "" {
+			if found, ok := followUpFound(d, id); ok {
+				return s.note(ctx, found)
+			}
+			return router.Result{StatusCode: code, RemoteID: id}, nil
+		}
+	}
+	return s.create(ctx, d, corr)
+}
+
+// snowRecord is what a create sends; empty fields keep the table's
+// defaults.
+type snowRecord struct {
+	ShortDescription string `json:"short_description"`
+	Description      string `json:"description,omitempty"`
+	Urgency          string `json:"urgency,omitempty"`
+	Impact           string `json:"impact,omitempty"`
+	CallerID         string `json:"caller_id,omitempty"`
+	AssignmentGroup  string `json:"assignment_group,omitempty"`
+	CorrelationID    string `json:"correlation_id"`
+}
+
+func (s *serviceNowSink) create(ctx context.Context, d *router.Delivery, corr string) (router.Result, error) {
+	rec := snowRecord{
+		ShortDescription: truncateRunes(strings.Join(strings.FieldsFunc(d.Fields["subject"], snowSeparator), " "), snowMaxShort),
+		Description:      truncateRunes(snowPlain(d.Fields["body"]), snowMaxText),
+		CallerID:         s.conf.CallerID,
+		AssignmentGroup:  s.conf.AssignmentGroup,
+		CorrelationID:    corr,
+	}
+	if rec.ShortDescription == "" {
+		return router.Result{}, router.Permanent(errors.New("servicenow: subject rendered empty"))
+	}
+	for _, f := range []struct {
+		name string
+		to   *string
+	}{{"urgency", &rec.Urgency}, {"impact", &rec.Impact}} {
+		v := strings.TrimSpace(d.Fields[f.name])
+		if v != "" && v != "1" && v != "2" && v != "3" {
+			return router.Result{}, router.Permanent(fmt.Errorf("servicenow: %s rendered %q, want 1, 2 or 3", f.name, truncateRunes(v, 20)))
+		}
+		*f.to = v
+	}
+	var out struct {
+		Result struct {
+			SysID string `json:"sys_id"`
+		} `json:"result"`
+	}
+	code, err := s.do(ctx, http.MethodPost, "/api/now/table/"+s.conf.Table, rec, &out)
+	if err == nil && out.Result.SysID == "" {
+		// Created, probably: the retry looks for it by correlation_id.
+		err = errors.New("the answer names no sys_id")
+	}
+	if err != nil {
+		return router.Result{StatusCode: code}, fmt.Errorf("servicenow: create %s: %w", s.conf.Table, err)
+	}
+	return router.Result{StatusCode: code, RemoteID: out.Result.SysID}, nil
+}
+
+func (s *serviceNowSink) note(ctx context.Context, d *router.Delivery) (router.Result, error) {
+	text := snowPlain(d.Fields["body"])
+	if text == "" {
+		text = snowPlain(d.Fields["subject"])
+	}
+	if text == "" {
+		return router.Result{}, router.Permanent(errors.New("servicenow: subject and body rendered empty: no work note to add"))
+	}
+	path := "/api/now/table/" + s.conf.Table + "/" + url.PathEscape(d.RemoteID)
+	code, err := s.do(ctx, http.MethodPatch, path, map[string]string{"work_notes": truncateRunes(text, snowMaxText)}, nil)
+	if err != nil {
+		return router.Result{StatusCode: code}, fmt.Errorf("servicenow: add work note to %s: %w", d.RemoteID, err)
+	}
+	return router.Result{StatusCode: code, RemoteID: d.RemoteID}, nil
+}
+
+// find returns the sys_id of a record whose correlation_id is corr, "" if
+// none.
+func (s *serviceNowSink) find(ctx context.Context, corr string) (int, string, error) {
+	q := url.Values{"sysparm_query": {"correlation_id=" + corr}, "sysparm_limit": {"1"}, "sysparm_fields": {"sys_id"}}
+	var out struct {
+		Result []struct {
+			SysID string `json:"sys_id"`
+		} `json:"result"`
+	}
+	code, err := s.do(ctx, http.MethodGet, "/api/now/table/"+s.conf.Table+"?"+q.Encode(), nil, &out)
+	if err != nil {
+		return code, "", fmt.Errorf("servicenow: look for a record created earlier: %w", err)
+	}
+	if len(out.Result) > 0 {
+		return code, out.Result[0].SysID, nil
+	}
+	return code, "", nil
+}
+
+// do sends one request and decodes a 2xx answer into out (nil: ignored).
+// An error answer's message and detail replace the raw body in the error
+// text.
+func (s *serviceNowSink) do(ctx context.Context, method, path string, body, out any) (int, error) {
+	req, err := jsonRequest(ctx, method, endpoint(s.base, path), body)
+	if err != nil {
+		return 0, s.red.error(err, s.shown)
+	}
+	req.Header.Set("Authorization", s.auth)
+	code, resp, err := send(s.client, req, s.red, s.shown)
+	if err != nil {
+		var se *statusError
+		if msg := snowErrorText(resp); msg != "" && errors.As(err, &se) {
+			se.snippet = snippet([]byte(msg))
+		}
+		return code, err
+	}
+	if out != nil {
+		if err := json.Unmarshal(resp, out); err != nil {
+			return code, fmt.Errorf("unreadable answer (HTTP %d): %v", code, err)
+		}
+	}
+	return code, nil
+}
+
+// snowErrorText reads {"error": {"message", "detail"}, "status": "failure"}.
+func snowErrorText(body []byte) string {
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+			Detail  string `json:"detail"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &e) != nil || e.Error.Message == "" {
+		return ""
+	}
+	if e.Error.Detail != "" && e.Error.Detail != e.Error.Message {
+		return e.Error.Message + ": " + e.Error.Detail
+	}
+	return e.Error.Message
+}
+
+func snowSeparator(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
+
+// snowPlain trims text and drops its control characters but line breaks
+// and tabs.
+func snowPlain(s string) string {
+	s = strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
+	return strings.TrimSpace(strings.Map(func(r rune) rune {
+		if r != '\n' && r != '\t' && (unicode.IsControl(r) || r == utf8.RuneError) {
+			return -1
+		}
+		return r
+	}, s))
+}
+
+// snowCorrelationID names the record made for d (see serviceNowConfig).
+func snowCorrelationID(d *router.Delivery) string {
+	key := d.DedupKey
+	if key == "" {
+		key = d.ID
+	}
+	if utf8.RuneCountInString(key) <= snowMaxCorr && snowSafeCorr.MatchString(key) {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "hookroute-" + hex.EncodeToString(sum[:16])
+}
