@@ -96,6 +96,10 @@ type DeliveryRecord struct {
 	UpdatedAt     time.Time
 	LastError     string
 	RemoteID      string
+	Leased        bool            // in flight now
+	Replays       int             // times an operator replayed it
+	ReplayedBy    string          // the admin token name of the last replay
+	ReplayedAt    time.Time       // when
 	AttemptLog    []AttemptRecord // filled by GetDelivery only
 }
 
@@ -157,8 +161,36 @@ type Store interface {
 	// GetDelivery returns one delivery with every attempt, or ErrNotFound.
 	GetDelivery(ctx context.Context, id string) (*DeliveryRecord, error)
 
-	// ListDeliveries returns deliveries matching f, newest first.
+	// ListDeliveries returns deliveries matching f, newest first (by
+	// CreatedAt, then ID, both descending).
 	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]*DeliveryRecord, error)
+
+	// ListEvents returns events matching f, newest first (by ReceivedAt,
+	// then Source and ID, all descending), without their bodies.
+	ListEvents(ctx context.Context, f EventFilter) ([]*EventRecord, error)
+
+	// Replay puts a delivery back to pending, due at at, with a fresh
+	// attempt budget (attempts back to 0; the attempt log is kept) and the
+	// same id, and records by whom and when. A delivery that is pending and
+	// leased (in flight) returns ErrBusy; an unknown id ErrNotFound.
+	Replay(ctx context.Context, id, by string, at time.Time) error
+
+	// Prune deletes at most limit rows of history older than before:
+	// deliveries that are delivered or dead and were last updated before it
+	// (their attempts go with them), then events received before it that
+	// have no delivery left, then dedup-key records unused since it and not
+	// locked. It returns the number of rows deleted; callers repeat until
+	// it returns less than limit. Pending deliveries and their events are
+	// never pruned.
+	Prune(ctx context.Context, before time.Time, limit int) (int, error)
+
+	// SetSinkPaused records that a sink is paused (or resumed), with a
+	// reason, so that every replica sees it and it survives restarts.
+	SetSinkPaused(ctx context.Context, sink string, paused bool, reason string, at time.Time) error
+
+	// SinkStates returns the recorded state of every sink that was ever
+	// paused or resumed.
+	SinkStates(ctx context.Context) (map[string]SinkState, error)
 
 	// Ping reports whether the store can be reached.
 	Ping(ctx context.Context) error
@@ -170,7 +202,37 @@ type Store interface {
 // PendingStat summarises one sink's queue.
 type PendingStat struct {
 	Pending      int
+	Dead         int
 	OldestDueAge time.Duration // age of the oldest pending delivery that is due
+}
+
+// ErrBusy is returned by Replay for a delivery that is in flight.
+var ErrBusy = errors.New("store: delivery is in flight")
+
+// SinkState is a sink's operator-visible state.
+type SinkState struct {
+	Paused bool
+	Reason string
+	Since  time.Time
+}
+
+// Cursor marks a position in a newest-first listing: the last item of the
+// previous page. For deliveries, Source is unused and ID is the delivery
+// id.
+type Cursor struct {
+	At     time.Time
+	Source string
+	ID     string
+}
+
+// EventFilter selects events. Zero fields match everything.
+type EventFilter struct {
+	Source string
+	Name   string
+	Since  time.Time // received at or after
+	Until  time.Time // received before
+	After  *Cursor   // continue after this item
+	Limit  int       // 0 means 100
 }
 
 // DeliveryFilter selects deliveries. Zero fields match everything.
@@ -180,5 +242,8 @@ type DeliveryFilter struct {
 	Rule    string
 	Source  string
 	EventID string
-	Limit   int // 0 means 100
+	Since   time.Time // created at or after
+	Until   time.Time // created before
+	After   *Cursor   // continue after this item
+	Limit   int       // 0 means 100
 }

@@ -63,9 +63,14 @@ FROM d`
 const sqlNextDue = `SELECT MIN(GREATEST(next_attempt_at, lease_until)) FROM deliveries
 	WHERE sink = $1 AND status = 'pending'`
 
+// sqlPendingCounts counts each sink's pending deliveries from deliveries_due
+// and its dead ones from deliveries_dead_sink, in one statement so in one
+// snapshot; a sink may come in two rows.
 const sqlPendingCounts = `SELECT sink, COUNT(*),
-		MIN(next_attempt_at) FILTER (WHERE next_attempt_at <= $1)
-	FROM deliveries WHERE status = 'pending' GROUP BY sink`
+		MIN(next_attempt_at) FILTER (WHERE next_attempt_at <= $1), 0
+	FROM deliveries WHERE status = 'pending' GROUP BY sink
+	UNION ALL
+	SELECT sink, 0, NULL, COUNT(*) FROM deliveries WHERE status = 'dead' GROUP BY sink`
 
 // Claim leases up to max due deliveries of sink to owner until now+lease,
 // oldest due first, with their events, in one statement.
@@ -192,8 +197,8 @@ func (s *Store) NextDue(ctx context.Context, sink string) (time.Time, bool, erro
 	return *next, true, nil
 }
 
-// PendingCounts counts pending deliveries per sink; sinks with none are
-// absent. OldestDueAge is 0 for a sink with nothing due at now.
+// PendingCounts counts pending and dead deliveries per sink; sinks with
+// neither are absent. OldestDueAge is 0 for a sink with nothing due at now.
 func (s *Store) PendingCounts(ctx context.Context, now time.Time) (map[string]router.PendingStat, error) {
 	rows, err := s.pool.Query(ctx, sqlPendingCounts, now)
 	if err != nil {
@@ -203,14 +208,16 @@ func (s *Store) PendingCounts(ctx context.Context, now time.Time) (map[string]ro
 	out := make(map[string]router.PendingStat)
 	for rows.Next() {
 		var (
-			sink   string
-			n      int
-			oldest *time.Time
+			sink          string
+			pending, dead int
+			oldest        *time.Time
 		)
-		if err := rows.Scan(&sink, &n, &oldest); err != nil {
+		if err := rows.Scan(&sink, &pending, &oldest, &dead); err != nil {
 			return nil, fmt.Errorf("postgres: pending counts: %w", err)
 		}
-		st := router.PendingStat{Pending: n}
+		st := out[sink]
+		st.Pending += pending
+		st.Dead += dead
 		if oldest != nil {
 			st.OldestDueAge = now.Sub(*oldest)
 		}

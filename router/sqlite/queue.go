@@ -49,9 +49,14 @@ const sqlInsertAttempt = `INSERT INTO attempts
 const sqlNextDue = `SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until, 0))) FROM deliveries
 	WHERE sink = ? AND status = 'pending'`
 
+// sqlPendingCounts counts each sink's pending deliveries from deliveries_due
+// and its dead ones from deliveries_dead_sink, in one statement so in one
+// snapshot; a sink may come in two rows.
 const sqlPendingCounts = `SELECT sink, COUNT(*),
-		MIN(CASE WHEN next_attempt_at <= ?1 THEN next_attempt_at END)
-	FROM deliveries WHERE status = 'pending' GROUP BY sink`
+		MIN(CASE WHEN next_attempt_at <= ?1 THEN next_attempt_at END), 0
+	FROM deliveries WHERE status = 'pending' GROUP BY sink
+	UNION ALL
+	SELECT sink, 0, NULL, COUNT(*) FROM deliveries WHERE status = 'dead' GROUP BY sink`
 
 // Claim leases up to max due deliveries of sink to owner until now+lease,
 // oldest due first. The lease and the events are read in one transaction,
@@ -244,8 +249,8 @@ func (s *Store) NextDue(ctx context.Context, sink string) (time.Time, bool, erro
 	return fromNano(next.Int64), true, nil
 }
 
-// PendingCounts counts pending deliveries per sink; sinks with none are
-// absent. OldestDueAge is 0 for a sink with nothing due at now.
+// PendingCounts counts pending and dead deliveries per sink; sinks with
+// neither are absent. OldestDueAge is 0 for a sink with nothing due at now.
 func (s *Store) PendingCounts(ctx context.Context, now time.Time) (map[string]router.PendingStat, error) {
 	rows, err := s.r.QueryContext(ctx, sqlPendingCounts, unixNano(now))
 	if err != nil {
@@ -255,14 +260,16 @@ func (s *Store) PendingCounts(ctx context.Context, now time.Time) (map[string]ro
 	out := make(map[string]router.PendingStat)
 	for rows.Next() {
 		var (
-			sink   string
-			n      int
-			oldest sql.NullInt64
+			sink          string
+			pending, dead int
+			oldest        sql.NullInt64
 		)
-		if err := rows.Scan(&sink, &n, &oldest); err != nil {
+		if err := rows.Scan(&sink, &pending, &oldest, &dead); err != nil {
 			return nil, fmt.Errorf("sqlite: pending counts: %w", err)
 		}
-		st := router.PendingStat{Pending: n}
+		st := out[sink]
+		st.Pending += pending
+		st.Dead += dead
 		if oldest.Valid {
 			st.OldestDueAge = now.Sub(fromNano(oldest.Int64))
 		}

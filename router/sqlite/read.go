@@ -12,8 +12,8 @@ import (
 	"github.com/hookroute/hookroute/router"
 )
 
-// defaultListLimit is the page size of ListDeliveries when the filter sets
-// none.
+// defaultListLimit is the page size of ListDeliveries and ListEvents when
+// the filter sets none.
 const defaultListLimit = 100
 
 // GetEvent returns one event, or router.ErrNotFound.
@@ -51,22 +51,31 @@ func scanEvent(row *sql.Row, source, id string) (*router.EventRecord, error) {
 	return ev, nil
 }
 
+// deliveryColumns are a delivery's columns as scanDelivery reads them. A
+// delivery is leased (in flight) while it is pending with a lease owner,
+// whether or not the lease has run out: Finish may still come.
 const deliveryColumns = `id, source, event_id, rule, route, sink, status, attempts,
-	next_attempt_at, created_at, updated_at, last_error, remote_id`
+	next_attempt_at, created_at, updated_at, last_error, remote_id,
+	lease_owner IS NOT NULL AND status = 'pending', replays,
+	COALESCE(replayed_by, ''), COALESCE(replayed_at, 0)`
 
 // scanDelivery reads deliveryColumns.
 func scanDelivery(scan func(...any) error) (*router.DeliveryRecord, error) {
 	var (
-		d                  router.DeliveryRecord
-		next, created, upd int64
+		d                            router.DeliveryRecord
+		next, created, upd, replayed int64
+		leased                       int64
 	)
 	if err := scan(&d.ID, &d.Source, &d.EventID, &d.Rule, &d.Route, &d.Sink, &d.Status, &d.Attempts,
-		&next, &created, &upd, &d.LastError, &d.RemoteID); err != nil {
+		&next, &created, &upd, &d.LastError, &d.RemoteID,
+		&leased, &d.Replays, &d.ReplayedBy, &replayed); err != nil {
 		return nil, err
 	}
 	d.NextAttemptAt = fromNano(next)
 	d.CreatedAt = fromNano(created)
 	d.UpdatedAt = fromNano(upd)
+	d.Leased = leased != 0
+	d.ReplayedAt = fromNano(replayed)
 	return &d, nil
 }
 
@@ -118,43 +127,14 @@ func (s *Store) getDelivery(ctx context.Context, id string) (*router.DeliveryRec
 }
 
 // ListDeliveries returns deliveries matching f, newest first (created_at,
-// then id, both descending), without their attempt logs.
+// then id, both descending), without their attempt logs. The order is the
+// one of deliveries_created read backwards, so a page, and the page after
+// a cursor, is a range of that index.
 func (s *Store) ListDeliveries(ctx context.Context, f router.DeliveryFilter) ([]*router.DeliveryRecord, error) {
-	var (
-		where []string
-		args  []any
-	)
-	switch f.Status {
-	case "":
-	case router.StatusPending, router.StatusDelivered, router.StatusDead:
-		// A literal, not a parameter: the planner can only pick the
-		// partial index of dead deliveries when it sees the value.
-		where = append(where, "status = '"+f.Status+"'")
-	default:
-		return nil, nil // no delivery has another status
+	q, args, ok := listDeliveriesQuery(f)
+	if !ok {
+		return nil, nil
 	}
-	for _, c := range []struct{ col, val string }{
-		{"sink", f.Sink},
-		{"rule", f.Rule},
-		{"source", f.Source},
-		{"event_id", f.EventID},
-	} {
-		if c.val != "" {
-			where = append(where, c.col+" = ?")
-			args = append(args, c.val)
-		}
-	}
-	q := `SELECT ` + deliveryColumns + ` FROM deliveries`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = defaultListLimit
-	}
-	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
-	args = append(args, limit)
-
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list deliveries: %w", err)
@@ -172,4 +152,144 @@ func (s *Store) ListDeliveries(ctx context.Context, f router.DeliveryFilter) ([]
 		return nil, fmt.Errorf("sqlite: list deliveries: %w", err)
 	}
 	return out, nil
+}
+
+// listDeliveriesQuery builds ListDeliveries' query; ok is false when
+// nothing can match.
+func listDeliveriesQuery(f router.DeliveryFilter) (q string, args []any, ok bool) {
+	var where []string
+	switch f.Status {
+	case "":
+	case router.StatusPending, router.StatusDelivered, router.StatusDead:
+		// A literal, not a parameter: the planner can only pick the
+		// partial indexes of dead deliveries when it sees the value.
+		where = append(where, "status = '"+f.Status+"'")
+	default:
+		return "", nil, false // no delivery has another status
+	}
+	for _, c := range []struct{ col, val string }{
+		{"sink", f.Sink},
+		{"rule", f.Rule},
+		{"source", f.Source},
+		{"event_id", f.EventID},
+	} {
+		if c.val != "" {
+			where = append(where, c.col+" = ?")
+			args = append(args, c.val)
+		}
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "created_at >= ?")
+		args = append(args, unixNano(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "created_at < ?")
+		args = append(args, unixNano(f.Until))
+	}
+	if c := f.After; c != nil {
+		// Strictly after the cursor in (created_at, id) descending order.
+		// The first term alone bounds the index range.
+		at := unixNano(c.At)
+		where = append(where, "created_at <= ? AND (created_at < ? OR id < ?)")
+		args = append(args, at, at, c.ID)
+	}
+	q = `SELECT ` + deliveryColumns + ` FROM deliveries`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	args = append(args, listLimit(f.Limit))
+	return q, args, true
+}
+
+// listLimit is a listing's page size: limit, or defaultListLimit if it is
+// not positive.
+func listLimit(limit int) int {
+	if limit <= 0 {
+		return defaultListLimit
+	}
+	return limit
+}
+
+// ListEvents returns events matching f, newest first (received_at, then
+// source and id, all descending), without their bodies. It reads
+// events_received_at backwards; SQLite sorts each run of equal received_at
+// by source and id as it comes, so a page costs its own rows, not the
+// table.
+//
+// INDEXED BY holds the planner to that: without statistics it would rather
+// sort the whole table (or, given a source, every event of that source,
+// through the primary key) than read an index that gives only the first
+// term of the order. Sources are few, so a page of one is still found
+// within a few pages of the index. (An index on (received_at, source, id)
+// would give the whole order, but replacing events_received_at means
+// reading every body in the table while the migration holds the file.)
+func (s *Store) ListEvents(ctx context.Context, f router.EventFilter) ([]*router.EventRecord, error) {
+	q, args := listEventsQuery(f)
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list events: %w", err)
+	}
+	defer rows.Close()
+	var out []*router.EventRecord
+	for rows.Next() {
+		var (
+			ev               router.EventRecord
+			recv, quarantine int64
+			headers, matched []byte
+		)
+		if err := rows.Scan(&ev.Source, &ev.ID, &ev.Name, &recv, &headers, &quarantine, &matched); err != nil {
+			return nil, fmt.Errorf("sqlite: list events: %w", err)
+		}
+		ev.ReceivedAt = fromNano(recv)
+		ev.Quarantined = quarantine != 0
+		if err := json.Unmarshal(headers, &ev.Headers); err != nil {
+			return nil, fmt.Errorf("sqlite: list events: %s/%s: headers: %w", ev.Source, ev.ID, err)
+		}
+		if err := json.Unmarshal(matched, &ev.Matched); err != nil {
+			return nil, fmt.Errorf("sqlite: list events: %s/%s: matched: %w", ev.Source, ev.ID, err)
+		}
+		out = append(out, &ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list events: %w", err)
+	}
+	return out, nil
+}
+
+// listEventsQuery builds ListEvents' query.
+func listEventsQuery(f router.EventFilter) (q string, args []any) {
+	var where []string
+	if f.Source != "" {
+		where = append(where, "source = ?")
+		args = append(args, f.Source)
+	}
+	if f.Name != "" {
+		where = append(where, "name = ?")
+		args = append(args, f.Name)
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "received_at >= ?")
+		args = append(args, unixNano(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "received_at < ?")
+		args = append(args, unixNano(f.Until))
+	}
+	if c := f.After; c != nil {
+		// Strictly after the cursor in (received_at, source, id)
+		// descending order; the first term bounds the index range.
+		at := unixNano(c.At)
+		where = append(where, `received_at <= ? AND (received_at < ?
+			OR source < ? OR (source = ? AND id < ?))`)
+		args = append(args, at, at, c.Source, c.Source, c.ID)
+	}
+	q = `SELECT source, id, name, received_at, headers, quarantined, matched
+		FROM events INDEXED BY events_received_at`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY received_at DESC, source DESC, id DESC LIMIT ?`
+	args = append(args, listLimit(f.Limit))
+	return q, args
 }

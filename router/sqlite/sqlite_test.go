@@ -401,22 +401,49 @@ func TestCloseDrains(t *testing.T) {
 }
 
 // TestQueryPlans guards the indexes: the queue queries must read the
-// partial index of pending rows, never scan the delivered ones.
+// partial index of pending rows, never scan the delivered ones, and the
+// operator's listings and the retention steps must read an index in their
+// order rather than scan a table.
 func TestQueryPlans(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "q.db"))
 	defer s.Close()
-	for _, tc := range []struct {
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	cursor := &router.Cursor{At: at, Source: "s", ID: "d"}
+	type plan struct {
 		name, query string
 		args        []any
-		want        string
-	}{
-		{"claim", sqlClaim, []any{"o", 1, "k", 1, 10}, "deliveries_due"},
-		{"next due", sqlNextDue, []any{"k"}, "deliveries_due"},
-		{"pending counts", sqlPendingCounts, []any{1}, "deliveries_due"},
-		{"dead letters", `SELECT ` + deliveryColumns + ` FROM deliveries WHERE status = 'dead'
-			ORDER BY created_at DESC, id DESC LIMIT 100`, nil, "deliveries_dead"},
-		{"by event", `SELECT ` + deliveryColumns + ` FROM deliveries WHERE source = ? AND event_id = ?
-			ORDER BY created_at DESC, id DESC LIMIT 100`, []any{"s", "e"}, "deliveries_event"},
+		want        []string // indexes the plan must name
+		scan        bool     // a full scan of a table is expected
+	}
+	list := func(name string, f router.DeliveryFilter, want ...string) plan {
+		q, args, ok := listDeliveriesQuery(f)
+		if !ok {
+			t.Fatalf("%s: no query for %+v", name, f)
+		}
+		return plan{name: name, query: q, args: args, want: want}
+	}
+	events := func(name string, f router.EventFilter, want ...string) plan {
+		q, args := listEventsQuery(f)
+		return plan{name: name, query: q, args: args, want: want}
+	}
+	for _, tc := range []plan{
+		{name: "claim", query: sqlClaim, args: []any{"o", 1, "k", 1, 10}, want: []string{"deliveries_due"}},
+		{name: "next due", query: sqlNextDue, args: []any{"k"}, want: []string{"deliveries_due"}},
+		{name: "pending counts", query: sqlPendingCounts, args: []any{1}, want: []string{"deliveries_due", "deliveries_dead_sink"}},
+		list("dead letters", router.DeliveryFilter{Status: router.StatusDead}, "deliveries_dead"),
+		list("dead letters of a sink", router.DeliveryFilter{Status: router.StatusDead, Sink: "k", After: cursor}, "deliveries_dead_sink"),
+		list("by event", router.DeliveryFilter{Source: "s", EventID: "e"}, "deliveries_event"),
+		list("log", router.DeliveryFilter{}, "deliveries_created"),
+		list("log page", router.DeliveryFilter{After: cursor}, "deliveries_created"),
+		list("log window", router.DeliveryFilter{Since: at, Until: at.Add(time.Hour), After: cursor}, "deliveries_created"),
+		list("log of a sink", router.DeliveryFilter{Sink: "k", Rule: "r", After: cursor}, "deliveries_created"),
+		events("events", router.EventFilter{}, "events_received_at"),
+		events("events page", router.EventFilter{Source: "s", Name: "n", After: cursor}, "events_received_at"),
+		events("events window", router.EventFilter{Since: at, Until: at.Add(time.Hour), After: cursor}, "events_received_at"),
+		{name: "prune deliveries", query: sqlPruneDeliveries, args: []any{1, 10}, want: []string{"deliveries_created"}},
+		{name: "prune events", query: sqlPruneEvents, args: []any{1, 10}, want: []string{"events_received_at", "deliveries_event"}},
+		{name: "prune keys", query: sqlPruneKeys, args: []any{1, 10}, scan: true},
+		{name: "replay", query: sqlReplay, args: []any{1, "by", "d"}, want: []string{"sqlite_autoindex_deliveries_1"}},
 	} {
 		rows, err := s.r.Query("EXPLAIN QUERY PLAN "+tc.query, tc.args...)
 		if err != nil {
@@ -434,8 +461,17 @@ func TestQueryPlans(t *testing.T) {
 		rows.Close()
 		p := strings.Join(plan, "; ")
 		t.Logf("%s: %s", tc.name, p)
-		if !strings.Contains(p, tc.want) || strings.Contains(p, "SCAN deliveries;") || strings.HasSuffix(p, "SCAN deliveries") {
-			t.Errorf("%s: plan = %s, want it to use %s", tc.name, p, tc.want)
+		for _, w := range tc.want {
+			if !strings.Contains(p, w) {
+				t.Errorf("%s: plan = %s, want it to use %s", tc.name, p, w)
+			}
+		}
+		for _, step := range plan {
+			// "SCAN t" alone is a full scan; "SCAN t USING INDEX i" reads
+			// an index in order.
+			if strings.HasPrefix(step, "SCAN ") && !strings.Contains(step, " USING ") && !tc.scan {
+				t.Errorf("%s: plan = %s, want no full scan", tc.name, p)
+			}
 		}
 	}
 }
@@ -538,5 +574,90 @@ func BenchmarkClaimFinish(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "finishes/s")
 	if n := st.Batches - before.Batches; n > 0 {
 		b.ReportMetric(float64(st.Writes-before.Writes)/float64(n), "avg_batch")
+	}
+}
+
+// TestUpgradeKeepsDeliveries opens a file written at schema version 2,
+// with a delivery in it: the operations step must leave it readable, never
+// replayed and not leased, and replayable.
+func TestUpgradeKeepsDeliveries(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "u.db")
+	ms, err := migrations()
+	if err != nil || len(ms) < 3 {
+		t.Fatalf("migrations = %d, %v", len(ms), err)
+	}
+	db, err := sql.Open("sqlite", dsn(path, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE schema_version (version INTEGER NOT NULL PRIMARY KEY, applied_at INTEGER NOT NULL)`,
+		ms[0].sql, ms[1].sql,
+		`INSERT INTO schema_version VALUES (1, 0), (2, 0)`,
+		`INSERT INTO events (source, id, name, received_at, headers, body, matched)
+			VALUES ('s', 'e1', 'n', 1000, '{}', x'', '[]')`,
+		`INSERT INTO deliveries (id, source, event_id, rule, route, sink, status, attempts,
+			next_attempt_at, created_at, updated_at, last_error)
+			VALUES ('d1', 's', 'e1', 'r', 0, 'k', 'dead', 3, 1000, 1000, 2000, 'boom')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	s := openTest(t, path)
+	defer s.Close()
+	d, err := s.GetDelivery(ctx, "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status != router.StatusDead || d.Attempts != 3 || d.Replays != 0 || d.ReplayedBy != "" ||
+		!d.ReplayedAt.IsZero() || d.Leased {
+		t.Errorf("delivery after the upgrade = %+v", d)
+	}
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := s.Replay(ctx, "d1", "alice", at); err != nil {
+		t.Fatal(err)
+	}
+	counts, err := s.PendingCounts(ctx, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := counts["k"]; st.Pending != 1 || st.Dead != 0 {
+		t.Errorf("PendingCounts after the replay = %+v, want 1 pending", st)
+	}
+}
+
+// TestPruneReleasedKey: a dedup key released (so unlocked) and unused since
+// the cut-off goes; ReleaseKey stamps the wall clock, so the suite cannot
+// make one old.
+func TestPruneReleasedKey(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "k.db"))
+	defer s.Close()
+	at := time.Date(2011, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, k := range []string{"old", "new"} {
+		if _, ok, err := s.AcquireKey(ctx, "sink", k, "w", at, time.Minute); err != nil || !ok {
+			t.Fatalf("AcquireKey(%s) = %v, %v", k, ok, err)
+		}
+		if err := s.ReleaseKey(ctx, "sink", k, "w", "R-"+k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.w.Exec(`UPDATE remote_objects SET updated_at = ? WHERE dedup_key = 'old'`, unixNano(at)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Prune(ctx, at.Add(time.Hour), 10); err != nil || n != 1 {
+		t.Fatalf("Prune = %d, %v; want the old key", n, err)
+	}
+	for k, want := range map[string]string{"old": "", "new": "R-new"} {
+		if remote, _, err := s.AcquireKey(ctx, "sink", k, "w2", at.Add(time.Hour), time.Minute); err != nil || remote != want {
+			t.Errorf("AcquireKey(%s) after Prune = %q, %v; want %q", k, remote, err, want)
+		}
+	}
+	if _, err := s.Prune(ctx, at, 0); err == nil {
+		t.Error("Prune with limit 0 succeeded; a caller looping until n < limit would never stop")
 	}
 }

@@ -15,14 +15,26 @@
 //   - A delivery is due when next_attempt_at <= now: one created with
 //     NextAttemptAt == now is claimable at now.
 //   - ListDeliveries orders by CreatedAt descending, then ID descending, and
-//     leaves AttemptLog empty.
-//   - PendingCounts omits sinks with no pending delivery, or reports 0.
+//     leaves AttemptLog empty. ListEvents orders by ReceivedAt, Source, ID,
+//     all descending, and leaves Body empty. Ids and sources compare
+//     byte-wise. A Cursor is the last item of the previous page; the next
+//     page starts strictly after it.
+//   - PendingCounts omits sinks with neither pending nor dead deliveries,
+//     or reports 0.
+//   - A delivery is Leased while it is pending with a lease owner.
+//   - Replay keeps the attempt log and LastError; the attempts after it are
+//     numbered on from the log, and Attempts counts from 0 again.
+//   - SetSinkPaused keeps Since while the paused state does not change.
 //
 // Each subtest opens a fresh store and closes it when it ends. All names
 // (sources, sinks, rules, delivery ids) carry a per-subtest random prefix,
 // so an implementation whose open function hands out the same shared
 // database (a PostgreSQL schema, say) needs no cleanup between subtests.
-// Subtests run one after another; only Release("") reaches beyond them.
+// Subtests run one after another; only Release("") and Prune reach beyond
+// them. The Prune subtest works in 2011 (tp), long before every other
+// subtest's times (t0 and around it) and before the wall clock, so that it
+// can count exactly what a shared database lets it delete. Listings that
+// are not narrowed by a namespaced name use a time window of their own.
 package storetest
 
 import (
@@ -75,6 +87,16 @@ func Run(t *testing.T, open func(t *testing.T) router.Store) {
 		{"Postpone", testPostpone},
 		{"DedupKeyLock", testDedupKeyLock},
 		{"DedupKeyRace", testDedupKeyRace},
+		{"DeliveryFields", testDeliveryFields},
+		{"ListDeliveriesFilters", testListDeliveriesFilters},
+		{"ListDeliveriesPaging", testListDeliveriesPaging},
+		{"ListEvents", testListEvents},
+		{"ListEventsPaging", testListEventsPaging},
+		{"Replay", testReplay},
+		{"ReplayPending", testReplayPending},
+		{"PendingCountsDead", testPendingCountsDead},
+		{"Prune", testPrune},
+		{"SinkState", testSinkState},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
