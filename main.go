@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/hookroute/hookroute/internal/admincli"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/postgres"
 	"github.com/hookroute/hookroute/router/sqlite"
@@ -44,6 +45,7 @@ commands:
   serve     run the router (ingest, delivery workers, /metrics)
   check     validate the config: every expression and template compiled
   send      sign a payload as a source would and post it
+  deliveries list|show|replay   the delivery log and dead letters (admin API)
   version   print version and build info
 
 Every command takes -c/--config FILE (default rules.yaml, or $HOOKROUTE_CONFIG).
@@ -63,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(args, stdout, stderr)
 	case "send":
 		return cmdSend(ctx, args, stdout, stderr)
+	case "deliveries":
+		return admincli.Deliveries(ctx, args, stdout, stderr)
 	case "version", "-v", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return 0
@@ -139,14 +143,18 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "hookroute:", err)
 		return 2
 	}
-	rt, ok := loadConfig(*cfg, sinks.NewRegistry(), stderr)
+	// One registry for the process, so that what sinks share (Slack's
+	// per-channel pacing, the HTTP connection pool) outlives reloads.
+	reg := sinks.NewRegistry()
+	rt, ok := loadConfig(*cfg, reg, stderr)
 	if !ok {
 		return 1
 	}
 	for _, w := range rt.Warnings {
 		log.Warn(w)
 	}
-	if err := serve(ctx, rt, log); err != nil {
+	reload := func() (*router.Runtime, error) { return router.LoadFile(*cfg, reg) }
+	if err := serve(ctx, rt, reload, log); err != nil {
 		log.Error("serve", "err", err)
 		return 1
 	}
@@ -189,7 +197,7 @@ func openStore(ctx context.Context, url string, log *slog.Logger) (router.Store,
 // serve runs the router until ctx is done, then shuts down in order:
 // stop taking webhooks (in-flight requests finish and commit), stop
 // claiming and let attempts in flight finish, close the store.
-func serve(ctx context.Context, rt *router.Runtime, log *slog.Logger) error {
+func serve(ctx context.Context, rt *router.Runtime, reload func() (*router.Runtime, error), log *slog.Logger) error {
 	store, err := openStore(ctx, rt.Config.Store.URL, log)
 	if err != nil {
 		return err
@@ -197,7 +205,15 @@ func serve(ctx context.Context, rt *router.Runtime, log *slog.Logger) error {
 	defer store.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	r := router.New(rt, store, router.Options{Logger: log, Metrics: router.NewMetrics(reg)})
+	r := router.New(rt, store, router.Options{Logger: log, Metrics: router.NewMetrics(reg), Reload: reload})
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			_ = r.Reload() // logged and counted by Reload
+		}
+	}()
 
 	ingestLn, err := net.Listen("tcp", rt.Config.Server.Listen)
 	if err != nil {

@@ -58,6 +58,8 @@ type SinkRuntime struct {
 	Timeout     time.Duration
 	Retry       RetryConfig
 	Concurrency int
+	PauseAfter  int
+	PauseProbe  time.Duration
 	// Disabled is set for an optional sink whose credentials are empty:
 	// routes to it create no deliveries.
 	Disabled bool
@@ -358,7 +360,7 @@ func (c *compiler) sink(i int, node *yaml.Node) {
 	}
 	d := c.rt.Config.Defaults
 	retry := d.Retry
-	sc := sinkCommon{Timeout: d.Timeout, Concurrency: d.Concurrency, Retry: &retry}
+	sc := sinkCommon{Timeout: d.Timeout, Concurrency: d.Concurrency, Retry: &retry, PauseAfter: d.PauseAfter, PauseProbe: d.PauseProbe}
 	if err := DecodeStrict(common, path, &sc); err != nil {
 		c.errs = append(c.errs, AsConfigErrors(err, node, path)...)
 		return
@@ -379,7 +381,14 @@ func (c *compiler) sink(i int, node *yaml.Node) {
 	if sc.Concurrency < 1 || sc.Concurrency > 256 {
 		errAt("concurrency", "must be between 1 and 256")
 	}
-	sr := &SinkRuntime{Name: sc.Name, Kind: sc.Type, Timeout: time.Duration(sc.Timeout), Retry: *sc.Retry, Concurrency: sc.Concurrency}
+	if sc.PauseAfter < 0 {
+		errAt("pause_after", "must be 0 (never) or more")
+	}
+	if sc.PauseProbe <= 0 {
+		errAt("pause_probe", "must be positive")
+	}
+	sr := &SinkRuntime{Name: sc.Name, Kind: sc.Type, Timeout: time.Duration(sc.Timeout), Retry: *sc.Retry, Concurrency: sc.Concurrency,
+		PauseAfter: sc.PauseAfter, PauseProbe: time.Duration(sc.PauseProbe)}
 	c.rt.Sinks[sc.Name] = sr
 	if _, ok := c.sinks.RouteFields(sc.Type); !ok {
 		errAt("type", "unknown sink type %q", sc.Type)

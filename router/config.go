@@ -108,6 +108,12 @@ type DeliveryDefaults struct {
 	Retry RetryConfig `yaml:"retry"`
 	// Concurrency is the number of attempts a sink runs at once.
 	Concurrency int `yaml:"concurrency"`
+	// PauseAfter pauses a sink after this many attempts in a row failed
+	// (0: never): its deliveries then wait, without spending attempts,
+	// until a probe succeeds or an operator resumes it.
+	PauseAfter int `yaml:"pause_after"`
+	// PauseProbe is how often a paused sink is tried.
+	PauseProbe Duration `yaml:"pause_probe"`
 }
 
 // RetryConfig is an exponential backoff schedule.
@@ -136,9 +142,11 @@ type sinkCommon struct {
 	Timeout     Duration     `yaml:"timeout"`
 	Retry       *RetryConfig `yaml:"retry"`
 	Concurrency int          `yaml:"concurrency"`
+	PauseAfter  int          `yaml:"pause_after"`
+	PauseProbe  Duration     `yaml:"pause_probe"`
 }
 
-var sinkCommonKeys = map[string]bool{"name": true, "type": true, "optional": true, "timeout": true, "retry": true, "concurrency": true}
+var sinkCommonKeys = map[string]bool{"name": true, "type": true, "optional": true, "timeout": true, "retry": true, "concurrency": true, "pause_after": true, "pause_probe": true}
 
 // DefaultConfig returns the defaults that a config file overrides.
 func DefaultConfig() Config {
@@ -154,6 +162,8 @@ func DefaultConfig() Config {
 		Defaults: DeliveryDefaults{
 			Timeout:     Duration(5 * time.Second),
 			Concurrency: 4,
+			PauseAfter:  100,
+			PauseProbe:  Duration(30 * time.Second),
 			Retry: RetryConfig{
 				MaxAttempts: 8,
 				Initial:     Duration(10 * time.Second),
@@ -284,7 +294,10 @@ func (c *Config) validateStatic(doc *yaml.Node, add func(*ConfigError)) {
 		// Dedup keys must outlive every sender's retries.
 		add(NodeError(at("store", "retention"), "store.retention", "must be at least 7d, so that dedup ids outlive senders' retries"))
 	}
-	scopes := map[string]bool{"read": true, "replay": true, "trial": true, "webhooks.create": true, "webhooks.delete": true}
+	scopes := map[string]bool{}
+	for _, s := range Scopes {
+		scopes[s] = true
+	}
 	names := map[string]bool{}
 	for i, t := range c.Admin.Tokens {
 		p := fmt.Sprintf("admin.tokens[%d]", i)
@@ -298,7 +311,7 @@ func (c *Config) validateStatic(doc *yaml.Node, add func(*ConfigError)) {
 		}
 		for j, s := range t.Scopes {
 			if !scopes[s] {
-				add(NodeError(lookupNode(n, "scopes", fmt.Sprint(j)), fmt.Sprintf("%s.scopes[%d]", p, j), "unknown scope %q (want read, replay, trial, webhooks.create or webhooks.delete)", s))
+				add(NodeError(lookupNode(n, "scopes", fmt.Sprint(j)), fmt.Sprintf("%s.scopes[%d]", p, j), "unknown scope %q (want one of %s)", s, strings.Join(Scopes, ", ")))
 			}
 		}
 	}

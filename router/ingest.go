@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/expr-lang/expr"
@@ -216,6 +217,11 @@ type Router struct {
 	owner   string // lease owner id of this process
 	pools   *pools
 	logs    *logLimiter // for failures that repeat per request
+	states  sinkStates
+
+	reload     func() (*Runtime, error)
+	reloadMu   sync.Mutex
+	pruneEvery time.Duration
 }
 
 // Options configure a Router.
@@ -229,6 +235,12 @@ type Options struct {
 	// PollInterval bounds how long an idle worker waits before it looks
 	// at the store again (a fallback: inserts wake workers at once).
 	PollInterval time.Duration
+	// Reload loads the config again, for Router.Reload (SIGHUP and POST
+	// /api/reload); nil disables reloading.
+	Reload func() (*Runtime, error)
+	// PruneEvery is how often history past the retention is pruned;
+	// default an hour, negative never.
+	PruneEvery time.Duration
 }
 
 // New returns a Router for rt on store.
@@ -248,10 +260,14 @@ func New(rt *Runtime, store Store, o Options) *Router {
 	if o.PollInterval <= 0 {
 		o.PollInterval = 2 * time.Second
 	}
-	r := &Router{store: store, log: o.Logger, metrics: o.Metrics, now: o.Now, owner: o.Owner, logs: newLogLimiter(10, time.Second)}
+	if o.PruneEvery == 0 {
+		o.PruneEvery = time.Hour
+	}
+	r := &Router{store: store, log: o.Logger, metrics: o.Metrics, now: o.Now, owner: o.Owner,
+		logs: newLogLimiter(10, time.Second), reload: o.Reload, pruneEvery: o.PruneEvery}
 	r.rt.Store(rt)
 	r.pools = newPools(r, o.PollInterval)
-	o.Metrics.watchStore(store, o.Now, func() []string { return sortedKeys(r.rt.Load().Sinks) })
+	o.Metrics.watchStore(store, o.Now, func() []string { return sortedKeys(r.rt.Load().Sinks) }, r.sinkPaused)
 	return r
 }
 

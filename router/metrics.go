@@ -15,13 +15,18 @@ type Metrics struct {
 	events   *prometheus.CounterVec
 	attempts *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	reloads  *prometheus.CounterVec
+	replays  prometheus.Counter
 
 	mu      sync.Mutex
 	store   Store
 	now     func() time.Time
 	sinks   func() []string // configured sinks: shown at 0 when idle
+	paused  func(string) bool
 	pending *prometheus.Desc
+	dead    *prometheus.Desc
 	oldest  *prometheus.Desc
+	pausedD *prometheus.Desc
 }
 
 // NewMetrics registers the metrics on reg (nil: a private registry, for
@@ -41,11 +46,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Duration of delivery attempts, by sink.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"sink"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookroute_config_reloads_total",
+			Help: "Config reloads, by result (success, failure).",
+		}, []string{"result"}),
+		replays: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hookroute_deliveries_replayed_total",
+			Help: "Deliveries put back to pending by an operator.",
+		}),
 		pending: prometheus.NewDesc("hookroute_deliveries_pending", "Deliveries waiting for their first or next attempt, by sink.", []string{"sink"}, nil),
+		dead:    prometheus.NewDesc("hookroute_deliveries_dead", "Dead deliveries (dead letters) kept, by sink.", []string{"sink"}, nil),
+		pausedD: prometheus.NewDesc("hookroute_sink_paused", "1 while a sink is paused after failing continuously, by sink.", []string{"sink"}, nil),
 		oldest:  prometheus.NewDesc("hookroute_oldest_pending_seconds", "Age of the oldest due pending delivery, by sink.", []string{"sink"}, nil),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.attempts, m.latency, m)
+		reg.MustRegister(m.events, m.attempts, m.latency, m.reloads, m.replays, m)
 	}
 	return m
 }
@@ -57,23 +72,29 @@ func (m *Metrics) attempt(sink, outcome string, d time.Duration) {
 	m.latency.WithLabelValues(sink).Observe(d.Seconds())
 }
 
-func (m *Metrics) watchStore(s Store, now func() time.Time, sinks func() []string) {
+func (m *Metrics) reloaded(result string) { m.reloads.WithLabelValues(result).Inc() }
+
+func (m *Metrics) replayed(n int) { m.replays.Add(float64(n)) }
+
+func (m *Metrics) watchStore(s Store, now func() time.Time, sinks func() []string, paused func(string) bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.store, m.now, m.sinks = s, now, sinks
+	m.store, m.now, m.sinks, m.paused = s, now, sinks, paused
 }
 
 // Describe implements prometheus.Collector for the store-backed gauges.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.pending
+	ch <- m.dead
 	ch <- m.oldest
+	ch <- m.pausedD
 }
 
 // Collect reads the queue depth from the store at scrape time, so the
 // gauges are right after a restart and across replicas.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Lock()
-	s, now, sinks := m.store, m.now, m.sinks
+	s, now, sinks, paused := m.store, m.now, m.sinks, m.paused
 	m.mu.Unlock()
 	if s == nil {
 		return
@@ -94,6 +115,12 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	for sink, st := range stats {
 		ch <- prometheus.MustNewConstMetric(m.pending, prometheus.GaugeValue, float64(st.Pending), sink)
+		ch <- prometheus.MustNewConstMetric(m.dead, prometheus.GaugeValue, float64(st.Dead), sink)
 		ch <- prometheus.MustNewConstMetric(m.oldest, prometheus.GaugeValue, st.OldestDueAge.Seconds(), sink)
+		p := 0.0
+		if paused(sink) {
+			p = 1
+		}
+		ch <- prometheus.MustNewConstMetric(m.pausedD, prometheus.GaugeValue, p, sink)
 	}
 }

@@ -2,13 +2,9 @@ package router
 
 import (
 	"context"
-	"crypto/subtle"
 	"net/http"
 	"strings"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // IngestHandler serves the source paths, /healthz and /readyz.
@@ -35,45 +31,6 @@ func (r *Router) IngestHandler() http.Handler {
 			return
 		}
 		r.serveHook(w, req, rt, src)
-	})
-}
-
-// AdminHandler serves /metrics on the admin listener. When admin tokens
-// are configured, a bearer token with the read scope is required.
-func (r *Router) AdminHandler(g prometheus.Gatherer) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", r.requireScope("read", promhttp.HandlerFor(g, promhttp.HandlerOpts{})))
-	return mux
-}
-
-func (r *Router) requireScope(scope string, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		tokens := r.rt.Load().Config.Admin.Tokens
-		if len(tokens) == 0 {
-			h.ServeHTTP(w, req)
-			return
-		}
-		got, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
-		if !ok {
-			httpError(w, http.StatusUnauthorized, "unauthorized")
-			return
-		}
-		var match *TokenConfig
-		for i := range tokens {
-			// Compare against every token, in constant time each, so the
-			// answer's timing says nothing about which one nearly matched.
-			if subtle.ConstantTimeCompare([]byte(got), []byte(tokens[i].Token.Reveal())) == 1 {
-				match = &tokens[i]
-			}
-		}
-		switch {
-		case match == nil:
-			httpError(w, http.StatusUnauthorized, "unauthorized")
-		case !contains(match.Scopes, scope):
-			httpError(w, http.StatusForbidden, "forbidden")
-		default:
-			h.ServeHTTP(w, req)
-		}
 	})
 }
 

@@ -55,6 +55,7 @@ type pools struct {
 	poll time.Duration
 	mu   sync.Mutex
 	m    map[string]*pool
+	base context.Context // Run's; nil before Run
 	wg   sync.WaitGroup
 }
 
@@ -71,10 +72,13 @@ func (ps *pools) get(sink string) *pool {
 // pool claims and delivers the deliveries of one sink, with at most
 // Concurrency attempts in flight.
 type pool struct {
-	ps    *pools
-	sink  string
-	wakeC chan struct{}
-	slots chan struct{} // one token per attempt in flight
+	ps     *pools
+	sink   string
+	wakeC  chan struct{}
+	slots  chan struct{} // one token per attempt in flight
+	cancel context.CancelFunc
+	// failing counts consecutive failed attempts, for pausing.
+	failing atomic.Int64
 }
 
 func (p *pool) wake() {
@@ -84,29 +88,56 @@ func (p *pool) wake() {
 	}
 }
 
-// Run starts a worker pool per enabled sink and blocks until ctx is done.
-// Then it stops claiming and waits for the attempts in flight: they run
-// on their own timeouts, not on ctx, so a shutdown finishes them rather
-// than cutting them off (a cut-off attempt might have been delivered and
-// would be sent again).
-func (r *Router) Run(ctx context.Context) {
-	rt := r.rt.Load()
-	ps := r.pools
+// apply makes the pools match rt: a pool for every enabled sink, stopped
+// for sinks that went away or were switched off, restarted where the
+// concurrency changed. A sink whose settings changed otherwise keeps its
+// pool, which reads the new settings at its next claim. Stopping a pool
+// stops its claiming only: attempts in flight finish on their own
+// timeouts, so a reload neither cancels nor repeats a delivery.
+func (ps *pools) apply(rt *Runtime) {
 	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.base == nil {
+		return
+	}
+	for name, p := range ps.m {
+		sr := rt.Sinks[name]
+		if sr == nil || sr.Disabled || sr.Sink == nil || cap(p.slots) != sr.Concurrency {
+			p.cancel()
+			delete(ps.m, name)
+		}
+	}
 	for _, name := range sortedKeys(rt.Sinks) {
 		sr := rt.Sinks[name]
-		if sr.Disabled || sr.Sink == nil {
+		if _, ok := ps.m[name]; ok || sr.Disabled || sr.Sink == nil {
 			continue
 		}
-		p := &pool{ps: ps, sink: name, wakeC: make(chan struct{}, 1), slots: make(chan struct{}, sr.Concurrency)}
+		ctx, cancel := context.WithCancel(ps.base)
+		p := &pool{ps: ps, sink: name, wakeC: make(chan struct{}, 1), slots: make(chan struct{}, sr.Concurrency), cancel: cancel}
 		ps.m[name] = p
 		ps.wg.Add(1)
 		go func() {
 			defer ps.wg.Done()
+			defer cancel()
 			p.run(ctx)
 		}()
 	}
+}
+
+// Run starts a worker pool per enabled sink, the pruner and the store's
+// notifications, and blocks until ctx is done. Then it stops claiming and
+// waits for the attempts in flight: they run on their own timeouts, not on
+// ctx, so a shutdown finishes them rather than cutting them off (a cut-off
+// attempt might have been delivered and would be sent again).
+func (r *Router) Run(ctx context.Context) {
+	ps := r.pools
+	ps.mu.Lock()
+	ps.base = ctx
 	ps.mu.Unlock()
+	r.refreshSinkStates(ctx)
+	ps.apply(r.rt.Load())
+	r.background(ctx, "sink states", sinkStateRefresh, r.refreshSinkStates)
+	r.background(ctx, "pruner", r.pruneEvery, func(ctx context.Context) { r.PruneOnce(ctx) })
 	if n, ok := r.store.(Notifier); ok {
 		ps.wg.Add(1)
 		go func() {
@@ -120,7 +151,29 @@ func (r *Router) Run(ctx context.Context) {
 			}
 		}()
 	}
+	<-ctx.Done()
 	ps.wg.Wait()
+}
+
+// background runs fn every interval until ctx is done.
+func (r *Router) background(ctx context.Context, name string, every time.Duration, fn func(context.Context)) {
+	if every <= 0 {
+		return
+	}
+	r.pools.wg.Add(1)
+	go func() {
+		defer r.pools.wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				fn(ctx)
+			}
+		}
+	}()
 }
 
 func (p *pool) run(ctx context.Context) {
@@ -141,6 +194,16 @@ func (p *pool) run(ctx context.Context) {
 			return
 		}
 		n := 1 + p.freeSlots()
+		if r.sinkPaused(p.sink) {
+			// A paused sink gets one probe at a time, every PauseProbe;
+			// its deliveries wait in the store meanwhile.
+			n = 1
+			p.sleep(ctx, sr.PauseProbe)
+			if ctx.Err() != nil {
+				<-p.slots
+				return
+			}
+		}
 		if pc, ok := sr.Sink.(Paced); ok {
 			n = 1
 			if err := pc.Limiter().Wait(ctx); err != nil {
@@ -219,8 +282,10 @@ func (p *pool) sleep(ctx context.Context, d time.Duration) {
 func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, c *Claimed) {
 	d, route, err := r.buildDelivery(rt, c)
 	skip := false
+	var key string
 	if err == nil && d.DedupKey != "" {
-		remote, ok := r.acquireKey(sr, c, d.DedupKey)
+		key = d.DedupKey
+		remote, ok := r.acquireKey(sr, c, key)
 		if !ok {
 			return // postponed: another delivery with this key is running
 		}
@@ -229,7 +294,10 @@ func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, c *Claimed) {
 		case remote != "" && route.OnExisting == "skip":
 			skip = true
 		case route.OnExisting == "create":
-			d.RemoteID = ""
+			// A new object every time: to the sink this is a plain
+			// delivery (no key to search by, nothing to follow up on);
+			// the key then names the newest object.
+			d.RemoteID, d.DedupKey = "", ""
 		}
 	}
 	start := r.now()
@@ -243,26 +311,36 @@ func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, c *Claimed) {
 		cancel()
 	}
 	dur := r.now().Sub(start)
-	if d != nil && d.DedupKey != "" {
+	if key != "" {
 		// Record the remote object before the delivery's own outcome: if
 		// the process dies in between, the delivery is sent again and
 		// follows up on the object instead of creating a second one.
-		r.releaseKey(c, d.DedupKey, res.RemoteID)
+		r.releaseKey(c, key, res.RemoteID)
 	}
 	f := Finish{Attempt: AttemptRecord{At: start, Duration: dur, StatusCode: res.StatusCode, RemoteID: res.RemoteID}}
+	paused := r.sinkPaused(c.Sink)
 	switch {
 	case err == nil:
 		f.Status, f.Attempt.Outcome = StatusDelivered, OutcomeDelivered
-	case IsPermanent(err) || c.Attempts+1 >= sr.Retry.MaxAttempts:
+	case IsPermanent(err) || (c.Attempts+1 >= sr.Retry.MaxAttempts && !paused):
 		f.Status, f.Attempt.Outcome = StatusDead, OutcomeDead
+	case paused:
+		// Pause, don't drop: while the sink is down as a whole, its
+		// deliveries wait for it instead of running out of attempts.
+		f.Status, f.Attempt.Outcome = StatusPending, OutcomeRetry
+		f.NextAttemptAt = start.Add(dur).Add(max(sr.PauseProbe, RetryAfterOf(err)))
 	default:
 		f.Status, f.Attempt.Outcome = StatusPending, OutcomeRetry
 		f.NextAttemptAt = start.Add(dur).Add(NextDelay(sr.Retry, c.Attempts+1, RetryAfterOf(err)))
 	}
+	r.trackHealth(sr, c.Sink, err, paused)
 	if err != nil {
 		f.Attempt.Error = truncateRunes(err.Error(), 2000)
-		r.log.Warn("delivery failed", "sink", c.Sink, "rule", c.Rule, "delivery_id", c.ID,
-			"attempt", c.Attempts+1, "outcome", f.Attempt.Outcome, "status_code", res.StatusCode, "err", f.Attempt.Error)
+		// One line per failure, but a sink failing the same way for every
+		// delivery is summarised: 10 lines, then one a second per error.
+		r.logs.log(r.log, r.now(), slog.LevelWarn, "delivery:"+c.Sink+":"+truncateRunes(f.Attempt.Error, 120), "delivery failed",
+			"sink", c.Sink, "rule", c.Rule, "delivery_id", c.ID, "attempt", c.Attempts+1,
+			"outcome", f.Attempt.Outcome, "status_code", res.StatusCode, "err", f.Attempt.Error)
 	}
 	r.metrics.attempt(c.Sink, f.Attempt.Outcome, dur)
 	if !r.finish(c, f) {

@@ -1,0 +1,319 @@
+// Package admincli is the command-line client of hookroute's admin API:
+// `hookroute deliveries list|show|replay`. It talks HTTP to a running
+// router (HOOKROUTE_ADMIN_URL, default http://127.0.0.1:8081) with the
+// bearer token in HOOKROUTE_TOKEN, so it works against any replica and
+// needs none of the router's secrets.
+package admincli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+const usage = `usage:
+  hookroute deliveries list [--status S] [--sink S] [--rule R] [--source S] [--since T] [--until T] [--limit N] [--all] [--json]
+  hookroute deliveries show ID [--json]
+  hookroute deliveries replay ID...
+  hookroute deliveries replay --status dead [--sink S] [--rule R] [--source S] [--since T] [--until T] [--dry-run]
+
+T is an RFC 3339 time or a duration back from now (24h, 7d).
+The admin API is HOOKROUTE_ADMIN_URL (default http://127.0.0.1:8081),
+the bearer token HOOKROUTE_TOKEN (a token with the read or replay scope).
+`
+
+// client calls the admin API.
+type client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+func newClient(admin string) (*client, error) {
+	if admin == "" {
+		admin = os.Getenv("HOOKROUTE_ADMIN_URL")
+	}
+	if admin == "" {
+		admin = "http://127.0.0.1:8081"
+	}
+	tok := os.Getenv("HOOKROUTE_TOKEN")
+	if tok == "" {
+		return nil, errors.New("set HOOKROUTE_TOKEN to an admin token")
+	}
+	return &client{base: strings.TrimSuffix(admin, "/"), token: tok, http: &http.Client{Timeout: 30 * time.Second}}, nil
+}
+
+// do sends a request and decodes a 2xx JSON answer into out.
+func (c *client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct{ Error string }
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s: %s", resp.Status, e.Error)
+		}
+		return errors.New(resp.Status)
+	}
+	return json.Unmarshal(b, out)
+}
+
+// Deliveries runs `hookroute deliveries ARGS`.
+func Deliveries(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("deliveries "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	admin := fs.String("admin", "", "admin API `URL` (default $HOOKROUTE_ADMIN_URL or http://127.0.0.1:8081)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	f := filters{}
+	if sub == "list" || sub == "replay" {
+		fs.StringVar(&f.status, "status", "", "pending, delivered or dead")
+		fs.StringVar(&f.sink, "sink", "", "sink name")
+		fs.StringVar(&f.rule, "rule", "", "rule name")
+		fs.StringVar(&f.source, "source", "", "source name")
+		fs.StringVar(&f.since, "since", "", "created at or after `T`")
+		fs.StringVar(&f.until, "until", "", "created before `T`")
+	}
+	limit := fs.Int("limit", 50, "deliveries per page (list)")
+	all := fs.Bool("all", false, "follow every page (list)")
+	dry := fs.Bool("dry-run", false, "count what would be replayed (replay by filter)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	c, err := newClient(*admin)
+	if err != nil {
+		fmt.Fprintln(stderr, "hookroute deliveries:", err)
+		return 2
+	}
+	switch sub {
+	case "list":
+		err = c.list(ctx, f, *limit, *all, *asJSON, stdout)
+	case "show":
+		if fs.NArg() != 1 {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+		err = c.show(ctx, fs.Arg(0), *asJSON, stdout)
+	case "replay":
+		if fs.NArg() > 0 {
+			err = c.replayIDs(ctx, fs.Args(), *asJSON, stdout)
+		} else {
+			err = c.replayFilter(ctx, f, *dry, *asJSON, stdout)
+		}
+	default:
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "hookroute deliveries:", err)
+		return 1
+	}
+	return 0
+}
+
+type filters struct{ status, sink, rule, source, since, until string }
+
+func (f filters) query() url.Values {
+	q := url.Values{}
+	for k, v := range map[string]string{"status": f.status, "sink": f.sink, "rule": f.rule, "source": f.source, "since": f.since, "until": f.until} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return q
+}
+
+// delivery mirrors the API's delivery JSON.
+type delivery struct {
+	ID            string     `json:"id"`
+	Source        string     `json:"source"`
+	EventID       string     `json:"event_id"`
+	Rule          string     `json:"rule"`
+	Sink          string     `json:"sink"`
+	Status        string     `json:"status"`
+	InFlight      bool       `json:"in_flight"`
+	Attempts      int        `json:"attempts"`
+	NextAttemptAt *time.Time `json:"next_attempt_at"`
+	CreatedAt     time.Time  `json:"created_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+	LastError     string     `json:"last_error"`
+	RemoteID      string     `json:"remote_id"`
+	Replays       int        `json:"replays"`
+	ReplayedBy    string     `json:"replayed_by"`
+	AttemptLog    []struct {
+		At         time.Time `json:"at"`
+		DurationMS float64   `json:"duration_ms"`
+		Outcome    string    `json:"outcome"`
+		StatusCode int       `json:"status_code"`
+		Error      string    `json:"error"`
+	} `json:"attempt_log"`
+}
+
+func (c *client) list(ctx context.Context, f filters, limit int, all, asJSON bool, w io.Writer) error {
+	q := f.query()
+	q.Set("limit", fmt.Sprint(limit))
+	var items []json.RawMessage
+	for {
+		var page struct {
+			Items      []json.RawMessage `json:"items"`
+			NextCursor string            `json:"next_cursor"`
+		}
+		if err := c.do(ctx, http.MethodGet, "/api/deliveries?"+q.Encode(), nil, &page); err != nil {
+			return err
+		}
+		items = append(items, page.Items...)
+		if !all || page.NextCursor == "" {
+			break
+		}
+		q.Set("cursor", page.NextCursor)
+	}
+	if asJSON {
+		return json.NewEncoder(w).Encode(items)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATUS\tSINK\tRULE\tATTEMPTS\tUPDATED\tLAST ERROR")
+	for _, raw := range items {
+		var d delivery
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return err
+		}
+		status := d.Status
+		if d.InFlight {
+			status += "*"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.ID, status, d.Sink, d.Rule, d.Attempts,
+			d.UpdatedAt.Local().Format("2006-01-02 15:04:05"), cut(d.LastError, 60))
+	}
+	return tw.Flush()
+}
+
+func (c *client) show(ctx context.Context, id string, asJSON bool, w io.Writer) error {
+	var raw json.RawMessage
+	if err := c.do(ctx, http.MethodGet, "/api/deliveries/"+url.PathEscape(id), nil, &raw); err != nil {
+		return err
+	}
+	if asJSON {
+		_, err := fmt.Fprintln(w, string(raw))
+		return err
+	}
+	var d delivery
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
+	row("id", d.ID)
+	row("status", d.Status+map[bool]string{true: " (in flight)", false: ""}[d.InFlight])
+	row("sink", d.Sink)
+	row("rule", d.Rule)
+	row("event", d.Source+" "+d.EventID)
+	row("attempts", d.Attempts)
+	if d.NextAttemptAt != nil {
+		row("next attempt", d.NextAttemptAt.Local().Format(time.RFC3339))
+	}
+	if d.RemoteID != "" {
+		row("remote id", d.RemoteID)
+	}
+	if d.Replays > 0 {
+		row("replays", fmt.Sprintf("%d (last by %s)", d.Replays, d.ReplayedBy))
+	}
+	if d.LastError != "" {
+		row("last error", d.LastError)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "#\tAT\tDURATION\tOUTCOME\tSTATUS\tERROR")
+	for i, a := range d.AttemptLog {
+		code := "-"
+		if a.StatusCode != 0 {
+			code = fmt.Sprint(a.StatusCode)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%.0fms\t%s\t%s\t%s\n", i+1, a.At.Local().Format("2006-01-02 15:04:05"), a.DurationMS, a.Outcome, code, cut(a.Error, 80))
+	}
+	return tw.Flush()
+}
+
+func (c *client) replayIDs(ctx context.Context, ids []string, asJSON bool, w io.Writer) error {
+	var failed error
+	for _, id := range ids {
+		var d delivery
+		if err := c.do(ctx, http.MethodPost, "/api/deliveries/"+url.PathEscape(id)+"/replay", struct{}{}, &d); err != nil {
+			fmt.Fprintf(w, "%s: %v\n", id, err)
+			failed = errors.New("some replays failed")
+			continue
+		}
+		if asJSON {
+			json.NewEncoder(w).Encode(d)
+		} else {
+			fmt.Fprintf(w, "%s: replayed (%s, due %s)\n", d.ID, d.Status, d.NextAttemptAt.Local().Format(time.RFC3339))
+		}
+	}
+	return failed
+}
+
+func (c *client) replayFilter(ctx context.Context, f filters, dry, asJSON bool, w io.Writer) error {
+	if f.status == "" {
+		f.status = "dead"
+	}
+	body := map[string]any{"status": f.status, "sink": f.sink, "rule": f.rule, "source": f.source, "since": f.since, "until": f.until, "dry_run": dry}
+	var res struct {
+		Matched  int `json:"matched"`
+		Replayed int `json:"replayed"`
+		Busy     int `json:"busy"`
+	}
+	if err := c.do(ctx, http.MethodPost, "/api/deliveries/replay", body, &res); err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(w).Encode(res)
+	}
+	if dry {
+		_, err := fmt.Fprintf(w, "%d deliveries would be replayed\n", res.Matched)
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%d matched, %d replayed, %d in flight (left alone)\n", res.Matched, res.Replayed, res.Busy)
+	return err
+}
+
+func cut(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}

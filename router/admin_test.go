@@ -1,0 +1,272 @@
+package router_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/sqlite"
+)
+
+const canarySecret = "CANARY-admin-9f8e7d6c5b4a"
+
+// adminConfig has tokens with different scopes; every secret slot holds a
+// canary so that a leak anywhere shows.
+const adminConfig = `
+admin:
+  tokens:
+    - {name: ops, token: "${OPS_TOKEN}", scopes: [read, replay, reload]}
+    - {name: viewer, token: "${VIEW_TOKEN}", scopes: [read]}
+sources:
+  - {name: siq, type: salesiq, public_keys: [{pem: "${PUB}"}]}
+  - {name: gh, type: github, secret: "${GH_SECRET}"}
+sinks:
+  - {name: a, type: count, pause_after: 0, retry: {max_attempts: 2, initial: 10ms, max_interval: 20ms}}
+rules:
+  - {name: sad, when: 'chat.rating == "sad"', to: [{sink: a, text: "{{ .visitor.name }}"}]}
+`
+
+type adminEnv struct {
+	r     *router.Router
+	f     *countingFactory
+	api   http.Handler
+	store router.Store
+	now   *fakeClock
+}
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func adminSetup(t *testing.T, clock *fakeClock) *adminEnv {
+	t.Helper()
+	env := map[string]string{"PUB": pubPEM(), "OPS_TOKEN": "ops-" + canarySecret, "VIEW_TOKEN": "view-" + canarySecret, "GH_SECRET": "gh-" + canarySecret}
+	f := &countingFactory{}
+	rt, err := router.Load("rules.yaml", []byte(adminConfig), f, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), t.TempDir()+"/db", sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	o := router.Options{PollInterval: 20 * time.Millisecond, Metrics: router.NewMetrics(prometheus.NewRegistry()), PruneEvery: -1}
+	if clock != nil {
+		o.Now = clock.Now
+	}
+	o.Reload = func() (*router.Runtime, error) { return rt, nil }
+	r := router.New(rt, st, o)
+	reg := prometheus.NewRegistry()
+	return &adminEnv{r: r, f: f, api: r.AdminHandler(reg), store: st, now: clock}
+}
+
+func (e *adminEnv) call(t *testing.T, method, path, token, body string) (int, string) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	w := httptest.NewRecorder()
+	e.api.ServeHTTP(w, req)
+	b, _ := io.ReadAll(w.Body)
+	return w.Code, string(b)
+}
+
+func (e *adminEnv) run(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.r.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestAdminAuth(t *testing.T) {
+	e := adminSetup(t, nil)
+	routes := []struct{ method, path, scope string }{
+		{"GET", "/metrics", "read"},
+		{"GET", "/api/events", "read"},
+		{"GET", "/api/events/x", "read"},
+		{"GET", "/api/deliveries", "read"},
+		{"GET", "/api/deliveries/x", "read"},
+		{"GET", "/api/sinks", "read"},
+		{"POST", "/api/deliveries/x/replay", "replay"},
+		{"POST", "/api/deliveries/replay", "replay"},
+		{"POST", "/api/sinks/a/resume", "replay"},
+		{"POST", "/api/reload", "reload"},
+	}
+	for _, rt := range routes {
+		if code, _ := e.call(t, rt.method, rt.path, "", ""); code != 401 {
+			t.Errorf("%s %s without a token: %d, want 401", rt.method, rt.path, code)
+		}
+		if code, _ := e.call(t, rt.method, rt.path, "wrong-"+canarySecret, ""); code != 401 {
+			t.Errorf("%s %s with a wrong token: %d, want 401", rt.method, rt.path, code)
+		}
+		viewerCode, _ := e.call(t, rt.method, rt.path, "view-"+canarySecret, "{}")
+		if rt.scope != "read" && viewerCode != 403 {
+			t.Errorf("%s %s with a read-only token: %d, want 403", rt.method, rt.path, viewerCode)
+		}
+		if rt.scope == "read" && (viewerCode == 401 || viewerCode == 403) {
+			t.Errorf("%s %s with a read token: %d", rt.method, rt.path, viewerCode)
+		}
+	}
+}
+
+func TestAdminListsAndReplays(t *testing.T) {
+	e := adminSetup(t, nil)
+	a := e.f.sinks["a"]
+	a.fail = func(int) error { return router.Permanent(errors.New("404 channel_not_found")) }
+	for i := 0; i < 5; i++ {
+		if w := post(t, e.r.IngestHandler(), event(string(rune('a'+i)), "sad")); w.Code != 202 {
+			t.Fatalf("ingest: %d", w.Code)
+		}
+	}
+	e.run(t)
+	ops := "ops-" + canarySecret
+	waitFor(t, "five dead deliveries", func() bool {
+		_, body := e.call(t, "GET", "/api/deliveries?status=dead", ops, "")
+		return strings.Count(body, `"status":"dead"`) == 5
+	})
+
+	// Pagination: pages of 2 give every delivery once.
+	seen := map[string]bool{}
+	cursor := ""
+	for page := 0; page < 5; page++ {
+		code, body := e.call(t, "GET", "/api/deliveries?limit=2&sink=a&cursor="+cursor, ops, "")
+		if code != 200 {
+			t.Fatalf("list: %d %s", code, body)
+		}
+		var out struct {
+			Items      []struct{ ID string }
+			NextCursor string `json:"next_cursor"`
+		}
+		json.Unmarshal([]byte(body), &out)
+		for _, it := range out.Items {
+			if seen[it.ID] {
+				t.Fatalf("delivery %s on two pages", it.ID)
+			}
+			seen[it.ID] = true
+		}
+		if cursor = out.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if len(seen) != 5 {
+		t.Fatalf("pages held %d deliveries, want 5", len(seen))
+	}
+	if code, body := e.call(t, "GET", "/api/deliveries?status=bogus", ops, ""); code != 400 {
+		t.Errorf("bad filter: %d %s", code, body)
+	}
+	if code, body := e.call(t, "GET", "/api/events?source=siq", ops, ""); code != 200 || strings.Count(body, `"source":"siq"`) != 5 {
+		t.Errorf("events: %d %s", code, body)
+	}
+	code, body := e.call(t, "GET", "/api/events/conversation.rated:a:1", ops, "")
+	if code != 200 || !strings.Contains(body, `"deliveries":[`) || !strings.Contains(body, `"payload":{`) {
+		t.Errorf("event: %d %s", code, body)
+	}
+
+	// The sink is fixed; one replay, then the rest in bulk.
+	a.mu.Lock()
+	a.fail = nil
+	a.mu.Unlock()
+	var first string
+	for id := range seen {
+		first = id
+		break
+	}
+	code, body = e.call(t, "POST", "/api/deliveries/"+first+"/replay", ops, "")
+	if code != 200 || !strings.Contains(body, `"replayed_by":"ops"`) {
+		t.Fatalf("replay one: %d %s", code, body)
+	}
+	waitFor(t, "the replayed delivery", func() bool { return len(a.delivered()) == 1 })
+	code, body = e.call(t, "POST", "/api/deliveries/replay", ops, `{"status":"dead","sink":"a","rate":1000}`)
+	if code != 200 || !strings.Contains(body, `"replayed":4`) {
+		t.Fatalf("bulk replay: %d %s", code, body)
+	}
+	waitFor(t, "every replayed delivery", func() bool { return len(a.delivered()) == 5 })
+	time.Sleep(100 * time.Millisecond)
+	got := map[string]int{}
+	for _, id := range a.delivered() {
+		got[id]++
+	}
+	for id := range seen {
+		if got[id] != 1 {
+			t.Errorf("delivery %s delivered %d times after replay, want once with its original id", id, got[id])
+		}
+	}
+	code, body = e.call(t, "GET", "/api/deliveries/"+first, ops, "")
+	if code != 200 || !strings.Contains(body, `"status":"delivered"`) || strings.Count(body, `"outcome"`) != 2 {
+		t.Errorf("delivery after replay: %d %s", code, body)
+	}
+
+	// Nothing the API returns, nor the metrics, holds a secret.
+	for _, p := range []string{"/api/deliveries", "/api/events", "/api/sinks", "/api/deliveries/" + first, "/metrics"} {
+		if _, body := e.call(t, "GET", p, ops, ""); strings.Contains(body, canarySecret) {
+			t.Errorf("%s leaks a secret", p)
+		}
+	}
+}
+
+func TestRetentionPrunesOldHistory(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	e := adminSetup(t, clock)
+	for i := 0; i < 3; i++ {
+		post(t, e.r.IngestHandler(), event("old"+string(rune('a'+i)), "sad"))
+	}
+	e.run(t)
+	waitFor(t, "old deliveries delivered", func() bool { return len(e.f.sinks["a"].delivered()) == 3 })
+	clock.Add(59 * 24 * time.Hour)
+	post(t, e.r.IngestHandler(), event("new", "sad"))
+	waitFor(t, "new delivery", func() bool { return len(e.f.sinks["a"].delivered()) == 4 })
+	clock.Add(2 * 24 * time.Hour) // the first three are now 61 days old
+	a := e.f.sinks["a"]
+	a.mu.Lock()
+	a.fail = func(int) error { return errors.New("down") }
+	a.mu.Unlock()
+	post(t, e.r.IngestHandler(), event("pending", "sad"))
+
+	n := e.r.PruneOnce(context.Background())
+	if n != 6 { // 3 deliveries + 3 events
+		t.Errorf("pruned %d rows, want 6", n)
+	}
+	ds, _ := e.store.ListDeliveries(context.Background(), router.DeliveryFilter{})
+	if len(ds) != 2 {
+		t.Errorf("%d deliveries left, want the new one and the pending one", len(ds))
+	}
+	if _, err := e.store.GetEvent(context.Background(), "siq", "conversation.rated:new:1"); err != nil {
+		t.Errorf("the 2-day-old event was pruned: %v", err)
+	}
+}
