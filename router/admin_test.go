@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -37,6 +38,7 @@ rules:
 `
 
 type adminEnv struct {
+	logs  *lockedBuffer
 	r     *router.Router
 	f     *countingFactory
 	api   http.Handler
@@ -74,14 +76,16 @@ func adminSetup(t *testing.T, clock *fakeClock) *adminEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	o := router.Options{PollInterval: 20 * time.Millisecond, Metrics: router.NewMetrics(prometheus.NewRegistry()), PruneEvery: -1}
+	logs := &lockedBuffer{}
+	o := router.Options{PollInterval: 20 * time.Millisecond, Metrics: router.NewMetrics(prometheus.NewRegistry()), PruneEvery: -1,
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	if clock != nil {
 		o.Now = clock.Now
 	}
 	o.Reload = func() (*router.Runtime, error) { return rt, nil }
 	r := router.New(rt, st, o)
 	reg := prometheus.NewRegistry()
-	return &adminEnv{r: r, f: f, api: r.AdminHandler(reg), store: st, now: clock}
+	return &adminEnv{logs: logs, r: r, f: f, api: r.AdminHandler(reg), store: st, now: clock}
 }
 
 func (e *adminEnv) call(t *testing.T, method, path, token, body string) (int, string) {
@@ -101,6 +105,23 @@ func (e *adminEnv) run(t *testing.T) {
 	done := make(chan struct{})
 	go func() { e.r.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -232,11 +253,18 @@ func TestAdminListsAndReplays(t *testing.T) {
 		t.Errorf("delivery after replay: %d %s", code, body)
 	}
 
-	// Nothing the API returns, nor the metrics, holds a secret.
+	// Nothing the API returns, nor the metrics, nor the log, holds a
+	// secret.
 	for _, p := range []string{"/api/deliveries", "/api/events", "/api/sinks", "/api/deliveries/" + first, "/metrics"} {
 		if _, body := e.call(t, "GET", p, ops, ""); strings.Contains(body, canarySecret) {
 			t.Errorf("%s leaks a secret", p)
 		}
+	}
+	if strings.Contains(e.logs.String(), canarySecret) {
+		t.Error("the log leaks a secret")
+	}
+	if !strings.Contains(e.logs.String(), `"by":"ops"`) {
+		t.Error("replays are not logged with the token's name")
 	}
 }
 
@@ -268,5 +296,62 @@ func TestRetentionPrunesOldHistory(t *testing.T) {
 	}
 	if _, err := e.store.GetEvent(context.Background(), "siq", "conversation.rated:new:1"); err != nil {
 		t.Errorf("the 2-day-old event was pruned: %v", err)
+	}
+}
+
+// TestPauseDontDrop: a sink failing continuously is paused; its deliveries
+// wait instead of running out of attempts, and the first success resumes
+// it.
+func TestPauseDontDrop(t *testing.T) {
+	src := strings.Replace(adminConfig, "pause_after: 0, retry: {max_attempts: 2,", "pause_after: 3, pause_probe: 50ms, retry: {max_attempts: 2,", 1)
+	env := map[string]string{"PUB": pubPEM(), "OPS_TOKEN": "ops-" + canarySecret, "VIEW_TOKEN": "view-" + canarySecret, "GH_SECRET": "gh-" + canarySecret}
+	f := &countingFactory{}
+	rt, err := router.Load("rules.yaml", []byte(src), f, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), t.TempDir()+"/db", sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r := router.New(rt, st, router.Options{PollInterval: 20 * time.Millisecond, PruneEvery: -1})
+	a := f.sinks["a"]
+	var mu sync.Mutex
+	down := true
+	a.fail = func(int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			return errors.New("503 service unavailable")
+		}
+		return nil
+	}
+	for i := 0; i < 5; i++ {
+		post(t, r.IngestHandler(), event("p"+string(rune('a'+i)), "sad"))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	waitFor(t, "the sink paused", func() bool {
+		s, _ := st.SinkStates(context.Background())
+		return s["a"].Paused
+	})
+	time.Sleep(300 * time.Millisecond) // several probes, each past max_attempts
+	ds, _ := st.ListDeliveries(context.Background(), router.DeliveryFilter{Sink: "a"})
+	for _, d := range ds {
+		if d.Status != router.StatusPending {
+			t.Errorf("delivery %s is %s while its sink is paused, want pending", d.ID, d.Status)
+		}
+	}
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	waitFor(t, "all delivered after the sink recovered", func() bool { return len(a.delivered()) == 5 })
+	s, _ := st.SinkStates(context.Background())
+	if s["a"].Paused {
+		t.Error("the sink is still paused after a success")
 	}
 }
