@@ -198,7 +198,14 @@ func (p *pool) run(ctx context.Context) {
 			// A paused sink gets one probe at a time, every PauseProbe;
 			// its deliveries wait in the store meanwhile.
 			n = 1
-			p.sleep(ctx, sr.PauseProbe)
+			// A timer, not p.sleep: new deliveries must not wake a
+			// paused sink into probing at the ingest rate.
+			t := time.NewTimer(sr.PauseProbe)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
 			if ctx.Err() != nil {
 				<-p.slots
 				return
