@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -153,12 +154,30 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) int {
 	for _, w := range rt.Warnings {
 		log.Warn(w)
 	}
-	reload := func() (*router.Runtime, error) { return router.LoadFile(*cfg, reg) }
+	reg.SetEgressAllow(egressAllow(rt))
+	reload := func() (*router.Runtime, error) {
+		rt, err := router.LoadFile(*cfg, reg)
+		if err == nil {
+			reg.SetEgressAllow(egressAllow(rt))
+		}
+		return rt, err
+	}
 	if err := serve(ctx, rt, reload, log); err != nil {
 		log.Error("serve", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// egressAllow reads the config's egress.allow (validated at load).
+func egressAllow(rt *router.Runtime) []netip.Prefix {
+	var out []netip.Prefix
+	for _, a := range rt.Config.Egress.Allow {
+		if p, err := netip.ParsePrefix(a); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

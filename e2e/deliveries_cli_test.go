@@ -27,6 +27,7 @@ func TestDeliveriesCLI(t *testing.T) {
 	const config = `
 server: {listen: "{{LISTEN}}", admin_listen: "{{ADMIN}}"}
 store: {url: "sqlite:{{DB}}"}
+egress: {allow: ["127.0.0.1/32"]}   # the fakes listen on loopback
 admin:
   tokens:
     - {name: ops, token: "${TEST_ADMIN_TOKEN}", scopes: [read, replay]}

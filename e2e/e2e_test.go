@@ -330,6 +330,8 @@ server:
   max_body: 64KiB
 store:
   url: "sqlite:{{DB}}"
+egress:
+  allow: ["127.0.0.1/32"]   # the fakes listen on loopback
 sources:
   - name: salesiq
     type: salesiq
@@ -552,6 +554,7 @@ func TestCrashLosesNothing(t *testing.T) {
 	const config = `
 server: {listen: "{{LISTEN}}", admin_listen: "{{ADMIN}}"}
 store: {url: "sqlite:{{DB}}"}
+egress: {allow: ["127.0.0.1/32"]}   # the fakes listen on loopback
 sources:
   - {name: salesiq, type: salesiq, public_keys: [{pem: "${TEST_PUBLIC_KEY}"}]}
 sinks:

@@ -101,6 +101,7 @@ func (k *keySink) stats() (unique, total int) {
 const replicaConfig = `
 server: {listen: "{{LISTEN}}", admin_listen: "{{ADMIN}}", shutdown_timeout: 5s}
 store: {url: "${TEST_STORE_URL}"}
+egress: {allow: ["127.0.0.1/32"]}   # the fakes listen on loopback
 sources:
   - {name: salesiq, type: salesiq, public_keys: [{pem: "${TEST_PUBLIC_KEY}"}]}
 sinks:

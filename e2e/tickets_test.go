@@ -14,6 +14,7 @@ import (
 const ticketConfig = `
 server: {listen: "{{LISTEN}}", admin_listen: "{{ADMIN}}"}
 store: {url: "sqlite:{{DB}}"}
+egress: {allow: ["127.0.0.1/32"]}   # the fakes listen on loopback
 sources:
   - {name: salesiq, type: salesiq, public_keys: [{pem: "${TEST_PUBLIC_KEY}"}]}
 sinks:

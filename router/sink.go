@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/hookroute/hookroute/router/egress"
 )
 
 // A Sink delivers routed events to one external system.
@@ -43,6 +46,20 @@ type Delivery struct {
 	// follows up on that object (a comment) instead of creating another.
 	// Deliveries with one key never run at once.
 	RemoteID string
+	// SigningKey is the sink's current outbound signing key (the oldest
+	// of its keys), set by the worker for a sink whose Secured() is true
+	// and nil otherwise; such a delivery is never handed over without
+	// one. A sink signs with it and must never log, return or send it.
+	SigningKey *rsa.PrivateKey
+}
+
+// Secured is implemented by sinks that may sign what they send with a key
+// from the key API (an http sink with secured: true). Secured reports
+// whether this one does; if so, the worker holds its deliveries back,
+// without spending attempts, until the sink has a key, and hands each
+// attempt the key in Delivery.SigningKey.
+type Secured interface {
+	Secured() bool
 }
 
 // Result describes what the far side answered. StatusCode is 0 when no HTTP
@@ -96,6 +113,9 @@ func IsPermanent(err error) bool {
 	var p *permanentError
 	if errors.As(err, &p) {
 		return true
+	}
+	if errors.Is(err, egress.ErrBlocked) {
+		return true // retrying cannot make a refused destination allowed
 	}
 	var r interface{ Retryable() bool }
 	if errors.As(err, &r) {

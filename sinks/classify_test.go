@@ -51,7 +51,7 @@ func TestEveryKindClassifiesStatuses(t *testing.T) {
 				defer srv.Close()
 				n := nodeWith(t, string(src), anyEnv(srv.URL+"/services/T0/B0/x", "xoxb-test"))
 				pointAt(n, srv.URL)
-				s, err := NewRegistry().Build(kind, "s", n)
+				s, err := testRegistry().Build(kind, "s", n)
 				if err != nil {
 					t.Fatalf("build: %v", err)
 				}

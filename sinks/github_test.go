@@ -334,7 +334,7 @@ func TestEscapeMarkdown(t *testing.T) {
 }
 
 func TestGitHubRouteFields(t *testing.T) {
-	specs, ok := NewRegistry().RouteFields("github")
+	specs, ok := testRegistry().RouteFields("github")
 	if !ok {
 		t.Fatal("github not registered")
 	}

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/egress"
 )
 
 // Helpers shared by the sinks that speak HTTP: answer classification,
@@ -188,6 +189,10 @@ func send(client *http.Client, req *http.Request, red *redactor, shown string) (
 	req.Header.Set("User-Agent", userAgent)
 	resp, err := client.Do(req)
 	if err != nil {
+		if errors.Is(err, egress.ErrBlocked) {
+			// Retrying cannot make a refused destination allowed.
+			return 0, nil, router.Permanent(red.error(err, shown))
+		}
 		return 0, nil, red.error(err, shown)
 	}
 	// A body that breaks off is ignored: a 2xx was still accepted
@@ -219,6 +224,9 @@ func checkURL(raw string) (*url.URL, string) {
 		return nil, "has no host"
 	case u.User != nil:
 		return nil, "must not carry a user or password (use headers or a token instead)"
+	}
+	if _, err := egress.CheckURL(raw); err != nil {
+		return nil, err.Error() // fixed texts: they never quote the URL
 	}
 	return u, ""
 }

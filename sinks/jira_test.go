@@ -359,7 +359,7 @@ func TestJiraSummaryAndLabels(t *testing.T) {
 }
 
 func TestJiraRouteFields(t *testing.T) {
-	specs, _ := NewRegistry().RouteFields("jira")
+	specs, _ := testRegistry().RouteFields("jira")
 	var names []string
 	for _, s := range specs {
 		names = append(names, s.Name)

@@ -187,7 +187,7 @@ func TestPagerDutyErrors(t *testing.T) {
 }
 
 func TestPagerDutyRouteFields(t *testing.T) {
-	specs, ok := NewRegistry().RouteFields("pagerduty")
+	specs, ok := testRegistry().RouteFields("pagerduty")
 	if !ok {
 		t.Fatal("pagerduty not registered")
 	}

@@ -258,7 +258,7 @@ func TestServiceNowCorrelationID(t *testing.T) {
 }
 
 func TestServiceNowFieldsAndLimits(t *testing.T) {
-	specs, _ := NewRegistry().RouteFields("servicenow")
+	specs, _ := testRegistry().RouteFields("servicenow")
 	esc := map[string]func(string) string{}
 	var names []string
 	for _, s := range specs {

@@ -4,15 +4,24 @@
 package sinks
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
+	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/time/rate"
 	"gopkg.in/yaml.v3"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/egress"
 )
 
 // kind is one registered sink kind.
@@ -49,44 +58,109 @@ func Kinds() []string {
 	return out
 }
 
-// Registry builds sinks. It also owns what sinks of one process share:
+// Registry builds sinks. It also owns what the sinks of one process share:
 // rate limiters keyed by destination (so two rules, or two sinks, posting to
-// one Slack channel share its one-message-a-second budget) and the HTTP
-// client.
+// one Slack channel share its one-message-a-second budget), the HTTP
+// connection pool, and the egress guard every outbound connection passes.
 type Registry struct {
-	// Client is the HTTP client every sink uses; it never follows
-	// redirects.
+	// Client is the HTTP client every sink uses. It never follows
+	// redirects (a redirect from a sink is a failure, and following one
+	// could lead anywhere), verifies certificates, and dials only
+	// addresses the egress guard allows.
 	Client *http.Client
 
-	mu       sync.Mutex
-	limiters map[string]*rate.Limiter
+	shared *registryShared
 }
 
-// NewRegistry returns a Registry with a client that does not follow
-// redirects (a redirect from a sink is a failure, and following one could
-// lead anywhere).
+// registryShared is what a Registry and its per-sink views (a sink with its
+// own CA bundle gets its own Client) have in common.
+type registryShared struct {
+	mu        sync.Mutex
+	limiters  map[string]*rate.Limiter
+	guard     atomic.Pointer[egress.Guard]
+	transport *http.Transport
+}
+
+// NewRegistry returns a Registry whose egress guard refuses every private,
+// loopback and link-local destination until SetEgressAllow says otherwise.
 func NewRegistry() *Registry {
-	return &Registry{
-		Client: &http.Client{
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-			Transport: &http.Transport{
-				Proxy:               http.ProxyFromEnvironment,
-				MaxIdleConnsPerHost: 64, // keep-alive pools sized for the workers
-				IdleConnTimeout:     90e9,
-				ForceAttemptHTTP2:   true,
-			},
+	sh := &registryShared{limiters: map[string]*rate.Limiter{}}
+	sh.guard.Store(egress.New(nil))
+	sh.transport = &http.Transport{
+		// No proxy: a proxy would dial on our behalf, out of the guard's
+		// sight.
+		Proxy: nil,
+		// The guard judges the resolved address at dial time, so a DNS
+		// answer that changes between check and connect cannot slip by.
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return sh.guard.Load().DialContext(ctx, network, addr)
 		},
-		limiters: map[string]*rate.Limiter{},
+		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
+		MaxIdleConnsPerHost: 64, // keep-alive pools sized for the workers
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+		ForceAttemptHTTP2:   true,
+	}
+	return &Registry{Client: newClient(sh.transport), shared: sh}
+}
+
+func newClient(t http.RoundTripper) *http.Client {
+	return &http.Client{
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport:     t,
 	}
 }
 
-// Build implements router.SinkFactory.
+// SetEgressAllow sets the private ranges sinks may reach (the config's
+// egress.allow). It applies to connections dialed from then on, including
+// those of sinks already built, so a reload can change it.
+func (r *Registry) SetEgressAllow(allow []netip.Prefix) {
+	r.shared.guard.Store(egress.New(allow))
+}
+
+// Build implements router.SinkFactory. Besides its kind's keys, every sink
+// takes ca_file: a PEM bundle of extra CAs its server's certificate may
+// chain to (certificates are always verified).
 func (r *Registry) Build(k, name string, node *yaml.Node) (router.Sink, error) {
 	kd, ok := kinds[k]
 	if !ok {
 		return nil, fmt.Errorf("unknown sink type %q", k)
 	}
-	return kd.build(r, name, node)
+	view, err := r.withCA(node)
+	if err != nil {
+		return nil, err
+	}
+	return kd.build(view, name, node)
+}
+
+// withCA removes ca_file from node and, when it was set, returns a view of
+// r whose client also trusts that bundle.
+func (r *Registry) withCA(node *yaml.Node) (*Registry, error) {
+	var caNode *yaml.Node
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		if node.Content[i].Value == "ca_file" {
+			caNode = node.Content[i+1]
+			node.Content = append(node.Content[:i:i], node.Content[i+2:]...)
+			break
+		}
+	}
+	if caNode == nil {
+		return r, nil
+	}
+	pem, err := os.ReadFile(caNode.Value)
+	if err != nil {
+		return nil, router.NodeError(caNode, "ca_file", "%v", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, router.NodeError(caNode, "ca_file", "no PEM certificate in the file")
+	}
+	t := r.shared.transport.Clone()
+	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+	return &Registry{Client: newClient(t), shared: r.shared}, nil
 }
 
 // RouteFields implements router.SinkFactory.
@@ -98,12 +172,13 @@ func (r *Registry) RouteFields(k string) ([]router.FieldSpec, bool) {
 // limiter returns the shared limiter for key, creating it with limit and
 // burst on first use.
 func (r *Registry) limiter(key string, limit rate.Limit, burst int) *rate.Limiter {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	l, ok := r.limiters[key]
+	sh := r.shared
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	l, ok := sh.limiters[key]
 	if !ok {
 		l = rate.NewLimiter(limit, burst)
-		r.limiters[key] = l
+		sh.limiters[key] = l
 	}
 	return l
 }

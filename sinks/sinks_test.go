@@ -5,12 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,10 +40,18 @@ func node(t *testing.T, snippet string, env map[string]string) *yaml.Node {
 	return n
 }
 
+// testRegistry is a Registry whose egress guard lets the sinks reach the
+// fakes on loopback, as a test profile's egress.allow would.
+func testRegistry() *Registry {
+	r := NewRegistry()
+	r.SetEgressAllow([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")})
+	return r
+}
+
 // build builds a sink of kind from snippet with a fresh Registry.
 func build(t *testing.T, kind, snippet string, env map[string]string) (router.Sink, error) {
 	t.Helper()
-	return NewRegistry().Build(kind, "test-sink", node(t, snippet, env))
+	return testRegistry().Build(kind, "test-sink", node(t, snippet, env))
 }
 
 func mustBuild(t *testing.T, kind, snippet string, env map[string]string) router.Sink {
@@ -118,11 +129,11 @@ func TestKindsHaveExamplesThatBuild(t *testing.T) {
 					t.Fatal(err)
 				}
 				env := anyEnv("https://hooks.slack.com/services/T0/B0/x", "xoxb-example")
-				if _, err := NewRegistry().Build(kind, "example", nodeWith(t, string(src), env)); err != nil {
+				if _, err := testRegistry().Build(kind, "example", nodeWith(t, string(src), env)); err != nil {
 					t.Errorf("%s: %v", f, err)
 				}
 			}
-			if _, ok := NewRegistry().RouteFields(kind); !ok {
+			if _, ok := testRegistry().RouteFields(kind); !ok {
 				t.Errorf("RouteFields(%q) not found", kind)
 			}
 		})
@@ -180,7 +191,7 @@ func echoServer(t *testing.T, status int) *httptest.Server {
 }
 
 func requiredFields(kind string) map[string]string {
-	specs, _ := NewRegistry().RouteFields(kind)
+	specs, _ := testRegistry().RouteFields(kind)
 	f := map[string]string{}
 	for _, s := range specs {
 		if s.Required {
@@ -203,7 +214,7 @@ func TestSecretsNeverInErrors(t *testing.T) {
 			t.Run(f, func(t *testing.T) {
 				// Build with secrets that are broken in several ways.
 				for _, v := range []string{canary, "::%zz" + canary, "http://u:" + canary + "@h/", "ftp://h/" + canary, "http://h/" + canary + "\n"} {
-					_, err := NewRegistry().Build(kind, "s", nodeWith(t, string(src), anyEnv(v, v)))
+					_, err := testRegistry().Build(kind, "s", nodeWith(t, string(src), anyEnv(v, v)))
 					if err != nil && strings.Contains(err.Error(), canary) {
 						t.Errorf("Build error leaks the secret: %v", err)
 					}
@@ -212,7 +223,7 @@ func TestSecretsNeverInErrors(t *testing.T) {
 				for _, base := range []string{echoServer(t, 400).URL, echoServer(t, 500).URL, deadURL} {
 					n := nodeWith(t, string(src), anyEnv(base+"/services/T0/B0/"+canary+"?k="+canary, "xoxb-"+canary))
 					pointAt(n, base)
-					s, err := NewRegistry().Build(kind, "s", n)
+					s, err := testRegistry().Build(kind, "s", n)
 					if err != nil {
 						t.Fatalf("build: %v", err)
 					}
@@ -254,7 +265,7 @@ func TestCancelledContextReturnsPromptly(t *testing.T) {
 			t.Run(f, func(t *testing.T) {
 				n := nodeWith(t, string(src), anyEnv(hang.URL+"/services/T0/B0/x", "xoxb-test"))
 				pointAt(n, hang.URL)
-				s, err := NewRegistry().Build(kind, "s", n)
+				s, err := testRegistry().Build(kind, "s", n)
 				if err != nil {
 					t.Fatalf("build: %v", err)
 				}
@@ -274,5 +285,42 @@ func TestCancelledContextReturnsPromptly(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestEgressGuardedByDefault: with the default Registry every kind refuses
+// a loopback destination before connecting, permanently, and the canary
+// listener sees no connection.
+func TestEgressGuardedByDefault(t *testing.T) {
+	var conns atomic.Int64
+	canary := httptest.NewUnstartedServer(http.NotFoundHandler())
+	canary.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	canary.Start()
+	defer canary.Close()
+	for _, kind := range Kinds() {
+		if kind == "log" {
+			continue
+		}
+		src, err := os.ReadFile("testdata/" + kind + "/example.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := nodeWith(t, string(src), anyEnv(canary.URL+"/services/T0/B0/x", "xoxb-test"))
+		pointAt(n, canary.URL)
+		s, err := NewRegistry().Build(kind, "s", n)
+		if err != nil {
+			t.Fatalf("%s: build: %v", kind, err)
+		}
+		_, err = s.Deliver(context.Background(), delivery(requiredFields(kind)))
+		if err == nil || !router.IsPermanent(err) || !strings.Contains(err.Error(), "not allowed") {
+			t.Errorf("%s: Deliver to loopback = %v, want a permanent egress refusal", kind, err)
+		}
+	}
+	if n := conns.Load(); n != 0 {
+		t.Fatalf("the canary on loopback saw %d connections, want 0", n)
 	}
 }

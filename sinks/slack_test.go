@@ -331,7 +331,7 @@ func TestSlackWebhook(t *testing.T) {
 }
 
 func TestSlackEscapes(t *testing.T) {
-	specs, _ := NewRegistry().RouteFields("slack")
+	specs, _ := testRegistry().RouteFields("slack")
 	esc := map[string]func(string) string{}
 	for _, s := range specs {
 		esc[s.Name] = s.Escape
@@ -376,7 +376,7 @@ func TestSlackConfig(t *testing.T) {
 
 func TestSlackSharesLimiterPerChannel(t *testing.T) {
 	env := map[string]string{"T": testToken, "T2": "xoxb-other", "H": "https://hooks.slack.com/services/T0/B0/x"}
-	r := NewRegistry()
+	r := testRegistry()
 	limiter := func(snippet string) *rate.Limiter {
 		t.Helper()
 		s, err := r.Build("slack", "s", node(t, snippet, env))

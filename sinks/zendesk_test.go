@@ -285,7 +285,7 @@ func TestZendeskLimits(t *testing.T) {
 }
 
 func TestZendeskFieldsAndEscapes(t *testing.T) {
-	specs, ok := NewRegistry().RouteFields("zendesk")
+	specs, ok := testRegistry().RouteFields("zendesk")
 	if !ok {
 		t.Fatal("zendesk not registered")
 	}

@@ -307,7 +307,7 @@ func TestZohodeskErrors(t *testing.T) {
 }
 
 func TestZohodeskFieldsAndEscapes(t *testing.T) {
-	specs, _ := NewRegistry().RouteFields("zohodesk")
+	specs, _ := testRegistry().RouteFields("zohodesk")
 	got := map[string]router.FieldSpec{}
 	for _, f := range specs {
 		got[f.Name] = f
