@@ -16,6 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hookroute/hookroute/router/ui"
 )
 
 // The admin API (DESIGN.md §5). Every /api route needs a bearer token with
@@ -37,6 +39,7 @@ func (r *Router) AdminHandler(g prometheus.Gatherer) http.Handler {
 	api("GET /api/sinks", "read", r.apiListSinks)
 	api("POST /api/sinks/{name}/resume", "replay", r.apiResumeSink)
 	api("POST /api/reload", "reload", r.apiReload)
+	mux.Handle("GET /ui/", ui.Handler())
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, req *http.Request) {
 		httpError(w, http.StatusNotFound, "no such API route")
 	})

@@ -187,6 +187,12 @@ func (p *pool) run(ctx context.Context) {
 		if sr == nil || sr.Sink == nil {
 			return
 		}
+		if isSecured(sr.Sink) && r.keys.waiting(p.sink) {
+			// No key to sign with: leave the backlog in the store rather
+			// than claim it only to put it back. Creating a key wakes us.
+			p.sleep(ctx, unsignedWait)
+			continue
+		}
 		// Take a slot first: never claim more than can be sent at once.
 		select {
 		case p.slots <- struct{}{}:
@@ -198,13 +204,12 @@ func (p *pool) run(ctx context.Context) {
 			// A paused sink gets one probe at a time, every PauseProbe;
 			// its deliveries wait in the store meanwhile.
 			n = 1
-			// A timer, not p.sleep: new deliveries must not wake a
-			// paused sink into probing at the ingest rate.
-			t := time.NewTimer(sr.PauseProbe)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
+			// Wake-ups from new deliveries must not turn a paused sink's
+			// probes into traffic at the ingest rate; a resume must end
+			// the wait at once.
+			deadline := time.Now().Add(sr.PauseProbe)
+			for r.sinkPaused(p.sink) && time.Until(deadline) > 0 && ctx.Err() == nil {
+				p.sleep(ctx, time.Until(deadline))
 			}
 			if ctx.Err() != nil {
 				<-p.slots
@@ -288,6 +293,15 @@ func (p *pool) sleep(ctx context.Context, d time.Duration) {
 // attempt delivers one claimed delivery and records the outcome.
 func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, c *Claimed) {
 	d, route, err := r.buildDelivery(rt, c)
+	if err == nil && isSecured(sr.Sink) {
+		// Before the dedup key is locked: a delivery that cannot be
+		// signed waits without holding anything.
+		sk, ok := r.signingKey(c)
+		if !ok {
+			return // postponed: nothing to sign with yet
+		}
+		d.SigningKey = sk
+	}
 	skip := false
 	var key string
 	if err == nil && d.DedupKey != "" {

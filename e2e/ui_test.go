@@ -1,0 +1,399 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumPath is where Debian's chromium package puts the browser (.ci/run
+// installs it).
+const chromiumPath = "/usr/bin/chromium"
+
+const uiConfig = `
+server: {listen: "{{LISTEN}}", admin_listen: "{{ADMIN}}"}
+store: {url: "sqlite:{{DB}}"}
+admin:
+  tokens:
+    - {name: ops, token: "${TEST_ADMIN_TOKEN}", scopes: [read, replay, trial, reload, webhooks.create, webhooks.delete]}
+    - {name: viewer, token: "${TEST_READ_TOKEN}", scopes: [read]}
+egress: {allow: ["127.0.0.1/32"]}
+sources:
+  - {name: salesiq, type: salesiq, public_keys: [{pem: "${TEST_PUBLIC_KEY}"}]}
+sinks:
+  - name: audit
+    type: http
+    url: ${TEST_HTTP_URL}
+    retry: {max_attempts: 3, initial: 100ms, max_interval: 200ms, multiplier: 2}
+    pause_after: 1   # the 400 pauses it: the console resumes it
+    # A resumed sink's worker still sleeps out its current probe interval
+    # (worker.go), so keep it short.
+    pause_probe: 1s
+rules:
+  - name: sad-chat
+    source: salesiq
+    when: event == "conversation.rated" && chat.rating == "sad"
+    to: [{sink: audit}]
+  - name: happy-chat
+    source: salesiq
+    when: event == "conversation.rated" && chat.rating == "happy"
+    to: [{sink: audit, body: '{"happy": "{{ .visitor.name }}"}'}]
+`
+
+// statusSink answers every request with its current status code and counts
+// the requests it accepted.
+type statusSink struct {
+	status   atomic.Int32
+	accepted atomic.Int32
+}
+
+func (s *statusSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	code := int(s.status.Load())
+	if code < 300 {
+		s.accepted.Add(1)
+	}
+	w.WriteHeader(code)
+}
+
+// adminGet calls the admin API with token and decodes the answer into v.
+func adminGet(t *testing.T, p *routerProc, token, path string, v any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+p.admin+path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
+// artifactDir is where screenshots go: $HOOKROUTE_TEST_ARTIFACTS (CI keeps
+// it), else the test's temporary directory.
+func artifactDir(t *testing.T) string {
+	if d := os.Getenv("HOOKROUTE_TEST_ARTIFACTS"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	return t.TempDir()
+}
+
+// browser drives one headless Chromium tab through the console.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+
+	mu      sync.Mutex
+	console []chromedp.ConsoleMessage
+}
+
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(func() { cancelTimeout(); cancelTab(); cancelAlloc() })
+	b := &browser{t: t, ctx: ctx}
+	// Subscribing starts the browser; the messages are read all along so
+	// that the end of the test can look for errors the page logged.
+	msgs := chromedp.Console(ctx)
+	go func() {
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.console = append(b.console, m)
+			b.mu.Unlock()
+		}
+	}()
+	return b
+}
+
+func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, steps...); err != nil {
+		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// js evaluates expr in the page and decodes its value into T.
+func js[T any](b *browser, expr string) T {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		b.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// waitFor polls the JavaScript condition expr until it is true.
+func (b *browser) waitFor(what, expr string) {
+	b.t.Helper()
+	_, err := chromedp.Run(b.ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(10*time.Second), chromedp.WithPollingInterval(25*time.Millisecond)))
+	if err != nil {
+		b.t.Fatalf("waiting for %s: %v; the status bar says %q", what, err, b.statusText())
+	}
+}
+
+func (b *browser) statusText() string {
+	v, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.getElementById('status').textContent`))
+	return v
+}
+
+// waitStatus waits until the status bar shows the operation label as done,
+// and fails the test when it shows it failed.
+func (b *browser) waitStatus(label string) string {
+	b.t.Helper()
+	b.waitFor(label+" to end", fmt.Sprintf(`(() => { const s = document.getElementById('status');
+		return s.textContent.startsWith(%q) && (s.dataset.state === 'done' || s.dataset.state === 'failed'); })()`, label+":"))
+	if s := js[string](b, `document.getElementById('status').dataset.state`); s != "done" {
+		b.t.Fatalf("%s: the status bar says %q", label, b.statusText())
+	}
+	return b.statusText()
+}
+
+func (b *browser) screenshot(dir, name string) {
+	b.t.Helper()
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100)) // 100: PNG
+	if err != nil {
+		b.t.Fatalf("screenshot: %v", err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Logf("screenshot: %s", path)
+}
+
+// TestConsoleInBrowser drives the web console in headless Chromium against
+// the real binary: log in, read an event, trial-run an edited sample, and
+// replay a dead letter.
+func TestConsoleInBrowser(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Skipf("no browser at %s (apt-get install chromium): skipping the console's browser test", chromiumPath)
+	}
+	sink := &statusSink{}
+	sink.status.Store(http.StatusBadRequest) // permanent: the first delivery is dead at once
+	sinkSrv := httptest.NewServer(sink)
+	defer sinkSrv.Close()
+	const token, readToken = "console-test-token-5d1f0c", "console-read-token-9a7e21"
+	p := startRouter(t, t.TempDir(), uiConfig, []string{
+		"TEST_PUBLIC_KEY=" + publicPEM(t, e2eKey),
+		"TEST_HTTP_URL=" + sinkSrv.URL + "/hook",
+		"TEST_ADMIN_TOKEN=" + token,
+		"TEST_READ_TOKEN=" + readToken,
+	})
+	if code, resp := p.post("/hooks/salesiq", salesiqEvent("7001", "1", "Nobody answered <b>me</b> & left", 1), e2eKey); code != 202 {
+		t.Fatalf("post: %d %s", code, resp)
+	}
+	var dead struct{ Items []struct{ ID string } }
+	eventually(t, 10*time.Second, "the dead delivery", func() bool {
+		adminGet(t, p, token, "/api/deliveries?status=dead", &dead)
+		return len(dead.Items) == 1
+	})
+	deadID := dead.Items[0].ID
+	var sinks struct{ Items []struct{ Paused bool } }
+	eventually(t, 10*time.Second, "the sink paused", func() bool {
+		adminGet(t, p, token, "/api/sinks", &sinks)
+		return len(sinks.Items) == 1 && sinks.Items[0].Paused
+	})
+	artifacts := artifactDir(t)
+
+	b := newBrowser(t)
+	b.do("open the console", chromedp.Navigate("http://"+p.admin+"/ui/"), chromedp.WaitVisible(chromedp.ID("token")))
+
+	t.Run("log in and read an event, escaped", func(t *testing.T) {
+		b.t = t
+		b.do("log in", chromedp.SendKeys(chromedp.ID("token"), token), chromedp.Click(chromedp.ID("login-button")))
+		b.waitStatus("Loading events")
+		b.do("open the event", chromedp.Click(chromedp.CSS(`#view td.id a[href^="#/event/"]`)))
+		b.waitFor("the payload", `document.getElementById('event-payload') !== null`)
+		payload := js[string](b, `document.getElementById('event-payload').textContent`)
+		if !strings.Contains(payload, `Nobody answered <b>me</b> & left`) || !strings.Contains(payload, "40526000000002040") {
+			t.Errorf("payload shown as %s", payload)
+		}
+		if js[bool](b, `document.querySelector('#view b') !== null`) {
+			t.Error("the payload's <b> became an element")
+		}
+		if got := js[string](b, `sessionStorage.getItem('hookroute.token') + '|' + localStorage.length`); got != token+"|0" {
+			t.Errorf("token storage: %q", got)
+		}
+	})
+
+	t.Run("a dry trial of the edited sad sample: the sad rule stops matching", func(t *testing.T) {
+		b.t = t
+		b.do("open the trial page", chromedp.Click(chromedp.CSS(`#nav a[data-view="trial"]`)))
+		b.waitStatus("Loading trial samples")
+		// Pick the sad-rating sample of the salesiq source, as a person
+		// would from the two lists.
+		picked := js[string](b, `(() => {
+			const src = document.getElementById('trial-source');
+			src.value = 'salesiq'; src.dispatchEvent(new Event('change'));
+			const ev = document.getElementById('trial-event');
+			const opt = [...ev.options].find(o => /sad/i.test(o.textContent));
+			if (!opt) return '';
+			ev.value = opt.value; ev.dispatchEvent(new Event('change'));
+			return opt.textContent; })()`)
+		if picked == "" {
+			t.Fatalf("no sad sample among %s", js[string](b, `[...document.getElementById('trial-event').options].map(o => o.textContent).join(' | ')`))
+		}
+		sample, err := chromedp.Run(b.ctx, chromedp.Value(chromedp.ID("trial-editor")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.do("make the rating happy", chromedp.SetValue(chromedp.ID("trial-editor"), happier(t, sample)))
+		b.do("run dry", chromedp.Click(chromedp.ID("trial-dry")))
+		status := b.waitStatus("Trial run (dry)")
+		t.Logf("sample %q; status bar: %s", picked, status)
+		sad := `document.querySelector('#trial-result tr[data-rule="sad-chat"]')`
+		if cls := js[string](b, sad+`.className`); cls != "not-matched" {
+			t.Errorf("sad-chat row is %q, want not-matched", cls)
+		}
+		why := js[string](b, `[...`+sad+`.querySelectorAll('ul.explanation li')].map(l => l.textContent).join('\n')`)
+		if why == "" {
+			t.Error("no explanation shown for sad-chat")
+		}
+		t.Logf("sad-chat explanation:\n%s", why)
+		if cls := js[string](b, `document.querySelector('#trial-result tr[data-rule="happy-chat"]').className`); cls != "matched" {
+			t.Errorf("happy-chat row is %q, want matched", cls)
+		}
+		if req := js[string](b, `(document.querySelector('#trial-result section.route[data-rule="happy-chat"] .request') || {}).textContent || ''`); !strings.Contains(req, "POST") || !strings.Contains(req, `"happy"`) {
+			t.Errorf("the happy route's request is shown as %q", req)
+		}
+		if n := sink.accepted.Load(); n != 0 {
+			t.Errorf("a dry run reached the sink %d times", n)
+		}
+		b.screenshot(artifacts, "console-trial.png")
+
+		b.do("break the JSON", chromedp.SetValue(chromedp.ID("trial-editor"), `{"entity": `), chromedp.Click(chromedp.ID("trial-dry")))
+		b.waitFor("the JSON complaint", `document.getElementById('status').dataset.state === 'failed'`)
+		if s := b.statusText(); !strings.Contains(s, "not valid JSON") {
+			t.Errorf("invalid JSON: the status bar says %q", s)
+		}
+	})
+
+	t.Run("resume the paused sink", func(t *testing.T) {
+		b.t = t
+		sink.status.Store(http.StatusOK)
+		b.do("open sinks", chromedp.Click(chromedp.CSS(`#nav a[data-view="sinks"]`)))
+		b.waitStatus("Loading sinks")
+		if row := js[string](b, `document.querySelector('tr[data-sink="audit"]').textContent`); !strings.Contains(row, "paused") || !strings.Contains(row, "1 attempts in a row failed") {
+			t.Errorf("the audit row shows %q", row)
+		}
+		b.do("resume", chromedp.Click(chromedp.CSS(`button.resume[data-sink="audit"]`)))
+		b.waitStatus("Resume audit")
+		var sinks struct{ Items []struct{ Paused bool } }
+		adminGet(t, p, token, "/api/sinks", &sinks)
+		if sinks.Items[0].Paused {
+			t.Error("the sink is still paused")
+		}
+	})
+
+	t.Run("replay a dead letter once the sink is back", func(t *testing.T) {
+		b.t = t
+		b.do("open dead letters", chromedp.Click(chromedp.CSS(`#nav a[data-view="dead"]`)))
+		b.waitStatus("Loading dead letters")
+		b.do("replay", chromedp.Click(chromedp.CSS(fmt.Sprintf(`button.replay[data-id=%q]`, deadID))))
+		b.waitStatus("Replay " + deadID)
+		eventually(t, 10*time.Second, "the replayed delivery at the sink", func() bool { return sink.accepted.Load() == 1 })
+		if s := js[string](b, fmt.Sprintf(`document.querySelector('tr[data-delivery=%q] td.status').textContent`, deadID)); !strings.Contains(s, "pending") {
+			t.Errorf("the replayed row's status shows %q", s)
+		}
+		b.screenshot(artifacts, "console-dead-letters.png")
+
+		b.do("open the delivery", chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-delivery=%q] a[href^="#/delivery/"]`, deadID))))
+		b.waitStatus("Loading delivery")
+		rows := js[string](b, `[...document.querySelectorAll('table.attempts tbody tr')].map(r => r.textContent).join('\n')`)
+		if !strings.Contains(rows, "400") || !strings.Contains(rows, "delivered") {
+			t.Errorf("attempts table:\n%s", rows)
+		}
+		b.screenshot(artifacts, "console-delivery.png")
+	})
+
+	t.Run("scopes and a refused token", func(t *testing.T) {
+		b.t = t
+		js[bool](b, fmt.Sprintf(`sessionStorage.setItem('hookroute.token', %q), location.hash = '#/trial', true`, readToken))
+		b.waitFor("the scope message", `document.getElementById('status').dataset.state === 'failed'`)
+		if s := b.statusText(); !strings.Contains(s, "this token lacks the trial scope") {
+			t.Errorf("read-only token on the trial page: the status bar says %q", s)
+		}
+		js[bool](b, `sessionStorage.setItem('hookroute.token', 'wrong'), location.hash = '#/sinks', true`)
+		b.waitFor("the login form", `!document.getElementById('login').hidden`)
+		if s := js[string](b, `document.getElementById('login-message').textContent`); !strings.Contains(s, "401") {
+			t.Errorf("refused token: the login message is %q", s)
+		}
+		if js[bool](b, `sessionStorage.getItem('hookroute.token') !== null`) {
+			t.Error("a refused token stays in sessionStorage")
+		}
+	})
+
+	b.t = t
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, m := range b.console {
+		if m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
+			t.Errorf("browser console: %s %s", m.Type, m.Text)
+		}
+	}
+}
+
+// happier sets the rating of a SalesIQ sample (envelope or bare entity) to
+// 3, happy, keeping every other value exact.
+func happier(t *testing.T, sample string) string {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(sample))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		t.Fatalf("the sample in the editor is not JSON: %v\n%s", err, sample)
+	}
+	entity, ok := m["entity"].(map[string]any)
+	if !ok {
+		entity = m
+	}
+	entity["rating"] = 3
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}

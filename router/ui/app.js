@@ -1,0 +1,610 @@
+// hookroute web console: plain JavaScript, no build step, no dependency.
+//
+// Everything it shows comes from the admin API (DESIGN.md §5), called with
+// the operator's bearer token, which lives in this tab's sessionStorage only.
+// Every piece of data goes into the page as text (textContent, text nodes,
+// attribute values), never parsed as HTML, so a payload or an error
+// message cannot become markup. The page's Content-Security-Policy forbids
+// inline scripts and styles, so this file holds every behaviour.
+'use strict';
+
+(() => {
+  const API = '../api/'; // relative to /ui/, so the console works behind a path prefix too
+  const TOKEN_KEY = 'hookroute.token';
+  const view = document.getElementById('view');
+
+  // --- DOM helpers -------------------------------------------------------
+
+  // h builds an element. Attributes named on* become listeners; children
+  // that are not nodes become text nodes, so data is never parsed as HTML.
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+      else if (k === 'class') el.className = v;
+      else el.setAttribute(k, v === true ? '' : String(v));
+    }
+    add(el, children);
+    return el;
+  }
+
+  function add(el, children) {
+    for (const c of children.flat(Infinity)) {
+      if (c === null || c === undefined || c === false) continue;
+      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return el;
+  }
+
+  const text = (v) => (v === null || v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v));
+
+  function table(columns, rows, cls) {
+    return h('table', { class: 'list ' + (cls || '') },
+      h('thead', null, h('tr', null, columns.map((c) => h('th', null, c)))),
+      h('tbody', null, rows));
+  }
+
+  function badge(label, kind) {
+    return h('span', { class: 'badge ' + (kind || label.replace(/\s+/g, '-')) }, label);
+  }
+
+  function time(s) {
+    if (!s) return '';
+    const short = s.replace('T', ' ').replace(/(\.\d+)?Z$/, ' UTC');
+    return h('time', { datetime: s, title: s }, short);
+  }
+
+  // link builds an in-app link; every part is URI-encoded, so an id with
+  // any characters stays one path segment.
+  function link(label, ...parts) {
+    return h('a', { href: '#/' + parts.map(encodeURIComponent).join('/') }, label);
+  }
+
+  const qs = (params) => {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') q.set(k, v);
+    return q.toString();
+  };
+
+  // Large integers (SalesIQ's app_id exceeds 2^53) must survive a round
+  // trip through the editor: where the browser gives the reviver the source
+  // text, a number that would change is kept as raw JSON.
+  function parseJSON(s) {
+    if (typeof JSON.rawJSON !== 'function') return JSON.parse(s);
+    return JSON.parse(s, (key, value, ctx) =>
+      typeof value === 'number' && ctx && typeof ctx.source === 'string' && JSON.stringify(value) !== ctx.source
+        ? JSON.rawJSON(ctx.source) : value);
+  }
+
+  const pretty = (v) => JSON.stringify(v, null, 2);
+
+  // --- status bar --------------------------------------------------------
+
+  // setStatus shows what the last operation is doing at the top of the
+  // page: "running…", "done" or "failed: why".
+  function setStatus(label, state, detail) {
+    const el = document.getElementById('status');
+    el.dataset.state = state;
+    let msg;
+    if (state === 'running') msg = 'running…';
+    else if (state === 'done') msg = 'done' + (detail ? ' — ' + detail : '');
+    else if (state === 'failed') msg = 'failed: ' + detail;
+    else msg = detail || '';
+    el.replaceChildren(h('strong', null, label + ': '), msg);
+  }
+
+  // track runs fn with its progress in the status bar. It resolves to fn's
+  // value, or to undefined when fn failed (the failure is on the bar).
+  async function track(label, fn, summary) {
+    setStatus(label, 'running');
+    try {
+      const v = await fn();
+      setStatus(label, 'done', summary ? summary(v) : '');
+      return v;
+    } catch (e) {
+      setStatus(label, 'failed', e.message);
+      return undefined;
+    }
+  }
+
+  // --- API ---------------------------------------------------------------
+
+  class APIError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  // api calls the admin API. scope is the scope the route needs, for a clear
+  // message on 403. A 401 means the token is gone or wrong: back to login.
+  // body, when given, is sent as is if it is a string (already JSON).
+  async function api(method, path, scope, body) {
+    const init = { method, cache: 'no-store', headers: { Authorization: 'Bearer ' + (sessionStorage.getItem(TOKEN_KEY) || '') } };
+    if (body !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = typeof body === 'string' ? body : JSON.stringify(body);
+    }
+    let resp;
+    try {
+      resp = await fetch(API + path, init);
+    } catch (e) {
+      throw new APIError(0, 'the router did not answer (' + e.message + ')');
+    }
+    const raw = await resp.text();
+    let data = null;
+    try {
+      data = raw ? parseJSON(raw) : null;
+    } catch (e) {
+      data = null;
+    }
+    if (resp.status === 401) {
+      logout('The token was refused (401 Unauthorized): log in again.');
+      throw new APIError(401, 'the token was refused (401 Unauthorized)');
+    }
+    if (resp.status === 403) throw new APIError(403, 'this token lacks the ' + scope + ' scope');
+    if (!resp.ok) {
+      const why = data && data.error ? data.error : resp.statusText;
+      throw new APIError(resp.status, why + ' (HTTP ' + resp.status + ')');
+    }
+    return data;
+  }
+
+  // --- login -------------------------------------------------------------
+
+  function logout(message) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    document.getElementById('login-message').textContent = message || '';
+    route();
+  }
+
+  document.getElementById('login-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const input = document.getElementById('token');
+    const token = input.value.trim();
+    input.value = '';
+    if (!token) return;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    document.getElementById('login-message').textContent = '';
+    try {
+      await api('GET', 'sinks', 'read');
+    } catch (e) {
+      if (e.status === 401) return; // api() is back on the login form with the message
+      if (e.status !== 403) {
+        sessionStorage.removeItem(TOKEN_KEY);
+        document.getElementById('login-message').textContent = 'Could not check the token: ' + e.message;
+        return;
+      }
+      route();
+      setStatus('Log in', 'failed', 'logged in, but this token lacks the read scope: lists will not load');
+      return;
+    }
+    route();
+  });
+
+  document.getElementById('logout').addEventListener('click', () => logout('Logged out.'));
+
+  // --- routing -----------------------------------------------------------
+
+  function route() {
+    const loggedIn = !!sessionStorage.getItem(TOKEN_KEY);
+    document.getElementById('login').hidden = loggedIn;
+    document.getElementById('nav').hidden = !loggedIn;
+    if (!loggedIn) {
+      view.replaceChildren();
+      document.getElementById('token').focus();
+      return;
+    }
+    const [path, query] = location.hash.replace(/^#\/?/, '').split('?');
+    let parts;
+    try {
+      parts = path.split('/').map(decodeURIComponent);
+    } catch (e) {
+      parts = ['events'];
+    }
+    const params = Object.fromEntries(new URLSearchParams(query || ''));
+    const name = parts[0] || 'events';
+    const section = { event: 'events', delivery: 'deliveries' }[name] || name;
+    for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('current', a.dataset.view === section);
+    view.replaceChildren();
+    switch (name) {
+      case 'event': return eventView(parts[1], parts[2]);
+      case 'deliveries': return deliveriesView(params, false);
+      case 'dead': return deliveriesView(params, true);
+      case 'delivery': return deliveryView(parts[1]);
+      case 'sinks': return sinksView();
+      case 'trial': return trialView();
+      default: return eventsView(params);
+    }
+  }
+
+  window.addEventListener('hashchange', route);
+
+  // filterForm builds the filter row of a listing; applying it changes the
+  // address, so a filtered view can be bookmarked and reloaded.
+  function filterForm(target, fields, params) {
+    const inputs = {};
+    const form = h('form', { class: 'filters', method: 'post' },
+      fields.map(([name, label, options, placeholder]) => {
+        const input = options
+          ? h('select', { name, id: 'filter-' + name }, options.map(([v, l]) => h('option', { value: v }, l)))
+          : h('input', { name, id: 'filter-' + name, type: 'text', placeholder: placeholder || '', spellcheck: 'false' });
+        input.value = params[name] || '';
+        inputs[name] = input;
+        return h('label', null, label + ' ', input);
+      }),
+      h('button', { type: 'submit' }, 'Apply'));
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const values = {};
+      for (const [k, el] of Object.entries(inputs)) values[k] = el.value.trim();
+      const hash = '#/' + target + (qs(values) ? '?' + qs(values) : '');
+      if (location.hash === hash) route(); else location.hash = hash;
+    });
+    return form;
+  }
+
+  // pager shows a listing page by page: fetchPage(cursor) answers
+  // {items, next_cursor}; "More" fetches the next page.
+  function pager(label, columns, fetchPage, row) {
+    const tbody = h('tbody');
+    const shown = [];
+    const empty = h('p', { class: 'empty', hidden: true }, 'Nothing here.');
+    const more = h('button', { type: 'button', class: 'more', hidden: true }, 'More');
+    const el = h('div', { class: 'pager' },
+      h('table', { class: 'list' }, h('thead', null, h('tr', null, columns.map((c) => h('th', null, c)))), tbody),
+      empty, more);
+    let cursor = '';
+    const next = async () => {
+      more.disabled = true;
+      const page = await track(label, () => fetchPage(cursor), (p) => (shown.length + p.items.length) + ' shown' + (p.next_cursor ? ', more available' : ''));
+      more.disabled = false;
+      if (!page) return;
+      for (const item of page.items) {
+        shown.push(item);
+        tbody.append(row(item));
+      }
+      cursor = page.next_cursor || '';
+      more.hidden = !cursor;
+      empty.hidden = shown.length > 0;
+    };
+    more.addEventListener('click', next);
+    return { el, shown, load: next };
+  }
+
+  // --- events ------------------------------------------------------------
+
+  function eventsView(params) {
+    const filter = { source: params.source, event: params.event };
+    const p = pager('Loading events', ['Received', 'Source', 'Event', 'ID', 'Matched rules'],
+      (cursor) => api('GET', 'events?' + qs({ ...filter, cursor, limit: 50 }), 'read'),
+      (e) => h('tr', { class: e.quarantined ? 'quarantined' : null },
+        h('td', null, time(e.received_at)),
+        h('td', null, e.source),
+        h('td', null, e.event || '—'),
+        h('td', { class: 'id' }, link(e.id, 'event', e.source, e.id), e.quarantined ? [' ', badge('quarantined')] : null),
+        h('td', null, e.matched.length ? e.matched.join(', ') : h('span', { class: 'hint' }, 'none'))));
+    view.append(h('h2', null, 'Events'),
+      filterForm('events', [['source', 'Source'], ['event', 'Event', null, 'conversation.rated']], params), p.el);
+    p.load();
+  }
+
+  async function eventView(source, id) {
+    const e = await track('Loading event', () => api('GET', 'events/' + encodeURIComponent(id) + '?' + qs({ source }), 'read'));
+    if (!e) return;
+    const headers = Object.entries(e.headers || {}).sort(([a], [b]) => a.localeCompare(b));
+    view.append(
+      h('h2', null, 'Event ', h('code', null, e.id)),
+      h('dl', { class: 'facts' },
+        h('dt', null, 'Source'), h('dd', null, e.source),
+        h('dt', null, 'Event'), h('dd', null, e.event || '—'),
+        h('dt', null, 'Received'), h('dd', null, time(e.received_at)),
+        h('dt', null, 'Matched rules'), h('dd', null, e.matched.length ? e.matched.join(', ') : 'none'),
+        e.quarantined ? [h('dt', null, 'Quarantined'), h('dd', null, 'yes: the body verified but did not parse')] : null),
+      h('h3', null, 'Deliveries'),
+      (e.deliveries || []).length
+        ? table(deliveryColumns(false), e.deliveries.map((d) => deliveryRow(d, false)))
+        : h('p', { class: 'empty' }, 'No deliveries.'),
+      h('h3', null, 'Payload'),
+      e.payload !== undefined ? h('pre', { class: 'json', id: 'event-payload' }, pretty(e.payload))
+        : h('p', { class: 'empty' }, 'The body is not JSON.'),
+      h('h3', null, 'Headers'),
+      headers.length ? table(['Name', 'Value'], headers.map(([k, v]) => h('tr', null, h('td', null, k), h('td', null, text(v)))), 'headers')
+        : h('p', { class: 'empty' }, 'None stored.'));
+  }
+
+  // --- deliveries --------------------------------------------------------
+
+  const statusKinds = { pending: 'pending', delivered: 'ok', dead: 'dead' };
+
+  function deliveryColumns(withReplay) {
+    const cols = ['Created', 'ID', 'Source', 'Event', 'Rule', 'Sink', 'Status', 'Attempts', 'Last error'];
+    return withReplay ? cols.concat(['']) : cols;
+  }
+
+  function statusBadge(d) {
+    return [badge(d.status, statusKinds[d.status]), d.in_flight ? [' ', badge('in flight', 'pending')] : null];
+  }
+
+  function deliveryRow(d, withReplay) {
+    const statusCell = h('td', { class: 'status' }, statusBadge(d));
+    return h('tr', { 'data-delivery': d.id },
+      h('td', null, time(d.created_at)),
+      h('td', { class: 'id' }, link(d.id, 'delivery', d.id)),
+      h('td', null, d.source),
+      h('td', { class: 'id' }, link(d.event_id, 'event', d.source, d.event_id)),
+      h('td', null, d.rule),
+      h('td', null, d.sink),
+      statusCell,
+      h('td', { class: 'num' }, d.attempts),
+      h('td', { class: 'error' }, d.last_error || ''),
+      withReplay ? h('td', null, replayButton(d, statusCell)) : null);
+  }
+
+  function replayButton(d, statusCell) {
+    const btn = h('button', { type: 'button', class: 'replay', 'data-id': d.id }, 'Replay');
+    btn.addEventListener('click', async () => {
+      if (d.status === 'delivered' && !confirm('This delivery was delivered. Replay it, sending it to ' + d.sink + ' again?')) return;
+      btn.disabled = true;
+      const r = await track('Replay ' + d.id, () => api('POST', 'deliveries/' + encodeURIComponent(d.id) + '/replay', 'replay'),
+        (r) => 'the delivery is ' + r.status + ' again, with a fresh attempt budget');
+      if (!r) {
+        btn.disabled = false;
+        return;
+      }
+      btn.textContent = 'Replayed';
+      if (statusCell) {
+        statusCell.replaceChildren();
+        add(statusCell, [statusBadge(r)]);
+      }
+    });
+    return btn;
+  }
+
+  const statusOptions = [['', 'any'], ['pending', 'pending'], ['delivered', 'delivered'], ['dead', 'dead']];
+
+  function deliveriesView(params, dead) {
+    const filter = { status: dead ? 'dead' : params.status, sink: params.sink, rule: params.rule, source: params.source, since: params.since };
+    const fields = [['sink', 'Sink'], ['rule', 'Rule'], ['source', 'Source'], ['since', 'Since', null, '24h, 7d or RFC 3339']];
+    if (!dead) fields.unshift(['status', 'Status', statusOptions]);
+    const p = pager(dead ? 'Loading dead letters' : 'Loading deliveries', deliveryColumns(dead),
+      (cursor) => api('GET', 'deliveries?' + qs({ ...filter, cursor, limit: 50 }), 'read'),
+      (d) => deliveryRow(d, dead));
+    view.append(h('h2', null, dead ? 'Dead letters' : 'Deliveries'), filterForm(dead ? 'dead' : 'deliveries', fields, params));
+    if (dead) {
+      const result = h('span', { class: 'action-result', id: 'bulk-result' });
+      const bulk = h('button', { type: 'button', id: 'replay-all', class: 'danger' }, 'Replay all shown');
+      bulk.addEventListener('click', async () => {
+        const n = p.shown.length;
+        if (n === 0) {
+          setStatus('Replay all shown', 'failed', 'no dead letter is shown');
+          return;
+        }
+        if (!confirm('Replay the ' + n + ' dead deliveries matching these filters? They are spread out at 20 a second.')) return;
+        bulk.disabled = true;
+        // The API replays the newest matches first, up to max: with max set
+        // to what is shown, that is the rows on the screen.
+        const body = { status: 'dead', sink: filter.sink, rule: filter.rule, source: filter.source, since: filter.since, max: n };
+        const r = await track('Replay all shown', () => api('POST', 'deliveries/replay', 'replay', body),
+          (r) => r.replayed + ' of ' + r.matched + ' replayed' + (r.busy ? ', ' + r.busy + ' in flight left alone' : ''));
+        bulk.disabled = false;
+        if (r) result.textContent = r.replayed + ' replayed. Apply the filters again to see what is still dead.';
+      });
+      view.append(h('div', { class: 'row' }, bulk, result));
+    }
+    view.append(p.el);
+    p.load();
+  }
+
+  async function deliveryView(id) {
+    const d = await track('Loading delivery', () => api('GET', 'deliveries/' + encodeURIComponent(id), 'read'));
+    if (!d) return;
+    const status = h('dd', { class: 'status' }, statusBadge(d));
+    view.append(
+      h('h2', null, 'Delivery ', h('code', null, d.id)),
+      h('dl', { class: 'facts' },
+        h('dt', null, 'Event'), h('dd', null, link(d.event_id, 'event', d.source, d.event_id), ' from ', d.source),
+        h('dt', null, 'Rule'), h('dd', null, d.rule, ' (route ', d.route, ')'),
+        h('dt', null, 'Sink'), h('dd', null, d.sink),
+        h('dt', null, 'Status'), status,
+        h('dt', null, 'Attempts'), h('dd', null, d.attempts),
+        d.next_attempt_at ? [h('dt', null, 'Next attempt'), h('dd', null, time(d.next_attempt_at))] : null,
+        h('dt', null, 'Created'), h('dd', null, time(d.created_at)),
+        h('dt', null, 'Updated'), h('dd', null, time(d.updated_at)),
+        d.remote_id ? [h('dt', null, 'Remote id'), h('dd', null, d.remote_id)] : null,
+        d.last_error ? [h('dt', null, 'Last error'), h('dd', { class: 'error' }, d.last_error)] : null,
+        d.replays ? [h('dt', null, 'Replays'), h('dd', null, d.replays, ' (last by ', d.replayed_by || '?', ' at ', time(d.replayed_at), ')')] : null),
+      h('div', { class: 'row' }, replayButton(d, status)),
+      h('h3', null, 'Attempts'),
+      (d.attempt_log || []).length
+        ? table(['Time', 'Duration', 'Outcome', 'Status', 'Error', 'Remote id'], d.attempt_log.map((a) => h('tr', null,
+          h('td', null, time(a.at)),
+          h('td', { class: 'num' }, a.duration_ms.toFixed(1) + ' ms'),
+          h('td', null, badge(a.outcome, a.outcome === 'delivered' ? 'ok' : a.outcome === 'dead' ? 'dead' : 'pending')),
+          h('td', { class: 'num' }, a.status_code || ''),
+          h('td', { class: 'error' }, a.error || ''),
+          h('td', null, a.remote_id || ''))), 'attempts')
+        : h('p', { class: 'empty' }, 'No attempt yet.'));
+  }
+
+  // --- sinks -------------------------------------------------------------
+
+  async function sinksView() {
+    const tbody = h('tbody');
+    view.append(h('h2', null, 'Sinks'),
+      h('table', { class: 'list' }, h('thead', null, h('tr', null,
+        ['Name', 'Type', 'Pending', 'Dead', 'Oldest due', 'State', ''].map((c) => h('th', null, c)))), tbody));
+    const r = await track('Loading sinks', () => api('GET', 'sinks', 'read'));
+    if (!r) return;
+    for (const s of r.items) {
+      const state = h('td', null, s.disabled ? badge('disabled', 'pending') : s.paused
+        ? [badge('paused', 'dead'), ' ', s.paused_reason || '', s.paused_since ? [' since ', time(s.paused_since)] : null]
+        : badge('active', 'ok'));
+      let action = null;
+      if (s.paused) {
+        action = h('button', { type: 'button', class: 'resume', 'data-sink': s.name }, 'Resume');
+        action.addEventListener('click', async () => {
+          action.disabled = true;
+          const ok = await track('Resume ' + s.name, () => api('POST', 'sinks/' + encodeURIComponent(s.name) + '/resume', 'replay'));
+          if (ok) state.replaceChildren(badge('active', 'ok'));
+          else action.disabled = false;
+        });
+      }
+      tbody.append(h('tr', { 'data-sink': s.name },
+        h('td', null, s.name),
+        h('td', null, s.type),
+        h('td', { class: 'num' }, s.pending),
+        h('td', { class: 'num' }, s.dead ? h('a', { href: '#/dead?' + qs({ sink: s.name }) }, s.dead) : '0'),
+        h('td', { class: 'num' }, s.oldest_due_seconds > 0 ? Math.round(s.oldest_due_seconds) + ' s' : '—'),
+        state,
+        h('td', null, action)));
+    }
+  }
+
+  // --- trial run ---------------------------------------------------------
+
+  async function trialView() {
+    const sourceSel = h('select', { id: 'trial-source' });
+    const eventSel = h('select', { id: 'trial-event' });
+    const kind = h('span', { class: 'hint', id: 'trial-sample-kind' });
+    const editor = h('textarea', { id: 'trial-editor', rows: 22, spellcheck: 'false', 'aria-label': 'Event payload (JSON)' });
+    const dry = h('button', { type: 'button', id: 'trial-dry' }, 'Run dry');
+    const send = h('button', { type: 'button', id: 'trial-send', class: 'danger' }, 'Send for real…');
+    const result = h('div', { id: 'trial-result' });
+    view.append(h('h2', null, 'Trial run'),
+      h('p', { class: 'hint' }, 'Pick an event: a sample payload appears below. Edit it and run. A dry run shows which rules ' +
+        'match, why the others do not, and the exact request each sink would receive; sending for real delivers it ' +
+        '(not recorded in the delivery log).'),
+      h('div', { class: 'row' }, h('label', null, 'Source ', sourceSel), h('label', null, 'Event ', eventSel), kind),
+      editor, h('div', { class: 'row' }, dry, send), result);
+
+    editor.addEventListener('input', () => editor.classList.remove('invalid'));
+    const r = await track('Loading trial samples', () => api('GET', 'trial/samples', 'trial'),
+      (s) => s.items.length + ' samples');
+    const samples = (r && r.items) || [];
+    let source = sourceSel;
+    if (samples.length === 0) {
+      // Without samples the trial still runs: type the source, paste an event.
+      source = h('input', { id: 'trial-source', type: 'text', placeholder: 'source name', spellcheck: 'false' });
+      sourceSel.replaceWith(source);
+      eventSel.disabled = true;
+      kind.textContent = 'no samples: type a source and paste an event';
+    }
+    const sources = [...new Set(samples.map((s) => s.source))];
+    sourceSel.replaceChildren(...sources.map((s) => h('option', { value: s }, s)));
+    const fillEvents = () => {
+      eventSel.replaceChildren(...samples.map((s, i) => (s.source === sourceSel.value
+        ? h('option', { value: i }, s.label || s.event) : null)).filter(Boolean));
+      loadSample();
+    };
+    const loadSample = () => {
+      const s = samples[eventSel.value];
+      if (!s) return;
+      editor.value = pretty(s.payload);
+      editor.classList.remove('invalid');
+      kind.textContent = (s.real ? 'from a real event received by this router' : 'a built-in example') + ' · ' + s.event;
+    };
+    sourceSel.addEventListener('change', fillEvents);
+    eventSel.addEventListener('change', loadSample);
+    fillEvents();
+
+    const run = async (sendForReal) => {
+      const label = sendForReal ? 'Trial run (send)' : 'Trial run (dry)';
+      const raw = editor.value;
+      try {
+        JSON.parse(raw);
+      } catch (e) {
+        editor.classList.add('invalid');
+        setStatus(label, 'failed', 'the event in the editor is not valid JSON (' + e.message + '); nothing was run');
+        return;
+      }
+      if (!source.value.trim()) {
+        setStatus(label, 'failed', 'pick a source first');
+        return;
+      }
+      if (sendForReal && !confirm('Send this event for real to the sinks of every rule it matches? The deliveries are not recorded in the delivery log.')) {
+        setStatus(label, 'idle', 'cancelled: nothing was sent');
+        return;
+      }
+      dry.disabled = send.disabled = true;
+      // The editor's text goes into the body as it is, so numbers beyond
+      // 2^53 reach the router exactly as typed.
+      const body = '{"source":' + JSON.stringify(source.value.trim()) + ',"send":' + sendForReal + ',"event":' + raw + '}';
+      const t = await track(label, () => api('POST', 'trial', 'trial', body), (t) => {
+        const n = (t.rules || []).filter((x) => x.matched).length;
+        return n + ' of ' + (t.rules || []).length + ' rules match';
+      });
+      dry.disabled = send.disabled = false;
+      if (t) {
+        result.replaceChildren();
+        add(result, trialResult(t));
+      }
+    };
+    dry.addEventListener('click', () => run(false));
+    send.addEventListener('click', () => run(true));
+  }
+
+  function trialResult(t) {
+    const rules = t.rules || [];
+    const routes = t.routes || [];
+    const n = rules.filter((x) => x.matched).length;
+    return [
+      h('p', { class: 'summary' }, 'Event ', h('code', null, t.event_name || '—'), ' (id ', h('code', null, t.event_id || '—'),
+        ') from ', t.source, ': ', n + ' of ' + rules.length + ' rules match; ',
+        t.send ? 'sent for real.' : 'dry run, nothing was sent.'),
+      h('h3', null, 'Rules'),
+      rules.length ? table(['Rule', 'Result', 'Why'], rules.map((x) => h('tr', {
+        'data-rule': x.name, class: x.error ? 'rule-error' : x.matched ? 'matched' : 'not-matched',
+      },
+      h('td', null, x.name),
+      h('td', null, x.error ? badge('error', 'dead') : x.matched ? badge('matched', 'ok') : badge('not matched', 'muted')),
+      h('td', null,
+        h('ul', { class: 'explanation' }, (x.explanation || []).map((l) => h('li', null, l))),
+        x.error ? h('p', { class: 'error' }, x.error) : null))), 'rules')
+        : h('p', { class: 'empty' }, 'No rule applies to this source.'),
+      h('h3', null, 'Routes'),
+      routes.length ? routes.map((rt) => routeResult(rt, t.send)) : h('p', { class: 'empty' }, 'No route: no rule matched.'),
+    ];
+  }
+
+  function routeResult(rt, sent) {
+    const fields = Object.entries(rt.fields || {});
+    return h('section', { class: 'route', 'data-rule': rt.rule, 'data-sink': rt.sink },
+      h('h4', null, rt.rule, ' → ', rt.sink, ' ', h('span', { class: 'hint' }, '(' + rt.kind + ', route ' + rt.route + ')')),
+      rt.error ? h('p', { class: 'error' }, 'Error: ' + rt.error) : null,
+      rt.dedup_key ? h('p', null, 'Dedup key ', h('code', null, rt.dedup_key)) : null,
+      rt.request ? requestView(rt.request) : (rt.error ? null : h('p', { class: 'hint' }, 'No request to show for this sink.')),
+      fields.length ? [h('h5', null, 'Fields'), h('dl', { class: 'facts' },
+        fields.map(([k, v]) => [h('dt', null, k), h('dd', null, h('pre', { class: 'inline' }, text(v)))]))] : null,
+      rt.result ? resultView(rt.result) : sent && !rt.error ? h('p', { class: 'hint' }, 'Not sent.') : null);
+  }
+
+  function requestView(req) {
+    const headers = Object.entries(req.headers || {}).sort(([a], [b]) => a.localeCompare(b));
+    let body = req.body || '';
+    try {
+      body = pretty(parseJSON(body));
+    } catch (e) {
+      // not JSON: shown as it is
+    }
+    return h('div', { class: 'request' },
+      h('h5', null, 'Request'),
+      h('p', null, h('code', null, req.method + ' ' + req.url)),
+      headers.length ? table(['Header', 'Value'], headers.map(([k, v]) =>
+        h('tr', null, h('td', null, k), h('td', null, Array.isArray(v) ? v.join(', ') : text(v)))), 'headers') : null,
+      body ? h('pre', { class: 'json' }, body) : h('p', { class: 'hint' }, 'No body.'));
+  }
+
+  function resultView(res) {
+    const ok = res.status_code >= 200 && res.status_code < 300 && !res.error;
+    return h('div', { class: 'result' },
+      h('h5', null, 'Result'),
+      h('p', null, badge(ok ? 'sent' : 'failed', ok ? 'ok' : 'dead'),
+        res.status_code ? ' HTTP ' + res.status_code : '',
+        res.remote_id ? [' · remote id ', h('code', null, res.remote_id)] : null),
+      res.error ? h('p', { class: 'error' }, res.error) : null);
+  }
+
+  route();
+})();
