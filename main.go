@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/hookroute/hookroute/internal/admincli"
+	"github.com/hookroute/hookroute/internal/clikeys"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/postgres"
 	"github.com/hookroute/hookroute/router/sqlite"
@@ -47,6 +48,8 @@ commands:
   check     validate the config: every expression and template compiled
   send      sign a payload as a source would and post it
   deliveries list|show|replay   the delivery log and dead letters (admin API)
+  keys generate|list|delete     outbound signing keys of secured http sinks (admin API)
+  verify    check an x-siqsignature over a file with a public key (for receivers)
   version   print version and build info
 
 Every command takes -c/--config FILE (default rules.yaml, or $HOOKROUTE_CONFIG).
@@ -68,6 +71,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdSend(ctx, args, stdout, stderr)
 	case "deliveries":
 		return admincli.Deliveries(ctx, args, stdout, stderr)
+	case "keys":
+		return clikeys.Keys(ctx, args, stdout, stderr)
+	case "verify":
+		return clikeys.Verify(ctx, args, stdout, stderr)
 	case "version", "-v", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return 0
@@ -224,7 +231,11 @@ func serve(ctx context.Context, rt *router.Runtime, reload func() (*router.Runti
 	defer store.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	r := router.New(rt, store, router.Options{Logger: log, Metrics: router.NewMetrics(reg), Reload: reload})
+	masterKey, err := router.ParseMasterKey(os.Getenv("HOOKROUTE_MASTER_KEY"))
+	if err != nil {
+		return err
+	}
+	r := router.New(rt, store, router.Options{Logger: log, Metrics: router.NewMetrics(reg), Reload: reload, MasterKey: masterKey})
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

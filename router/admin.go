@@ -39,6 +39,7 @@ func (r *Router) AdminHandler(g prometheus.Gatherer) http.Handler {
 	api("GET /api/sinks", "read", r.apiListSinks)
 	api("POST /api/sinks/{name}/resume", "replay", r.apiResumeSink)
 	api("POST /api/reload", "reload", r.apiReload)
+	registerKeyRoutes(api, r)
 	mux.Handle("GET /ui/", ui.Handler())
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, req *http.Request) {
 		httpError(w, http.StatusNotFound, "no such API route")

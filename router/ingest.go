@@ -218,6 +218,7 @@ type Router struct {
 	pools   *pools
 	logs    *logLimiter // for failures that repeat per request
 	states  sinkStates
+	keys    *keyring // outbound signing keys (keys.go)
 
 	reload     func() (*Runtime, error)
 	reloadMu   sync.Mutex
@@ -241,6 +242,10 @@ type Options struct {
 	// PruneEvery is how often history past the retention is pruned;
 	// default an hour, negative never.
 	PruneEvery time.Duration
+	// MasterKey seals the outbound signing keys at rest (main reads it
+	// from HOOKROUTE_MASTER_KEY through ParseMasterKey). nil: the key API
+	// answers 503 and secured sinks cannot sign, so their deliveries wait.
+	MasterKey []byte
 }
 
 // New returns a Router for rt on store.
@@ -267,6 +272,11 @@ func New(rt *Runtime, store Store, o Options) *Router {
 		logs: newLogLimiter(10, time.Second), reload: o.Reload, pruneEvery: o.PruneEvery}
 	r.rt.Store(rt)
 	r.pools = newPools(r, o.PollInterval)
+	sl, err := newSealer(o.MasterKey)
+	if err != nil {
+		r.log.Error("signing keys unavailable", "err", err) // never the key: newSealer's errors do not quote it
+	}
+	r.keys = newKeyring(store, sl)
 	o.Metrics.watchStore(store, o.Now, func() []string { return sortedKeys(r.rt.Load().Sinks) }, r.sinkPaused)
 	return r
 }

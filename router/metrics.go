@@ -17,6 +17,7 @@ type Metrics struct {
 	latency  *prometheus.HistogramVec
 	reloads  *prometheus.CounterVec
 	replays  prometheus.Counter
+	unsigned *prometheus.CounterVec
 
 	mu      sync.Mutex
 	store   Store
@@ -54,13 +55,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "hookroute_deliveries_replayed_total",
 			Help: "Deliveries put back to pending by an operator.",
 		}),
+		unsigned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookroute_unsigned_waiting_total",
+			Help: "Times a delivery to a secured sink was put back to wait, unattempted, because the sink had no usable signing key, by sink.",
+		}, []string{"sink"}),
 		pending: prometheus.NewDesc("hookroute_deliveries_pending", "Deliveries waiting for their first or next attempt, by sink.", []string{"sink"}, nil),
 		dead:    prometheus.NewDesc("hookroute_deliveries_dead", "Dead deliveries (dead letters) kept, by sink.", []string{"sink"}, nil),
 		pausedD: prometheus.NewDesc("hookroute_sink_paused", "1 while a sink is paused after failing continuously, by sink.", []string{"sink"}, nil),
 		oldest:  prometheus.NewDesc("hookroute_oldest_pending_seconds", "Age of the oldest due pending delivery, by sink.", []string{"sink"}, nil),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.attempts, m.latency, m.reloads, m.replays, m)
+		reg.MustRegister(m.events, m.attempts, m.latency, m.reloads, m.replays, m.unsigned, m)
 	}
 	return m
 }
@@ -75,6 +80,8 @@ func (m *Metrics) attempt(sink, outcome string, d time.Duration) {
 func (m *Metrics) reloaded(result string) { m.reloads.WithLabelValues(result).Inc() }
 
 func (m *Metrics) replayed(n int) { m.replays.Add(float64(n)) }
+
+func (m *Metrics) unsignedWaiting(sink string) { m.unsigned.WithLabelValues(sink).Inc() }
 
 func (m *Metrics) watchStore(s Store, now func() time.Time, sinks func() []string, paused func(string) bool) {
 	m.mu.Lock()

@@ -50,7 +50,7 @@ type Delivery struct {
 	// of its keys), set by the worker for a sink whose Secured() is true
 	// and nil otherwise; such a delivery is never handed over without
 	// one. A sink signs with it and must never log, return or send it.
-	SigningKey *rsa.PrivateKey
+	SigningKey *rsa.PrivateKey `json:"-"`
 }
 
 // Secured is implemented by sinks that may sign what they send with a key

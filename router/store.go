@@ -192,6 +192,22 @@ type Store interface {
 	// paused or resumed.
 	SinkStates(ctx context.Context) (map[string]SinkState, error)
 
+	// CreateSigningKey records a new signing key of sink: its public half
+	// as PEM and its private half sealed by the router (the store never
+	// sees it in clear). It returns ErrKeyLimit, and stores nothing, when
+	// the sink already has MaxSigningKeys keys; the check and the insert
+	// are one step, so two callers racing (on any replica) cannot both
+	// pass it.
+	CreateSigningKey(ctx context.Context, sink, keyID string, publicPEM, sealedPrivate []byte, at time.Time) error
+
+	// SigningKeys returns sink's signing keys, oldest first (by CreatedAt,
+	// then ID): the first one signs.
+	SigningKeys(ctx context.Context, sink string) ([]SigningKey, error)
+
+	// DeleteSigningKey deletes one signing key of sink, or returns
+	// ErrNotFound.
+	DeleteSigningKey(ctx context.Context, sink, keyID string) error
+
 	// Ping reports whether the store can be reached.
 	Ping(ctx context.Context) error
 
@@ -246,4 +262,24 @@ type DeliveryFilter struct {
 	Until   time.Time // created before
 	After   *Cursor   // continue after this item
 	Limit   int       // 0 means 100
+}
+
+// MaxSigningKeys is how many signing keys a sink may hold at once: the one
+// that signs and its successor, whose public half receivers are given
+// before the old key is deleted.
+const MaxSigningKeys = 2
+
+// ErrKeyLimit is returned by CreateSigningKey for a sink that already has
+// MaxSigningKeys keys.
+var ErrKeyLimit = errors.New("store: the sink has the maximum number of signing keys")
+
+// SigningKey is an outbound signing key as stored. SealedPrivate is the
+// private key encrypted under the master key (see router/keys.go); it is
+// never shown anywhere.
+type SigningKey struct {
+	Sink          string
+	ID            string
+	PublicPEM     []byte // PEM "PUBLIC KEY" (PKIX)
+	SealedPrivate []byte
+	CreatedAt     time.Time
 }

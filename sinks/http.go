@@ -4,15 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
 	"net/textproto"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/verify"
 )
 
 func init() {
@@ -40,11 +44,28 @@ type httpConfig struct {
 	Headers map[string]string `yaml:"headers"`
 	// ContentType is the body's media type; default application/json.
 	ContentType string `yaml:"content_type"`
-	// Secured will sign bodies the way SalesIQ does (x-siqsignature);
-	// outbound signing keys are not available yet, so only false is
-	// accepted for now.
+	// Secured signs every body, over the exact bytes sent (DESIGN.md §6),
+	// as Signing says.
 	Secured bool `yaml:"secured"`
+	// Signing is a secured sink's scheme: "salesiq" (the default), an
+	// RSA-SHA256 PKCS#1 v1.5 signature in base64 in x-siqsignature, with
+	// the sink's oldest key from the key API (POST
+	// /api/v2/{screenname}/webhooks/{sink}/keys), byte-compatible with
+	// SalesIQ's own webhooks; or "standard-webhooks": webhook-id (the
+	// delivery id), webhook-timestamp (per attempt) and webhook-signature
+	// ("v1," and the base64 HMAC-SHA256 of id.timestamp.body) with
+	// Secret.
+	Signing string `yaml:"signing"`
+	// Secret is the Standard Webhooks secret ("whsec_" and base64), given
+	// as ${VAR}; only with signing: standard-webhooks.
+	Secret router.Secret `yaml:"secret"`
 }
+
+// Signing schemes of a secured http sink.
+const (
+	signingSalesIQ          = "salesiq"
+	signingStandardWebhooks = "standard-webhooks"
+)
 
 func (c *httpConfig) validate() (*url.URL, error) {
 	var p configProblems
@@ -75,10 +96,52 @@ func (c *httpConfig) validate() (*url.URL, error) {
 			p.add(key, "value must be one line") // never quote it: it may be a token
 		}
 	}
-	if c.Secured {
-		p.add("secured", "true needs outbound signing keys, which hookroute does not have yet; remove secured or set it to false")
-	}
+	c.validateSigning(&p)
 	return u, p.err()
+}
+
+// validateSigning checks secured, signing and secret together. Messages
+// never quote the secret.
+func (c *httpConfig) validateSigning(p *configProblems) {
+	if !c.Secured {
+		if c.Signing != "" {
+			p.add("signing", "only with secured: true")
+		}
+		if c.Secret != "" {
+			p.add("secret", "only with secured: true and signing: standard-webhooks")
+		}
+		return
+	}
+	if c.Signing == "" {
+		c.Signing = signingSalesIQ
+	}
+	switch c.Signing {
+	case signingSalesIQ:
+		if c.Secret != "" {
+			p.add("secret", "only with signing: standard-webhooks (salesiq signing uses the sink's keys from the key API)")
+		}
+	case signingStandardWebhooks:
+		if c.Secret == "" {
+			p.add("secret", "signing: standard-webhooks needs secret: ${NAME} (a whsec_ secret)")
+		} else if _, err := verify.NewStandardWebhooks([]string{c.Secret.Reveal()}, 0); err != nil {
+			p.add("secret", "not a Standard Webhooks secret (want whsec_ followed by base64)")
+		}
+	default:
+		p.add("signing", "want salesiq or standard-webhooks")
+	}
+	for name := range c.Headers {
+		if signatureHeaders[textproto.CanonicalMIMEHeaderKey(name)] {
+			p.add("headers."+name, "is set by hookroute on a secured sink (the signature)")
+		}
+	}
+}
+
+// signatureHeaders are what a secured sink sets.
+var signatureHeaders = map[string]bool{
+	"X-Siqsignature":    true,
+	"Webhook-Id":        true,
+	"Webhook-Timestamp": true,
+	"Webhook-Signature": true,
 }
 
 // httpSink sends deliveries to one URL.
@@ -88,9 +151,13 @@ type httpSink struct {
 	shown  string // the URL as errors show it
 	client *http.Client
 	red    *redactor
+	now    func() time.Time // the Standard Webhooks timestamp's clock
 }
 
-var _ router.Sink = (*httpSink)(nil)
+var (
+	_ router.Sink    = (*httpSink)(nil)
+	_ router.Secured = (*httpSink)(nil)
+)
 
 func newHTTPSink(r *Registry, _ string, c httpConfig) (*httpSink, error) {
 	u, err := c.validate()
@@ -102,8 +169,8 @@ func newHTTPSink(r *Registry, _ string, c httpConfig) (*httpSink, error) {
 		// "Bearer xyz": a far side echoing the token alone must not leak it.
 		secrets = append(secrets, v, v[strings.LastIndexByte(v, ' ')+1:])
 	}
-	secrets = append(secrets, u.RawQuery)
-	return &httpSink{conf: c, url: u.String(), shown: showURL(u), client: r.Client, red: newRedactor(secrets...)}, nil
+	secrets = append(secrets, u.RawQuery, c.Secret.Reveal())
+	return &httpSink{conf: c, url: u.String(), shown: showURL(u), client: r.Client, red: newRedactor(secrets...), now: time.Now}, nil
 }
 
 // body is what a delivery sends: the rendered body field, or the event
@@ -138,6 +205,9 @@ func (s *httpSink) Deliver(ctx context.Context, d *router.Delivery) (router.Resu
 	}
 	req.Header.Set("Content-Type", s.conf.ContentType)
 	req.Header.Set("Idempotency-Key", d.ID)
+	if err := s.sign(req.Header, d, body); err != nil {
+		return router.Result{}, err
+	}
 	code, _, err := send(s.client, req, s.red, s.shown)
 	switch {
 	case err != nil && code == 0: // the *url.Error names method and URL
@@ -171,4 +241,43 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return true
+}
+
+// Secured implements router.Secured: the worker hands a salesiq-signing
+// sink its key with every delivery, and holds the deliveries back while
+// there is none. Standard Webhooks signing needs no key from the store.
+func (s *httpSink) Secured() bool {
+	return s.conf.Secured && s.conf.Signing == signingSalesIQ
+}
+
+// sign sets the signature headers of a secured sink over body, the exact
+// bytes sent. Its errors never carry key material.
+func (s *httpSink) sign(h http.Header, d *router.Delivery, body []byte) error {
+	if !s.conf.Secured {
+		return nil
+	}
+	switch s.conf.Signing {
+	case signingSalesIQ:
+		if d.SigningKey == nil {
+			// The worker never lets this happen; a caller that did
+			// (a trial, a test) gets an error, not an unsigned request.
+			return errors.New("http: the sink is secured and this delivery came without its signing key; generate one with `hookroute keys generate`")
+		}
+		sig, err := verify.SignSalesIQ(d.SigningKey, body)
+		if err != nil {
+			// Not permanent: a rotation may bring a key that works.
+			return fmt.Errorf("http: sign: %w", err)
+		}
+		h.Set("x-siqsignature", sig)
+	case signingStandardWebhooks:
+		now := s.now()
+		sig, err := verify.SignStandardWebhooks(s.conf.Secret.Reveal(), d.ID, now, body)
+		if err != nil {
+			return router.Permanent(fmt.Errorf("http: sign: %w", err))
+		}
+		h.Set("webhook-id", d.ID)
+		h.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
+		h.Set("webhook-signature", sig)
+	}
+	return nil
 }

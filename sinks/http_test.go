@@ -106,7 +106,7 @@ func TestHTTPSendsRenderedBody(t *testing.T) {
 	f := newHTTPFake(t)
 	s := mustBuild(t, "http", "url: "+f.URL+"/created\nmethod: put\ncontent_type: application/vnd.acme+json", nil)
 	// What the router renders from {"text": "{{ .chat.feedback }}"}.
-	specs, _ := NewRegistry().RouteFields("http")
+	specs, _ := testRegistry().RouteFields("http")
 	esc := specs[0].Escape
 	body := `{"text": "` + esc("too slow \"really\"\n<b>") + `"}`
 	res, err := s.Deliver(context.Background(), delivery(map[string]string{"body": body}))
@@ -184,7 +184,6 @@ func TestHTTPConfig(t *testing.T) {
 		{"url: https://user:pw@x.example/", "url", "user or password"},
 		{"url: /relative", "url", "http or https"},
 		{"url: https://x.example/\nmethod: GET", "method", "POST, PUT or PATCH"},
-		{"url: https://x.example/\nsecured: true", "secured", "does not have yet"},
 		{"url: https://x.example/\ncontent_type: ';;'", "content_type", "media type"},
 		{"url: https://x.example/\nheaders: {Idempotency-Key: x}", "headers.Idempotency-Key", "set by hookroute"},
 		{"url: https://x.example/\nheaders: {content-type: x}", "headers.content-type", "use content_type"},

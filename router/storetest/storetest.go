@@ -97,6 +97,8 @@ func Run(t *testing.T, open func(t *testing.T) router.Store) {
 		{"PendingCountsDead", testPendingCountsDead},
 		{"Prune", testPrune},
 		{"SinkState", testSinkState},
+		{"SigningKeys", testSigningKeys},
+		{"SigningKeyRace", testSigningKeyRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
