@@ -28,6 +28,7 @@ import (
 
 	"github.com/hookroute/hookroute/internal/admincli"
 	"github.com/hookroute/hookroute/internal/clikeys"
+	"github.com/hookroute/hookroute/internal/clitrial"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/postgres"
 	"github.com/hookroute/hookroute/router/sqlite"
@@ -45,7 +46,9 @@ const usage = `usage: hookroute COMMAND [flags]
 
 commands:
   serve     run the router (ingest, delivery workers, /metrics)
-  check     validate the config: every expression and template compiled
+  check     validate the config: every expression and template compiled, tests: run
+  trial     show which rules an event matches and why not, and the requests sinks would get
+  test      run rule test files (events with the rules and routes they must hit)
   send      sign a payload as a source would and post it
   deliveries list|show|replay   the delivery log and dead letters (admin API)
   keys generate|list|delete     outbound signing keys of secured http sinks (admin API)
@@ -71,6 +74,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdSend(ctx, args, stdout, stderr)
 	case "deliveries":
 		return admincli.Deliveries(ctx, args, stdout, stderr)
+	case "trial":
+		return clitrial.Trial(ctx, args, stdout, stderr)
+	case "test":
+		return clitrial.Test(ctx, args, stdout, stderr)
 	case "keys":
 		return clikeys.Keys(ctx, args, stdout, stderr)
 	case "verify":

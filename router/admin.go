@@ -40,6 +40,7 @@ func (r *Router) AdminHandler(g prometheus.Gatherer) http.Handler {
 	api("POST /api/sinks/{name}/resume", "replay", r.apiResumeSink)
 	api("POST /api/reload", "reload", r.apiReload)
 	registerKeyRoutes(api, r)
+	registerTrialRoutes(api, r)
 	mux.Handle("GET /ui/", ui.Handler())
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, req *http.Request) {
 		httpError(w, http.StatusNotFound, "no such API route")

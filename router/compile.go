@@ -165,6 +165,7 @@ func compile(file string, cfg *Config, doc *yaml.Node, sinks SinkFactory) (*Runt
 			c.rt.Warnings = append(c.rt.Warnings, fmt.Sprintf("sink %q is not used by any rule", name))
 		}
 	}
+	c.ruleTests()
 	return c.rt, c.errs
 }
 

@@ -23,6 +23,9 @@ type Config struct {
 	Sinks    []yaml.Node      `yaml:"sinks"` // decoded per kind by the SinkFactory
 	Defaults DeliveryDefaults `yaml:"defaults"`
 	Rules    []RuleConfig     `yaml:"rules"`
+	// Tests are rule tests (see ruletest.go), run at every load: a config
+	// whose own tests fail does not load.
+	Tests []yaml.Node `yaml:"tests"`
 }
 
 // ServerConfig configures the listeners.
