@@ -47,6 +47,7 @@ type writeReq struct {
 	state  atomic.Int32
 	ingest *ingestOp
 	finish *finishOp
+	claim  *claimOp
 	dup    bool       // result of an ingest, valid once done has delivered nil
 	done   chan error // buffered: the committer never blocks on a caller
 }
@@ -59,6 +60,8 @@ type batch struct {
 	insertDelivery *sql.Stmt
 	finishDelivery *sql.Stmt
 	insertAttempt  *sql.Stmt
+	claimStmt      *sql.Stmt
+	claimEventStmt *sql.Stmt
 }
 
 // stmt binds the writer's prepared statement to the batch's transaction.
@@ -193,6 +196,7 @@ func (s *Store) commit(reqs []*writeReq) {
 			s.stats.failed.Add(1)
 		case r.finish != nil:
 			s.stats.finishes.Add(1)
+		case r.claim != nil:
 		case r.dup:
 			s.stats.duplicates.Add(1)
 		default:
@@ -237,9 +241,12 @@ func (s *Store) tryBatch(live []*writeReq, errs []error) (redo bool, err error) 
 			opErr   error
 			partial bool
 		)
-		if r.ingest != nil {
+		switch {
+		case r.ingest != nil:
 			r.dup, partial, opErr = b.ingest(r.ingest)
-		} else {
+		case r.claim != nil:
+			opErr = b.claim(r.claim)
+		default:
 			partial, opErr = b.finish(r.finish)
 		}
 		if opErr == nil {

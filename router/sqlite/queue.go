@@ -58,6 +58,16 @@ const sqlPendingCounts = `SELECT sink, COUNT(*),
 	UNION ALL
 	SELECT sink, 0, NULL, COUNT(*) FROM deliveries WHERE status = 'dead' GROUP BY sink`
 
+// claimOp is a Claim call. It goes through the committer like ingests and
+// finishes: a claim writes leases, and sharing the batch's commit (one
+// fsync) with them is what keeps delivery throughput up.
+type claimOp struct {
+	sink, owner string
+	until, now  int64
+	max         int
+	out         []*router.Claimed
+}
+
 // Claim leases up to max due deliveries of sink to owner until now+lease,
 // oldest due first. The lease and the events are read in one transaction,
 // so a failed Claim leaves nothing leased.
@@ -71,12 +81,16 @@ func (s *Store) Claim(ctx context.Context, sink, owner string, now time.Time, le
 	if lease <= 0 {
 		return nil, fmt.Errorf("sqlite: claim: lease %v is not positive", lease)
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
+	op := &claimOp{sink: sink, owner: owner, until: unixNano(now.Add(lease)), now: unixNano(now), max: max}
+	if err := s.submit(ctx, &writeReq{ctx: ctx, claim: op}); err != nil {
 		return nil, fmt.Errorf("sqlite: claim: %w", err)
 	}
-	defer tx.Rollback()
+	return op.out, nil
+}
 
+// claim runs a claimOp inside the batch transaction.
+func (b *batch) claim(op *claimOp) error {
+	op.out = nil // a batch that is run again claims again
 	type row struct {
 		c       *router.Claimed
 		rowid   int64
@@ -84,9 +98,9 @@ func (s *Store) Claim(ctx context.Context, sink, owner string, now time.Time, le
 		source  string
 		eventID string
 	}
-	rows, err := tx.QueryContext(ctx, sqlClaim, owner, unixNano(now.Add(lease)), sink, unixNano(now), max)
+	rows, err := b.stmt(&b.claimStmt, b.s.stmtClaim).Query(op.owner, op.until, op.sink, op.now, op.max)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: claim: %w", err)
+		return err
 	}
 	var claimed []row
 	for rows.Next() {
@@ -94,18 +108,15 @@ func (s *Store) Claim(ctx context.Context, sink, owner string, now time.Time, le
 		if err := rows.Scan(&r.rowid, &r.c.ID, &r.source, &r.eventID, &r.c.Rule, &r.c.Route,
 			&r.c.Sink, &r.c.Attempts, &r.due); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("sqlite: claim: %w", err)
+			return err
 		}
 		claimed = append(claimed, r)
 	}
 	if err := rows.Close(); err != nil {
-		return nil, fmt.Errorf("sqlite: claim: %w", err)
+		return err
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: claim: %w", err)
-	}
-	if len(claimed) == 0 {
-		return nil, nil
+		return err
 	}
 	// RETURNING gives no order.
 	slices.SortFunc(claimed, func(a, b row) int {
@@ -114,33 +125,26 @@ func (s *Store) Claim(ctx context.Context, sink, owner string, now time.Time, le
 		}
 		return cmpInt64(a.rowid, b.rowid)
 	})
-
 	// Deliveries of one event often travel together (one per rule).
 	type key struct{ source, id string }
 	events := make(map[key]*router.EventRecord)
-	get, err := tx.PrepareContext(ctx, sqlClaimEvent)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: claim: %w", err)
-	}
-	defer get.Close()
+	get := b.stmt(&b.claimEventStmt, b.s.stmtClaimEvent)
 	out := make([]*router.Claimed, 0, len(claimed))
 	for _, r := range claimed {
 		k := key{r.source, r.eventID}
 		ev, ok := events[k]
 		if !ok {
-			ev, err = scanEvent(get.QueryRowContext(ctx, r.source, r.eventID), r.source, r.eventID)
+			ev, err = scanEvent(get.QueryRow(r.source, r.eventID), r.source, r.eventID)
 			if err != nil {
-				return nil, fmt.Errorf("sqlite: claim: event %s/%s: %w", r.source, r.eventID, err)
+				return fmt.Errorf("event %s/%s: %w", r.source, r.eventID, err)
 			}
 			events[k] = ev
 		}
 		r.c.Event = ev
 		out = append(out, r.c)
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("sqlite: claim: commit: %w", err)
-	}
-	return out, nil
+	op.out = out
+	return nil
 }
 
 func cmpInt64(a, b int64) int {

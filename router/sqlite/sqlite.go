@@ -79,6 +79,8 @@ type Store struct {
 	stmtInsertDelivery *sql.Stmt
 	stmtFinish         *sql.Stmt
 	stmtInsertAttempt  *sql.Stmt
+	stmtClaim          *sql.Stmt
+	stmtClaimEvent     *sql.Stmt
 
 	stats struct {
 		batches, writes, events, duplicates, finishes, failed, largest atomic.Int64
@@ -179,6 +181,8 @@ func (s *Store) open(ctx context.Context, path string) error {
 		{&s.stmtInsertDelivery, sqlInsertDelivery},
 		{&s.stmtFinish, sqlFinish},
 		{&s.stmtInsertAttempt, sqlInsertAttempt},
+		{&s.stmtClaim, sqlClaim},
+		{&s.stmtClaimEvent, sqlClaimEvent},
 	} {
 		*p.stmt, err = s.w.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -257,7 +261,7 @@ func (s *Store) Close() error {
 		close(s.quit)
 		<-s.done
 		var errs []error
-		for _, st := range []*sql.Stmt{s.stmtInsertEvent, s.stmtInsertDelivery, s.stmtFinish, s.stmtInsertAttempt} {
+		for _, st := range []*sql.Stmt{s.stmtInsertEvent, s.stmtInsertDelivery, s.stmtFinish, s.stmtInsertAttempt, s.stmtClaim, s.stmtClaimEvent} {
 			errs = append(errs, st.Close())
 		}
 		errs = append(errs, s.r.Close(), s.w.Close())
