@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseStatTicks(t *testing.T) {
+	// The command name may hold spaces and parentheses.
+	line := []byte("1234 (a (weird) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 8 0 100 0 0\n")
+	got, err := parseStatTicks(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != 325 {
+		t.Fatalf("got %d ticks, want 250+75", got)
+	}
+	if _, err := parseStatTicks([]byte("garbage")); err == nil {
+		t.Fatal("no error for a line without ')'")
+	}
+	if _, err := cpuTicks("self"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testKeys(t *testing.T) (*rsa.PrivateKey, []byte, []byte) {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(k)
+	pub, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	return k, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})
+}
+
+func TestPoolFileAndVerifyBaseline(t *testing.T) {
+	_, privPEM, pubPEM := testKeys(t)
+	k, err := parsePrivateKey(privPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := parsePublicKey(pubPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := buildPool(k, 3, 5, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "pool.bin")
+	if err := writePool(path, pool); err != nil {
+		t.Fatal(err)
+	}
+	back, err := readPool(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back) != 3 || !bytes.Equal(back[2].Body, pool[2].Body) || back[2].Sig != pool[2].Sig {
+		t.Fatal("pool file did not round-trip")
+	}
+
+	h := baselineHandler(pub)
+	send := func(body []byte, sig string) int {
+		req := httptest.NewRequest(http.MethodPost, "/hooks/salesiq", bytes.NewReader(body))
+		req.Header.Set("x-siqsignature", sig)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	if c := send(back[0].Body, back[0].Sig); c != http.StatusAccepted {
+		t.Fatalf("signed body: %d, want 202", c)
+	}
+	if c := send(back[1].Body, back[0].Sig); c != http.StatusUnauthorized {
+		t.Fatalf("wrong signature: %d, want 401", c)
+	}
+	if c := send(bytes.Repeat([]byte("x"), maxBody+1), back[0].Sig); c != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversized body: %d, want 413", c)
+	}
+	if c := baselineCode(t, baselineHandler(nil), back[1].Body); c != http.StatusAccepted {
+		t.Fatalf("bare: %d, want 202", c)
+	}
+}
+
+func baselineCode(t *testing.T, h http.Handler, body []byte) int {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
+	return rec.Code
+}
+
+func TestSinkCounter(t *testing.T) {
+	c := newSinkCounter()
+	for _, key := range []string{"d_1", "d_2", "d_1", ""} {
+		req := httptest.NewRequest(http.MethodPost, "/deliver", strings.NewReader("{}"))
+		if key != "" {
+			req.Header.Set("Idempotency-Key", key)
+		}
+		rec := httptest.NewRecorder()
+		c.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("POST: %d", rec.Code)
+		}
+	}
+	rec := httptest.NewRecorder()
+	c.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/stats", nil))
+	var st sinkStats
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Total != 4 || st.Unique != 2 || st.FirstAt.IsZero() || st.LastAt.Before(st.FirstAt) {
+		t.Fatalf("stats %+v, want total 4, unique 2, first ≤ last", st)
+	}
+}
+
+func TestLatenciesAndAnnounced(t *testing.T) {
+	var ds []time.Duration
+	for i := 1; i <= 100; i++ {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	l := latencies(ds)
+	if l.P50 != 50 || l.P90 != 90 || l.P99 != 99 || l.Max != 100 {
+		t.Fatalf("latencies %+v", l)
+	}
+	if n := announcedDeliveries([]byte(`{"id":"x","matched":["a","b"],"deliveries":3}`)); n != 3 {
+		t.Fatalf("announced %d, want 3", n)
+	}
+	if n := announcedDeliveries([]byte(`{"ok":true}`)); n != 1 {
+		t.Fatalf("announced %d without the field, want 1", n)
+	}
+}
