@@ -126,7 +126,7 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 		return
 	}
 	in := &Incoming{Source: src.Name, Headers: HeaderMap(req.Header), Body: body, ReceivedAt: received}
-	rec, ds, reply := r.prepare(rt, src, in)
+	rec, ds, reply, view := r.prepare(rt, src, in)
 	// Bound the wait on the store: a sender that gets 503 retries; one left
 	// hanging may give up on us.
 	ctx, cancel := context.WithTimeout(req.Context(), ingestTimeout)
@@ -149,6 +149,9 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 		r.metrics.event(src.Name, "quarantined")
 	default:
 		r.metrics.event(src.Name, "accepted")
+		if len(ds) > 0 {
+			r.views.put(rec.Source, rec.ID, view)
+		}
 		r.wakeSinks(ds)
 	}
 	writeJSON(w, status, reply)
@@ -157,13 +160,13 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 // prepare decodes the event, runs the rules and builds the rows to store.
 // A body that verified but does not decode is kept, quarantined, rather
 // than dropped: the sender did nothing wrong by its own lights.
-func (r *Router) prepare(rt *Runtime, src *Source, in *Incoming) (*EventRecord, []NewDelivery, ingestReply) {
+func (r *Router) prepare(rt *Runtime, src *Source, in *Incoming) (*EventRecord, []NewDelivery, ingestReply, *View) {
 	rec := &EventRecord{Source: src.Name, ReceivedAt: in.ReceivedAt, Headers: in.Headers, Body: in.Body}
 	view, err := src.Decode(in)
 	if err != nil {
 		rec.ID, rec.Quarantined = "q:"+bodyHash(in.Body), true
 		r.log.Warn("ingest: body quarantined", "source", src.Name, "event_id", rec.ID, "err", err)
-		return rec, nil, ingestReply{ID: rec.ID, Matched: []string{}}
+		return rec, nil, ingestReply{ID: rec.ID, Matched: []string{}}, nil
 	}
 	rec.ID, rec.Name = view.ID, view.Name
 	matched := rt.Match(src.Name, view, func(rule string, err error) {
@@ -185,7 +188,7 @@ func (r *Router) prepare(rt *Runtime, src *Source, in *Incoming) (*EventRecord, 
 		}
 	}
 	reply.Deliveries = len(ds)
-	return rec, ds, reply
+	return rec, ds, reply, view
 }
 
 func (r *Router) wakeSinks(ds []NewDelivery) {
@@ -217,6 +220,7 @@ type Router struct {
 	owner   string // lease owner id of this process
 	pools   *pools
 	logs    *logLimiter // for failures that repeat per request
+	views   *viewCache
 	states  sinkStates
 	keys    *keyring // outbound signing keys (keys.go)
 
@@ -269,7 +273,7 @@ func New(rt *Runtime, store Store, o Options) *Router {
 		o.PruneEvery = time.Hour
 	}
 	r := &Router{store: store, log: o.Logger, metrics: o.Metrics, now: o.Now, owner: o.Owner,
-		logs: newLogLimiter(10, time.Second), reload: o.Reload, pruneEvery: o.PruneEvery}
+		logs: newLogLimiter(10, time.Second), reload: o.Reload, pruneEvery: o.PruneEvery, views: newViewCache()}
 	r.rt.Store(rt)
 	r.pools = newPools(r, o.PollInterval)
 	sl, err := newSealer(o.MasterKey)

@@ -137,6 +137,7 @@ func (r *Router) Reload() error {
 		r.log.Warn("config reload: listener and store changes take effect at the next restart")
 	}
 	r.rt.Store(rt)
+	r.views.clear()
 	r.pools.apply(rt)
 	r.metrics.reloaded("success")
 	r.log.Info("config reloaded", "sources", len(rt.Sources), "sinks", len(rt.Sinks), "rules", len(rt.Rules))
