@@ -141,31 +141,27 @@ type githubIssue struct {
 
 // Deliver opens an issue, or comments on d.RemoteID when it is set.
 func (s *githubSink) Deliver(ctx context.Context, d *router.Delivery) (router.Result, error) {
-	if d.RemoteID != "" {
-		return s.comment(ctx, d)
-	}
-	// A title is one line; GitHub would keep the newlines as text.
-	title := truncateRunes(strings.Join(strings.Fields(d.Fields["subject"]), " "), githubMaxTitle)
-	if title == "" {
-		return router.Result{}, router.Permanent(errors.New("github: subject rendered empty"))
-	}
 	key := d.DedupKey
 	if key == "" {
 		key = d.ID
 	}
 	sum := sha256.Sum256([]byte(key))
 	tag := "hookroute:" + hex.EncodeToString(sum[:8])
-	if mayExist(d) {
-		res, found, err := s.find(ctx, tag)
-		if err != nil {
-			return res, err
-		}
-		if found {
-			if d2, ok := followUpFound(d, res.RemoteID); ok {
-				return s.comment(ctx, d2)
-			}
-			return res, nil
-		}
+	return createOrFollowUp(ctx, d,
+		func(ctx context.Context) (int, string, error) {
+			res, _, err := s.find(ctx, tag)
+			return res.StatusCode, res.RemoteID, err
+		},
+		s.comment,
+		func(ctx context.Context, d *router.Delivery) (router.Result, error) { return s.create(ctx, d, tag) })
+}
+
+// create opens an issue marked with tag.
+func (s *githubSink) create(ctx context.Context, d *router.Delivery, tag string) (router.Result, error) {
+	// A title is one line; GitHub would keep the newlines as text.
+	title := truncateRunes(strings.Join(strings.Fields(d.Fields["subject"]), " "), githubMaxTitle)
+	if title == "" {
+		return router.Result{}, router.Permanent(errors.New("github: subject rendered empty"))
 	}
 	marker := "<!-- " + tag + " -->"
 	body := marker

@@ -3,7 +3,6 @@ package sinks
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -158,14 +157,7 @@ func newJiraSink(r *Registry, _ string, c jiraConfig) (*jiraSink, error) {
 		return nil, err
 	}
 	s := &jiraSink{conf: c, base: base, shown: showURL(base), client: r.Client}
-	if c.OAuthToken != "" {
-		s.auth = "Bearer " + c.OAuthToken.Reveal()
-		s.red = newRedactor(c.OAuthToken.Reveal())
-	} else {
-		basic := base64.StdEncoding.EncodeToString([]byte(c.Email + ":" + c.APIToken.Reveal()))
-		s.auth = "Basic " + basic
-		s.red = newRedactor(c.APIToken.Reveal(), basic)
-	}
+	s.auth, s.red = authHeader(c.OAuthToken, c.Email, c.APIToken)
 	return s, nil
 }
 
@@ -174,23 +166,11 @@ func newJiraSink(r *Registry, _ string, c jiraConfig) (*jiraSink, error) {
 // its key. 429 and 5xx are retried, honouring Retry-After; other 4xx are
 // permanent.
 func (s *jiraSink) Deliver(ctx context.Context, d *router.Delivery) (router.Result, error) {
-	if d.RemoteID != "" {
-		return s.comment(ctx, d)
-	}
 	label := jiraMarker(d)
-	if mayExist(d) {
-		code, key, err := s.find(ctx, label)
-		if err != nil {
-			return router.Result{StatusCode: code}, err
-		}
-		if key != "" {
-			if found, ok := followUpFound(d, key); ok {
-				return s.comment(ctx, found)
-			}
-			return router.Result{StatusCode: code, RemoteID: key}, nil
-		}
-	}
-	return s.create(ctx, d, label)
+	return createOrFollowUp(ctx, d,
+		func(ctx context.Context) (int, string, error) { return s.find(ctx, label) },
+		s.comment,
+		func(ctx context.Context, d *router.Delivery) (router.Result, error) { return s.create(ctx, d, label) })
 }
 
 // jiraIssueFields is the create request's "fields".

@@ -3,7 +3,6 @@ package sinks
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -155,14 +154,7 @@ func newServiceNowSink(r *Registry, _ string, c serviceNowConfig) (*serviceNowSi
 		return nil, err
 	}
 	s := &serviceNowSink{conf: c, base: base, shown: showURL(base), client: r.Client}
-	if c.OAuthToken != "" {
-		s.auth = "Bearer " + c.OAuthToken.Reveal()
-		s.red = newRedactor(c.OAuthToken.Reveal())
-	} else {
-		basic := base64.StdEncoding.EncodeToString([]byte(c.Username + ":" + c.Password.Reveal()))
-		s.auth = "Basic " + basic
-		s.red = newRedactor(c.Password.Reveal(), basic)
-	}
+	s.auth, s.red = authHeader(c.OAuthToken, c.Username, c.Password)
 	return s, nil
 }
 
@@ -171,23 +163,11 @@ func newServiceNowSink(r *Registry, _ string, c serviceNowConfig) (*serviceNowSi
 // may have created), returning its sys_id. 429 and 5xx are retried,
 // honouring Retry-After; other 4xx are permanent.
 func (s *serviceNowSink) Deliver(ctx context.Context, d *router.Delivery) (router.Result, error) {
-	if d.RemoteID != "" {
-		return s.note(ctx, d)
-	}
 	corr := snowCorrelationID(d)
-	if mayExist(d) {
-		code, id, err := s.find(ctx, corr)
-		if err != nil {
-			return router.Result{StatusCode: code}, err
-		}
-		if id != "" {
-			if found, ok := followUpFound(d, id); ok {
-				return s.note(ctx, found)
-			}
-			return router.Result{StatusCode: code, RemoteID: id}, nil
-		}
-	}
-	return s.create(ctx, d, corr)
+	return createOrFollowUp(ctx, d,
+		func(ctx context.Context) (int, string, error) { return s.find(ctx, corr) },
+		s.note,
+		func(ctx context.Context, d *router.Delivery) (router.Result, error) { return s.create(ctx, d, corr) })
 }
 
 // snowRecord is what a create sends; empty fields keep the table's

@@ -3,6 +3,7 @@ package sinks
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"html"
@@ -131,4 +132,45 @@ func followUpFound(d *router.Delivery, remoteID string) (*router.Delivery, bool)
 	f := *d
 	f.RemoteID = remoteID
 	return &f, true
+}
+
+// findFunc looks for the object an earlier, unheard create may have made;
+// it returns the object's id, "" if there is none.
+type findFunc func(ctx context.Context) (code int, remoteID string, err error)
+
+// createOrFollowUp is the flow of a sink without an idempotency key: follow
+// up on d.RemoteID when set; otherwise, where a create may already have
+// happened (mayExist), search for the mark first — following up on
+// another delivery's object, or taking it as this delivery's own (see
+// followUpFound) — and create only when nothing is found. A failed search
+// is returned as is: creating blind could make a second object.
+func createOrFollowUp(ctx context.Context, d *router.Delivery, find findFunc,
+	followUp, create func(context.Context, *router.Delivery) (router.Result, error)) (router.Result, error) {
+	if d.RemoteID != "" {
+		return followUp(ctx, d)
+	}
+	if mayExist(d) {
+		code, id, err := find(ctx)
+		if err != nil {
+			return router.Result{StatusCode: code}, err
+		}
+		if id != "" {
+			if found, ok := followUpFound(d, id); ok {
+				return followUp(ctx, found)
+			}
+			return router.Result{StatusCode: code, RemoteID: id}, nil
+		}
+	}
+	return create(ctx, d)
+}
+
+// authHeader returns the Authorization header of a sink that takes either
+// an OAuth bearer token or a user and secret for Basic auth, and a
+// redactor that hides the secret in every form it travels in.
+func authHeader(bearer router.Secret, user string, secret router.Secret) (string, *redactor) {
+	if bearer != "" {
+		return "Bearer " + bearer.Reveal(), newRedactor(bearer.Reveal())
+	}
+	basic := base64.StdEncoding.EncodeToString([]byte(user + ":" + secret.Reveal()))
+	return "Basic " + basic, newRedactor(secret.Reveal(), basic)
 }
