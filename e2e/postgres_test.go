@@ -241,6 +241,12 @@ func TestReplicasShareWork(t *testing.T) {
 		u, _ := sink.stats()
 		return u >= want
 	})
+	// Deliveries in flight at a kill arrived but were not recorded: their
+	// leases (attempt timeout + 10 s) run out, and another replica sends
+	// them again. Wait for that drain before counting.
+	eventually(t, 60*time.Second, "every delivery recorded as delivered", func() bool {
+		return countRows(t, conn, url, `SELECT count(*) FROM $S.deliveries WHERE status <> 'delivered'`) == 0
+	})
 	time.Sleep(300 * time.Millisecond)
 	unique, total := sink.stats()
 	t.Logf("%d events acknowledged, %d kills, %d deliveries (%d unique)", nAcked, killed, total, unique)

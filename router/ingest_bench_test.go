@@ -32,6 +32,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -41,8 +42,11 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/hookroute/hookroute/bench/loadgen"
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/postgres"
 	"github.com/hookroute/hookroute/router/sqlite"
 	"github.com/hookroute/hookroute/router/verify"
 	"github.com/hookroute/hookroute/sinks"
@@ -274,6 +278,47 @@ func (nopStore) Ingest(context.Context, *router.EventRecord, []router.NewDeliver
 	return false, nil
 }
 
+// BenchmarkIngestVerifiedPostgres is BenchmarkIngestVerified on the
+// PostgreSQL store (HOOKROUTE_TEST_POSTGRES; skipped without it), one
+// transaction per event, as several replicas would run it.
+func BenchmarkIngestVerifiedPostgres(b *testing.B) {
+	rt := loadBench(b, benchConfig(idleSinkBlock, benchRules), idleFactory{})
+	r := router.New(rt, openPostgres(b), router.Options{})
+	runIngest(b, r.IngestHandler(), http.StatusAccepted, true)
+}
+
+// openPostgres opens the PostgreSQL store in a fresh schema, dropped when
+// the benchmark ends.
+func openPostgres(b *testing.B) router.Store {
+	base := os.Getenv("HOOKROUTE_TEST_POSTGRES")
+	if base == "" {
+		b.Skip("HOOKROUTE_TEST_POSTGRES is not set: skipping the PostgreSQL benchmarks")
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	schema := fmt.Sprintf("bench_%d", time.Now().UnixNano())
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		b.Fatal(err)
+	}
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	s, err := postgres.Open(ctx, base+sep+"search_path="+schema, postgres.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		s.Close()
+		conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		conn.Close(context.Background())
+	})
+	return s
+}
+
 // BenchmarkIngestNoStore is BenchmarkIngestVerified without the database,
 // to split the cost between the CPU stages and the durable commit.
 func BenchmarkIngestNoStore(b *testing.B) {
@@ -319,11 +364,18 @@ func BenchmarkBaselineVerifyOnly(b *testing.B) {
 // hookload sink's is in bench/run.sh (there on the other core).
 func BenchmarkDeliver(b *testing.B) {
 	for _, conc := range []int{4, 16} {
-		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) { benchDeliver(b, conc) })
+		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) { benchDeliver(b, conc, func() router.Store { return openStore(b) }) })
 	}
 }
 
-func benchDeliver(b *testing.B, conc int) {
+// BenchmarkDeliverPostgres is BenchmarkDeliver on the PostgreSQL store.
+func BenchmarkDeliverPostgres(b *testing.B) {
+	for _, conc := range []int{4, 16} {
+		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) { benchDeliver(b, conc, func() router.Store { return openPostgres(b) }) })
+	}
+}
+
+func benchDeliver(b *testing.B, conc int, open func() router.Store) {
 	var got atomic.Int64
 	done := make(chan struct{})
 	n := int64(b.N)
@@ -350,7 +402,7 @@ func benchDeliver(b *testing.B, conc int) {
 	reg := sinks.NewRegistry()
 	reg.SetEgressAllow([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}) // the endpoint is on loopback
 	rt := loadBench(b, benchConfig(sinkBlock, rules), reg)
-	store := openStore(b)
+	store := open()
 	r := router.New(rt, store, router.Options{PollInterval: 50 * time.Millisecond})
 	h := r.IngestHandler()
 	pool := signedBodies(b, b.N)
