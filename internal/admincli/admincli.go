@@ -6,7 +6,6 @@
 package admincli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,10 +14,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/hookroute/hookroute/internal/adminapi"
 )
 
 const usage = `usage:
@@ -31,64 +31,6 @@ T is an RFC 3339 time or a duration back from now (24h, 7d).
 The admin API is HOOKROUTE_ADMIN_URL (default http://127.0.0.1:8081),
 the bearer token HOOKROUTE_TOKEN (a token with the read or replay scope).
 `
-
-// client calls the admin API.
-type client struct {
-	base  string
-	token string
-	http  *http.Client
-}
-
-func newClient(admin string) (*client, error) {
-	if admin == "" {
-		admin = os.Getenv("HOOKROUTE_ADMIN_URL")
-	}
-	if admin == "" {
-		admin = "http://127.0.0.1:8081"
-	}
-	tok := os.Getenv("HOOKROUTE_TOKEN")
-	if tok == "" {
-		return nil, errors.New("set HOOKROUTE_TOKEN to an admin token")
-	}
-	return &client{base: strings.TrimSuffix(admin, "/"), token: tok, http: &http.Client{Timeout: 30 * time.Second}}, nil
-}
-
-// do sends a request and decodes a 2xx JSON answer into out.
-func (c *client) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct{ Error string }
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s: %s", resp.Status, e.Error)
-		}
-		return errors.New(resp.Status)
-	}
-	return json.Unmarshal(b, out)
-}
 
 // Deliveries runs `hookroute deliveries ARGS`.
 func Deliveries(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -116,25 +58,25 @@ func Deliveries(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	c, err := newClient(*admin)
+	c, err := adminapi.New(*admin)
 	if err != nil {
 		fmt.Fprintln(stderr, "hookroute deliveries:", err)
 		return 2
 	}
 	switch sub {
 	case "list":
-		err = c.list(ctx, f, *limit, *all, *asJSON, stdout)
+		err = list(ctx, c, f, *limit, *all, *asJSON, stdout)
 	case "show":
 		if fs.NArg() != 1 {
 			fmt.Fprint(stderr, usage)
 			return 2
 		}
-		err = c.show(ctx, fs.Arg(0), *asJSON, stdout)
+		err = show(ctx, c, fs.Arg(0), *asJSON, stdout)
 	case "replay":
 		if fs.NArg() > 0 {
-			err = c.replayIDs(ctx, fs.Args(), *asJSON, stdout)
+			err = replayIDs(ctx, c, fs.Args(), *asJSON, stdout)
 		} else {
-			err = c.replayFilter(ctx, f, *dry, *asJSON, stdout)
+			err = replayFilter(ctx, c, f, *dry, *asJSON, stdout)
 		}
 	default:
 		fmt.Fprint(stderr, usage)
@@ -185,7 +127,7 @@ type delivery struct {
 	} `json:"attempt_log"`
 }
 
-func (c *client) list(ctx context.Context, f filters, limit int, all, asJSON bool, w io.Writer) error {
+func list(ctx context.Context, c *adminapi.Client, f filters, limit int, all, asJSON bool, w io.Writer) error {
 	q := f.query()
 	q.Set("limit", fmt.Sprint(limit))
 	var items []json.RawMessage
@@ -194,7 +136,7 @@ func (c *client) list(ctx context.Context, f filters, limit int, all, asJSON boo
 			Items      []json.RawMessage `json:"items"`
 			NextCursor string            `json:"next_cursor"`
 		}
-		if err := c.do(ctx, http.MethodGet, "/api/deliveries?"+q.Encode(), nil, &page); err != nil {
+		if err := c.Do(ctx, http.MethodGet, "/api/deliveries?"+q.Encode(), nil, &page); err != nil {
 			return err
 		}
 		items = append(items, page.Items...)
@@ -223,9 +165,9 @@ func (c *client) list(ctx context.Context, f filters, limit int, all, asJSON boo
 	return tw.Flush()
 }
 
-func (c *client) show(ctx context.Context, id string, asJSON bool, w io.Writer) error {
+func show(ctx context.Context, c *adminapi.Client, id string, asJSON bool, w io.Writer) error {
 	var raw json.RawMessage
-	if err := c.do(ctx, http.MethodGet, "/api/deliveries/"+url.PathEscape(id), nil, &raw); err != nil {
+	if err := c.Do(ctx, http.MethodGet, "/api/deliveries/"+url.PathEscape(id), nil, &raw); err != nil {
 		return err
 	}
 	if asJSON {
@@ -268,11 +210,11 @@ func (c *client) show(ctx context.Context, id string, asJSON bool, w io.Writer) 
 	return tw.Flush()
 }
 
-func (c *client) replayIDs(ctx context.Context, ids []string, asJSON bool, w io.Writer) error {
+func replayIDs(ctx context.Context, c *adminapi.Client, ids []string, asJSON bool, w io.Writer) error {
 	var failed error
 	for _, id := range ids {
 		var d delivery
-		if err := c.do(ctx, http.MethodPost, "/api/deliveries/"+url.PathEscape(id)+"/replay", struct{}{}, &d); err != nil {
+		if err := c.Do(ctx, http.MethodPost, "/api/deliveries/"+url.PathEscape(id)+"/replay", struct{}{}, &d); err != nil {
 			fmt.Fprintf(w, "%s: %v\n", id, err)
 			failed = errors.New("some replays failed")
 			continue
@@ -286,7 +228,7 @@ func (c *client) replayIDs(ctx context.Context, ids []string, asJSON bool, w io.
 	return failed
 }
 
-func (c *client) replayFilter(ctx context.Context, f filters, dry, asJSON bool, w io.Writer) error {
+func replayFilter(ctx context.Context, c *adminapi.Client, f filters, dry, asJSON bool, w io.Writer) error {
 	if f.status == "" {
 		f.status = "dead"
 	}
@@ -296,7 +238,7 @@ func (c *client) replayFilter(ctx context.Context, f filters, dry, asJSON bool, 
 		Replayed int `json:"replayed"`
 		Busy     int `json:"busy"`
 	}
-	if err := c.do(ctx, http.MethodPost, "/api/deliveries/replay", body, &res); err != nil {
+	if err := c.Do(ctx, http.MethodPost, "/api/deliveries/replay", body, &res); err != nil {
 		return err
 	}
 	if asJSON {

@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/rsa"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,6 +21,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hookroute/hookroute/internal/adminapi"
 	"github.com/hookroute/hookroute/router/verify"
 )
 
@@ -39,57 +39,6 @@ Flags for every subcommand:
 The bearer token is HOOKROUTE_TOKEN: generate needs the webhooks.create
 scope, delete webhooks.delete, list read.
 `
-
-// client calls the admin API.
-type client struct {
-	base  string
-	token string
-	http  *http.Client
-}
-
-func newClient(admin string) (*client, error) {
-	if admin == "" {
-		admin = os.Getenv("HOOKROUTE_ADMIN_URL")
-	}
-	if admin == "" {
-		admin = "http://127.0.0.1:8081"
-	}
-	tok := os.Getenv("HOOKROUTE_TOKEN")
-	if tok == "" {
-		return nil, errors.New("set HOOKROUTE_TOKEN to an admin token")
-	}
-	return &client{base: strings.TrimSuffix(admin, "/"), token: tok, http: &http.Client{Timeout: 60 * time.Second}}, nil
-}
-
-// do sends a request and decodes a 2xx JSON answer into out (nil: the
-// answer is not read, as for 204).
-func (c *client) do(ctx context.Context, method, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct{ Error string }
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s: %s", resp.Status, e.Error)
-		}
-		return errors.New(resp.Status)
-	}
-	if out == nil {
-		return nil
-	}
-	return json.Unmarshal(b, out)
-}
 
 // key mirrors the key API's JSON.
 type key struct {
@@ -149,7 +98,7 @@ func Keys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, keysUsage)
 		return 2
 	}
-	c, err := newClient(*admin)
+	c, err := adminapi.New(*admin)
 	if err != nil {
 		fmt.Fprintln(stderr, "hookroute keys:", err)
 		return 2
@@ -161,7 +110,7 @@ func Keys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "list":
 		err = list(ctx, c, base, *asJSON, *withPEM, stdout)
 	case "delete":
-		if err = c.do(ctx, http.MethodDelete, base+"/"+url.PathEscape(rest[0]), nil); err == nil {
+		if err = c.Do(ctx, http.MethodDelete, base+"/"+url.PathEscape(rest[0]), nil, nil); err == nil {
 			fmt.Fprintf(stdout, "deleted key %s of sink %s\n", rest[0], *sink)
 		}
 	}
@@ -175,9 +124,9 @@ func Keys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // generate prints the public key alone on stdout, so that
 // `hookroute keys generate --sink s > s.pem` gives a file to hand to the
 // receivers; what it did goes to stderr.
-func generate(ctx context.Context, c *client, base, sink string, asJSON bool, stdout, stderr io.Writer) error {
+func generate(ctx context.Context, c *adminapi.Client, base, sink string, asJSON bool, stdout, stderr io.Writer) error {
 	var k key
-	if err := c.do(ctx, http.MethodPost, base, &k); err != nil {
+	if err := c.Do(ctx, http.MethodPost, base, nil, &k); err != nil {
 		return err
 	}
 	if asJSON {
@@ -192,11 +141,11 @@ func generate(ctx context.Context, c *client, base, sink string, asJSON bool, st
 	return err
 }
 
-func list(ctx context.Context, c *client, base string, asJSON, withPEM bool, w io.Writer) error {
+func list(ctx context.Context, c *adminapi.Client, base string, asJSON, withPEM bool, w io.Writer) error {
 	var out struct {
 		Items []key `json:"items"`
 	}
-	if err := c.do(ctx, http.MethodGet, base, &out); err != nil {
+	if err := c.Do(ctx, http.MethodGet, base, nil, &out); err != nil {
 		return err
 	}
 	if asJSON {

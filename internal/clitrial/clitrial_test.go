@@ -68,7 +68,22 @@ func TestTestCommand(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "rule missed-chat: want match, got no match") || !strings.HasSuffix(out, "0 passed, 1 failed\n") {
 		t.Errorf("exit %d\n%s", code, out)
 	}
-	if code, _, errs := run(t, Test, "-c", exampleConfig); code != 2 || !strings.Contains(errs, "has no tests: section") {
+	// The example's own tests: run when no file is given.
+	if code, out, errs := run(t, Test, "-c", exampleConfig); code != 0 || !strings.HasSuffix(out, "2 passed, 0 failed\n") {
+		t.Errorf("the example's tests: exit %d\n%s%s", code, out, errs)
+	}
+	// A config without tests: and no file is a usage error.
+	ex, err := os.ReadFile(exampleConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := filepath.Abs("../../examples/keys")
+	noTests := strings.Replace(string(ex[:strings.Index(string(ex), "\ntests:")]), "file: examples/keys", "file: "+keys, 1)
+	bare := filepath.Join(dir, "bare.yaml")
+	if err := os.WriteFile(bare, []byte(noTests), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := run(t, Test, "-c", bare); code != 2 || !strings.Contains(errs, "has no tests: section") {
 		t.Errorf("no tests anywhere: exit %d, %s", code, errs)
 	}
 }

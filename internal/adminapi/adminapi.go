@@ -1,0 +1,87 @@
+// Package adminapi is the HTTP client of hookroute's admin API that the
+// command-line tools share: the address from --admin or
+// HOOKROUTE_ADMIN_URL (default http://127.0.0.1:8081), the bearer token
+// from HOOKROUTE_TOKEN, and the API's error bodies turned into errors.
+package adminapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+// Client calls one router's admin API.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// New returns a client for the admin API at admin ("" for
+// HOOKROUTE_ADMIN_URL or the default), authenticated with HOOKROUTE_TOKEN.
+func New(admin string) (*Client, error) {
+	if admin == "" {
+		admin = os.Getenv("HOOKROUTE_ADMIN_URL")
+	}
+	if admin == "" {
+		admin = "http://127.0.0.1:8081"
+	}
+	tok := os.Getenv("HOOKROUTE_TOKEN")
+	if tok == "" {
+		return nil, errors.New("set HOOKROUTE_TOKEN to an admin token")
+	}
+	return &Client{base: strings.TrimSuffix(admin, "/"), token: tok, http: &http.Client{Timeout: 60 * time.Second}}, nil
+}
+
+// maxAnswer bounds what is read of an answer (a page of 1,000 deliveries
+// fits comfortably).
+const maxAnswer = 32 << 20
+
+// Do sends a request with body as JSON (nil: none) and decodes a 2xx JSON
+// answer into out (nil: the answer is not decoded, as for 204). A non-2xx
+// answer becomes an error with its status and the API's error text.
+func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct{ Error string }
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s: %s", resp.Status, e.Error)
+		}
+		return errors.New(resp.Status)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(b, out)
+}
