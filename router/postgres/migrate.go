@@ -4,12 +4,10 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/hookroute/hookroute/internal/migration"
 )
 
 // migrationFS holds the schema steps, named NNNN_what.sql. A released step
@@ -24,43 +22,8 @@ var migrationFS embed.FS
 // installations in other schemas wait a moment at start.
 const migrateLockKey int64 = 0x686f6f6b726f7574
 
-// migration is one numbered schema step.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations returns the embedded steps in version order. Numbering must be
-// 1, 2, 3… without gaps, so that a step lost in a merge is caught in tests
-// rather than silently skipped on some databases.
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, n := range names {
-		base := strings.TrimPrefix(n, "migrations/")
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must start with a positive number and '_'", base)
-		}
-		b, err := migrationFS.ReadFile(n)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %s: version %d, want %d", m.name, m.version, i+1)
-		}
-	}
-	return ms, nil
-}
+// migrations returns the embedded steps in version order.
+func migrations() ([]migration.Step, error) { return migration.Load(migrationFS, "migrations") }
 
 // migrate brings the schema up to date in one transaction (PostgreSQL's DDL
 // is transactional), so a failing step leaves the database at its old
@@ -97,13 +60,13 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (version int, err error) {
 	for _, m := range ms[version:] {
 		// No arguments: pgx sends it with the simple protocol, which runs
 		// a file of several statements.
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
-			return 0, fmt.Errorf("migrate: %s: %w", m.name, err)
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return 0, fmt.Errorf("migrate: %s: %w", m.Name, err)
 		}
-		if _, err := tx.Exec(ctx, "INSERT INTO schema_version (version) VALUES ($1)", m.version); err != nil {
-			return 0, fmt.Errorf("migrate: %s: %w", m.name, err)
+		if _, err := tx.Exec(ctx, "INSERT INTO schema_version (version) VALUES ($1)", m.Version); err != nil {
+			return 0, fmt.Errorf("migrate: %s: %w", m.Name, err)
 		}
-		version = m.version
+		version = m.Version
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("migrate: commit: %w", err)

@@ -584,7 +584,7 @@ func TestUpgradeKeepsDeliveries(t *testing.T) {
 	}
 	for _, q := range []string{
 		`CREATE TABLE schema_version (version integer NOT NULL PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
-		ms[0].sql, ms[1].sql,
+		ms[0].SQL, ms[1].SQL,
 		`INSERT INTO schema_version (version) VALUES (1), (2)`,
 		`INSERT INTO events (source, id, name, received_at, headers, body, matched)
 			VALUES ('s', 'e1', 'n', '2030-01-01', '{}', '', '[]')`,

@@ -593,7 +593,7 @@ func TestUpgradeKeepsDeliveries(t *testing.T) {
 	}
 	for _, q := range []string{
 		`CREATE TABLE schema_version (version INTEGER NOT NULL PRIMARY KEY, applied_at INTEGER NOT NULL)`,
-		ms[0].sql, ms[1].sql,
+		ms[0].SQL, ms[1].SQL,
 		`INSERT INTO schema_version VALUES (1, 0), (2, 0)`,
 		`INSERT INTO events (source, id, name, received_at, headers, body, matched)
 			VALUES ('s', 'e1', 'n', 1000, '{}', x'', '[]')`,
