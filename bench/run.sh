@@ -27,7 +27,9 @@
 # Environment knobs: DURATION (10s), WARMUP (1s), CONCURRENCIES ("32 128"),
 # POOL (45000 bodies; grown and retried automatically if a run needs more),
 # SINK_CONCURRENCY (unset: hookroute's default), BASE_PORT (18180),
-# DRAIN_TIMEOUT (120s), KEEP (1: keep the temp dir).
+# DRAIN_TIMEOUT (120s), KEEP (1: keep the temp dir), PIN_CPUS (0: pin
+# nothing, as performance.md's reference figures were taken: load generator
+# and servers on the same cores).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -124,7 +126,9 @@ NPROC=$(nproc)
 PIN=""
 SERVER_CPU=1
 LOAD_CPU=0
-if command -v taskset >/dev/null && ((NPROC >= 2)); then
+if [[ ${PIN_CPUS:-1} == 0 ]]; then
+	PINNING="none (PIN_CPUS=0): server, load generator and sink share all $NPROC CPUs"
+elif command -v taskset >/dev/null && ((NPROC >= 2)); then
 	PIN=1
 	PINNING="server on CPU $SERVER_CPU; load generator and sink on CPU $LOAD_CPU (taskset)"
 else

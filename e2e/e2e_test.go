@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -519,6 +520,11 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("metrics lack %s", want)
 			}
 		}
+		// Group commit: every write went through a commit, none twice.
+		commits, writes := metricValue(t, b, "hookroute_store_commits_total"), metricValue(t, b, "hookroute_store_commit_writes_total")
+		if commits < 1 || writes < commits {
+			t.Errorf("store commits %v carrying %v writes: want at least one commit, and at least as many writes", commits, writes)
+		}
 	})
 
 	t.Run("every attempt is recorded", func(t *testing.T) {
@@ -613,4 +619,21 @@ rules:
 	if len(keys) != n {
 		t.Errorf("%d requests for %d events: duplicates", len(keys), n)
 	}
+}
+
+// metricValue returns the value of an unlabelled metric in a Prometheus
+// text exposition.
+func metricValue(t *testing.T, exposition []byte, name string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(string(exposition), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", name, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("metric %s not exposed", name)
+	return 0
 }

@@ -28,6 +28,17 @@ type Metrics struct {
 	dead    *prometheus.Desc
 	oldest  *prometheus.Desc
 	pausedD *prometheus.Desc
+	commits *prometheus.Desc
+	writes  *prometheus.Desc
+}
+
+// GroupCommitter is implemented by stores that share transactions between
+// callers (SQLite's group commit); its counters become metrics, so that an
+// operator can see how many writes each fsync carries.
+type GroupCommitter interface {
+	// GroupCommitStats returns the transactions committed and the writes
+	// (ingests, claims, finishes) they carried, since the store opened.
+	GroupCommitStats() (commits, writes int64)
 }
 
 // NewMetrics registers the metrics on reg (nil: a private registry, for
@@ -63,6 +74,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		dead:    prometheus.NewDesc("hookroute_deliveries_dead", "Dead deliveries (dead letters) kept, by sink.", []string{"sink"}, nil),
 		pausedD: prometheus.NewDesc("hookroute_sink_paused", "1 while a sink is paused after failing continuously, by sink.", []string{"sink"}, nil),
 		oldest:  prometheus.NewDesc("hookroute_oldest_pending_seconds", "Age of the oldest due pending delivery, by sink.", []string{"sink"}, nil),
+		commits: prometheus.NewDesc("hookroute_store_commits_total", "Transactions the store's group committer committed (one fsync each).", nil, nil),
+		writes:  prometheus.NewDesc("hookroute_store_commit_writes_total", "Writes (ingests, claims, finishes) carried by those transactions.", nil, nil),
 	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.attempts, m.latency, m.reloads, m.replays, m.unsigned, m)
@@ -95,6 +108,8 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.dead
 	ch <- m.oldest
 	ch <- m.pausedD
+	ch <- m.commits
+	ch <- m.writes
 }
 
 // Collect reads the queue depth from the store at scrape time, so the
@@ -105,6 +120,11 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Unlock()
 	if s == nil {
 		return
+	}
+	if gc, ok := s.(GroupCommitter); ok {
+		c, w := gc.GroupCommitStats()
+		ch <- prometheus.MustNewConstMetric(m.commits, prometheus.CounterValue, float64(c))
+		ch <- prometheus.MustNewConstMetric(m.writes, prometheus.CounterValue, float64(w))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

@@ -291,6 +291,11 @@ func (st Stats) AvgBatch() float64 {
 	return float64(st.Writes) / float64(st.Batches)
 }
 
+// GroupCommitStats implements router.GroupCommitter.
+func (s *Store) GroupCommitStats() (commits, writes int64) {
+	return s.stats.batches.Load(), s.stats.writes.Load()
+}
+
 // Stats returns the committer's counters, for metrics and benchmarks.
 func (s *Store) Stats() Stats {
 	return Stats{
