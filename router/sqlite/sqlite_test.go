@@ -661,3 +661,76 @@ func TestPruneReleasedKey(t *testing.T) {
 		t.Error("Prune with limit 0 succeeded; a caller looping until n < limit would never stop")
 	}
 }
+
+// TestRelaxedBookkeeping: claims and finishes commit without an fsync,
+// ingests never do, the writer connection is back at synchronous=FULL after
+// every relaxed batch, and relaxed commits are made durable within the
+// window even when nothing else is written.
+func TestRelaxedBookkeeping(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "r.db"))
+	defer s.Close()
+	t0 := time.Unix(100, 0)
+	ingest := func(id string) {
+		t.Helper()
+		rec := &router.EventRecord{Source: "s", ID: id, Name: "n", ReceivedAt: t0}
+		if _, err := s.Ingest(ctx, rec, []router.NewDelivery{{ID: "d-" + id, Rule: "r", Sink: "k", NextAttemptAt: t0}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	before := s.Stats()
+	ingest("e1")
+	if st := s.Stats(); st.Relaxed != before.Relaxed {
+		t.Fatalf("an ingest committed relaxed")
+	}
+	before = s.Stats()
+	cs, err := s.Claim(ctx, "k", "w", t0, time.Minute, 1)
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("claim: %v, %v", cs, err)
+	}
+	if st := s.Stats(); st.Relaxed != before.Relaxed+1 {
+		t.Errorf("a claim-only batch was not relaxed: relaxed %d → %d", before.Relaxed, st.Relaxed)
+	}
+	if got := pragma[int](t, s.w, "synchronous"); got != 2 {
+		t.Errorf("writer synchronous = %d after a relaxed batch, want 2 (FULL)", got)
+	}
+	// An ingest right after, inside the window, still syncs.
+	before = s.Stats()
+	ingest("e2")
+	if st := s.Stats(); st.Relaxed != before.Relaxed {
+		t.Errorf("an ingest inside the unsynced window committed relaxed")
+	}
+
+	// Nothing else comes: the marker commit syncs within the window.
+	before = s.Stats()
+	if err := s.Finish(ctx, "d-e1", "w", router.Finish{Status: router.StatusDelivered,
+		Attempt: router.AttemptRecord{At: t0, Outcome: router.OutcomeDelivered}}); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Relaxed != before.Relaxed+1 {
+		t.Errorf("a finish-only batch was not relaxed")
+	}
+	waitFor(t, "the marker commit", func() bool { return s.Stats().Syncs > before.Syncs })
+	var at int64
+	if err := s.r.QueryRow(`SELECT at FROM sync_marker WHERE id = 1`).Scan(&at); err != nil || at == 0 {
+		t.Errorf("sync marker at = %d, %v; want it written", at, err)
+	}
+	if got := pragma[int](t, s.w, "synchronous"); got != 2 {
+		t.Errorf("writer synchronous = %d, want 2 (FULL)", got)
+	}
+
+	// A stream of relaxed batches still syncs at least every window.
+	before = s.Stats()
+	for range 40 {
+		if _, err := s.Claim(ctx, "none", "w", t0, time.Minute, 1); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(syncWindow / 4)
+	}
+	st := s.Stats()
+	synced := (st.Batches - before.Batches) - (st.Relaxed - before.Relaxed) + (st.Syncs - before.Syncs)
+	if synced < 2 {
+		t.Errorf("40 claims over %v: %d synced commits, want one per %v at least", 10*syncWindow, synced, syncWindow)
+	}
+}
