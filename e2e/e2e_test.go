@@ -525,6 +525,17 @@ func TestEndToEnd(t *testing.T) {
 		if commits < 1 || writes < commits {
 			t.Errorf("store commits %v carrying %v writes: want at least one commit, and at least as many writes", commits, writes)
 		}
+		// serve's collector defaults, where the environment does not set them.
+		if os.Getenv("GOGC") == "" {
+			if v := metricValue(t, b, "go_gc_gogc_percent"); v != 400 {
+				t.Errorf("GOGC = %v, want serve's default 400", v)
+			}
+		}
+		if os.Getenv("GOMEMLIMIT") == "" {
+			if v := metricValue(t, b, "go_gc_gomemlimit_bytes"); v != 128<<20 {
+				t.Errorf("GOMEMLIMIT = %v, want serve's default 128 MiB", v)
+			}
+		}
 	})
 
 	t.Run("every attempt is recorded", func(t *testing.T) {
