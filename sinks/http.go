@@ -3,7 +3,6 @@ package sinks
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
@@ -179,13 +178,11 @@ func (s *httpSink) body(d *router.Delivery) ([]byte, error) {
 	if b, ok := d.Fields["body"]; ok {
 		return []byte(b), nil
 	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false) // as the body field's escaping: <, > and & stay as typed
-	if err := enc.Encode(d.Event); err != nil {
+	b, err := encodeEvent(d.Event)
+	if err != nil {
 		return nil, router.Permanent(fmt.Errorf("http: encode event: %w", err))
 	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+	return b, nil
 }
 
 // Deliver sends d. 2xx is success; 408, 425, 429 and 5xx are retried
