@@ -3,6 +3,7 @@ package router
 import (
 	"encoding/json"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +152,59 @@ func TestTemplateOutputBounded(t *testing.T) {
 	}
 	if _, err := ft.render(map[string]any{"xs": xs}); err == nil {
 		t.Fatal("render of a huge range succeeded, want a size error")
+	}
+}
+
+// TestSalesIQDataMatchesViewMap: the hand-written template map of a SalesIQ
+// view has exactly the names and values that reflection over the expr tags
+// gives, so rules and templates keep reading the same names.
+func TestSalesIQDataMatchesViewMap(t *testing.T) {
+	entries, err := os.ReadDir("testdata/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		in := &Incoming{Source: "siq", Body: readEvent(t, e.Name()), ReceivedAt: time.Unix(1, 0), Headers: map[string]string{"a": "b"}}
+		v, err := salesiqAdapter{bareEvent: "conversation.rated"}.decode(in)
+		if err != nil {
+			continue // not a SalesIQ body
+		}
+		n++
+		ev := v.Env.(*SalesIQEvent)
+		got, _ := json.Marshal(ev.data())
+		want, _ := json.Marshal(viewMap(ev))
+		if string(got) != string(want) {
+			t.Errorf("%s: data() and viewMap differ:\n got %s\nwant %s", e.Name(), got, want)
+		}
+	}
+	// Every field set, so that a field data() forgets shows.
+	full := &SalesIQEvent{}
+	fillStrings(reflect.ValueOf(full).Elem())
+	got, _ := json.Marshal(full.data())
+	want, _ := json.Marshal(viewMap(full))
+	if string(got) != string(want) {
+		t.Errorf("all fields set: data() and viewMap differ:\n got %s\nwant %s", got, want)
+	}
+	if n == 0 {
+		t.Fatal("no SalesIQ sample decoded")
+	}
+}
+
+// fillStrings sets every string field of a struct, recursively, to its
+// field name.
+func fillStrings(v reflect.Value) {
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString(v.Type().Field(i).Name)
+		case reflect.Int:
+			f.SetInt(int64(i + 1))
+		case reflect.Struct:
+			if f.Type() != reflect.TypeOf(time.Time{}) {
+				fillStrings(f)
+			}
+		}
 	}
 }

@@ -112,7 +112,35 @@ func (a salesiqAdapter) decode(in *Incoming) (*View, error) {
 	ev.Chat = salesiqChat(ev.Entity)
 	ev.Visitor = salesiqPerson(ev.Entity["visitor"])
 	ev.Operator = salesiqPerson(ev.Entity["owner"])
-	return &View{Name: ev.Event, ID: ev.ID, Env: ev, Data: viewMap(ev)}, nil
+	return &View{Name: ev.Event, ID: ev.ID, Env: ev, Data: ev.data()}, nil
+}
+
+// data is the map that templates see: viewMap(ev), written out because it
+// runs for every event and every delivery whose view is not cached, and
+// reflection made it a fifth of the decode (TestSalesIQDataMatchesViewMap
+// keeps the two the same).
+func (ev *SalesIQEvent) data() map[string]any {
+	c, v, o := &ev.Chat, &ev.Visitor, &ev.Operator
+	return map[string]any{
+		"source": ev.Source, "event": ev.Event, "id": ev.ID, "received_at": ev.ReceivedAt,
+		"headers": ev.Headers, "payload": ev.Payload,
+		"entity_type": ev.EntityType, "entity_id": ev.EntityID, "org_id": ev.OrgID, "app_id": ev.AppID,
+		"attempt": ev.Attempt, "version": ev.Version, "event_time": ev.EventTime, "entity": ev.Entity,
+		"chat": map[string]any{
+			"id": c.ID, "visitor_conversation_id": c.VisitorConversationID, "reference_id": c.ReferenceID,
+			"status": c.Status, "rating": c.Rating, "rating_raw": c.RatingRaw, "feedback": c.Feedback,
+			"question": c.Question, "department_id": c.DepartmentID, "app_id": c.AppID,
+			"opened_time": c.OpenedTime, "attended_time": c.AttendedTime, "end_time": c.EndTime,
+			"missed_time": c.MissedTime, "supervisors": c.Supervisors, "participants": c.Participants,
+			"chat_status": c.ChatStatus,
+		},
+		"visitor":  v.data(),
+		"operator": o.data(),
+	}
+}
+
+func (p *SalesIQPerson) data() map[string]any {
+	return map[string]any{"type": p.Type, "id": p.ID, "name": p.Name, "email_id": p.EmailID, "phone": p.Phone}
 }
 
 func salesiqChat(e map[string]any) SalesIQChat {
