@@ -76,6 +76,9 @@ type pool struct {
 	sink   string
 	wakeC  chan struct{}
 	slots  chan struct{} // one token per attempt in flight
+	// recording holds one token per attempt whose request is over and
+	// whose outcome is being written (see release).
+	recording chan struct{}
 	cancel context.CancelFunc
 	// failing counts consecutive failed attempts, for pausing.
 	failing atomic.Int64
@@ -113,7 +116,8 @@ func (ps *pools) apply(rt *Runtime) {
 			continue
 		}
 		ctx, cancel := context.WithCancel(ps.base)
-		p := &pool{ps: ps, sink: name, wakeC: make(chan struct{}, 1), slots: make(chan struct{}, sr.Concurrency), cancel: cancel}
+		p := &pool{ps: ps, sink: name, wakeC: make(chan struct{}, 1), slots: make(chan struct{}, sr.Concurrency),
+			recording: make(chan struct{}, sr.Concurrency), cancel: cancel}
 		ps.m[name] = p
 		ps.wg.Add(1)
 		go func() {
@@ -180,6 +184,25 @@ func (p *pool) run(ctx context.Context) {
 	r := p.ps.r
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
+	// Deliveries claimed ahead, waiting for a slot; handed back to the
+	// store when the pool stops or may not send them now.
+	var ahead []aheadClaim
+	defer func() { p.giveBack(ahead) }()
+	start := func(rt *Runtime, sr *SinkRuntime, c *Claimed) {
+		inflight.Add(1)
+		go func() {
+			defer inflight.Done()
+			released := false
+			defer func() {
+				if released {
+					p.recorded()
+				} else {
+					<-p.slots
+				}
+			}()
+			r.attempt(rt, sr, c, func() { released = true; p.release() })
+		}()
+	}
 	failures := 0
 	backlog := false // the last claim got all it asked for: more may wait
 	for ctx.Err() == nil {
@@ -191,14 +214,37 @@ func (p *pool) run(ctx context.Context) {
 		if isSecured(sr.Sink) && r.keys.waiting(p.sink) {
 			// No key to sign with: leave the backlog in the store rather
 			// than claim it only to put it back. Creating a key wakes us.
+			p.giveBack(ahead)
+			ahead = nil
 			p.sleep(ctx, unsignedWait)
 			continue
 		}
-		// Take a slot first: never claim more than can be sent at once.
+		// Take a slot first: never claim more than can be sent at once,
+		// but for the round claimed ahead.
 		select {
 		case p.slots <- struct{}{}:
 		case <-ctx.Done():
 			return
+		}
+		_, paced := sr.Sink.(Paced)
+		if len(ahead) > 0 {
+			if paced || r.sinkPaused(p.sink) {
+				// Paused (one probe at a time) or paced since the claim.
+				p.giveBack(ahead)
+				ahead = nil
+				<-p.slots
+				continue
+			}
+			a := ahead[0]
+			ahead = ahead[1:]
+			if a.until.Sub(r.now()) < sr.Timeout+leaseMargin/2 {
+				// Too little lease left to attempt and record it.
+				p.giveBack([]aheadClaim{a})
+				<-p.slots
+				continue
+			}
+			start(rt, sr, a.c)
+			continue
 		}
 		n := 1
 		if r.sinkPaused(p.sink) {
@@ -214,20 +260,29 @@ func (p *pool) run(ctx context.Context) {
 				<-p.slots
 				return
 			}
-		} else if pc, ok := sr.Sink.(Paced); ok {
-			if err := pc.Limiter().Wait(ctx); err != nil {
+		} else if paced {
+			if err := sr.Sink.(Paced).Limiter().Wait(ctx); err != nil {
 				<-p.slots
 				return
 			}
 		} else {
 			n += p.reserve(ctx, backlog)
 		}
+		want, lease := n, sr.Timeout+leaseMargin
+		if backlog && !paced && !r.sinkPaused(p.sink) {
+			// Under a backlog, claim one round ahead: a claim is a store
+			// write, and each one then serves twice the attempts. Those
+			// ahead wait for a slot at most about one attempt, which
+			// their longer lease covers (and start checks).
+			want += cap(p.slots)
+			lease += sr.Timeout
+		}
 		now := r.now()
-		claimed, err := r.store.Claim(ctx, p.sink, r.owner, now, sr.Timeout+leaseMargin, n)
+		claimed, err := r.store.Claim(ctx, p.sink, r.owner, now, lease, want)
 		for i := len(claimed); i < n; i++ {
 			<-p.slots
 		}
-		backlog = err == nil && len(claimed) == n
+		backlog = err == nil && len(claimed) == want
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -246,19 +301,55 @@ func (p *pool) run(ctx context.Context) {
 			r.log.Info("worker: claiming again", "sink", p.sink, "failed_tries", failures)
 		}
 		failures = 0
-		for _, c := range claimed {
-			inflight.Add(1)
-			go func() {
-				defer inflight.Done()
-				defer func() { <-p.slots }()
-				r.attempt(rt, sr, c)
-			}()
+		for i, c := range claimed {
+			if i < n {
+				start(rt, sr, c)
+				continue
+			}
+			ahead = append(ahead, aheadClaim{c: c, until: now.Add(lease)})
 		}
 		if len(claimed) == 0 {
 			p.idle(ctx)
 		}
 	}
 }
+
+// aheadClaim is a delivery claimed ahead of a free slot, and when its
+// lease ends.
+type aheadClaim struct {
+	c     *Claimed
+	until time.Time
+}
+
+// giveBack returns deliveries claimed ahead to the store, due now, for
+// this or another worker to claim again; one that cannot be given back
+// waits for its lease to run out.
+func (p *pool) giveBack(ahead []aheadClaim) {
+	if len(ahead) == 0 {
+		return
+	}
+	r := p.ps.r
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, a := range ahead {
+		if err := r.store.Postpone(ctx, a.c.ID, r.owner, r.now()); err != nil && !errors.Is(err, ErrLeaseLost) {
+			r.log.Warn("worker: could not hand back a delivery claimed ahead; it waits for its lease", "sink", p.sink, "delivery_id", a.c.ID, "err", err)
+		}
+	}
+	p.wake()
+}
+
+// release frees the slot of an attempt whose request is over. Its outcome
+// is then recorded off the slot (see attempt), but only while fewer than
+// Concurrency outcomes are being recorded: a slow store slows the sink's
+// attempts instead of piling up goroutines.
+func (p *pool) release() {
+	p.recording <- struct{}{}
+	<-p.slots
+}
+
+// recorded ends what release began.
+func (p *pool) recorded() { <-p.recording }
 
 // batchWait bounds how long a worker holding a free slot waits for more
 // to free up before it claims: long enough to gather the slots of attempts
@@ -325,7 +416,11 @@ func (p *pool) sleep(ctx context.Context, d time.Duration) {
 }
 
 // attempt delivers one claimed delivery and records the outcome.
-func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, c *Claimed) {
+//
+// requestDone, called once the sink is done with the delivery and before
+// its outcome is written, frees the attempt's slot early: the write waits
+// for a group commit, and the next attempt need not wait for it.
+func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, c *Claimed, requestDone func()) {
 	d, route, err := r.buildDelivery(rt, c)
 	if err == nil && isSecured(sr.Sink) {
 		// Before the dedup key is locked: a delivery that cannot be
@@ -372,6 +467,7 @@ func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, c *Claimed) {
 		// follows up on the object instead of creating a second one.
 		r.releaseKey(c, key, res.RemoteID)
 	}
+	requestDone()
 	f := Finish{Attempt: AttemptRecord{At: start, Duration: dur, StatusCode: res.StatusCode, RemoteID: res.RemoteID}}
 	paused := r.sinkPaused(c.Sink)
 	switch {
