@@ -64,8 +64,10 @@ func (s *gateSink) counts() (map[string]int, int) {
 
 type gateFactory struct{ sink *gateSink }
 
-func (f gateFactory) Build(kind, name string, node *yaml.Node) (router.Sink, error) { return f.sink, nil }
-func (f gateFactory) RouteFields(kind string) ([]router.FieldSpec, bool)         { return nil, kind == "gate" }
+func (f gateFactory) Build(kind, name string, node *yaml.Node) (router.Sink, error) {
+	return f.sink, nil
+}
+func (f gateFactory) RouteFields(kind string) ([]router.FieldSpec, bool) { return nil, kind == "gate" }
 
 // claimLog records what the workers asked of the store.
 type claimLog struct {

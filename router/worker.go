@@ -72,14 +72,14 @@ func (ps *pools) get(sink string) *pool {
 // pool claims and delivers the deliveries of one sink, with at most
 // Concurrency attempts in flight.
 type pool struct {
-	ps     *pools
-	sink   string
-	wakeC  chan struct{}
-	slots  chan struct{} // one token per attempt in flight
+	ps    *pools
+	sink  string
+	wakeC chan struct{}
+	slots chan struct{} // one token per attempt in flight
 	// recording holds one token per attempt whose request is over and
 	// whose outcome is being written (see release).
 	recording chan struct{}
-	cancel context.CancelFunc
+	cancel    context.CancelFunc
 	// failing counts consecutive failed attempts, for pausing.
 	failing atomic.Int64
 }
