@@ -1,6 +1,8 @@
 package router
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -78,13 +80,29 @@ func TestMatchRuntimeErrorIsNotAMatch(t *testing.T) {
 	}
 }
 
-func TestDeliveryIDStable(t *testing.T) {
-	a := DeliveryID("siq", "e1", "sad", 0)
-	if a != DeliveryID("siq", "e1", "sad", 0) || a == DeliveryID("siq", "e1", "sad", 1) || a == DeliveryID("siq", "e2", "sad", 0) {
-		t.Fatal("DeliveryID is not a stable function of (source, event, rule, route)")
+func TestDeliveryID(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	a := DeliveryID(t0, "siq", "e1", "sad", 0)
+	if a != DeliveryID(t0, "siq", "e1", "sad", 0) || a == DeliveryID(t0, "siq", "e1", "sad", 1) || a == DeliveryID(t0, "siq", "e2", "sad", 0) {
+		t.Fatal("DeliveryID is not a function of (time, source, event, rule, route)")
 	}
 	// Separators keep ("ab","c") and ("a","bc") apart.
-	if DeliveryID("ab", "c", "r", 0) == DeliveryID("a", "bc", "r", 0) {
+	if DeliveryID(t0, "ab", "c", "r", 0) == DeliveryID(t0, "a", "bc", "r", 0) {
 		t.Fatal("DeliveryID collides across field boundaries")
+	}
+	// Ids sort by time, whatever their hash, to the millisecond.
+	prev := DeliveryID(t0, "siq", "z", "r", 0)
+	for i := 1; i < 1000; i++ {
+		id := DeliveryID(t0.Add(time.Duration(i)*time.Millisecond), "siq", fmt.Sprint(i), "r", 0)
+		if id <= prev {
+			t.Fatalf("id at +%dms %s sorts before %s", i, id, prev)
+		}
+		prev = id
+	}
+	if len(a) != 26 || !strings.HasPrefix(a, "d_") {
+		t.Errorf("id %q: want d_ and 24 base32hex characters", a)
+	}
+	if z := DeliveryID(time.Time{}, "s", "e", "r", 0); !strings.HasPrefix(z, "d_000000000") {
+		t.Errorf("zero time: %q, want a zero time prefix", z)
 	}
 }
