@@ -1,14 +1,9 @@
 package router
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"math"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -56,43 +51,7 @@ func HeaderMap(h http.Header) map[string]string {
 // decodeJSON decodes a body with exact numbers: integers that fit in int64
 // become int (so expr can compare them with literals), other numbers
 // float64, and integers too large for int64 stay exact as strings.
-func decodeJSON(body []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after the JSON value")
-	}
-	return normalizeNumbers(v), nil
-}
-
-func normalizeNumbers(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		for k, x := range t {
-			t[k] = normalizeNumbers(x)
-		}
-	case []any:
-		for i, x := range t {
-			t[i] = normalizeNumbers(x)
-		}
-	case json.Number:
-		if i, err := t.Int64(); err == nil && i >= math.MinInt && i <= math.MaxInt {
-			return int(i)
-		}
-		if !strings.ContainsAny(string(t), ".eE") {
-			return string(t) // an integer beyond int64: keep every digit
-		}
-		if f, err := t.Float64(); err == nil {
-			return f
-		}
-		return string(t)
-	}
-	return v
-}
+func decodeJSON(body []byte) (any, error) { return parseJSON(body) }
 
 // str renders a JSON scalar as the string SalesIQ would have sent.
 func str(v any) string {
