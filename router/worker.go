@@ -117,7 +117,7 @@ func (ps *pools) apply(rt *Runtime) {
 		}
 		ctx, cancel := context.WithCancel(ps.base)
 		p := &pool{ps: ps, sink: name, wakeC: make(chan struct{}, 1), slots: make(chan struct{}, sr.Concurrency),
-			recording: make(chan struct{}, sr.Concurrency), cancel: cancel}
+			recording: make(chan struct{}, 2*sr.Concurrency), cancel: cancel}
 		ps.m[name] = p
 		ps.wg.Add(1)
 		go func() {
@@ -341,8 +341,8 @@ func (p *pool) giveBack(ahead []aheadClaim) {
 
 // release frees the slot of an attempt whose request is over. Its outcome
 // is then recorded off the slot (see attempt), but only while fewer than
-// Concurrency outcomes are being recorded: a slow store slows the sink's
-// attempts instead of piling up goroutines.
+// twice Concurrency outcomes are being recorded: a slow store slows the
+// sink's attempts instead of piling up goroutines.
 func (p *pool) release() {
 	p.recording <- struct{}{}
 	<-p.slots

@@ -67,6 +67,7 @@ type Store struct {
 	log *slog.Logger
 
 	maxBatch int
+	fillWait time.Duration // see committer.go
 	reqs     chan *writeReq
 	quit     chan struct{} // closed by Close: drain and stop
 	done     chan struct{} // closed by the committer when it has stopped
@@ -105,6 +106,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	s := &Store{
 		log:      opts.Logger,
 		maxBatch: opts.MaxBatch,
+		fillWait: fillWait,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -734,3 +734,61 @@ func TestRelaxedBookkeeping(t *testing.T) {
 		t.Errorf("40 claims over %v: %d synced commits, want one per %v at least", 10*syncWindow, synced, syncWindow)
 	}
 }
+
+// TestFillWaitsForOutcomesOnly: a batch of outcomes waits for more
+// outcomes, but anything else (an ingest, a claim) ends the wait at once,
+// and the wait is bounded.
+func TestFillWaitsForOutcomesOnly(t *testing.T) {
+	outcome := func() *writeReq { return &writeReq{finish: &finishOp{}} }
+	newStore := func(wait time.Duration) *Store {
+		return &Store{reqs: make(chan *writeReq, 16), quit: make(chan struct{}), maxBatch: 256, fillWait: wait}
+	}
+
+	if !bookkeeping([]*writeReq{outcome(), outcome()}) || bookkeeping([]*writeReq{outcome(), {claim: &claimOp{}}}) ||
+		bookkeeping([]*writeReq{{ingest: &ingestOp{}}}) {
+		t.Error("bookkeeping: want true for outcomes alone, false otherwise")
+	}
+
+	// An outcome that comes later joins the batch.
+	s := newStore(time.Minute)
+	q := s.reqs
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		q <- outcome()
+		time.Sleep(20 * time.Millisecond)
+		q <- &writeReq{ingest: &ingestOp{}} // ends the wait
+	}()
+	start := time.Now()
+	got := s.fill([]*writeReq{outcome()})
+	if len(got) != 3 || got[2].ingest == nil {
+		t.Errorf("fill gathered %d requests, want outcome, outcome, ingest", len(got))
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("an ingest did not end the wait (%v)", d)
+	}
+
+	// A claim ends it too.
+	s = newStore(time.Minute)
+	q = s.reqs
+	go func() { q <- &writeReq{claim: &claimOp{}} }()
+	if got := s.fill([]*writeReq{outcome()}); len(got) != 2 {
+		t.Errorf("fill with a claim: %d requests, want 2", len(got))
+	}
+
+	// Nothing comes: the wait ends after fillWait.
+	s = newStore(30 * time.Millisecond)
+	start = time.Now()
+	if got := s.fill([]*writeReq{outcome()}); len(got) != 1 {
+		t.Errorf("fill alone: %d requests, want 1", len(got))
+	}
+	if d := time.Since(start); d < 30*time.Millisecond || d > 10*time.Second {
+		t.Errorf("fill alone waited %v, want about 30ms", d)
+	}
+
+	// Close ends it.
+	s = newStore(time.Minute)
+	close(s.quit)
+	if got := s.fill([]*writeReq{outcome()}); len(got) != 1 {
+		t.Errorf("fill after Close: %d requests, want 1", len(got))
+	}
+}
