@@ -3,11 +3,12 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	gojson "github.com/goccy/go-json"
 
 	"github.com/hookroute/hookroute/router"
 )
@@ -42,10 +43,10 @@ func scanEvent(row *sql.Row, source, id string) (*router.EventRecord, error) {
 	}
 	ev.ReceivedAt = fromNano(recv)
 	ev.Quarantined = quarantined != 0
-	if err := json.Unmarshal(headers, &ev.Headers); err != nil {
+	if err := gojson.Unmarshal(headers, &ev.Headers); err != nil {
 		return nil, fmt.Errorf("headers: %w", err)
 	}
-	if err := json.Unmarshal(matched, &ev.Matched); err != nil {
+	if err := gojson.Unmarshal(matched, &ev.Matched); err != nil {
 		return nil, fmt.Errorf("matched: %w", err)
 	}
 	return ev, nil
@@ -243,10 +244,10 @@ func (s *Store) ListEvents(ctx context.Context, f router.EventFilter) ([]*router
 		}
 		ev.ReceivedAt = fromNano(recv)
 		ev.Quarantined = quarantine != 0
-		if err := json.Unmarshal(headers, &ev.Headers); err != nil {
+		if err := gojson.Unmarshal(headers, &ev.Headers); err != nil {
 			return nil, fmt.Errorf("sqlite: list events: %s/%s: headers: %w", ev.Source, ev.ID, err)
 		}
-		if err := json.Unmarshal(matched, &ev.Matched); err != nil {
+		if err := gojson.Unmarshal(matched, &ev.Matched); err != nil {
 			return nil, fmt.Errorf("sqlite: list events: %s/%s: matched: %w", ev.Source, ev.ID, err)
 		}
 		out = append(out, &ev)
