@@ -67,15 +67,7 @@ func adminSetup(t *testing.T, clock *fakeClock) *adminEnv {
 	t.Helper()
 	env := map[string]string{"PUB": pubPEM(), "OPS_TOKEN": "ops-" + canarySecret, "VIEW_TOKEN": "view-" + canarySecret, "GH_SECRET": "gh-" + canarySecret}
 	f := &countingFactory{}
-	rt, err := router.Load("rules.yaml", []byte(adminConfig), f, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(context.Background(), t.TempDir()+"/db", sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	rt, st := loadWithStore(t, adminConfig, f, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	logs := &lockedBuffer{}
 	o := router.Options{PollInterval: 20 * time.Millisecond, Metrics: router.NewMetrics(prometheus.NewRegistry()), PruneEvery: -1,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}

@@ -11,7 +11,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hookroute/hookroute/router"
-	"github.com/hookroute/hookroute/router/sqlite"
 )
 
 // gateSink counts attempts in flight and, while gate is set, holds each
@@ -112,15 +111,7 @@ sinks:
 rules:
   - {name: all, when: "true", to: [{sink: g}]}
 `, concurrency)
-	rt, err := router.Load("rules.yaml", []byte(conf), gateFactory{sink}, func(k string) (string, bool) { return pubPEM(), k == "PUB" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(context.Background(), t.TempDir()+"/db", sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	rt, st := loadWithStore(t, conf, gateFactory{sink}, pubEnv)
 	log := &claimLog{Store: st}
 	r := router.New(rt, log, router.Options{PollInterval: 20 * time.Millisecond, Now: now})
 	for i := range n {

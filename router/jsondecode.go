@@ -139,21 +139,29 @@ func (p *jsonParser) object(depth int) (any, error) {
 			return nil, err
 		}
 		m[k] = v
-		p.skipSpace()
-		if p.i >= len(p.data) {
-			return nil, errJSONEnd
-		}
-		switch p.data[p.i] {
-		case ',':
-			p.i++
-			p.skipSpace()
-		case '}':
-			p.i++
-			return m, nil
-		default:
-			return nil, p.errorf("invalid character %q after object key:value pair", p.data[p.i])
+		if end, err := p.next('}', "object key:value pair"); end || err != nil {
+			return m, err
 		}
 	}
+}
+
+// next consumes what follows a member of an object or array: a comma (and
+// the space after it), or the closing byte, which ends it.
+func (p *jsonParser) next(closing byte, member string) (end bool, err error) {
+	p.skipSpace()
+	if p.i >= len(p.data) {
+		return false, errJSONEnd
+	}
+	switch p.data[p.i] {
+	case ',':
+		p.i++
+		p.skipSpace()
+		return false, nil
+	case closing:
+		p.i++
+		return true, nil
+	}
+	return false, p.errorf("invalid character %q after %s", p.data[p.i], member)
 }
 
 func (p *jsonParser) array(depth int) (any, error) {
@@ -170,19 +178,8 @@ func (p *jsonParser) array(depth int) (any, error) {
 			return nil, err
 		}
 		a = append(a, v)
-		p.skipSpace()
-		if p.i >= len(p.data) {
-			return nil, errJSONEnd
-		}
-		switch p.data[p.i] {
-		case ',':
-			p.i++
-			p.skipSpace()
-		case ']':
-			p.i++
-			return a, nil
-		default:
-			return nil, p.errorf("invalid character %q after array element", p.data[p.i])
+		if end, err := p.next(']', "array element"); end || err != nil {
+			return a, err
 		}
 	}
 }
@@ -306,23 +303,8 @@ func (p *jsonParser) strSlow(start int) (string, error) {
 			return "", errJSONEnd
 		}
 		switch e := d[p.i]; e {
-		case '"', '\\', '/':
-			b = append(b, e)
-			p.i++
-		case 'b':
-			b = append(b, '\b')
-			p.i++
-		case 'f':
-			b = append(b, '\f')
-			p.i++
-		case 'n':
-			b = append(b, '\n')
-			p.i++
-		case 'r':
-			b = append(b, '\r')
-			p.i++
-		case 't':
-			b = append(b, '\t')
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			b = append(b, unescape[e])
 			p.i++
 		case 'u':
 			p.i++
@@ -355,6 +337,9 @@ func (p *jsonParser) strSlow(start int) (string, error) {
 	}
 	return "", errJSONEnd
 }
+
+// unescape maps the letter of a one-letter escape to the byte it stands for.
+var unescape = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
 
 func (p *jsonParser) hex4() (rune, error) {
 	if len(p.data)-p.i < 4 {

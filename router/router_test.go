@@ -115,10 +115,11 @@ func (s *flakyStore) Ingest(ctx context.Context, ev *router.EventRecord, ds []ro
 	return s.Store.Ingest(ctx, ev, ds)
 }
 
-func setup(t *testing.T) (*router.Router, *flakyStore, *countingFactory) {
+// loadWithStore loads conf with sinks from f and variables from env, and
+// opens a SQLite store in a temporary directory, closed after the test.
+func loadWithStore(t *testing.T, conf string, f router.SinkFactory, env func(string) (string, bool)) (*router.Runtime, *sqlite.Store) {
 	t.Helper()
-	f := &countingFactory{}
-	rt, err := router.Load("rules.yaml", []byte(config), f, func(k string) (string, bool) { return pubPEM(), k == "PUB" })
+	rt, err := router.Load("rules.yaml", []byte(conf), f, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +128,16 @@ func setup(t *testing.T) (*router.Router, *flakyStore, *countingFactory) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return rt, st
+}
+
+// pubEnv supplies the test key as ${PUB}.
+func pubEnv(k string) (string, bool) { return pubPEM(), k == "PUB" }
+
+func setup(t *testing.T) (*router.Router, *flakyStore, *countingFactory) {
+	t.Helper()
+	f := &countingFactory{}
+	rt, st := loadWithStore(t, config, f, pubEnv)
 	fs := &flakyStore{Store: st}
 	return router.New(rt, fs, router.Options{PollInterval: 50 * time.Millisecond}), fs, f
 }
