@@ -695,3 +695,32 @@ func TestPrunePlans(t *testing.T) {
 		}
 	}
 }
+
+// TestRelaxCommitIsLocal: in a batch, sqlRelaxCommit turns synchronous
+// commit off for that batch's implicit transaction only: the statement
+// after it sees it off, the next use of the connection sees it on again.
+func TestRelaxCommitIsLocal(t *testing.T) {
+	_, conn := freshSchema(t)
+	ctx := context.Background()
+	b := &pgx.Batch{}
+	b.Queue(sqlRelaxCommit)
+	b.Queue(`SELECT current_setting('synchronous_commit')`)
+	br := conn.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		t.Fatal(err)
+	}
+	var inBatch string
+	if err := br.QueryRow().Scan(&inBatch); err != nil {
+		t.Fatal(err)
+	}
+	if err := br.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var after string
+	if err := conn.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if inBatch != "off" || after != "on" {
+		t.Errorf("synchronous_commit in the batch %q, after it %q; want off, then on", inBatch, after)
+	}
+}

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/hookroute/hookroute/router"
 )
 
@@ -59,6 +62,16 @@ SELECT d.id, (SELECT COALESCE(MAX(n), 0) + 1 FROM attempts WHERE delivery_id = d
 	$8, $9, $10, $11, $3, $4
 FROM d`
 
+// sqlRelaxCommit goes before a claim or an outcome in the same batch, one
+// implicit transaction: its commit then returns without waiting for the
+// WAL flush. Like the SQLite store's relaxed commits (see its
+// committer.go), these are delivery bookkeeping: a database crash can undo
+// the last moments of them (PostgreSQL's WAL writer flushes within three
+// wal_writer_delay, 600 ms by default), which means a lease that never was
+// or a delivery sent again with the same key, never a lost event. Ingests
+// keep synchronous commits.
+const sqlRelaxCommit = `SELECT set_config('synchronous_commit', 'off', true)`
+
 // sqlNextDue: GREATEST ignores a NULL lease_until.
 const sqlNextDue = `SELECT MIN(GREATEST(next_attempt_at, lease_until)) FROM deliveries
 	WHERE sink = $1 AND status = 'pending'`
@@ -84,7 +97,15 @@ func (s *Store) Claim(ctx context.Context, sink, owner string, now time.Time, le
 	if lease <= 0 {
 		return nil, fmt.Errorf("postgres: claim: lease %v is not positive", lease)
 	}
-	rows, err := s.pool.Query(ctx, sqlClaim, owner, now.Add(lease), sink, now, max)
+	b := &pgx.Batch{}
+	b.Queue(sqlRelaxCommit)
+	b.Queue(sqlClaim, owner, now.Add(lease), sink, now, max)
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("postgres: claim %s: %w", sink, err)
+	}
+	rows, err := br.Query()
 	if err != nil {
 		return nil, fmt.Errorf("postgres: claim %s: %w", sink, err)
 	}
@@ -150,9 +171,19 @@ func (s *Store) Finish(ctx context.Context, id, owner string, f router.Finish) e
 			next = &f.NextAttemptAt
 		}
 	}
-	tag, err := s.pool.Exec(ctx, sqlFinish,
-		f.Status, next, a.Error, a.RemoteID, updated, id, owner,
+	b := &pgx.Batch{}
+	b.Queue(sqlRelaxCommit)
+	b.Queue(sqlFinish, f.Status, next, a.Error, a.RemoteID, updated, id, owner,
 		a.At, int64(a.Duration), a.Outcome, a.StatusCode)
+	br := s.pool.SendBatch(ctx, b)
+	_, err := br.Exec()
+	var tag pgconn.CommandTag
+	if err == nil {
+		tag, err = br.Exec()
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return fmt.Errorf("postgres: finish %s: %w", id, err)
 	}
