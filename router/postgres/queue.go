@@ -140,6 +140,12 @@ func (s *Store) Claim(ctx context.Context, sink, owner string, now time.Time, le
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: claim %s: %w", sink, err)
 	}
+	// The batch's implicit transaction commits after its last statement:
+	// only a committed lease may be acted on.
+	rows.Close()
+	if err := br.Close(); err != nil {
+		return nil, fmt.Errorf("postgres: claim %s: %w", sink, err)
+	}
 	return out, nil
 }
 
