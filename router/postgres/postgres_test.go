@@ -596,26 +596,7 @@ func TestUpgradeKeepsDeliveries(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	s := openStore(t, url, Options{MaxConns: 2})
-	d, err := s.GetDelivery(ctx, "d1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.Status != router.StatusDead || d.Attempts != 3 || d.Replays != 0 || d.ReplayedBy != "" ||
-		!d.ReplayedAt.IsZero() || d.Leased {
-		t.Errorf("delivery after the upgrade = %+v", d)
-	}
-	at := time.Date(2030, 1, 2, 0, 0, 0, 0, time.UTC)
-	if err := s.Replay(ctx, "d1", "alice", at); err != nil {
-		t.Fatal(err)
-	}
-	counts, err := s.PendingCounts(ctx, at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st := counts["k"]; st.Pending != 1 || st.Dead != 0 {
-		t.Errorf("PendingCounts after the replay = %+v, want 1 pending", st)
-	}
+	storetest.UpgradedDeadDelivery(t, openStore(t, url, Options{MaxConns: 2}), "d1")
 }
 
 // TestPruneReleasedKey: a dedup key released (so unlocked) and unused since
@@ -623,31 +604,10 @@ func TestUpgradeKeepsDeliveries(t *testing.T) {
 // cannot make one old.
 func TestPruneReleasedKey(t *testing.T) {
 	url, admin := freshSchema(t)
-	ctx := t.Context()
-	s := openStore(t, url, Options{MaxConns: 2})
-	at := time.Date(2011, 1, 1, 0, 0, 0, 0, time.UTC)
-	for _, k := range []string{"old", "new"} {
-		if _, ok, err := s.AcquireKey(ctx, "sink", k, "w", at, time.Minute); err != nil || !ok {
-			t.Fatalf("AcquireKey(%s) = %v, %v", k, ok, err)
-		}
-		if err := s.ReleaseKey(ctx, "sink", k, "w", "R-"+k); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := admin.Exec(ctx, `UPDATE remote_objects SET updated_at = $1 WHERE dedup_key = 'old'`, at); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := s.Prune(ctx, at.Add(time.Hour), 10); err != nil || n != 1 {
-		t.Fatalf("Prune = %d, %v; want the old key", n, err)
-	}
-	for k, want := range map[string]string{"old": "", "new": "R-new"} {
-		if remote, _, err := s.AcquireKey(ctx, "sink", k, "w2", at.Add(time.Hour), time.Minute); err != nil || remote != want {
-			t.Errorf("AcquireKey(%s) after Prune = %q, %v; want %q", k, remote, err, want)
-		}
-	}
-	if _, err := s.Prune(ctx, at, 0); err == nil {
-		t.Error("Prune with limit 0 succeeded; a caller looping until n < limit would never stop")
-	}
+	storetest.PruneReleasedKey(t, openStore(t, url, Options{MaxConns: 2}), func(key string, at time.Time) error {
+		_, err := admin.Exec(t.Context(), `UPDATE remote_objects SET updated_at = $1 WHERE dedup_key = $2`, at, key)
+		return err
+	})
 }
 
 // TestPrunePlans guards the shape of the retention statements, which does

@@ -581,7 +581,6 @@ func BenchmarkClaimFinish(b *testing.B) {
 // with a delivery in it: the operations step must leave it readable, never
 // replayed and not leased, and replayable.
 func TestUpgradeKeepsDeliveries(t *testing.T) {
-	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "u.db")
 	ms, err := migrations()
 	if err != nil || len(ms) < 3 {
@@ -609,57 +608,19 @@ func TestUpgradeKeepsDeliveries(t *testing.T) {
 
 	s := openTest(t, path)
 	defer s.Close()
-	d, err := s.GetDelivery(ctx, "d1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.Status != router.StatusDead || d.Attempts != 3 || d.Replays != 0 || d.ReplayedBy != "" ||
-		!d.ReplayedAt.IsZero() || d.Leased {
-		t.Errorf("delivery after the upgrade = %+v", d)
-	}
-	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	if err := s.Replay(ctx, "d1", "alice", at); err != nil {
-		t.Fatal(err)
-	}
-	counts, err := s.PendingCounts(ctx, at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st := counts["k"]; st.Pending != 1 || st.Dead != 0 {
-		t.Errorf("PendingCounts after the replay = %+v, want 1 pending", st)
-	}
+	storetest.UpgradedDeadDelivery(t, s, "d1")
 }
 
 // TestPruneReleasedKey: a dedup key released (so unlocked) and unused since
 // the cut-off goes; ReleaseKey stamps the wall clock, so the suite cannot
 // make one old.
 func TestPruneReleasedKey(t *testing.T) {
-	ctx := context.Background()
 	s := openTest(t, filepath.Join(t.TempDir(), "k.db"))
 	defer s.Close()
-	at := time.Date(2011, 1, 1, 0, 0, 0, 0, time.UTC)
-	for _, k := range []string{"old", "new"} {
-		if _, ok, err := s.AcquireKey(ctx, "sink", k, "w", at, time.Minute); err != nil || !ok {
-			t.Fatalf("AcquireKey(%s) = %v, %v", k, ok, err)
-		}
-		if err := s.ReleaseKey(ctx, "sink", k, "w", "R-"+k); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := s.w.Exec(`UPDATE remote_objects SET updated_at = ? WHERE dedup_key = 'old'`, unixNano(at)); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := s.Prune(ctx, at.Add(time.Hour), 10); err != nil || n != 1 {
-		t.Fatalf("Prune = %d, %v; want the old key", n, err)
-	}
-	for k, want := range map[string]string{"old": "", "new": "R-new"} {
-		if remote, _, err := s.AcquireKey(ctx, "sink", k, "w2", at.Add(time.Hour), time.Minute); err != nil || remote != want {
-			t.Errorf("AcquireKey(%s) after Prune = %q, %v; want %q", k, remote, err, want)
-		}
-	}
-	if _, err := s.Prune(ctx, at, 0); err == nil {
-		t.Error("Prune with limit 0 succeeded; a caller looping until n < limit would never stop")
-	}
+	storetest.PruneReleasedKey(t, s, func(key string, at time.Time) error {
+		_, err := s.w.Exec(`UPDATE remote_objects SET updated_at = ? WHERE dedup_key = ?`, unixNano(at), key)
+		return err
+	})
 }
 
 // TestRelaxedBookkeeping: claims and finishes commit without an fsync,
