@@ -247,6 +247,7 @@ func (p *pool) run(ctx context.Context) {
 			continue
 		}
 		n := 1
+		claimAhead := false
 		if r.sinkPaused(p.sink) {
 			// A paused sink gets one probe at a time, every PauseProbe;
 			// its deliveries wait in the store meanwhile. Wake-ups from
@@ -267,9 +268,10 @@ func (p *pool) run(ctx context.Context) {
 			}
 		} else {
 			n += p.reserve(ctx, backlog)
+			claimAhead = backlog
 		}
 		want, lease := n, sr.Timeout+leaseMargin
-		if backlog && !paced && !r.sinkPaused(p.sink) {
+		if claimAhead {
 			// Under a backlog, claim one round ahead: a claim is a store
 			// write, and each one then serves twice the attempts. Those
 			// ahead wait for a slot at most about one attempt, which

@@ -150,7 +150,7 @@ func (s *Store) commitLoop() {
 			reqs = append(reqs[:0], r)
 			runtime.Gosched()
 			reqs = s.drain(reqs)
-			if bookkeeping(reqs) {
+			if outcomesOnly(reqs) {
 				reqs = s.fill(reqs)
 			}
 			s.commit(reqs)
@@ -213,8 +213,8 @@ const (
 	fillTarget = 64
 )
 
-// bookkeeping reports whether reqs hold outcomes alone.
-func bookkeeping(reqs []*writeReq) bool {
+// outcomesOnly reports whether reqs hold outcomes alone.
+func outcomesOnly(reqs []*writeReq) bool {
 	for _, r := range reqs {
 		if r.finish == nil {
 			return false

@@ -705,9 +705,9 @@ func TestFillWaitsForOutcomesOnly(t *testing.T) {
 		return &Store{reqs: make(chan *writeReq, 16), quit: make(chan struct{}), maxBatch: 256, fillWait: wait}
 	}
 
-	if !bookkeeping([]*writeReq{outcome(), outcome()}) || bookkeeping([]*writeReq{outcome(), {claim: &claimOp{}}}) ||
-		bookkeeping([]*writeReq{{ingest: &ingestOp{}}}) {
-		t.Error("bookkeeping: want true for outcomes alone, false otherwise")
+	if !outcomesOnly([]*writeReq{outcome(), outcome()}) || outcomesOnly([]*writeReq{outcome(), {claim: &claimOp{}}}) ||
+		outcomesOnly([]*writeReq{{ingest: &ingestOp{}}}) {
+		t.Error("outcomesOnly: want true for outcomes alone, false otherwise")
 	}
 
 	// An outcome that comes later joins the batch.
