@@ -48,11 +48,6 @@ func HeaderMap(h http.Header) map[string]string {
 	return m
 }
 
-// decodeJSON decodes a body with exact numbers: integers that fit in int64
-// become int (so expr can compare them with literals), other numbers
-// float64, and integers too large for int64 stay exact as strings.
-func decodeJSON(body []byte) (any, error) { return parseJSON(body) }
-
 // str renders a JSON scalar as the string SalesIQ would have sent.
 func str(v any) string {
 	switch t := v.(type) {

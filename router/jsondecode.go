@@ -9,20 +9,20 @@ import (
 	"unicode/utf8"
 )
 
-// parseJSON decodes a JSON document into the values event views hold:
-// map[string]any, []any, string, bool, nil, and numbers as decodeJSON
-// describes them (int when the integer fits, its exact digits as a string
-// when it does not, float64 otherwise).
+// decodeJSON decodes a JSON document into the values event views hold:
+// map[string]any, []any, string, bool, nil, and numbers exact: int when
+// the integer fits (so expr can compare it with literals), its exact
+// digits as a string when it does not, float64 otherwise.
 //
 // It gives what encoding/json with UseNumber followed by normalizeNumbers
-// gave (FuzzParseJSONMatchesEncodingJSON holds it to that, errors
+// gave (FuzzDecodeJSONMatchesEncodingJSON holds it to that, errors
 // included) in one pass, without reflection or the intermediate
 // json.Number tree: decoding ran twice per delivered event (at ingest, and
 // at delivery when the view was no longer cached) and was a seventh of the
 // router's CPU. Strict like encoding/json: RFC 8259 grammar, no control
 // characters in strings, nesting at most 10000 deep, nothing but white
 // space after the value; invalid UTF-8 and lone surrogates become U+FFFD.
-func parseJSON(data []byte) (any, error) {
+func decodeJSON(data []byte) (any, error) {
 	p := jsonParser{data: data}
 	p.skipSpace()
 	v, err := p.value(0)

@@ -13,7 +13,7 @@ import (
 	"testing"
 )
 
-// stdDecodeJSON is the reference parseJSON must match: encoding/json with
+// stdDecodeJSON is the reference decodeJSON must match: encoding/json with
 // UseNumber, then normalizeNumbers, one value and nothing after it.
 func stdDecodeJSON(body []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -54,7 +54,7 @@ func normalizeNumbers(v any) any {
 	return v
 }
 
-var parseJSONCases = []string{
+var decodeJSONCases = []string{
 	`{}`, `[]`, `null`, `true`, `false`, `0`, `-0`, `1`, `-1`, `12345678901234567890`,
 	`-9223372036854775808`, `9223372036854775807`, `9223372036854775808`, `1.5`, `-1.5e10`,
 	`1E+2`, `1e-400`, `1e999`, `-1e999`, `0.1`, `2.5E-3`, `"plain"`, `""`,
@@ -72,21 +72,21 @@ var parseJSONCases = []string{
 	strings.Repeat(`{"a":`, 10001) + "1" + strings.Repeat("}", 10001),
 }
 
-func checkParseJSON(t *testing.T, in []byte) {
+func checkDecodeJSON(t *testing.T, in []byte) {
 	t.Helper()
-	got, gotErr := parseJSON(in)
+	got, gotErr := decodeJSON(in)
 	want, wantErr := stdDecodeJSON(in)
 	if (gotErr != nil) != (wantErr != nil) {
-		t.Fatalf("parseJSON(%.80q): error %v, encoding/json: error %v", in, gotErr, wantErr)
+		t.Fatalf("decodeJSON(%.80q): error %v, encoding/json: error %v", in, gotErr, wantErr)
 	}
 	if gotErr == nil && !reflect.DeepEqual(got, want) {
-		t.Fatalf("parseJSON(%.80q) = %#v\nencoding/json gives %#v", in, got, want)
+		t.Fatalf("decodeJSON(%.80q) = %#v\nencoding/json gives %#v", in, got, want)
 	}
 }
 
-func TestParseJSONMatchesEncodingJSON(t *testing.T) {
-	for _, c := range parseJSONCases {
-		checkParseJSON(t, []byte(c))
+func TestDecodeJSONMatchesEncodingJSON(t *testing.T) {
+	for _, c := range decodeJSONCases {
+		checkDecodeJSON(t, []byte(c))
 	}
 	files, _ := filepath.Glob("testdata/events/*.json")
 	samples, _ := filepath.Glob("samples/*.json")
@@ -95,14 +95,14 @@ func TestParseJSONMatchesEncodingJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkParseJSON(t, b)
+		checkDecodeJSON(t, b)
 	}
 }
 
-// FuzzParseJSONMatchesEncodingJSON: on any input, parseJSON decodes to
+// FuzzDecodeJSONMatchesEncodingJSON: on any input, decodeJSON decodes to
 // what encoding/json gives, or both refuse it.
-func FuzzParseJSONMatchesEncodingJSON(f *testing.F) {
-	for _, c := range parseJSONCases {
+func FuzzDecodeJSONMatchesEncodingJSON(f *testing.F) {
+	for _, c := range decodeJSONCases {
 		if len(c) < 1000 {
 			f.Add([]byte(c))
 		}
@@ -110,7 +110,7 @@ func FuzzParseJSONMatchesEncodingJSON(f *testing.F) {
 	if b, err := os.ReadFile("testdata/events/conversation-rated-sad.json"); err == nil {
 		f.Add(b)
 	}
-	f.Fuzz(func(t *testing.T, in []byte) { checkParseJSON(t, in) })
+	f.Fuzz(func(t *testing.T, in []byte) { checkDecodeJSON(t, in) })
 }
 
 func BenchmarkDecodeJSON(b *testing.B) {
@@ -118,9 +118,9 @@ func BenchmarkDecodeJSON(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Run("parseJSON", func(b *testing.B) {
+	b.Run("decodeJSON", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := parseJSON(body); err != nil {
+			if _, err := decodeJSON(body); err != nil {
 				b.Fatal(err)
 			}
 		}
