@@ -72,6 +72,7 @@ func Run(t *testing.T, open func(t *testing.T) router.Store) {
 		{"ZeroDeliveries", testZeroDeliveries},
 		{"ClaimDue", testClaimDue},
 		{"ClaimLease", testClaimLease},
+		{"ClaimEvents", testClaimEvents},
 		{"ConcurrentClaim", testConcurrentClaim},
 		{"FinishDelivered", testFinishDelivered},
 		{"FinishRetryThenDead", testFinishRetryThenDead},
@@ -428,6 +429,43 @@ func testClaimDue(e *env) {
 	e.wantIDs("claim a minute later", e.claimIDs(a, "w2", t0.Add(time.Minute), time.Hour, 10), "a4")
 	e.wantIDs("claim of sink b", e.claimIDs(b, "w1", t0, time.Hour, 10), "b1")
 	e.wantIDs("claim of an unknown sink", e.claimIDs(e.n("sink-c"), "w1", t0, time.Hour, 10))
+}
+
+// testClaimEvents: one claim carries the events of deliveries from two
+// sources, with ids that JSON or SQL would mangle if quoted by hand, and
+// two deliveries of one event; each delivery gets its own event, whole.
+func testClaimEvents(e *env) {
+	sink := e.n("sink")
+	s1, s2 := e.n("src1"), e.n("src2")
+	ids := []string{`q"uote`, `back\slash`, "ünï \u00e9 😀", "a,b'c", "same"}
+	want := map[string]*router.EventRecord{}
+	for i, id := range ids {
+		for _, src := range []string{s1, s2} {
+			ev := e.event(src, id, t0.Add(time.Duration(i)*time.Second))
+			ev.Headers["x-n"] = src + id
+			d := fmt.Sprintf("%s/%d", src, i)
+			ds := []router.NewDelivery{e.delivery(d, sink, t0)}
+			if id == "same" {
+				ds = append(ds, e.delivery(d+"-twin", sink, t0))
+			}
+			e.ingest(ev, ds...)
+			want[e.n(d)] = ev
+			if id == "same" {
+				want[e.n(d+"-twin")] = ev
+			}
+		}
+	}
+	cs := e.claim(sink, "w1", t0, time.Hour, 100)
+	if len(cs) != len(want) {
+		e.Fatalf("claimed %d deliveries, want %d", len(cs), len(want))
+	}
+	for _, c := range cs {
+		w, ok := want[c.ID]
+		if !ok || c.Event == nil {
+			e.Fatalf("claimed %s with event %+v: not one of ours", c.ID, c.Event)
+		}
+		checkEvent(e.T, c.Event, w)
+	}
 }
 
 func testClaimLease(e *env) {
