@@ -74,6 +74,7 @@ type claimLog struct {
 	mu         sync.Mutex
 	asked      []int // max of every Claim
 	postponed  []string
+	until      []time.Time // of every Postpone
 	claimedAll atomic.Int64
 }
 
@@ -89,6 +90,7 @@ func (s *claimLog) Claim(ctx context.Context, sink, owner string, now time.Time,
 func (s *claimLog) Postpone(ctx context.Context, id, owner string, until time.Time) error {
 	s.mu.Lock()
 	s.postponed = append(s.postponed, id)
+	s.until = append(s.until, until)
 	s.mu.Unlock()
 	return s.Store.Postpone(ctx, id, owner, until)
 }
@@ -166,8 +168,9 @@ func TestClaimAhead(t *testing.T) {
 }
 
 // TestClaimAheadHandedBack: deliveries claimed ahead go back to the store,
-// claimable at once, when the pool stops, and when their lease has run too
-// short to attempt them; none is sent twice.
+// claimable at once and at their old place in the queue, when the pool
+// stops, and when their lease has run too short to attempt them; none is
+// sent twice.
 func TestClaimAheadHandedBack(t *testing.T) {
 	var clock atomic.Int64
 	clock.Store(time.Now().UnixNano())
@@ -175,6 +178,7 @@ func TestClaimAheadHandedBack(t *testing.T) {
 	gate := make(chan struct{})
 	sink := &gateSink{delivered: map[string]int{}, entered: make(chan string, 100)}
 	r, log := setupAhead(t, 1, 6, sink, now)
+	ingested := now()
 	stop := runRouter(t, r)
 
 	// The first claim (no backlog known yet) takes one; the next, with a
@@ -207,6 +211,15 @@ func TestClaimAheadHandedBack(t *testing.T) {
 	if len(after) <= len(before) {
 		t.Errorf("stopping handed back nothing (postponed %v)", after)
 	}
+	// Both were due since the ingest, 12 s of clock ago: handed back due
+	// then, not now, they stay ahead of anything that fell due since.
+	log.mu.Lock()
+	for i, u := range log.until {
+		if u.After(ingested) {
+			t.Errorf("delivery %s handed back due %v, after it was first due (%v)", log.postponed[i], u, ingested)
+		}
+	}
+	log.mu.Unlock()
 
 	got, _ := sink.counts()
 	for id, n := range got {

@@ -59,7 +59,10 @@ type Claimed struct {
 	Route    int
 	Sink     string
 	Attempts int // attempts made before this one
-	Event    *EventRecord
+	// Due is the delivery's next_attempt_at when it was claimed: its place
+	// in the queue, which a delivery handed back unattempted keeps.
+	Due   time.Time
+	Event *EventRecord
 }
 
 // AttemptRecord is one attempt, for the delivery log.

@@ -323,9 +323,10 @@ type aheadClaim struct {
 	until time.Time
 }
 
-// giveBack returns deliveries claimed ahead to the store, due now, for
-// this or another worker to claim again; one that cannot be given back
-// waits for its lease to run out.
+// giveBack returns deliveries claimed ahead to the store, for this or
+// another worker to claim again, at their old place in the queue (due
+// when they were due, so not behind those that fell due since); one that
+// cannot be given back waits for its lease to run out.
 func (p *pool) giveBack(ahead []aheadClaim) {
 	if len(ahead) == 0 {
 		return
@@ -334,7 +335,11 @@ func (p *pool) giveBack(ahead []aheadClaim) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, a := range ahead {
-		if err := r.store.Postpone(ctx, a.c.ID, r.owner, r.now()); err != nil && !errors.Is(err, ErrLeaseLost) {
+		until := r.now()
+		if due := a.c.Due; !due.IsZero() && due.Before(until) {
+			until = due
+		}
+		if err := r.store.Postpone(ctx, a.c.ID, r.owner, until); err != nil && !errors.Is(err, ErrLeaseLost) {
 			r.log.Warn("worker: could not hand back a delivery claimed ahead; it waits for its lease", "sink", p.sink, "delivery_id", a.c.ID, "err", err)
 		}
 	}

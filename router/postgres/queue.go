@@ -33,7 +33,7 @@ const sqlClaim = `WITH claimed AS (
 		FOR UPDATE SKIP LOCKED)
 	RETURNING id, source, event_id, rule, route, sink, attempts, next_attempt_at
 )
-SELECT c.id, c.source, c.event_id, c.rule, c.route, c.sink, c.attempts,
+SELECT c.id, c.source, c.event_id, c.rule, c.route, c.sink, c.attempts, c.next_attempt_at,
 	e.name, e.received_at, e.headers, e.body, e.quarantined, e.matched
 FROM claimed c JOIN events e ON e.source = c.source AND e.id = c.event_id
 ORDER BY c.next_attempt_at, c.id`
@@ -121,7 +121,7 @@ func (s *Store) Claim(ctx context.Context, sink, owner string, now time.Time, le
 			c  router.Claimed
 			ev router.EventRecord
 		)
-		if err := rows.Scan(&c.ID, &ev.Source, &ev.ID, &c.Rule, &c.Route, &c.Sink, &c.Attempts,
+		if err := rows.Scan(&c.ID, &ev.Source, &ev.ID, &c.Rule, &c.Route, &c.Sink, &c.Attempts, &c.Due,
 			&ev.Name, &ev.ReceivedAt, &ev.Headers, &ev.Body, &ev.Quarantined, &ev.Matched); err != nil {
 			return nil, fmt.Errorf("postgres: claim %s: %w", sink, err)
 		}

@@ -141,6 +141,7 @@ func (b *batch) claim(op *claimOp) error {
 			events[k] = ev
 		}
 		r.c.Event = ev
+		r.c.Due = fromNano(r.due)
 		out = append(out, r.c)
 	}
 	op.out = out

@@ -423,6 +423,9 @@ func testClaimDue(e *env) {
 			e.Fatalf("claimed = %+v", c)
 		}
 		checkEvent(e.T, c.Event, e.event(e.n("src"), "a1", t0))
+		if want := t0.Add(-2 * time.Minute); !c.Due.Equal(want) {
+			e.Errorf("claimed Due = %v, want its next_attempt_at %v", c.Due, want)
+		}
 	}
 	e.wantIDs("second claim", e.claimIDs(a, "w1", t0, time.Hour, 10), "a3")
 	e.wantIDs("claim with nothing due", e.claimIDs(a, "w2", t0, time.Hour, 10))
