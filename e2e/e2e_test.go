@@ -581,6 +581,10 @@ sinks:
     type: http
     url: ${TEST_HTTP_URL}
     retry: {max_attempts: 50, initial: 50ms, max_interval: 200ms, multiplier: 2}
+    # 100 events failing at once may pause the sink before the kill, and the
+    # pause outlives the restart: probe it often, so the test sees a sink
+    # paused at the crash resume and deliver, not wait out the 30 s default.
+    pause_probe: 200ms
 rules:
   - {name: all-sad, when: chat.rating == "sad", to: [{sink: audit}]}
 `
