@@ -347,3 +347,40 @@ func TestPauseDontDrop(t *testing.T) {
 		t.Error("the sink is still paused after a success")
 	}
 }
+
+// TestPausedAtStartProbedAtOnce: the pause outlives a restart, but the
+// first probe does not wait a whole pause_probe: after a crash or deploy
+// the outage may be over. And once the probe succeeds, the backlog goes at
+// once, without waiting for a new event or the next interval.
+func TestPausedAtStartProbedAtOnce(t *testing.T) {
+	src := strings.Replace(adminConfig, "pause_after: 0, retry: {max_attempts: 2,", "pause_after: 3, pause_probe: 1h, retry: {max_attempts: 2,", 1)
+	env := map[string]string{"PUB": pubPEM(), "OPS_TOKEN": "ops-" + canarySecret, "VIEW_TOKEN": "view-" + canarySecret, "GH_SECRET": "gh-" + canarySecret}
+	f := &countingFactory{}
+	rt, err := router.Load("rules.yaml", []byte(src), f, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), t.TempDir()+"/db", sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// Paused by an earlier process, which stopped with the sink down.
+	if err := st.SetSinkPaused(context.Background(), "a", true, "3 attempts in a row failed", time.Now().Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	r := router.New(rt, st, router.Options{PollInterval: 20 * time.Millisecond, PruneEvery: -1})
+	a := f.sinks["a"]
+	for i := 0; i < 3; i++ {
+		post(t, r.IngestHandler(), event("r"+string(rune('a'+i)), "sad"))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	waitFor(t, "the paused sink probed and resumed, long before its 1h probe interval", func() bool { return len(a.delivered()) == 3 })
+	if s, _ := st.SinkStates(context.Background()); s["a"].Paused {
+		t.Error("the sink is still paused after its probe succeeded")
+	}
+}

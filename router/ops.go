@@ -73,6 +73,9 @@ func (r *Router) trackHealth(sr *SinkRuntime, sink string, err error, paused boo
 				return
 			}
 			r.log.Info("sink resumed: a delivery succeeded", "sink", sink)
+			// The pool waits out its probe interval while paused: end the
+			// wait, or the backlog would sit until the next new event.
+			p.wake()
 		}
 		return
 	}

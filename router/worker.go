@@ -205,6 +205,10 @@ func (p *pool) run(ctx context.Context) {
 	}
 	failures := 0
 	backlog := false // the last claim got all it asked for: more may wait
+	// Nothing claimed yet. A sink found paused at start (the pause is kept
+	// in the store, across a restart) is probed at once, not a whole
+	// PauseProbe after a crash or deploy that may have ended the outage.
+	fresh := true
 	for ctx.Err() == nil {
 		rt := r.rt.Load()
 		sr := rt.Sinks[p.sink]
@@ -254,7 +258,7 @@ func (p *pool) run(ctx context.Context) {
 			// new deliveries must not turn its probes into traffic at the
 			// ingest rate; a resume must end the wait at once.
 			deadline := time.Now().Add(sr.PauseProbe)
-			for r.sinkPaused(p.sink) && time.Until(deadline) > 0 && ctx.Err() == nil {
+			for !fresh && r.sinkPaused(p.sink) && time.Until(deadline) > 0 && ctx.Err() == nil {
 				p.sleep(ctx, time.Until(deadline))
 			}
 			if ctx.Err() != nil {
@@ -270,6 +274,7 @@ func (p *pool) run(ctx context.Context) {
 			n += p.reserve(ctx, backlog)
 			claimAhead = backlog
 		}
+		fresh = false
 		want, lease := n, sr.Timeout+leaseMargin
 		if claimAhead {
 			// Under a backlog, claim one round ahead: a claim is a store
