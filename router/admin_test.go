@@ -291,24 +291,22 @@ func TestRetentionPrunesOldHistory(t *testing.T) {
 	}
 }
 
+// pausingRouter is adminConfig with sink a paused after 3 failures and
+// probed every probe, on a fresh SQLite store; not yet running.
+func pausingRouter(t *testing.T, probe string) (*router.Router, *sqlite.Store, *countingSink) {
+	t.Helper()
+	src := strings.Replace(adminConfig, "pause_after: 0, retry: {max_attempts: 2,", "pause_after: 3, pause_probe: "+probe+", retry: {max_attempts: 2,", 1)
+	env := map[string]string{"PUB": pubPEM(), "OPS_TOKEN": "ops-" + canarySecret, "VIEW_TOKEN": "view-" + canarySecret, "GH_SECRET": "gh-" + canarySecret}
+	f := &countingFactory{}
+	rt, st := loadWithStore(t, src, f, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	return router.New(rt, st, router.Options{PollInterval: 20 * time.Millisecond, PruneEvery: -1}), st, f.sinks["a"]
+}
+
 // TestPauseDontDrop: a sink failing continuously is paused; its deliveries
 // wait instead of running out of attempts, and the first success resumes
 // it.
 func TestPauseDontDrop(t *testing.T) {
-	src := strings.Replace(adminConfig, "pause_after: 0, retry: {max_attempts: 2,", "pause_after: 3, pause_probe: 50ms, retry: {max_attempts: 2,", 1)
-	env := map[string]string{"PUB": pubPEM(), "OPS_TOKEN": "ops-" + canarySecret, "VIEW_TOKEN": "view-" + canarySecret, "GH_SECRET": "gh-" + canarySecret}
-	f := &countingFactory{}
-	rt, err := router.Load("rules.yaml", []byte(src), f, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(context.Background(), t.TempDir()+"/db", sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	r := router.New(rt, st, router.Options{PollInterval: 20 * time.Millisecond, PruneEvery: -1})
-	a := f.sinks["a"]
+	r, st, a := pausingRouter(t, "50ms")
 	var mu sync.Mutex
 	down := true
 	a.fail = func(int) error {
@@ -322,10 +320,7 @@ func TestPauseDontDrop(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		post(t, r.IngestHandler(), event("p"+string(rune('a'+i)), "sad"))
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	runRouter(t, r)
 
 	waitFor(t, "the sink paused", func() bool {
 		s, _ := st.SinkStates(context.Background())
@@ -353,31 +348,15 @@ func TestPauseDontDrop(t *testing.T) {
 // the outage may be over. And once the probe succeeds, the backlog goes at
 // once, without waiting for a new event or the next interval.
 func TestPausedAtStartProbedAtOnce(t *testing.T) {
-	src := strings.Replace(adminConfig, "pause_after: 0, retry: {max_attempts: 2,", "pause_after: 3, pause_probe: 1h, retry: {max_attempts: 2,", 1)
-	env := map[string]string{"PUB": pubPEM(), "OPS_TOKEN": "ops-" + canarySecret, "VIEW_TOKEN": "view-" + canarySecret, "GH_SECRET": "gh-" + canarySecret}
-	f := &countingFactory{}
-	rt, err := router.Load("rules.yaml", []byte(src), f, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(context.Background(), t.TempDir()+"/db", sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	r, st, a := pausingRouter(t, "1h")
 	// Paused by an earlier process, which stopped with the sink down.
 	if err := st.SetSinkPaused(context.Background(), "a", true, "3 attempts in a row failed", time.Now().Add(-time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	r := router.New(rt, st, router.Options{PollInterval: 20 * time.Millisecond, PruneEvery: -1})
-	a := f.sinks["a"]
 	for i := 0; i < 3; i++ {
 		post(t, r.IngestHandler(), event("r"+string(rune('a'+i)), "sad"))
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	runRouter(t, r)
 
 	waitFor(t, "the paused sink probed and resumed, long before its 1h probe interval", func() bool { return len(a.delivered()) == 3 })
 	if s, _ := st.SinkStates(context.Background()); s["a"].Paused {
