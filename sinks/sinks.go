@@ -61,7 +61,8 @@ func Kinds() []string {
 // Registry builds sinks. It also owns what the sinks of one process share:
 // rate limiters keyed by destination (so two rules, or two sinks, posting to
 // one Slack channel share its one-message-a-second budget), the HTTP
-// connection pool, and the egress guard every outbound connection passes.
+// connection pool, the egress guard every outbound connection passes, and
+// Zoho Desk access tokens.
 type Registry struct {
 	// Client is the HTTP client every sink uses. It never follows
 	// redirects (a redirect from a sink is a failure, and following one
@@ -79,12 +80,13 @@ type registryShared struct {
 	limiters  map[string]*rate.Limiter
 	guard     atomic.Pointer[egress.Guard]
 	transport *http.Transport
+	zohoAuths map[string]*zohoAuth // under mu; see zohoAuth
 }
 
 // NewRegistry returns a Registry whose egress guard refuses every private,
 // loopback and link-local destination until SetEgressAllow says otherwise.
 func NewRegistry() *Registry {
-	sh := &registryShared{limiters: map[string]*rate.Limiter{}}
+	sh := &registryShared{limiters: map[string]*rate.Limiter{}, zohoAuths: map[string]*zohoAuth{}}
 	sh.guard.Store(egress.New(nil))
 	sh.transport = &http.Transport{
 		// No proxy: a proxy would dial on our behalf, out of the guard's

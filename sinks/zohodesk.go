@@ -152,12 +152,13 @@ func newZohodeskSink(r *Registry, _ string, c zohodeskConfig) (*zohodeskSink, er
 	secrets := []string{secret, refresh, url.QueryEscape(secret), url.QueryEscape(refresh), query}
 	tokenURL := endpoint(accounts, "/oauth/v2/token?"+query)
 	key := tokenURL.Scheme + "://" + tokenURL.Host + tokenURL.Path + "\x00" + secretHash(query)
-	zohoAuths.Lock()
-	defer zohoAuths.Unlock()
-	a := zohoAuths.m[key]
+	sh := r.shared
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	a := sh.zohoAuths[key]
 	if a == nil {
-		a = &zohoAuth{tokenURL: tokenURL.String(), shown: showURL(accounts), client: r.Client, red: newRedactor(secrets...), now: time.Now}
-		zohoAuths.m[key] = a
+		a = &zohoAuth{tokenURL: tokenURL.String(), shown: showURL(accounts), red: newRedactor(secrets...), now: time.Now}
+		sh.zohoAuths[key] = a
 	}
 	return &zohodeskSink{conf: c, base: base, shown: showURL(base), client: r.Client, secrets: secrets, auth: a}, nil
 }
@@ -240,7 +241,7 @@ func (s *zohodeskSink) Deliver(ctx context.Context, d *router.Delivery) (router.
 func (s *zohodeskSink) post(ctx context.Context, path string, payload any) (int, []byte, error) {
 	stale := ""
 	for {
-		token, code, err := s.auth.get(ctx, stale)
+		token, code, err := s.auth.get(ctx, s.client, stale)
 		if err != nil {
 			return code, nil, fmt.Errorf("refresh access token: %w", err)
 		}
@@ -284,19 +285,15 @@ func zohoMessage(body []byte) string {
 	return deskJoin(parts)
 }
 
-// zohoAuths holds the access tokens of every OAuth client and refresh
-// token in use, so that sinks sharing them, and a sink rebuilt by a
-// config reload, share one token.
-var zohoAuths = struct {
-	sync.Mutex
-	m map[string]*zohoAuth
-}{m: map[string]*zohoAuth{}}
-
 // zohoAuth keeps one access token and refreshes it, one refresh at a time.
+// The Registry holds one per OAuth client and refresh token in use
+// (registryShared.zohoAuths), so that sinks sharing them, and a sink
+// rebuilt by a config reload, share one token: Zoho limits how many a
+// refresh token may mint. It holds no HTTP client: a refresh goes through
+// the client of the sink that needs it, with that sink's CA bundle.
 type zohoAuth struct {
 	tokenURL string // with the credentials in its query, as Zoho documents
 	shown    string
-	client   *http.Client
 	red      *redactor
 	now      func() time.Time
 
@@ -316,8 +313,9 @@ type zohoFlight struct {
 
 // get returns a current access token other than stale (one the Desk just
 // refused), refreshing it if needed. Concurrent callers share one refresh,
-// which runs to its end even if the caller that started it gives up.
-func (a *zohoAuth) get(ctx context.Context, stale string) (string, int, error) {
+// which runs to its end even if the caller that started it gives up, over
+// that caller's client.
+func (a *zohoAuth) get(ctx context.Context, client *http.Client, stale string) (string, int, error) {
 	if err := ctx.Err(); err != nil {
 		return "", 0, err
 	}
@@ -330,7 +328,7 @@ func (a *zohoAuth) get(ctx context.Context, stale string) (string, int, error) {
 	if f == nil {
 		f = &zohoFlight{done: make(chan struct{})}
 		a.flight = f
-		go a.refresh(context.WithoutCancel(ctx), f)
+		go a.refresh(context.WithoutCancel(ctx), client, f)
 	}
 	a.mu.Unlock()
 	select {
@@ -341,11 +339,11 @@ func (a *zohoAuth) get(ctx context.Context, stale string) (string, int, error) {
 	}
 }
 
-func (a *zohoAuth) refresh(ctx context.Context, f *zohoFlight) {
+func (a *zohoAuth) refresh(ctx context.Context, client *http.Client, f *zohoFlight) {
 	ctx, cancel := context.WithTimeout(ctx, zohoRefreshTimeout)
 	defer cancel()
 	start := a.now()
-	token, ttl, code, err := a.fetch(ctx)
+	token, ttl, code, err := a.fetch(ctx, client)
 	a.mu.Lock()
 	if err == nil {
 		a.token, a.expiry = token, start.Add(ttl-min(zohoRefreshMargin, ttl/2))
@@ -357,13 +355,13 @@ func (a *zohoAuth) refresh(ctx context.Context, f *zohoFlight) {
 }
 
 // fetch asks the accounts server for an access token.
-func (a *zohoAuth) fetch(ctx context.Context) (string, time.Duration, int, error) {
+func (a *zohoAuth) fetch(ctx context.Context, client *http.Client) (string, time.Duration, int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.tokenURL, nil)
 	if err != nil {
 		return "", 0, 0, router.Permanent(a.red.error(err, a.shown))
 	}
 	req.Header.Set("Accept", "application/json")
-	code, body, err := send(a.client, req, a.red, a.shown)
+	code, body, err := send(client, req, a.red, a.shown)
 	var ans struct {
 		AccessToken  string `json:"access_token"`
 		ExpiresIn    int64  `json:"expires_in"`

@@ -48,7 +48,16 @@ func zohoDelivery() *router.Delivery {
 
 func TestZohodeskCreate(t *testing.T) {
 	f, rec := zohoFake(t)
-	s := zohoSinkAt(t, rec.URL, "contact_id: \"1892000000042032\"")
+	reg := testRegistry()
+	buildIn := func(reg *Registry, extra string) *zohodeskSink {
+		t.Helper()
+		s, err := reg.Build("zohodesk", "test-sink", node(t, zohoConfig(rec.URL, extra), zohoEnv))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.(*zohodeskSink)
+	}
+	s := buildIn(reg, "contact_id: \"1892000000042032\"")
 	res, err := s.Deliver(context.Background(), zohoDelivery())
 	if err != nil || res.StatusCode != 200 || res.RemoteID != "1892000000143237" {
 		t.Fatalf("Deliver: %v, %+v", err, res)
@@ -81,9 +90,15 @@ func TestZohodeskCreate(t *testing.T) {
 	if n := f.TokenRefreshes(); n != 1 {
 		t.Errorf("%d token refreshes for two deliveries, want 1", n)
 	}
-	// A second sink with the same client and refresh token shares it.
-	if _, err := zohoSinkAt(t, rec.URL, "").Deliver(context.Background(), zohoDelivery()); err != nil || f.TokenRefreshes() != 1 {
+	// A second sink with the same client and refresh token shares it (as
+	// does a sink rebuilt by a reload: the Registry outlives reloads).
+	if _, err := buildIn(reg, "").Deliver(context.Background(), zohoDelivery()); err != nil || f.TokenRefreshes() != 1 {
 		t.Errorf("second sink: %v, %d refreshes", err, f.TokenRefreshes())
+	}
+	// Another Registry (another router in the same process, as in tests)
+	// keeps its own.
+	if _, err := buildIn(testRegistry(), "").Deliver(context.Background(), zohoDelivery()); err != nil || f.TokenRefreshes() != 2 {
+		t.Errorf("sink of another registry: %v, %d refreshes, want 2", err, f.TokenRefreshes())
 	}
 }
 
