@@ -243,15 +243,7 @@ func TestDedupKeySerialises(t *testing.T) {
 	src := strings.Replace(config, `{sink: b}]}
   - {name: all`, `{sink: b, dedup_key: "chat-{{ .entity.chat_id }}"}]}
   - {name: all`, 1)
-	rt, err := router.Load("rules.yaml", []byte(src), f, func(k string) (string, bool) { return pubPEM(), k == "PUB" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(context.Background(), t.TempDir()+"/db", sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	rt, st := loadWithStore(t, src, f, pubEnv)
 	r := router.New(rt, st, router.Options{PollInterval: 50 * time.Millisecond})
 	for i := 0; i < 5; i++ {
 		body := `{"event":"conversation.rated","entity_id":"c1","event_time":"` + string(rune('0'+i)) + `","entity":{"chat_id":"c1","rating":"sad"}}`
@@ -259,18 +251,10 @@ func TestDedupKeySerialises(t *testing.T) {
 			t.Fatalf("ingest %d: %d %s", i, w.Code, w.Body)
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	runRouter(t, r)
 	b := f.sinks["b"]
-	deadline := time.Now().Add(10 * time.Second)
-	for len(b.delivered()) < 10 { // 5 from "sad" with the key, 5 from "all"
-		if time.Now().After(deadline) {
-			t.Fatalf("b got %d deliveries", len(b.delivered()))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// 5 from "sad" with the key, 5 from "all".
+	waitFor(t, "10 deliveries to b", func() bool { return len(b.delivered()) >= 10 })
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var created, followUps int
