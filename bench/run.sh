@@ -25,7 +25,8 @@
 # with one CPU, nothing is pinned and the table says so.
 #
 # Environment knobs: DURATION (10s), WARMUP (1s), CONCURRENCIES ("32 128"),
-# POOL (160000 bodies, enough for 10 s at 128 senders on a quiet machine; grown and retried automatically if a run needs more),
+# POOL (160000 bodies, enough for 10 s at 128 senders here; grown and retried
+# automatically if a run needs more),
 # SINK_CONCURRENCY (unset: hookroute's default), BASE_PORT (18180),
 # DRAIN_TIMEOUT (120s), KEEP (1: keep the temp dir), PIN_CPUS (0: pin
 # nothing, as performance.md's reference figures were taken: load generator
