@@ -81,12 +81,15 @@ type registryShared struct {
 	guard     atomic.Pointer[egress.Guard]
 	transport *http.Transport
 	zohoAuths map[string]*zohoAuth // under mu; see zohoAuth
+	// slackIDs maps a Slack workspace and channel name to the channel's
+	// id, as posts showed it (under mu; see slackSink.channelLimiter).
+	slackIDs map[string]string
 }
 
 // NewRegistry returns a Registry whose egress guard refuses every private,
 // loopback and link-local destination until SetEgressAllow says otherwise.
 func NewRegistry() *Registry {
-	sh := &registryShared{limiters: map[string]*rate.Limiter{}, zohoAuths: map[string]*zohoAuth{}}
+	sh := &registryShared{limiters: map[string]*rate.Limiter{}, zohoAuths: map[string]*zohoAuth{}, slackIDs: map[string]string{}}
 	sh.guard.Store(egress.New(nil))
 	sh.transport = &http.Transport{
 		// No proxy: a proxy would dial on our behalf, out of the guard's

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/slack-go/slack"
 	"golang.org/x/time/rate"
@@ -51,7 +52,8 @@ type slackConfig struct {
 	// https://slack.com/api/.
 	APIURL string `yaml:"api_url"`
 	// Rate is messages per second to this channel (default 1, in bursts
-	// of up to 3). Every sink posting to the same channel shares it.
+	// of up to 3). Every sink and route posting to the same channel
+	// shares it.
 	Rate float64 `yaml:"rate"`
 	// Username and IconEmoji (":robot_face:") override the bot's name and
 	// icon; with a token this needs the chat:write.customize scope.
@@ -64,6 +66,9 @@ const (
 	slackBurst    = 3
 	slackMaxText  = 4000 // runes; Slack's advice, well under its 40,000 cut
 	slackMaxBlock = 50
+	// slackMinPost is what a post is left at least, of its attempt's
+	// timeout, after waiting for a route's channel.
+	slackMinPost = time.Second
 )
 
 func (c *slackConfig) validate() (*url.URL, error) {
@@ -113,7 +118,9 @@ type slackSink struct {
 	shown   string // the webhook URL as errors show it
 	client  *http.Client
 	red     *redactor
-	limiter *rate.Limiter
+	limiter *rate.Limiter // a webhook's; a bot's are per channel (channelLimiter)
+	reg     *Registry
+	scope   string // the workspace a bot posts to: API URL and token, hashed
 }
 
 var (
@@ -126,30 +133,93 @@ func newSlackSink(r *Registry, _ string, c slackConfig) (*slackSink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &slackSink{conf: c, client: r.Client}
-	var key string
+	s := &slackSink{conf: c, client: r.Client, reg: r}
+	var l *rate.Limiter
 	if hook != nil {
 		s.hook, s.shown = hook.String(), showURL(hook)
 		s.red = newRedactor(s.hook, hook.EscapedPath(), hook.Path, hook.RawQuery)
-		key = "slack-webhook\x00" + secretHash(s.hook)
+		s.limiter = r.limiter("slack-webhook\x00"+secretHash(s.hook), rate.Limit(c.Rate), slackBurst)
+		l = s.limiter
 	} else {
 		token := c.Token.Reveal()
 		// slack-go's own retries stay off (its default): the router
 		// retries, durably, and nested retries would multiply.
 		s.api = slack.New(token, slack.OptionHTTPClient(&bearerClient{c: r.Client, token: token}), slack.OptionAPIURL(c.APIURL))
 		s.red = newRedactor(token)
-		key = "slack\x00" + c.APIURL + "\x00" + secretHash(token) + "\x00" + c.Channel
+		s.scope = c.APIURL + "\x00" + secretHash(token)
+		l = s.channelLimiter(c.Channel)
 	}
-	s.limiter = r.limiter(key, rate.Limit(c.Rate), slackBurst)
 	// The limiter outlives a config reload; the newest rate applies.
-	s.limiter.SetLimit(rate.Limit(c.Rate))
+	l.SetLimit(rate.Limit(c.Rate))
 	return s, nil
 }
 
 // Limiter implements router.Paced: Slack allows about one message a
 // second per channel, and a worker that waits before claiming never spends
-// an attempt's timeout waiting.
-func (s *slackSink) Limiter() *rate.Limiter { return s.limiter }
+// an attempt's timeout waiting. It is the limiter of the sink's channel
+// (routes that post elsewhere wait in Deliver, see waitChannel).
+func (s *slackSink) Limiter() *rate.Limiter {
+	if s.api == nil {
+		return s.limiter
+	}
+	return s.channelLimiter(s.conf.Channel)
+}
+
+// channelLimiter is the limiter every bot sink of the workspace shares for
+// channel. A "#name" shares its channel id's once a post has shown the id
+// (chat.postMessage answers with it), so a sink that names the channel and
+// one that gives its id do not post twice the rate between them.
+func (s *slackSink) channelLimiter(channel string) *rate.Limiter {
+	sh := s.reg.shared
+	sh.mu.Lock()
+	if id, ok := sh.slackIDs[s.scope+"\x00"+channel]; ok {
+		channel = id
+	}
+	sh.mu.Unlock()
+	return s.reg.limiter("slack\x00"+s.scope+"\x00"+channel, rate.Limit(s.conf.Rate), slackBurst)
+}
+
+// learnChannelID records that channel, as a route or the config named it,
+// is the channel Slack calls id.
+func (s *slackSink) learnChannelID(channel, id string) {
+	if id == "" || id == channel {
+		return
+	}
+	sh := s.reg.shared
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.slackIDs[s.scope+"\x00"+channel] = id
+}
+
+// waitChannel paces a message that a route sends to another channel than
+// the sink's: the worker waited for the sink's channel before it claimed,
+// and the other channel has its own budget, shared with every sink that
+// posts there. A wait that would outlast the attempt is not begun: the
+// delivery is retried once the channel has room.
+func (s *slackSink) waitChannel(ctx context.Context, channel string) error {
+	l := s.channelLimiter(channel)
+	if l == s.Limiter() {
+		return nil // the same channel, by another name: already waited for
+	}
+	r := l.Reserve()
+	d := r.Delay()
+	if d == 0 {
+		return nil
+	}
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < d+slackMinPost {
+		r.Cancel()
+		return &router.RetryAfterError{Err: fmt.Errorf("slack: channel %s is at its rate limit", channel), After: d}
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		r.Cancel()
+		return ctx.Err()
+	}
+}
 
 // Deliver posts the message. Slack's configuration errors (channel not
 // found, bad token, invalid blocks) are permanent; rate limits, server
@@ -178,6 +248,8 @@ func (s *slackSink) Deliver(ctx context.Context, d *router.Delivery) (router.Res
 	}
 	if channel == "" {
 		channel = s.conf.Channel
+	} else if err := s.waitChannel(ctx, channel); err != nil {
+		return router.Result{}, err
 	}
 	opts := []slack.MsgOption{slack.MsgOptionText(text, false)}
 	if blocks != nil {
@@ -192,11 +264,12 @@ func (s *slackSink) Deliver(ctx context.Context, d *router.Delivery) (router.Res
 	if s.conf.IconEmoji != "" {
 		opts = append(opts, slack.MsgOptionIconEmoji(s.conf.IconEmoji))
 	}
-	_, ts, err := s.api.PostMessageContext(ctx, channel, opts...)
+	id, ts, err := s.api.PostMessageContext(ctx, channel, opts...)
 	if err != nil {
 		code, err := s.classify(err)
 		return router.Result{StatusCode: code}, fmt.Errorf("slack: post message: %w", err)
 	}
+	s.learnChannelID(channel, id)
 	if threadTS != "" {
 		ts = threadTS // the thread stays what the dedup key names
 	}

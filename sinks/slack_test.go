@@ -3,6 +3,7 @@ package sinks
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -425,5 +426,69 @@ func TestSlackFollowUpRepliesInThread(t *testing.T) {
 	}
 	if res.RemoteID != "1699999999.000200" {
 		t.Errorf("RemoteID = %q, want the thread's ts kept", res.RemoteID)
+	}
+}
+
+// TestSlackPacesRouteChannels: a route that posts to another channel than
+// its sink's waits for that channel's budget, which it shares with every
+// sink posting there; a "#name" shares its channel id's once a post has
+// shown the id; and a wait that would outlast the attempt is not begun.
+func TestSlackPacesRouteChannels(t *testing.T) {
+	f := newSlackFake(t)
+	r := testRegistry()
+	build := func(channel, extra string) *slackSink {
+		t.Helper()
+		s, err := r.Build("slack", "s", node(t, "token: ${SLACK_BOT_TOKEN}\nchannel: \""+channel+"\"\napi_url: "+f.URL+"/api/\n"+extra, tokenEnv))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.(*slackSink)
+	}
+	named := build("#support", "rate: 0.001") // C1 in the fake
+	byID := build("C1", "rate: 0.001")
+	if named.Limiter() == byID.Limiter() {
+		t.Fatal("#support and C1 share a limiter before any post showed they are one channel")
+	}
+	if _, err := named.Deliver(context.Background(), delivery(map[string]string{"text": "hi"})); err != nil {
+		t.Fatal(err)
+	}
+	if named.Limiter() != byID.Limiter() {
+		t.Error("#support still has a limiter of its own after Slack answered that it is C1")
+	}
+
+	// A route of a sink on another channel, posting to C1: C1's budget
+	// (burst 3, one message in 1000 s) pays for it.
+	other := build("C404", "rate: 0.001")
+	route := delivery(map[string]string{"text": "routed", "channel": "C1"})
+	before := byID.Limiter().Tokens()
+	if _, err := other.Deliver(context.Background(), route); err != nil {
+		t.Fatal(err)
+	}
+	if got := byID.Limiter().Tokens(); got > before-0.99 {
+		t.Errorf("C1 has %.2f tokens after a routed post, had %.2f: the route was not paced by its channel", got, before)
+	}
+	if other.Limiter().Tokens() != slackBurst {
+		t.Errorf("the sink's own channel (C404) paid for a post to C1: %.2f tokens left", other.Limiter().Tokens())
+	}
+	// The burst is spent: the next routed post would wait 1000 s, far
+	// past its attempt's timeout, so it is not begun but retried later.
+	for byID.Limiter().Tokens() >= 1 {
+		byID.Limiter().Allow()
+	}
+	n := f.requests()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := other.Deliver(ctx, route)
+	var ra *router.RetryAfterError
+	if !errors.As(err, &ra) || ra.After < 900*time.Second || router.IsPermanent(err) {
+		t.Errorf("routed post over the channel's budget: %v, want a retry after about 1000 s", err)
+	}
+	if f.requests() != n {
+		t.Error("the post over budget was sent")
+	}
+	// The sink's own channel, named another way, is not waited for twice.
+	self := delivery(map[string]string{"text": "self", "channel": "#support"})
+	if _, err := byID.Deliver(ctx, self); err != nil {
+		t.Errorf("a route naming the sink's own channel by name: %v", err)
 	}
 }
