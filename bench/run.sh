@@ -25,6 +25,8 @@
 # with one CPU, nothing is pinned and the table says so.
 #
 # Environment knobs: DURATION (10s), WARMUP (1s), CONCURRENCIES ("32 128"),
+# ROUNDS (1: run each concurrency's three cases this many times in a row,
+# each round's ratios against its own baselines, plus their medians),
 # POOL (160000 bodies, enough for 10 s at 128 senders here; grown and retried
 # automatically if a run needs more),
 # SINK_CONCURRENCY (unset: hookroute's default), BASE_PORT (18180),
@@ -37,6 +39,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-1s}
 CONCURRENCIES=${CONCURRENCIES:-"32 128"}
+ROUNDS=${ROUNDS:-1}
+ROUND=0 # the round being run; 0 when there is one
 POOL=${POOL:-160000}
 BASE_PORT=${BASE_PORT:-18180}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-120s}
@@ -169,7 +173,7 @@ ingest() {
 	shift 4
 	local out rc=0 need
 	local cmd=("$HL" ingest --url "$url" --pool "$WORK/pool.bin" --concurrency "$conc"
-		--duration "$DURATION" --warmup "$WARMUP" --pid "$pid" --json --label "$label" "$@")
+		--duration "$DURATION" --warmup "$WARMUP" --pid "$pid" --json --label "$label" --round "$ROUND" "$@")
 	if [[ -n $PIN ]]; then
 		cmd=(taskset -c "$LOAD_CPU" "${cmd[@]}")
 	fi
@@ -260,17 +264,23 @@ baseline_run() {
 # Each concurrency runs its baselines right before hookroute, so that the
 # runs compared share the machine's conditions as far as possible.
 for c in $CONCURRENCIES; do
-	baseline_run bare "$c"
-	baseline_run verify "$c"
-	log "hookroute, $c senders"
-	rc=0
-	hookroute_run "$c" || rc=$?
-	if ((rc == 3)); then
-		log "hookroute, $c senders, again with the bigger pool"
-		hookroute_run "$c"
-	elif ((rc != 0)); then
-		exit "$rc"
-	fi
+	for round in $(seq "$ROUNDS"); do
+		if ((ROUNDS > 1)); then
+			ROUND=$round
+			log "round $round of $ROUNDS, $c senders"
+		fi
+		baseline_run bare "$c"
+		baseline_run verify "$c"
+		log "hookroute, $c senders"
+		rc=0
+		hookroute_run "$c" || rc=$?
+		if ((rc == 3)); then
+			log "hookroute, $c senders, again with the bigger pool"
+			hookroute_run "$c"
+		elif ((rc != 0)); then
+			exit "$rc"
+		fi
+	done
 done
 
 # jstr S: S as a JSON string (no control characters expected).
@@ -296,6 +306,7 @@ BODY_BYTES=$(grep -o '"body_bytes":[0-9]*' "$RESULTS" | head -n1 | cut -d: -f2)
 	printf '"pinning":%s,' "$(jstr "$PINNING")"
 	printf '"fsync probe":%s,' "$(jstr "${FSYNC#fsync probe }")"
 	printf '"runs":%s,' "$(jstr "$DURATION measured after $WARMUP warm-up, closed loop, ${BODY_BYTES:-?}-byte signed SalesIQ bodies (pool of $POOL)")"
+	printf '"rounds":%s,' "$(jstr "$ROUNDS")"
 	printf '"hookroute sink concurrency":%s' "$(jstr "${SINK_CONCURRENCY:-hookroute default (defaults.concurrency not set)}")"
 	printf '}}\n'
 } >"$WORK/meta.jsonl"

@@ -138,3 +138,38 @@ func TestLatenciesAndAnnounced(t *testing.T) {
 		t.Fatalf("announced %d without the field, want 1", n)
 	}
 }
+
+// TestReportPairsRounds: with rounds, each hookroute result is compared
+// with its own round's baselines, and each target gets a median row.
+func TestReportPairsRounds(t *testing.T) {
+	res := func(label string, round int, eps, cpu float64) *Result {
+		return &Result{Label: label, Round: round, URL: "http://x", Concurrency: 32, EventsPS: eps, ServerCPUUsPerReq: cpu,
+			Latency: LatencyMS{P99: 10 * float64(round)}}
+	}
+	hr := func(round int, eps, e2e float64) *Result {
+		r := res("hookroute", round, eps, 150)
+		r.E2E = &E2E{RatePerS: e2e, Drained: true, ServerCPUUsPerEvent: 300}
+		return r
+	}
+	results := []*Result{
+		res("bare", 1, 40000, 20), res("verify", 1, 20000, 60), hr(1, 7000, 3600),
+		res("bare", 2, 30000, 30), res("verify", 2, 16000, 60), hr(2, 8000, 3600),
+		res("bare", 3, 36000, 24), res("verify", 3, 20000, 60), hr(3, 9000, 4000),
+	}
+	var b bytes.Buffer
+	printReport(&b, nil, results)
+	out := b.String()
+	for _, want := range []string{
+		"| ingest ≥ 0.40 × verify baseline | 32 (round 1) | 0.35 | **no** |",  // 7000/20000
+		"| ingest ≥ 0.40 × verify baseline | 32 (round 2) | 0.50 | yes |",     // 8000/16000, not /20000
+		"| ingest ≥ 0.40 × verify baseline | 32 (round 3) | 0.45 | yes |",     // 9000/20000
+		"| ingest ≥ 0.40 × verify baseline | 32, median of 3 rounds | 0.450 | yes | 0.400 | yes | |",
+		"| end-to-end ≥ 0.10 × bare baseline | 32 (round 2) | 0.120 | yes |", // 3600/30000
+		"| end-to-end ≥ 0.10 × bare baseline | 32, median of 3 rounds | 0.111 | yes | 0.080 | **no** | |",
+		"| p99 ack < 50 ms | 32, median of 3 rounds | 20.00 ms | yes |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -23,6 +23,7 @@ import (
 // Result is what ingest reports; --json prints it as one line.
 type Result struct {
 	Label       string  `json:"label,omitempty"`
+	Round       int     `json:"round,omitempty"` // of a bench that repeats each case (report pairs by it)
 	URL         string  `json:"url"`
 	Concurrency int     `json:"concurrency"`
 	WarmupS     float64 `json:"warmup_s"`
@@ -120,6 +121,7 @@ func cmdIngest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	timeout := fs.Duration("timeout", 30*time.Second, "per-request timeout")
 	asJSON := fs.Bool("json", false, "also print the result as one JSON line")
 	label := fs.String("label", "", "label for the result (report)")
+	round := fs.Int("round", 0, "round of a repeated bench, for the report to pair results of one round")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -151,7 +153,7 @@ func cmdIngest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 
 	res := &Result{
-		Label: *label, URL: *target, Concurrency: *conc, WarmupS: warmup.Seconds(), DurationS: duration.Seconds(),
+		Label: *label, Round: *round, URL: *target, Concurrency: *conc, WarmupS: warmup.Seconds(), DurationS: duration.Seconds(),
 		Unique: *unique, PoolSize: len(pool), BodyBytes: len(pool[0].Body),
 		Non2xx: map[string]int64{}, Errors: map[string]int64{},
 	}
