@@ -160,9 +160,9 @@ func TestReportPairsRounds(t *testing.T) {
 	printReport(&b, nil, results)
 	out := b.String()
 	for _, want := range []string{
-		"| ingest ≥ 0.40 × verify baseline | 32 (round 1) | 0.35 | **no** |",  // 7000/20000
-		"| ingest ≥ 0.40 × verify baseline | 32 (round 2) | 0.50 | yes |",     // 8000/16000, not /20000
-		"| ingest ≥ 0.40 × verify baseline | 32 (round 3) | 0.45 | yes |",     // 9000/20000
+		"| ingest ≥ 0.40 × verify baseline | 32 (round 1) | 0.35 | **no** |", // 7000/20000
+		"| ingest ≥ 0.40 × verify baseline | 32 (round 2) | 0.50 | yes |",    // 8000/16000, not /20000
+		"| ingest ≥ 0.40 × verify baseline | 32 (round 3) | 0.45 | yes |",    // 9000/20000
 		"| ingest ≥ 0.40 × verify baseline | 32, median of 3 rounds | 0.450 | yes | 0.400 | yes | |",
 		"| end-to-end ≥ 0.10 × bare baseline | 32 (round 2) | 0.120 | yes |", // 3600/30000
 		"| end-to-end ≥ 0.10 × bare baseline | 32, median of 3 rounds | 0.111 | yes | 0.080 | **no** | |",
