@@ -761,3 +761,72 @@ func TestFillWaitsForOutcomesOnly(t *testing.T) {
 		t.Errorf("fill after Close: %d requests, want 1", len(got))
 	}
 }
+
+// TestDiskFullAcknowledgesNothingUnstored is reliability.md's D-04 at the
+// store: with the file unable to grow (max_page_count, as a full disk), the
+// ingests that cannot be stored fail, each either stored whole with its
+// deliveries or not at all, and the store takes writes again once there is
+// room.
+func TestDiskFullAcknowledgesNothingUnstored(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "full.db"))
+	defer s.Close()
+	ingest := func(id string) error {
+		ds := []router.NewDelivery{{ID: "d1-" + id, Rule: "r", Sink: "k"}, {ID: "d2-" + id, Rule: "r", Sink: "k2"}}
+		_, err := s.Ingest(ctx, &router.EventRecord{Source: "s", ID: id, Body: body}, ds)
+		return err
+	}
+	if err := ingest("before"); err != nil {
+		t.Fatal(err)
+	}
+	var pages int
+	if err := s.w.QueryRow(`PRAGMA page_count`).Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	// The writer is the store's one connection, where the limit applies.
+	if _, err := s.w.Exec(fmt.Sprintf(`PRAGMA max_page_count = %d`, pages+30)); err != nil {
+		t.Fatal(err)
+	}
+	// Waves of ten at once: batches of several, until the file is full.
+	const n, wave = 200, 10
+	errs := make([]error, n)
+	for w := 0; w < n; w += wave {
+		var wg sync.WaitGroup
+		for i := w; i < w+wave; i++ {
+			wg.Add(1)
+			go func() { defer wg.Done(); errs[i] = ingest(fmt.Sprint("e", i)) }()
+		}
+		wg.Wait()
+	}
+	failed := 0
+	for i, err := range errs {
+		id := fmt.Sprint("e", i)
+		_, gerr := s.GetEvent(ctx, "s", id)
+		var ds int
+		if err := s.w.QueryRow(`SELECT count(*) FROM deliveries WHERE source = 's' AND event_id = ?`, id).Scan(&ds); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case err == nil && (gerr != nil || ds != 2):
+			t.Errorf("event %s acknowledged but stored as %v with %d deliveries", id, gerr, ds)
+		case err != nil && (!errors.Is(gerr, router.ErrNotFound) || ds != 0):
+			t.Errorf("event %s failed (%v) but left %v and %d deliveries", id, err, gerr, ds)
+		case err != nil:
+			failed++
+			if !strings.Contains(err.Error(), "full") {
+				t.Errorf("event %s: %v, want the disk-full error", id, err)
+			}
+		}
+	}
+	if failed == 0 || failed == n {
+		t.Fatalf("%d of %d ingests failed: want some stored before the file was full, and the rest refused", failed, n)
+	}
+	t.Logf("%d of %d ingests failed with the file full", failed, n)
+
+	if _, err := s.w.Exec(`PRAGMA max_page_count = 1073741823`); err != nil {
+		t.Fatal(err)
+	}
+	if err := ingest("after"); err != nil {
+		t.Errorf("ingest once there is room again: %v", err)
+	}
+}
