@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/expr-lang/expr"
@@ -150,10 +151,16 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 	if err != nil {
 		r.metrics.event(src.Name, "store_error")
 		r.logs.log(r.log, r.now(), slog.LevelError, "ingest-store:"+src.Name, "ingest: store", "source", src.Name, "err", err)
+		if !errors.Is(req.Context().Err(), context.Canceled) { // not the sender hanging up
+			r.ingestFailedAt.Store(r.now().UnixNano())
+		}
 		// 503 makes the sender retry; acknowledging now could lose it.
 		w.Header().Set("Retry-After", "5")
 		httpError(w, http.StatusServiceUnavailable, "store unavailable")
 		return
+	}
+	if r.ingestFailedAt.Load() != 0 {
+		r.ingestFailedAt.Store(0)
 	}
 	status := http.StatusAccepted
 	switch {
@@ -242,6 +249,10 @@ type Router struct {
 	reload     func() (*Runtime, error)
 	reloadMu   sync.Mutex
 	pruneEvery time.Duration
+
+	// ingestFailedAt is when the store last failed to commit an ingest
+	// (Unix nanoseconds), 0 once one has committed since (see Ready).
+	ingestFailedAt atomic.Int64
 }
 
 // Options configure a Router.
@@ -315,5 +326,17 @@ func (r *Router) Ready(ctx context.Context) error {
 	if err := r.store.Ping(ctx); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
+	// A store can answer pings and still refuse commits (a full disk): a
+	// router whose last ingest failed is not ready, so that a balancer
+	// sends webhooks to a replica that can store them. Only for a while:
+	// an unready replica gets no webhooks, so without the limit a
+	// recovered store would never be tried again.
+	if t := r.ingestFailedAt.Load(); t != 0 && r.now().Sub(time.Unix(0, t)) < ingestFailHold {
+		return errors.New("store: the last ingest could not be committed")
+	}
 	return nil
 }
+
+// ingestFailHold is how long a failed ingest keeps Ready failing, unless
+// one commits before.
+const ingestFailHold = 10 * time.Second

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -274,5 +275,58 @@ func TestDedupKeySerialises(t *testing.T) {
 	created = 5 - followUps // the 5 deliveries of "all" have no key and see ""
 	if created != 1 || followUps != 4 {
 		t.Errorf("keyed deliveries: %d created, %d follow-ups; want 1 and 4 (remotes %q)", created, followUps, b.remotes)
+	}
+}
+
+// TestReadyFailsWhileIngestFails: a store that answers pings but cannot
+// commit (a full disk) makes /readyz fail after a webhook could not be
+// stored, until one is, or until ingestFailHold has passed without one.
+func TestReadyFailsWhileIngestFails(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	f := &countingFactory{}
+	rt, st := loadWithStore(t, config, f, pubEnv)
+	fs := &flakyStore{Store: st}
+	r := router.New(rt, fs, router.Options{Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	h := r.IngestHandler()
+	ready := func() int {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		return w.Code
+	}
+	if c := ready(); c != 200 {
+		t.Fatalf("readyz at start: %d", c)
+	}
+	fs.mu.Lock()
+	fs.down = true
+	fs.mu.Unlock()
+	if w := post(t, h, event("r1", "sad")); w.Code != 503 {
+		t.Fatalf("store down: %d", w.Code)
+	}
+	if c := ready(); c != 503 {
+		t.Errorf("readyz after a failed commit: %d, want 503", c)
+	}
+	fs.mu.Lock()
+	fs.down = false
+	fs.mu.Unlock()
+	if w := post(t, h, event("r2", "sad")); w.Code != 202 {
+		t.Fatalf("store back: %d", w.Code)
+	}
+	if c := ready(); c != 200 {
+		t.Errorf("readyz after a commit: %d, want 200", c)
+	}
+	// Failing again, then no webhook for 10 s: ready again, so that a
+	// balancer tries this replica once more.
+	fs.mu.Lock()
+	fs.down = true
+	fs.mu.Unlock()
+	post(t, h, event("r3", "sad"))
+	clock.Add(int64(9 * time.Second))
+	if c := ready(); c != 503 {
+		t.Errorf("readyz 9 s after a failed commit: %d, want 503", c)
+	}
+	clock.Add(int64(2 * time.Second))
+	if c := ready(); c != 200 {
+		t.Errorf("readyz 11 s after a failed commit, none since: %d, want 200", c)
 	}
 }
