@@ -634,10 +634,16 @@ rules:
 		return p2.query(`SELECT count(*) FROM deliveries WHERE status='delivered'`) == n
 	})
 	keys, _ := sink.received()
-	// Nothing was in flight at the kill (the sink answered 503 at once), so
-	// each event arrives exactly once.
-	if len(keys) != n {
-		t.Errorf("%d requests for %d events: duplicates", len(keys), n)
+	// Retries were running at the kill (the sink answered 503): a request
+	// written just before it reaches the sink's handler after the sink is
+	// up again, and is sent once more after the restart (at least once,
+	// under the same key). At most the sink's 4 in flight can repeat.
+	uniq := map[string]bool{}
+	for _, k := range keys {
+		uniq[k] = true
+	}
+	if len(uniq) != n || len(keys)-n > 4 {
+		t.Errorf("%d requests for %d events (%d distinct keys): more repeats than attempts in flight at the kill", len(keys), n, len(uniq))
 	}
 }
 
