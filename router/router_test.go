@@ -106,6 +106,12 @@ type flakyStore struct {
 	down bool
 }
 
+func (s *flakyStore) setDown(down bool) {
+	s.mu.Lock()
+	s.down = down
+	s.mu.Unlock()
+}
+
 func (s *flakyStore) Ingest(ctx context.Context, ev *router.EventRecord, ds []router.NewDelivery) (bool, error) {
 	s.mu.Lock()
 	down := s.down
@@ -199,11 +205,11 @@ func TestFanOutAndRetry(t *testing.T) {
 
 func TestStoreDownAnswers503(t *testing.T) {
 	r, fs, _ := setup(t)
-	fs.down = true
+	fs.setDown(true)
 	if w := post(t, r.IngestHandler(), event("2", "sad")); w.Code != 503 {
 		t.Fatalf("store down: %d %s, want 503", w.Code, w.Body)
 	}
-	fs.down = false
+	fs.setDown(false)
 	if w := post(t, r.IngestHandler(), event("2", "sad")); w.Code != 202 {
 		t.Fatalf("store back: %d %s, want 202", w.Code, w.Body)
 	}
@@ -297,18 +303,14 @@ func TestReadyFailsWhileIngestFails(t *testing.T) {
 	if c := ready(); c != 200 {
 		t.Fatalf("readyz at start: %d", c)
 	}
-	fs.mu.Lock()
-	fs.down = true
-	fs.mu.Unlock()
+	fs.setDown(true)
 	if w := post(t, h, event("r1", "sad")); w.Code != 503 {
 		t.Fatalf("store down: %d", w.Code)
 	}
 	if c := ready(); c != 503 {
 		t.Errorf("readyz after a failed commit: %d, want 503", c)
 	}
-	fs.mu.Lock()
-	fs.down = false
-	fs.mu.Unlock()
+	fs.setDown(false)
 	if w := post(t, h, event("r2", "sad")); w.Code != 202 {
 		t.Fatalf("store back: %d", w.Code)
 	}
@@ -317,9 +319,7 @@ func TestReadyFailsWhileIngestFails(t *testing.T) {
 	}
 	// Failing again, then no webhook for 10 s: ready again, so that a
 	// balancer tries this replica once more.
-	fs.mu.Lock()
-	fs.down = true
-	fs.mu.Unlock()
+	fs.setDown(true)
 	post(t, h, event("r3", "sad"))
 	clock.Add(int64(9 * time.Second))
 	if c := ready(); c != 503 {
