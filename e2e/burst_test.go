@@ -25,18 +25,7 @@ func TestBurstIsAcknowledgedInTime(t *testing.T) {
 	sink := &fakeHTTPSink{}
 	srv := httptest.NewServer(sink)
 	defer srv.Close()
-	const config = `
-server: {listen: "{{LISTEN}}", admin_listen: "{{ADMIN}}"}
-store: {url: "sqlite:{{DB}}"}
-egress: {allow: ["127.0.0.1/32"]}   # the fakes listen on loopback
-sources:
-  - {name: salesiq, type: salesiq, public_keys: [{pem: "${TEST_PUBLIC_KEY}"}]}
-sinks:
-  - {name: audit, type: http, url: "${TEST_HTTP_URL}"}
-rules:
-  - {name: all-sad, when: chat.rating == "sad", to: [{sink: audit}]}
-`
-	p := startRouter(t, t.TempDir(), config, []string{"TEST_PUBLIC_KEY=" + publicPEM(t, e2eKey), "TEST_HTTP_URL=" + srv.URL})
+	p := startRouter(t, t.TempDir(), auditConfig(), auditEnv(t, srv.URL))
 
 	// Sign first, so that the burst is the posting alone.
 	const n, conns = 5000, 64

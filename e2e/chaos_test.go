@@ -63,22 +63,9 @@ func TestRepeatedKillsLoseNothing(t *testing.T) {
 	srv := httptest.NewServer(sink)
 	defer srv.Close()
 	const concurrency = 4
-	config := fmt.Sprintf(`
-server: {listen: "{{LISTEN}}", admin_listen: "{{ADMIN}}"}
-store: {url: "sqlite:{{DB}}"}
-egress: {allow: ["127.0.0.1/32"]}   # the fakes listen on loopback
-sources:
-  - {name: salesiq, type: salesiq, public_keys: [{pem: "${TEST_PUBLIC_KEY}"}]}
-sinks:
-  - name: audit
-    type: http
-    url: ${TEST_HTTP_URL}
-    concurrency: %d
-    retry: {max_attempts: 50, initial: 50ms, max_interval: 200ms, multiplier: 2}
-rules:
-  - {name: all-sad, when: chat.rating == "sad", to: [{sink: audit}]}
-`, concurrency)
-	env := []string{"TEST_PUBLIC_KEY=" + publicPEM(t, e2eKey), "TEST_HTTP_URL=" + srv.URL}
+	config := auditConfig(fmt.Sprint("concurrency: ", concurrency),
+		"retry: {max_attempts: 50, initial: 50ms, max_interval: 200ms, multiplier: 2}")
+	env := auditEnv(t, srv.URL)
 	dir := t.TempDir()
 	var cur atomic.Pointer[routerProc]
 	cur.Store(startRouter(t, dir, config, env))

@@ -570,25 +570,13 @@ func TestCrashLosesNothing(t *testing.T) {
 	sink := &fakeHTTPSink{down: true}
 	srv := httptest.NewServer(sink)
 	defer srv.Close()
-	const config = `
-server: {listen: "{{LISTEN}}", admin_listen: "{{ADMIN}}"}
-store: {url: "sqlite:{{DB}}"}
-egress: {allow: ["127.0.0.1/32"]}   # the fakes listen on loopback
-sources:
-  - {name: salesiq, type: salesiq, public_keys: [{pem: "${TEST_PUBLIC_KEY}"}]}
-sinks:
-  - name: audit
-    type: http
-    url: ${TEST_HTTP_URL}
-    retry: {max_attempts: 50, initial: 50ms, max_interval: 200ms, multiplier: 2}
-    # 100 events failing at once may pause the sink before the kill, and the
-    # pause outlives the restart: probe it often, so the test sees a sink
-    # paused at the crash resume and deliver, not wait out the 30 s default.
-    pause_probe: 200ms
-rules:
-  - {name: all-sad, when: chat.rating == "sad", to: [{sink: audit}]}
-`
-	env := []string{"TEST_PUBLIC_KEY=" + publicPEM(t, e2eKey), "TEST_HTTP_URL=" + srv.URL}
+	// 100 events failing at once may pause the sink before the kill, and the
+	// pause outlives the restart: probe it often, so the test sees a sink
+	// paused at the crash resume and deliver, not wait out the 30 s default.
+	config := auditConfig(
+		"retry: {max_attempts: 50, initial: 50ms, max_interval: 200ms, multiplier: 2}",
+		"pause_probe: 200ms")
+	env := auditEnv(t, srv.URL)
 	dir := t.TempDir()
 	p := startRouter(t, dir, config, env)
 	const n = 100
@@ -645,6 +633,35 @@ rules:
 	if len(uniq) != n || len(keys)-n > 4 {
 		t.Errorf("%d requests for %d events (%d distinct keys): more repeats than attempts in flight at the kill", len(keys), n, len(uniq))
 	}
+}
+
+// auditConfig is a router config with the salesiq source (the test key,
+// as ${TEST_PUBLIC_KEY}) and one rule that sends sad ratings to an http
+// sink "audit" at ${TEST_HTTP_URL}; each of sinkLines is one more key of
+// that sink.
+func auditConfig(sinkLines ...string) string {
+	var extra strings.Builder
+	for _, l := range sinkLines {
+		extra.WriteString("    " + l + "\n")
+	}
+	return `
+server: {listen: "{{LISTEN}}", admin_listen: "{{ADMIN}}"}
+store: {url: "sqlite:{{DB}}"}
+egress: {allow: ["127.0.0.1/32"]}   # the fakes listen on loopback
+sources:
+  - {name: salesiq, type: salesiq, public_keys: [{pem: "${TEST_PUBLIC_KEY}"}]}
+sinks:
+  - name: audit
+    type: http
+    url: ${TEST_HTTP_URL}
+` + extra.String() + `rules:
+  - {name: all-sad, when: chat.rating == "sad", to: [{sink: audit}]}
+`
+}
+
+// auditEnv is auditConfig's environment, the sink at url.
+func auditEnv(t *testing.T, url string) []string {
+	return []string{"TEST_PUBLIC_KEY=" + publicPEM(t, e2eKey), "TEST_HTTP_URL=" + url}
 }
 
 // metricValue returns the value of an unlabelled metric in a Prometheus
