@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -121,6 +122,8 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 		httpError(w, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
+	r.ingesting.Add(1)
+	defer r.ingesting.Add(-1)
 	received := r.now()
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, int64(rt.Config.Server.MaxBody)))
 	if err != nil {
@@ -253,6 +256,11 @@ type Router struct {
 	// ingestFailedAt is when the store last failed to commit an ingest
 	// (Unix nanoseconds), 0 once one has committed since (see Ready).
 	ingestFailedAt atomic.Int64
+	// ingesting counts webhook requests in flight (see ingestSaturated).
+	ingesting atomic.Int64
+	// saturatedAbove is the in-flight count above which ingest counts as
+	// saturated.
+	saturatedAbove int64
 }
 
 // Options configure a Router.
@@ -299,7 +307,8 @@ func New(rt *Runtime, store Store, o Options) *Router {
 		o.PruneEvery = time.Hour
 	}
 	r := &Router{store: store, log: o.Logger, metrics: o.Metrics, now: o.Now, owner: o.Owner,
-		logs: newLogLimiter(10, time.Second), reload: o.Reload, pruneEvery: o.PruneEvery, views: newViewCache()}
+		logs: newLogLimiter(10, time.Second), reload: o.Reload, pruneEvery: o.PruneEvery, views: newViewCache(),
+		saturatedAbove: int64(4 * runtime.GOMAXPROCS(0))}
 	r.rt.Store(rt)
 	r.pools = newPools(r, o.PollInterval)
 	sl, err := newSealer(o.MasterKey)

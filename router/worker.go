@@ -250,6 +250,13 @@ func (p *pool) run(ctx context.Context) {
 			start(rt, sr, a.c)
 			continue
 		}
+		if !paced && !r.sinkPaused(p.sink) && r.ingestSaturated() {
+			p.yieldToIngest(ctx)
+			if ctx.Err() != nil {
+				<-p.slots
+				return
+			}
+		}
 		n := 1
 		claimAhead := false
 		if r.sinkPaused(p.sink) {
@@ -415,6 +422,46 @@ func (p *pool) idle(ctx context.Context) {
 		}
 	}
 	p.sleep(ctx, wait)
+}
+
+// Acknowledgements first. While webhook requests queue up (more in flight
+// than ingestSaturated allows), the CPU they wait for is shared with the
+// deliveries of earlier events, and an acknowledgement that comes too late
+// can lose an event, while a delivery that waits loses nothing: it is in
+// the store. So a pool defers each claim while ingest is saturated, for at
+// most ingestYieldMax, which bounds how far deliveries can fall behind
+// during a burst that does not end (one claim round per sink per
+// ingestYieldMax). Deliveries already claimed still go out.
+const (
+	ingestYieldMax  = 250 * time.Millisecond
+	ingestYieldPoll = 5 * time.Millisecond
+)
+
+// IngestInFlight is the number of webhook requests being read, verified
+// or committed right now.
+func (r *Router) IngestInFlight() int { return int(r.ingesting.Load()) }
+
+// ingestSaturated reports whether more webhook requests are in flight
+// than the CPUs can be working on at once.
+func (r *Router) ingestSaturated() bool {
+	return r.ingesting.Load() > r.saturatedAbove
+}
+
+// yieldToIngest waits until ingest is no longer saturated, at most
+// ingestYieldMax. Wake-ups from new deliveries do not end the wait: each
+// acknowledged event sends one.
+func (p *pool) yieldToIngest(ctx context.Context) {
+	r := p.ps.r
+	deadline := time.Now().Add(ingestYieldMax)
+	t := time.NewTicker(ingestYieldPoll)
+	defer t.Stop()
+	for r.ingestSaturated() && time.Now().Before(deadline) {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func (p *pool) sleep(ctx context.Context, d time.Duration) {
