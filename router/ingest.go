@@ -123,7 +123,11 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 		return
 	}
 	r.ingesting.Add(1)
-	defer r.ingesting.Add(-1)
+	r.metrics.inFlight.Inc()
+	defer func() {
+		r.ingesting.Add(-1)
+		r.metrics.inFlight.Dec()
+	}()
 	received := r.now()
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, int64(rt.Config.Server.MaxBody)))
 	if err != nil {

@@ -18,6 +18,8 @@ type Metrics struct {
 	reloads  *prometheus.CounterVec
 	replays  prometheus.Counter
 	unsigned *prometheus.CounterVec
+	deferred *prometheus.CounterVec
+	inFlight prometheus.Gauge
 
 	mu      sync.Mutex
 	store   Store
@@ -70,6 +72,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "hookroute_unsigned_waiting_total",
 			Help: "Times a delivery to a secured sink was put back to wait, unattempted, because the sink had no usable signing key, by sink.",
 		}, []string{"sink"}),
+		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookroute_delivery_claims_deferred_total",
+			Help: "Claims a sink's workers held back because the ingest was saturated (acknowledgements first), by sink.",
+		}, []string{"sink"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hookroute_ingest_in_flight",
+			Help: "Webhook requests being read, verified or committed.",
+		}),
 		pending: prometheus.NewDesc("hookroute_deliveries_pending", "Deliveries waiting for their first or next attempt, by sink.", []string{"sink"}, nil),
 		dead:    prometheus.NewDesc("hookroute_deliveries_dead", "Dead deliveries (dead letters) kept, by sink.", []string{"sink"}, nil),
 		pausedD: prometheus.NewDesc("hookroute_sink_paused", "1 while a sink is paused after failing continuously, by sink.", []string{"sink"}, nil),
@@ -78,7 +88,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		writes:  prometheus.NewDesc("hookroute_store_commit_writes_total", "Writes (ingests, claims, finishes) carried by those transactions.", nil, nil),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.attempts, m.latency, m.reloads, m.replays, m.unsigned, m)
+		reg.MustRegister(m.events, m.attempts, m.latency, m.reloads, m.replays, m.unsigned, m.deferred, m.inFlight, m)
 	}
 	return m
 }
@@ -95,6 +105,8 @@ func (m *Metrics) reloaded(result string) { m.reloads.WithLabelValues(result).In
 func (m *Metrics) replayed(n int) { m.replays.Add(float64(n)) }
 
 func (m *Metrics) unsignedWaiting(sink string) { m.unsigned.WithLabelValues(sink).Inc() }
+
+func (m *Metrics) claimDeferred(sink string) { m.deferred.WithLabelValues(sink).Inc() }
 
 func (m *Metrics) watchStore(s Store, now func() time.Time, sinks func() []string, paused func(string) bool) {
 	m.mu.Lock()

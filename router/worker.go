@@ -251,6 +251,7 @@ func (p *pool) run(ctx context.Context) {
 			continue
 		}
 		if !paced && !r.sinkPaused(p.sink) && r.ingestSaturated() {
+			r.metrics.claimDeferred(p.sink)
 			p.yieldToIngest(ctx)
 			if ctx.Err() != nil {
 				<-p.slots

@@ -9,6 +9,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/hookroute/hookroute/router"
 )
 
 // TestDeliveriesYieldToSaturatedIngest: while more webhook requests are in
@@ -17,7 +22,10 @@ import (
 // go out during a burst that does not end; once the requests are answered,
 // deliveries go out at once.
 func TestDeliveriesYieldToSaturatedIngest(t *testing.T) {
-	r, _, f := setup(t)
+	f := &countingFactory{}
+	rt, st := loadWithStore(t, config, f, pubEnv)
+	reg := prometheus.NewRegistry()
+	r := router.New(rt, st, router.Options{PollInterval: 50 * time.Millisecond, Metrics: router.NewMetrics(reg)})
 	runRouter(t, r)
 	h := r.IngestHandler()
 
@@ -48,6 +56,9 @@ func TestDeliveriesYieldToSaturatedIngest(t *testing.T) {
 	}
 	t.Cleanup(release)
 	waitFor(t, "the held requests to be in flight", func() bool { return r.IngestInFlight() == n })
+	if got := gathered(t, reg, "hookroute_ingest_in_flight", ""); got != float64(n) {
+		t.Errorf("hookroute_ingest_in_flight = %v, want %d", got, n)
+	}
 
 	start := time.Now()
 	if w := post(t, h, event("y1", "sad")); w.Code != 202 {
@@ -61,6 +72,9 @@ func TestDeliveriesYieldToSaturatedIngest(t *testing.T) {
 	if r.IngestInFlight() != n {
 		t.Fatalf("%d requests in flight, want the %d held ones still", r.IngestInFlight(), n)
 	}
+	if got := gathered(t, reg, "hookroute_delivery_claims_deferred_total", "a"); got < 1 {
+		t.Errorf("hookroute_delivery_claims_deferred_total{sink=a} = %v, want at least 1", got)
+	}
 
 	release()
 	if got := r.IngestInFlight(); got != 0 {
@@ -72,4 +86,38 @@ func TestDeliveriesYieldToSaturatedIngest(t *testing.T) {
 	}
 	waitFor(t, "the second delivery", func() bool { return len(f.sinks["a"].delivered()) == 2 })
 	t.Logf("unsaturated: delivered %v after its acknowledgement", time.Since(start))
+}
+
+// gathered is the value of the metric name (with label sink, unless sink
+// is empty) in reg.
+func gathered(t *testing.T, reg *prometheus.Registry, name, sink string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if sink != "" && !hasLabel(m.GetLabel(), "sink", sink) {
+				continue
+			}
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue()
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+func hasLabel(ls []*dto.LabelPair, name, value string) bool {
+	for _, l := range ls {
+		if l.GetName() == name && l.GetValue() == value {
+			return true
+		}
+	}
+	return false
 }
