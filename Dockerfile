@@ -17,7 +17,10 @@ COPY rules.example.yaml /etc/hookroute/rules.yaml
 COPY examples /etc/hookroute/examples
 USER 65532:65532
 WORKDIR /data
-ENV HOOKROUTE_CONFIG=/etc/hookroute/rules.yaml
-EXPOSE 8080 8081
+# rules.example.yaml listens on ${HOOKROUTE_LISTEN}, loopback outside a
+# container; the admin listener (metrics, API) stays on the container's
+# loopback unless a config says otherwise.
+ENV HOOKROUTE_CONFIG=/etc/hookroute/rules.yaml HOOKROUTE_LISTEN=0.0.0.0:8080
+EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/hookroute"]
 CMD ["serve"]
