@@ -257,6 +257,13 @@ func (p *pool) run(ctx context.Context) {
 				<-p.slots
 				return
 			}
+			// A reload may have come during the wait.
+			rt = r.rt.Load()
+			if sr = rt.Sinks[p.sink]; sr == nil || sr.Sink == nil {
+				<-p.slots
+				return
+			}
+			_, paced = sr.Sink.(Paced)
 		}
 		n := 1
 		claimAhead := false
@@ -442,8 +449,9 @@ const (
 // or committed right now.
 func (r *Router) IngestInFlight() int { return int(r.ingesting.Load()) }
 
-// ingestSaturated reports whether more webhook requests are in flight
-// than the CPUs can be working on at once.
+// ingestSaturated reports whether more webhook requests are in flight than
+// four per CPU: more than the CPUs and the group commit are working on, so
+// that the rest are queueing.
 func (r *Router) ingestSaturated() bool {
 	return r.ingesting.Load() > r.saturatedAbove
 }
