@@ -82,6 +82,9 @@ type pool struct {
 	cancel    context.CancelFunc
 	// failing counts consecutive failed attempts, for pausing.
 	failing atomic.Int64
+	// behind is how long the oldest delivery of the last claim that got
+	// any had been due (see maxYieldLag); run's goroutine only.
+	behind time.Duration
 }
 
 func (p *pool) wake() {
@@ -250,7 +253,7 @@ func (p *pool) run(ctx context.Context) {
 			start(rt, sr, a.c)
 			continue
 		}
-		if !paced && !r.sinkPaused(p.sink) && r.ingestSaturated() {
+		if !paced && !r.sinkPaused(p.sink) && p.behind < maxYieldLag && r.ingestSaturated() {
 			r.metrics.claimDeferred(p.sink)
 			p.yieldToIngest(ctx)
 			if ctx.Err() != nil {
@@ -323,6 +326,9 @@ func (p *pool) run(ctx context.Context) {
 			r.log.Info("worker: claiming again", "sink", p.sink, "failed_tries", failures)
 		}
 		failures = 0
+		if len(claimed) > 0 && !claimed[0].Due.IsZero() {
+			p.behind = now.Sub(claimed[0].Due) // claims come oldest due first
+		}
 		for i, c := range claimed {
 			if i < n {
 				start(rt, sr, c)
@@ -437,12 +443,15 @@ func (p *pool) idle(ctx context.Context) {
 // deliveries of earlier events, and an acknowledgement that comes too late
 // can lose an event, while a delivery that waits loses nothing: it is in
 // the store. So a pool defers each claim while ingest is saturated, for at
-// most ingestYieldMax, which bounds how far deliveries can fall behind
-// during a burst that does not end (one claim round per sink per
-// ingestYieldMax). Deliveries already claimed still go out.
+// most ingestYieldMax (one claim round per sink per ingestYieldMax at
+// least), and only while its deliveries are less than maxYieldLag behind:
+// a burst is seconds, and a saturation that lasts longer than that is an
+// overload in which deliveries that wait would only pile up, so they take
+// their share of the CPU again. Deliveries already claimed still go out.
 const (
 	ingestYieldMax  = 250 * time.Millisecond
 	ingestYieldPoll = 5 * time.Millisecond
+	maxYieldLag     = 30 * time.Second
 )
 
 // IngestInFlight is the number of webhook requests being read, verified
