@@ -123,11 +123,7 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 		return
 	}
 	r.ingesting.Add(1)
-	r.metrics.inFlight.Inc()
-	defer func() {
-		r.ingesting.Add(-1)
-		r.metrics.inFlight.Dec()
-	}()
+	defer r.ingesting.Add(-1)
 	received := r.now()
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, int64(rt.Config.Server.MaxBody)))
 	if err != nil {
@@ -320,7 +316,7 @@ func New(rt *Runtime, store Store, o Options) *Router {
 		r.log.Error("signing keys unavailable", "err", err) // never the key: newSealer's errors do not quote it
 	}
 	r.keys = newKeyring(store, sl)
-	o.Metrics.watchStore(store, o.Now, func() []string { return sortedKeys(r.rt.Load().Sinks) }, r.sinkPaused)
+	o.Metrics.watchStore(store, o.Now, func() []string { return sortedKeys(r.rt.Load().Sinks) }, r.sinkPaused, r.IngestInFlight)
 	return r
 }
 

@@ -19,19 +19,20 @@ type Metrics struct {
 	replays  prometheus.Counter
 	unsigned *prometheus.CounterVec
 	deferred *prometheus.CounterVec
-	inFlight prometheus.Gauge
 
 	mu      sync.Mutex
 	store   Store
 	now     func() time.Time
 	sinks   func() []string // configured sinks: shown at 0 when idle
 	paused  func(string) bool
+	flying  func() int // webhook requests in flight
 	pending *prometheus.Desc
 	dead    *prometheus.Desc
 	oldest  *prometheus.Desc
 	pausedD *prometheus.Desc
 	commits *prometheus.Desc
 	writes  *prometheus.Desc
+	flyingD *prometheus.Desc
 }
 
 // GroupCommitter is implemented by stores that share transactions between
@@ -76,19 +77,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "hookroute_delivery_claims_deferred_total",
 			Help: "Claims a sink's workers held back because the ingest was saturated (acknowledgements first), by sink.",
 		}, []string{"sink"}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "hookroute_ingest_in_flight",
-			Help: "Webhook requests being read, verified or committed.",
-		}),
 		pending: prometheus.NewDesc("hookroute_deliveries_pending", "Deliveries waiting for their first or next attempt, by sink.", []string{"sink"}, nil),
 		dead:    prometheus.NewDesc("hookroute_deliveries_dead", "Dead deliveries (dead letters) kept, by sink.", []string{"sink"}, nil),
 		pausedD: prometheus.NewDesc("hookroute_sink_paused", "1 while a sink is paused after failing continuously, by sink.", []string{"sink"}, nil),
 		oldest:  prometheus.NewDesc("hookroute_oldest_pending_seconds", "Age of the oldest due pending delivery, by sink.", []string{"sink"}, nil),
 		commits: prometheus.NewDesc("hookroute_store_commits_total", "Transactions the store's group committer committed (one fsync each).", nil, nil),
 		writes:  prometheus.NewDesc("hookroute_store_commit_writes_total", "Writes (ingests, claims, finishes) carried by those transactions.", nil, nil),
+		flyingD: prometheus.NewDesc("hookroute_ingest_in_flight", "Webhook requests being read, verified or committed.", nil, nil),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.attempts, m.latency, m.reloads, m.replays, m.unsigned, m.deferred, m.inFlight, m)
+		reg.MustRegister(m.events, m.attempts, m.latency, m.reloads, m.replays, m.unsigned, m.deferred, m)
 	}
 	return m
 }
@@ -108,13 +106,14 @@ func (m *Metrics) unsignedWaiting(sink string) { m.unsigned.WithLabelValues(sink
 
 func (m *Metrics) claimDeferred(sink string) { m.deferred.WithLabelValues(sink).Inc() }
 
-func (m *Metrics) watchStore(s Store, now func() time.Time, sinks func() []string, paused func(string) bool) {
+func (m *Metrics) watchStore(s Store, now func() time.Time, sinks func() []string, paused func(string) bool, flying func() int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.store, m.now, m.sinks, m.paused = s, now, sinks, paused
+	m.store, m.now, m.sinks, m.paused, m.flying = s, now, sinks, paused, flying
 }
 
-// Describe implements prometheus.Collector for the store-backed gauges.
+// Describe implements prometheus.Collector for the gauges read at scrape
+// time.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.pending
 	ch <- m.dead
@@ -122,17 +121,19 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.pausedD
 	ch <- m.commits
 	ch <- m.writes
+	ch <- m.flyingD
 }
 
 // Collect reads the queue depth from the store at scrape time, so the
 // gauges are right after a restart and across replicas.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Lock()
-	s, now, sinks, paused := m.store, m.now, m.sinks, m.paused
+	s, now, sinks, paused, flying := m.store, m.now, m.sinks, m.paused, m.flying
 	m.mu.Unlock()
 	if s == nil {
 		return
 	}
+	ch <- prometheus.MustNewConstMetric(m.flyingD, prometheus.GaugeValue, float64(flying()))
 	if gc, ok := s.(GroupCommitter); ok {
 		c, w := gc.GroupCommitStats()
 		ch <- prometheus.MustNewConstMetric(m.commits, prometheus.CounterValue, float64(c))
