@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,8 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/hookroute/hookroute/router/verify"
 )
 
 // arrivalSink records when each event's delivery arrived, by the event id
@@ -66,69 +62,12 @@ func TestSustainedLoadDeliversPromptly(t *testing.T) {
 	p := startRouter(t, t.TempDir(), auditConfig(), auditEnv(t, srv.URL))
 
 	const rate, n, senders = 300, 3000, 32
-	type signed struct {
-		id   string // the event id hookroute derives
-		body []byte
-		sig  string
-	}
-	events := make([]signed, n)
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += 4 {
-				entity := fmt.Sprint("steady", i)
-				body := salesiqEvent(entity, "1", "steady", 1)
-				sig, err := verify.SignSalesIQ(e2eKey, body)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				events[i] = signed{"conversation.rated:" + entity + ":1567065865617", body, sig}
-			}
-		}()
-	}
-	wg.Wait()
-
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: senders}, Timeout: 30 * time.Second}
-	lat := make([]time.Duration, n)
-	acked := make([]time.Time, n)
-	codes := make([]int, n)
-	next := make(chan int, n)
-	for range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				req, _ := http.NewRequest(http.MethodPost, p.ingest+"/hooks/salesiq", bytes.NewReader(events[i].body))
-				req.Header.Set("x-siqsignature", events[i].sig)
-				t0 := time.Now()
-				resp, err := client.Do(req)
-				acked[i] = time.Now()
-				lat[i] = acked[i].Sub(t0)
-				if err != nil {
-					t.Errorf("event %d: %v", i, err)
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				codes[i] = resp.StatusCode
-			}
-		}()
-	}
+	events := signEvents(t, n, "steady", "steady")
 	start := time.Now()
-	for i := range n {
-		time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / rate)))
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	for i, c := range codes {
-		if c != 202 {
-			t.Fatalf("event %d: HTTP %d, want 202", i, c)
-		}
-	}
+	answers := postEvents(t, p.ingest+"/hooks/salesiq", events, senders, func(i int) time.Time {
+		return start.Add(time.Duration(i) * time.Second / rate)
+	})
+	lat := latencies(t, answers)
 
 	eventually(t, 30*time.Second, "every event delivered", func() bool { return len(sink.snapshot()) >= n })
 	time.Sleep(200 * time.Millisecond) // room for a repeat to show
@@ -140,9 +79,8 @@ func TestSustainedLoadDeliversPromptly(t *testing.T) {
 			t.Errorf("event %d (%s) delivered %d times, want once", i, ev.id, len(at))
 			continue
 		}
-		lags = append(lags, at[0].Sub(acked[i]))
+		lags = append(lags, at[0].Sub(answers[i].at))
 	}
-	slices.Sort(lat)
 	slices.Sort(lags)
 	ackP99, lagP99, lagMax := lat[n*99/100], lags[len(lags)*99/100], lags[len(lags)-1]
 
