@@ -212,6 +212,7 @@ func (p *pool) run(ctx context.Context) {
 	// in the store, across a restart) is probed at once, not a whole
 	// PauseProbe after a crash or deploy that may have ended the outage.
 	fresh := true
+	yielded := false // the last turn held back for the ingest: this one claims
 	for ctx.Err() == nil {
 		rt := r.rt.Load()
 		sr := rt.Sinks[p.sink]
@@ -253,21 +254,16 @@ func (p *pool) run(ctx context.Context) {
 			start(rt, sr, a.c)
 			continue
 		}
-		if !paced && !r.sinkPaused(p.sink) && p.behind < maxYieldLag && r.ingestSaturated() {
+		if !yielded && !paced && !r.sinkPaused(p.sink) && p.behind < maxYieldLag && r.ingestSaturated() {
 			r.metrics.claimDeferred(p.sink)
 			p.yieldToIngest(ctx)
-			if ctx.Err() != nil {
-				<-p.slots
-				return
-			}
-			// A reload may have come during the wait.
-			rt = r.rt.Load()
-			if sr = rt.Sinks[p.sink]; sr == nil || sr.Sink == nil {
-				<-p.slots
-				return
-			}
-			_, paced = sr.Sink.(Paced)
+			// Then claim, whatever the ingest does: from the top, which
+			// reads the config again (a reload may have come meanwhile).
+			yielded = true
+			<-p.slots
+			continue
 		}
+		yielded = false
 		n := 1
 		claimAhead := false
 		if r.sinkPaused(p.sink) {
