@@ -10,7 +10,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -69,16 +68,6 @@ func publicPEM(t *testing.T, k *rsa.PrivateKey) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // routerProc is a running hookroute binary.
 type routerProc struct {
 	t      *testing.T
@@ -107,18 +96,22 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// startRouter runs the binary on config (with {{LISTEN}}, {{ADMIN}} and
-// {{DB}} filled in) and waits until /readyz answers 200.
+// startRouter runs the binary on config (with {{DB}} filled in, and
+// {{LISTEN}} and {{ADMIN}} as port 0 on two loopback addresses: the config
+// may not name one listener twice), learns the ports it got
+// from its "listening" log lines and waits until /readyz answers 200. A
+// port picked here and handed over would be free only until some
+// connection took it as its own port, and a router that then fails to
+// listen fails the test for nothing.
 func startRouter(t *testing.T, dir, config string, env []string) *routerProc {
 	t.Helper()
-	listen, admin := freePort(t), freePort(t)
 	db := filepath.Join(dir, "hookroute.db")
-	config = strings.NewReplacer("{{LISTEN}}", listen, "{{ADMIN}}", admin, "{{DB}}", db).Replace(config)
+	config = strings.NewReplacer("{{LISTEN}}", "127.0.0.1:0", "{{ADMIN}}", "127.0.0.2:0", "{{DB}}", db).Replace(config)
 	cfgPath := filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &routerProc{t: t, ingest: "http://" + listen, admin: admin, db: db, logs: &syncBuffer{}, done: make(chan error, 1)}
+	p := &routerProc{t: t, db: db, logs: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(binPath, "serve", "-c", cfgPath)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
@@ -135,8 +128,11 @@ func startRouter(t *testing.T, dir, config string, env []string) *routerProc {
 	})
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(p.ingest + "/readyz")
-		if err == nil {
+		if p.ingest == "" {
+			if addr := listeningOn(p.logs.String()); addr["ingest"] != "" && addr["admin"] != "" {
+				p.ingest, p.admin = "http://"+addr["ingest"], addr["admin"]
+			}
+		} else if resp, err := http.Get(p.ingest + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return p
@@ -144,12 +140,26 @@ func startRouter(t *testing.T, dir, config string, env []string) *routerProc {
 		}
 		select {
 		case err := <-p.done:
+			p.done <- err // for the cleanup, which waits for the exit too
 			t.Fatalf("router exited: %v\n%s", err, p.logs.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 	t.Fatalf("router not ready:\n%s", p.logs.String())
 	return nil
+}
+
+// listeningOn reads the addresses of serve's "listening" log lines (JSON
+// lines), by role.
+func listeningOn(logs string) map[string]string {
+	addr := map[string]string{}
+	for _, line := range strings.Split(logs, "\n") {
+		var l struct{ Msg, Addr, Role string }
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "listening" {
+			addr[l.Role] = l.Addr
+		}
+	}
+	return addr
 }
 
 // post sends body to the source path, signed with key (nil: unsigned).
