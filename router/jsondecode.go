@@ -23,7 +23,7 @@ import (
 // characters in strings, nesting at most 10000 deep, nothing but white
 // space after the value; invalid UTF-8 and lone surrogates become U+FFFD.
 func decodeJSON(data []byte) (any, error) {
-	p := jsonParser{data: data}
+	p := jsonParser{data: data, s: string(data)}
 	p.skipSpace()
 	v, err := p.value(0)
 	if err != nil {
@@ -41,8 +41,14 @@ const maxJSONDepth = 10000
 
 type jsonParser struct {
 	data []byte
-	i    int
-	buf  []byte // scratch for strings with escapes
+	// s is data as one string: keys, values without escapes and number
+	// texts are cut from it, one allocation for the document instead of
+	// one per string (a fifth less CPU for a SalesIQ view). The values so
+	// keep the whole body alive, white space included, for as long as the
+	// view lives; its decoded values alone were about the body's size.
+	s   string
+	i   int
+	buf []byte // scratch for strings with escapes
 }
 
 func (p *jsonParser) errorf(format string, args ...any) error {
@@ -234,7 +240,7 @@ func (p *jsonParser) number() (any, error) {
 			return nil, p.errorf("invalid character %q in exponent of numeric literal", d[p.i])
 		}
 	}
-	text := string(d[start:p.i])
+	text := p.s[start:p.i]
 	if integer {
 		if i, err := strconv.ParseInt(text, 10, 64); err == nil && i >= math.MinInt && i <= math.MaxInt {
 			return int(i), nil
@@ -257,12 +263,12 @@ func (p *jsonParser) str() (string, error) {
 		c := d[p.i]
 		switch {
 		case c == '"':
-			s := d[start:p.i]
+			s := p.s[start:p.i]
 			p.i++
-			if utf8.Valid(s) {
-				return string(s), nil
+			if utf8.ValidString(s) {
+				return s, nil
 			}
-			p.buf = appendValidUTF8(p.buf[:0], s)
+			p.buf = appendValidUTF8(p.buf[:0], d[start:p.i-1])
 			return string(p.buf), nil
 		case c == '\\':
 			return p.strSlow(start)

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/hookroute/hookroute/router"
 )
 
 // stdEncodeEvent is what encodeEvent replaced: the reference it must match.
@@ -72,6 +76,80 @@ func FuzzEncodeEvent(f *testing.F) {
 		}
 		if want := stdEncodeEvent(t, ev); !bytes.Equal(got, want) {
 			t.Errorf("encodeEvent differs from encoding/json:\n got %q\nwant %q", got, want)
+		}
+	})
+}
+
+// TestEncodeEventSalesIQViews: the views the SalesIQ source builds from
+// the example events (every kind of value the decoder and the adapter
+// put there) encode as encoding/json encodes them.
+func TestEncodeEventSalesIQViews(t *testing.T) {
+	files, err := filepath.Glob("../examples/events/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("example events: %v (%d files)", err, len(files))
+	}
+	conf := `sources:
+  - name: salesiq
+    type: salesiq
+    event: conversation.rated
+    public_keys: [{file: ../examples/keys/demo-salesiq-public.pem}]
+sinks:
+  - {name: console, type: log}
+rules:
+  - {name: all, when: "true", to: [{sink: console}]}
+`
+	rt, err := router.Load("rules.yaml", []byte(conf), NewRegistry(), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ := rt.Source("salesiq")
+	for _, f := range files {
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		view, err := src.Decode(&router.Incoming{Source: "salesiq", Body: body,
+			Headers:    map[string]string{"content-type": "application/json", "x-siqsignature": "c2ln"},
+			ReceivedAt: time.Date(2026, 11, 27, 23, 59, 1, 2, time.UTC)})
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		got, err := encodeEvent(view.Data)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if want := stdEncodeEvent(t, view.Data); !bytes.Equal(got, want) {
+			t.Errorf("%s: encodeEvent differs from encoding/json:\n got %s\nwant %s", f, got, want)
+		}
+	}
+}
+
+func BenchmarkEncodeEvent(b *testing.B) {
+	body, err := os.ReadFile("../examples/events/conversation-rated-sad.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var payload map[string]any
+	if err := json.Unmarshal(body, &payload); err != nil {
+		b.Fatal(err)
+	}
+	entity := payload["entity"].(map[string]any)
+	ev := map[string]any{
+		"source": "salesiq", "event": "conversation.rated", "id": "conversation.rated:1:2",
+		"received_at": time.Now(), "headers": map[string]string{"content-type": "application/json"},
+		"payload": payload, "entity": entity,
+		"chat": map[string]any{"participants": entity["participants"], "rating": "sad", "feedback": entity["feedback"]},
+	}
+	b.Run("encodeEvent", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := encodeEvent(ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		for b.Loop() {
+			stdEncodeEvent(b, ev)
 		}
 	})
 }
