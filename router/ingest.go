@@ -175,7 +175,7 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 	default:
 		r.metrics.event(src.Name, "accepted")
 		if len(ds) > 0 {
-			r.views.put(rec.Source, rec.ID, view)
+			r.views.put(rt, rec.Source, rec.ID, view)
 		}
 		r.wakeSinks(ds)
 	}

@@ -669,7 +669,7 @@ func (r *Router) buildDelivery(rt *Runtime, c *Claimed) (*Delivery, *Route, erro
 
 // view rebuilds an event's view from its stored raw body.
 func (r *Router) view(rt *Runtime, ev *EventRecord) (*View, error) {
-	if v := r.views.get(ev.Source, ev.ID); v != nil {
+	if v := r.views.get(rt, ev.Source, ev.ID); v != nil {
 		return v, nil
 	}
 	in := &Incoming{Source: ev.Source, Headers: ev.Headers, Body: ev.Body, ReceivedAt: ev.ReceivedAt}
