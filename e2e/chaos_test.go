@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -14,22 +13,23 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/hookroute/hookroute/router/verify"
 )
 
 // slowSink answers 200 after a short delay, so that deliveries are in
 // flight when the router is killed, and records each request's
 // Idempotency-Key and the event id its default body carries.
 type slowSink struct {
-	delay time.Duration
-	mu    sync.Mutex
-	reqs  []sinkReq
+	delay    time.Duration
+	inflight atomic.Int32 // requests being answered now
+	mu       sync.Mutex
+	reqs     []sinkReq
 }
 
 type sinkReq struct{ key, event string }
 
 func (s *slowSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
 	b, _ := io.ReadAll(r.Body)
 	var ev struct{ ID string }
 	json.Unmarshal(b, &ev)
@@ -77,60 +77,7 @@ func TestRepeatedKillsLoseNothing(t *testing.T) {
 	// Senders: 600 events at about 100 a second, each retried every 100 ms
 	// for up to 8 s, as long as the router is down or answers 5xx.
 	const n = 600
-	client := &http.Client{Timeout: 5 * time.Second}
-	var (
-		wg           sync.WaitGroup
-		mu           sync.Mutex
-		acked        = map[string]bool{}
-		failed       int
-		streaming    atomic.Bool
-		sendAttempts atomic.Int64
-	)
-	streaming.Store(true)
-	send := func(i int) {
-		defer wg.Done()
-		body := salesiqEvent(fmt.Sprint(90000+i), "1", "chaos", 1)
-		sig, err := verify.SignSalesIQ(e2eKey, body)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		deadline := time.Now().Add(8 * time.Second)
-		for time.Now().Before(deadline) {
-			sendAttempts.Add(1)
-			req, _ := http.NewRequest(http.MethodPost, cur.Load().ingest+"/hooks/salesiq", bytes.NewReader(body))
-			req.Header.Set("x-siqsignature", sig)
-			resp, err := client.Do(req)
-			if err == nil {
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == 200 || resp.StatusCode == 202 { // 200: a retry of a stored event
-					var r struct{ ID string }
-					json.Unmarshal(b, &r)
-					mu.Lock()
-					acked[r.ID] = true
-					mu.Unlock()
-					return
-				}
-				if resp.StatusCode < 500 {
-					t.Errorf("event %d: HTTP %d %s", i, resp.StatusCode, b)
-					return
-				}
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		mu.Lock()
-		failed++
-		mu.Unlock()
-	}
-	go func() {
-		for i := range n {
-			wg.Add(1)
-			go send(i)
-			time.Sleep(10 * time.Millisecond)
-		}
-		streaming.Store(false)
-	}()
+	stream := streamEvents(t, n, 90000, 10*time.Millisecond, func() string { return cur.Load().ingest })
 
 	// Chaos: five kills, at least a second apart, each followed by a
 	// restart 0.1–0.5 s later.
@@ -141,23 +88,17 @@ func TestRepeatedKillsLoseNothing(t *testing.T) {
 		p.cmd.Process.Signal(syscall.SIGKILL)
 		<-p.done
 		p.done <- nil // for startRouter's cleanup
-		if !streaming.Load() {
+		if !stream.sending.Load() {
 			t.Logf("kill %d came after the last event was sent", k+1)
 		}
 		time.Sleep(time.Duration(100+rng.IntN(400)) * time.Millisecond)
 		cur.Store(startRouter(t, dir, config, env))
 	}
-	time.Sleep(100 * time.Millisecond) // let the sender loop see its last event started
-	for streaming.Load() {
-		time.Sleep(50 * time.Millisecond)
-	}
-	wg.Wait()
+	acked, failed := stream.wait()
 	if failed > 0 {
 		t.Errorf("%d of %d events failed every sender attempt", failed, n)
 	}
-	mu.Lock()
 	ackedN := len(acked)
-	mu.Unlock()
 	if ackedN+failed != n {
 		t.Errorf("%d acknowledged + %d failed, want %d in all", ackedN, failed, n)
 	}
@@ -191,7 +132,7 @@ func TestRepeatedKillsLoseNothing(t *testing.T) {
 	}
 	dups := len(reqs) - len(keyOf)
 	t.Logf("%d events acknowledged (%d send attempts), %d sink requests, %d repeats after %d kills",
-		ackedN, sendAttempts.Load(), len(reqs), dups, kills)
+		ackedN, stream.attempts.Load(), len(reqs), dups, kills)
 	if limit := kills * 3 * concurrency; dups > limit {
 		t.Errorf("%d repeated deliveries after %d kills, want at most %d", dups, kills, limit)
 	}

@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,4 +113,82 @@ func latencies(t *testing.T, answers []answer) []time.Duration {
 	}
 	slices.Sort(lat)
 	return lat
+}
+
+// eventStream is a stream of signed events from senders that behave as
+// SalesIQ does across a router's restarts: each event is posted by its own
+// goroutine and posted again every 100 ms, for up to 8 s, while the router
+// is unreachable or answers 5xx.
+type eventStream struct {
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	acked    map[string]bool // event ids answered 202, or 200 for a repeat
+	failed   int             // events that failed every attempt
+	attempts atomic.Int64    // requests sent, repeats included
+	sending  atomic.Bool     // events are still being started
+}
+
+// streamEvents starts n sad ratings (entity ids base, base+1, …), one
+// every `every`, each posted to url() as it is at that attempt (a
+// restarted router may listen elsewhere).
+func streamEvents(t *testing.T, n, base int, every time.Duration, url func() string) *eventStream {
+	s := &eventStream{acked: map[string]bool{}}
+	client := &http.Client{Timeout: 5 * time.Second}
+	send := func(i int) {
+		defer s.wg.Done()
+		body := salesiqEvent(fmt.Sprint(base+i), "1", "stream", 1)
+		sig, err := verify.SignSalesIQ(e2eKey, body)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		deadline := time.Now().Add(8 * time.Second)
+		for time.Now().Before(deadline) {
+			s.attempts.Add(1)
+			req, _ := http.NewRequest(http.MethodPost, url()+"/hooks/salesiq", bytes.NewReader(body))
+			req.Header.Set("x-siqsignature", sig)
+			resp, err := client.Do(req)
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusAccepted {
+					var r struct{ ID string }
+					json.Unmarshal(b, &r)
+					s.mu.Lock()
+					s.acked[r.ID] = true
+					s.mu.Unlock()
+					return
+				}
+				if resp.StatusCode < 500 {
+					t.Errorf("event %d: HTTP %d %s", i, resp.StatusCode, b)
+					return
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		s.mu.Lock()
+		s.failed++
+		s.mu.Unlock()
+	}
+	s.sending.Store(true)
+	s.wg.Add(1) // for the starter itself, so that wait cannot return early
+	go func() {
+		defer s.wg.Done()
+		for i := range n {
+			s.wg.Add(1)
+			go send(i)
+			time.Sleep(every)
+		}
+		s.sending.Store(false)
+	}()
+	return s
+}
+
+// wait blocks until every event is acknowledged or has failed every
+// attempt, and returns the acknowledged ids and the failed count.
+func (s *eventStream) wait() (map[string]bool, int) {
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acked, s.failed
 }
