@@ -292,10 +292,14 @@ func TestRetentionPrunesOldHistory(t *testing.T) {
 }
 
 // pausingRouter is adminConfig with sink a paused after 3 failures and
-// probed every probe, on a fresh SQLite store; not yet running.
-func pausingRouter(t *testing.T, probe string) (*router.Router, *sqlite.Store, *countingSink) {
+// probed every probe, on a fresh SQLite store; not yet running. retry, if
+// given, replaces the sink's retry settings.
+func pausingRouter(t *testing.T, probe string, retry ...string) (*router.Router, *sqlite.Store, *countingSink) {
 	t.Helper()
 	src := strings.Replace(adminConfig, "pause_after: 0, retry: {max_attempts: 2,", "pause_after: 3, pause_probe: "+probe+", retry: {max_attempts: 2,", 1)
+	if len(retry) > 0 {
+		src = strings.Replace(src, "retry: {max_attempts: 2, initial: 10ms, max_interval: 20ms}", "retry: "+retry[0], 1)
+	}
 	env := map[string]string{"PUB": pubPEM(), "OPS_TOKEN": "ops-" + canarySecret, "VIEW_TOKEN": "view-" + canarySecret, "GH_SECRET": "gh-" + canarySecret}
 	f := &countingFactory{}
 	rt, st := loadWithStore(t, src, f, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
@@ -341,6 +345,56 @@ func TestPauseDontDrop(t *testing.T) {
 	if s["a"].Paused {
 		t.Error("the sink is still paused after a success")
 	}
+}
+
+// TestResumeSendsWaitingRetriesAtOnce: the retries that failed before a
+// sink was paused wait on their backoff (an hour here); when a probe
+// succeeds and the sink resumes, they go at once instead (the breaker
+// closing, reliability.md §6.6).
+func TestResumeSendsWaitingRetriesAtOnce(t *testing.T) {
+	r, st, a := pausingRouter(t, "100ms", "{max_attempts: 10, initial: 1h, max_interval: 1h}")
+	var mu sync.Mutex
+	down := true
+	a.fail = func(int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			return errors.New("503 service unavailable")
+		}
+		return nil
+	}
+	for i := 0; i < 6; i++ {
+		post(t, r.IngestHandler(), event("w"+string(rune('a'+i)), "sad"))
+	}
+	runRouter(t, r)
+	waitFor(t, "the sink paused", func() bool {
+		s, _ := st.SinkStates(context.Background())
+		return s["a"].Paused
+	})
+	waitFor(t, "every delivery attempted once", func() bool {
+		ds, _ := st.ListDeliveries(context.Background(), router.DeliveryFilter{Sink: "a"})
+		for _, d := range ds {
+			if d.Attempts == 0 {
+				return false
+			}
+		}
+		return len(ds) == 6
+	})
+	ds, _ := st.ListDeliveries(context.Background(), router.DeliveryFilter{Sink: "a"})
+	waiting := 0
+	for _, d := range ds {
+		if time.Until(d.NextAttemptAt) > 30*time.Minute {
+			waiting++
+		}
+	}
+	if waiting == 0 {
+		t.Fatal("no delivery waits on its hour of backoff: the test proves nothing")
+	}
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	waitFor(t, "all delivered once the sink resumed", func() bool { return len(a.delivered()) == 6 })
+	t.Logf("%d of 6 deliveries were waiting on an hour of backoff at the resume", waiting)
 }
 
 // TestPausedAtStartProbedAtOnce: the pause outlives a restart, but the

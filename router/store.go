@@ -189,6 +189,12 @@ type Store interface {
 
 	// SetSinkPaused records that a sink is paused (or resumed), with a
 	// reason, so that every replica sees it and it survives restarts.
+	// Resuming a paused sink also makes its waiting retries due at at
+	// (the breaker closing): every pending delivery of the sink that was
+	// attempted before, is not leased and was scheduled later. They then go
+	// as fast as the sink's concurrency allows, in their order, instead
+	// of each at the end of its own backoff. Deliveries never attempted
+	// (new ones, and replays spread on purpose) keep their times.
 	SetSinkPaused(ctx context.Context, sink string, paused bool, reason string, at time.Time) error
 
 	// SinkStates returns the recorded state of every sink that was ever

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/hookroute/hookroute/router"
 )
 
@@ -139,8 +141,17 @@ const sqlSetSinkPaused = `INSERT INTO sink_state (sink, paused, reason, since)
 			since = CASE WHEN sink_state.paused = excluded.paused THEN sink_state.since ELSE excluded.since END,
 			paused = excluded.paused`
 
+// sqlResumeDue makes a resumed sink's waiting retries due at once; see
+// router.Store.SetSinkPaused.
+const sqlResumeDue = `UPDATE deliveries SET next_attempt_at = $2
+	WHERE sink = $1 AND status = 'pending' AND attempts > 0 AND next_attempt_at > $2
+		AND (lease_until IS NULL OR lease_until <= $2)`
+
 // SetSinkPaused records a sink's paused state; see router.Store. Since
-// changes only when the state does.
+// changes only when the state does; a resume of a paused sink makes its
+// waiting retries due at once, in the same transaction. The state row is
+// locked first, so that of two replicas resuming a sink at once only one
+// sees it paused.
 func (s *Store) SetSinkPaused(ctx context.Context, sink string, paused bool, reason string, at time.Time) error {
 	if sink == "" {
 		return errors.New("postgres: set sink paused: empty sink")
@@ -148,7 +159,24 @@ func (s *Store) SetSinkPaused(ctx context.Context, sink string, paused bool, rea
 	if at.IsZero() {
 		at = time.Now()
 	}
-	if _, err := s.pool.Exec(ctx, sqlSetSinkPaused, sink, paused, reason, at); err != nil {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: set sink %s paused: %w", sink, err)
+	}
+	defer tx.Rollback(ctx)
+	var was bool
+	if err := tx.QueryRow(ctx, `SELECT paused FROM sink_state WHERE sink = $1 FOR UPDATE`, sink).Scan(&was); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("postgres: set sink %s paused: %w", sink, err)
+	}
+	if _, err := tx.Exec(ctx, sqlSetSinkPaused, sink, paused, reason, at); err != nil {
+		return fmt.Errorf("postgres: set sink %s paused: %w", sink, err)
+	}
+	if was && !paused {
+		if _, err := tx.Exec(ctx, sqlResumeDue, sink, at); err != nil {
+			return fmt.Errorf("postgres: resume sink %s: %w", sink, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("postgres: set sink %s paused: %w", sink, err)
 	}
 	return nil

@@ -132,8 +132,15 @@ const sqlSetSinkPaused = `INSERT INTO sink_state (sink, paused, reason, since)
 			since = CASE WHEN sink_state.paused = excluded.paused THEN sink_state.since ELSE excluded.since END,
 			paused = excluded.paused`
 
+// sqlResumeDue makes a resumed sink's waiting retries due at once; see
+// router.Store.SetSinkPaused.
+const sqlResumeDue = `UPDATE deliveries SET next_attempt_at = ?2
+	WHERE sink = ?1 AND status = 'pending' AND attempts > 0 AND next_attempt_at > ?2
+		AND (lease_until IS NULL OR lease_until <= ?2)`
+
 // SetSinkPaused records a sink's paused state; see router.Store. Since
-// changes only when the state does.
+// changes only when the state does; a resume of a paused sink makes its
+// waiting retries due at once, in the same transaction.
 func (s *Store) SetSinkPaused(ctx context.Context, sink string, paused bool, reason string, at time.Time) error {
 	if sink == "" {
 		return errors.New("sqlite: set sink paused: empty sink")
@@ -141,7 +148,24 @@ func (s *Store) SetSinkPaused(ctx context.Context, sink string, paused bool, rea
 	if at.IsZero() {
 		at = time.Now()
 	}
-	if _, err := s.w.ExecContext(ctx, sqlSetSinkPaused, sink, paused, reason, unixNano(at)); err != nil {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: set sink %s paused: %w", sink, err)
+	}
+	defer tx.Rollback()
+	var was bool
+	if err := tx.QueryRowContext(ctx, `SELECT paused FROM sink_state WHERE sink = ?`, sink).Scan(&was); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlite: set sink %s paused: %w", sink, err)
+	}
+	if _, err := tx.ExecContext(ctx, sqlSetSinkPaused, sink, paused, reason, unixNano(at)); err != nil {
+		return fmt.Errorf("sqlite: set sink %s paused: %w", sink, err)
+	}
+	if was && !paused {
+		if _, err := tx.ExecContext(ctx, sqlResumeDue, sink, unixNano(at)); err != nil {
+			return fmt.Errorf("sqlite: resume sink %s: %w", sink, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: set sink %s paused: %w", sink, err)
 	}
 	return nil

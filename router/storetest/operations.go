@@ -687,3 +687,52 @@ func testSinkState(e *env) {
 		e.Errorf("SinkStates = %v, want every sink recorded", m)
 	}
 }
+
+// testResumeMakesRetriesDue: resuming a paused sink (the breaker closing)
+// makes its waiting retries due at once; deliveries never attempted, those
+// leased, other sinks' and a sink resumed without a pause keep their
+// times.
+func testResumeMakesRetriesDue(e *env) {
+	sink, other, never := e.n("resumed"), e.n("other"), e.n("never-paused")
+	later := t0.Add(time.Hour)
+	// Each of these fails once at t0 and waits: "held" until t0+30m, the
+	// others until later.
+	for _, d := range []struct{ id, sink string }{{"r1", sink}, {"r2", sink}, {"held", sink}, {"o1", other}, {"n1", never}} {
+		e.ingestOne(d.id, d.sink, t0)
+		e.wantIDs("claim of "+d.id, e.claimIDs(d.sink, "w1", t0, time.Minute, 10), d.id)
+		next := later
+		if d.id == "held" {
+			next = t0.Add(30 * time.Minute)
+		}
+		e.finish(d.id, "w1", retry(t0, next))
+	}
+	e.ingestOne("fresh", sink, later.Add(time.Hour)) // never attempted: a replay spread, say
+	// "held" is in flight at the resume: its lease stands.
+	e.wantIDs("claim of held", e.claimIDs(sink, "w2", t0.Add(30*time.Minute), 3*time.Hour, 10), "held")
+
+	for _, s := range []string{sink, other} {
+		if err := e.s.SetSinkPaused(e.ctx, s, true, "down", t0); err != nil {
+			e.Fatalf("SetSinkPaused(%s, true): %v", s, err)
+		}
+	}
+	resumed := t0.Add(31 * time.Minute)
+	for _, s := range []string{sink, never} {
+		if err := e.s.SetSinkPaused(e.ctx, s, false, "up", resumed); err != nil {
+			e.Fatalf("SetSinkPaused(%s, false): %v", s, err)
+		}
+	}
+	e.wantIDs("claim at the resume", e.claimIDs(sink, "w3", resumed, time.Minute, 10), "r1", "r2")
+	for id, want := range map[string]time.Time{"fresh": later.Add(time.Hour), "o1": later, "n1": later} {
+		if d := e.get(id); !d.NextAttemptAt.Equal(want) {
+			e.Errorf("%s: next attempt %v after the resume, want it kept at %v", id, d.NextAttemptAt, want)
+		}
+	}
+	// Resuming again (not paused now) moves nothing.
+	e.finish("r1", "w3", retry(resumed, later))
+	if err := e.s.SetSinkPaused(e.ctx, sink, false, "up", resumed.Add(time.Minute)); err != nil {
+		e.Fatalf("SetSinkPaused(%s, false) again: %v", sink, err)
+	}
+	if d := e.get("r1"); !d.NextAttemptAt.Equal(later) {
+		e.Errorf("r1: next attempt %v after a resume without a pause, want %v", d.NextAttemptAt, later)
+	}
+}

@@ -24,7 +24,9 @@
 //   - A delivery is Leased while it is pending with a lease owner.
 //   - Replay keeps the attempt log and LastError; the attempts after it are
 //     numbered on from the log, and Attempts counts from 0 again.
-//   - SetSinkPaused keeps Since while the paused state does not change.
+//   - SetSinkPaused keeps Since while the paused state does not change;
+//     resuming a paused sink makes its waiting retries (attempted before,
+//     not leased, scheduled later) due at the resume's time.
 //
 // Each subtest opens a fresh store and closes it when it ends. All names
 // (sources, sinks, rules, delivery ids) carry a per-subtest random prefix,
@@ -98,6 +100,7 @@ func Run(t *testing.T, open func(t *testing.T) router.Store) {
 		{"PendingCountsDead", testPendingCountsDead},
 		{"Prune", testPrune},
 		{"SinkState", testSinkState},
+		{"ResumeMakesRetriesDue", testResumeMakesRetriesDue},
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeyRace", testSigningKeyRace},
 	}
