@@ -35,11 +35,11 @@ func TestSalesIQDecodeEnvelope(t *testing.T) {
 	if ev.Chat.Rating != "sad" || ev.Chat.RatingRaw != 1 || ev.Visitor.Name != "Tricia" || ev.Operator.Name != "Patricia" || ev.Attempt != 1 {
 		t.Errorf("view = %+v", ev)
 	}
-	chat := v.Data["chat"].(map[string]any)
-	if chat["rating"] != "sad" || v.Data["visitor"].(map[string]any)["name"] != "Tricia" {
-		t.Errorf("template view = %v", v.Data)
+	chat := v.Data()["chat"].(map[string]any)
+	if chat["rating"] != "sad" || v.Data()["visitor"].(map[string]any)["name"] != "Tricia" {
+		t.Errorf("template view = %v", v.Data())
 	}
-	out, err := json.Marshal(v.Data)
+	out, err := json.Marshal(v.Data())
 	if err != nil || !strings.Contains(string(out), `"app_id":"40526000000002040"`) || !strings.Contains(string(out), `40526000000002040`) {
 		t.Errorf("view JSON %s, %v", out, err)
 	}

@@ -31,7 +31,7 @@ func FuzzSalesIQDecode(f *testing.F) {
 			if v.ID == "" || v.Name == "" {
 				t.Fatalf("accepted body without id or name: %q", body)
 			}
-			if _, err := json.Marshal(v.Data); err != nil {
+			if _, err := json.Marshal(v.Data()); err != nil {
 				t.Fatalf("view does not marshal: %v", err)
 			}
 			if r := v.Env.(*SalesIQEvent).Chat.Rating; r != "" && r != "sad" && r != "neutral" && r != "happy" {

@@ -320,16 +320,16 @@ func (rt *Runtime) trialRoutes(ctx context.Context, res *TrialResult, matched []
 // dedup key is rendered for show only: copyDelivery takes it off before a
 // sink sees the delivery.
 func trialDelivery(rule *Rule, route *Route, view *View) (*Delivery, error) {
-	d := &Delivery{ID: trialID(), Rule: rule.Name, Sink: route.Sink, Attempt: 1, Event: view.Data, Fields: map[string]string{}}
+	d := &Delivery{ID: trialID(), Rule: rule.Name, Sink: route.Sink, Attempt: 1, Event: view.Data(), Fields: map[string]string{}}
 	for _, f := range route.Fields {
-		s, err := f.render(view.Data)
+		s, err := f.render(view.Data())
 		if err != nil {
 			return d, fmt.Errorf("render %s: %w", f.name, err)
 		}
 		d.Fields[f.name] = s
 	}
 	if route.DedupKey != nil {
-		s, err := route.DedupKey.render(view.Data)
+		s, err := route.DedupKey.render(view.Data())
 		if err != nil {
 			return d, fmt.Errorf("render dedup_key: %w", err)
 		}

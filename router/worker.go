@@ -649,16 +649,16 @@ func (r *Router) buildDelivery(rt *Runtime, c *Claimed) (*Delivery, *Route, erro
 	if err != nil {
 		return nil, nil, Permanent(fmt.Errorf("decode event: %w", err))
 	}
-	d := &Delivery{ID: c.ID, Rule: c.Rule, Sink: c.Sink, Attempt: c.Attempts + 1, Event: view.Data, Fields: map[string]string{}}
+	d := &Delivery{ID: c.ID, Rule: c.Rule, Sink: c.Sink, Attempt: c.Attempts + 1, Event: view.Data(), Fields: map[string]string{}}
 	for _, f := range route.Fields {
-		s, err := f.render(view.Data)
+		s, err := f.render(view.Data())
 		if err != nil {
 			return nil, nil, Permanent(fmt.Errorf("render %s: %w", f.name, err))
 		}
 		d.Fields[f.name] = s
 	}
 	if route.DedupKey != nil {
-		s, err := route.DedupKey.render(view.Data)
+		s, err := route.DedupKey.render(view.Data())
 		if err != nil {
 			return nil, nil, Permanent(fmt.Errorf("render dedup_key: %w", err))
 		}

@@ -114,11 +114,11 @@ rules:
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
-		got, err := encodeEvent(view.Data)
+		got, err := encodeEvent(view.Data())
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
-		if want := stdEncodeEvent(t, view.Data); !bytes.Equal(got, want) {
+		if want := stdEncodeEvent(t, view.Data()); !bytes.Equal(got, want) {
 			t.Errorf("%s: encodeEvent differs from encoding/json:\n got %s\nwant %s", f, got, want)
 		}
 	}
