@@ -306,30 +306,24 @@ func pausingRouter(t *testing.T, probe string, retry ...string) (*router.Router,
 	return router.New(rt, st, router.Options{PollInterval: 20 * time.Millisecond, PruneEvery: -1}), st, f.sinks["a"]
 }
 
+// sinkPaused reports whether the store records sink as paused.
+func sinkPaused(st *sqlite.Store, sink string) bool {
+	s, _ := st.SinkStates(context.Background())
+	return s[sink].Paused
+}
+
 // TestPauseDontDrop: a sink failing continuously is paused; its deliveries
 // wait instead of running out of attempts, and the first success resumes
 // it.
 func TestPauseDontDrop(t *testing.T) {
 	r, st, a := pausingRouter(t, "50ms")
-	var mu sync.Mutex
-	down := true
-	a.fail = func(int) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if down {
-			return errors.New("503 service unavailable")
-		}
-		return nil
-	}
+	a.setDown(true)
 	for i := 0; i < 5; i++ {
 		post(t, r.IngestHandler(), event("p"+string(rune('a'+i)), "sad"))
 	}
 	runRouter(t, r)
 
-	waitFor(t, "the sink paused", func() bool {
-		s, _ := st.SinkStates(context.Background())
-		return s["a"].Paused
-	})
+	waitFor(t, "the sink paused", func() bool { return sinkPaused(st, "a") })
 	time.Sleep(300 * time.Millisecond) // several probes, each past max_attempts
 	ds, _ := st.ListDeliveries(context.Background(), router.DeliveryFilter{Sink: "a"})
 	for _, d := range ds {
@@ -337,12 +331,9 @@ func TestPauseDontDrop(t *testing.T) {
 			t.Errorf("delivery %s is %s while its sink is paused, want pending", d.ID, d.Status)
 		}
 	}
-	mu.Lock()
-	down = false
-	mu.Unlock()
+	a.setDown(false)
 	waitFor(t, "all delivered after the sink recovered", func() bool { return len(a.delivered()) == 5 })
-	s, _ := st.SinkStates(context.Background())
-	if s["a"].Paused {
+	if sinkPaused(st, "a") {
 		t.Error("the sink is still paused after a success")
 	}
 }
@@ -353,24 +344,12 @@ func TestPauseDontDrop(t *testing.T) {
 // closing, reliability.md §6.6).
 func TestResumeSendsWaitingRetriesAtOnce(t *testing.T) {
 	r, st, a := pausingRouter(t, "100ms", "{max_attempts: 10, initial: 1h, max_interval: 1h}")
-	var mu sync.Mutex
-	down := true
-	a.fail = func(int) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if down {
-			return errors.New("503 service unavailable")
-		}
-		return nil
-	}
+	a.setDown(true)
 	for i := 0; i < 6; i++ {
 		post(t, r.IngestHandler(), event("w"+string(rune('a'+i)), "sad"))
 	}
 	runRouter(t, r)
-	waitFor(t, "the sink paused", func() bool {
-		s, _ := st.SinkStates(context.Background())
-		return s["a"].Paused
-	})
+	waitFor(t, "the sink paused", func() bool { return sinkPaused(st, "a") })
 	waitFor(t, "every delivery attempted once", func() bool {
 		ds, _ := st.ListDeliveries(context.Background(), router.DeliveryFilter{Sink: "a"})
 		for _, d := range ds {
@@ -390,9 +369,7 @@ func TestResumeSendsWaitingRetriesAtOnce(t *testing.T) {
 	if waiting == 0 {
 		t.Fatal("no delivery waits on its hour of backoff: the test proves nothing")
 	}
-	mu.Lock()
-	down = false
-	mu.Unlock()
+	a.setDown(false)
 	waitFor(t, "all delivered once the sink resumed", func() bool { return len(a.delivered()) == 6 })
 	t.Logf("%d of 6 deliveries were waiting on an hour of backoff at the resume", waiting)
 }
@@ -413,7 +390,7 @@ func TestPausedAtStartProbedAtOnce(t *testing.T) {
 	runRouter(t, r)
 
 	waitFor(t, "the paused sink probed and resumed, long before its 1h probe interval", func() bool { return len(a.delivered()) == 3 })
-	if s, _ := st.SinkStates(context.Background()); s["a"].Paused {
+	if sinkPaused(st, "a") {
 		t.Error("the sink is still paused after its probe succeeded")
 	}
 }

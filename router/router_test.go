@@ -34,6 +34,14 @@ type countingSink struct {
 	ids     []string
 	remotes []string // d.RemoteID as each delivery saw it
 	fail    func(attempt int) error
+	down    bool // every attempt fails with a retryable error (setDown)
+}
+
+// setDown takes the sink down (every attempt a 503) or back up.
+func (s *countingSink) setDown(down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = down
 }
 
 func (s *countingSink) Deliver(_ context.Context, d *router.Delivery) (router.Result, error) {
@@ -41,6 +49,9 @@ func (s *countingSink) Deliver(_ context.Context, d *router.Delivery) (router.Re
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.remotes = append(s.remotes, d.RemoteID)
+	if s.down {
+		return router.Result{StatusCode: 503}, errors.New("503 service unavailable")
+	}
 	if s.fail != nil {
 		if err := s.fail(d.Attempt); err != nil {
 			return router.Result{StatusCode: 503}, err
