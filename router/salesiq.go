@@ -118,7 +118,9 @@ func (a salesiqAdapter) decode(in *Incoming) (*View, error) {
 // data is the map that templates see: viewMap(ev), written out because it
 // runs for nearly every delivery (View.Data builds it on first use), and
 // reflection made it a fifth of the decode (TestSalesIQDataMatchesViewMap
-// keeps the two the same).
+// keeps the two the same). eventJSON (viewjson.go) writes this map as JSON
+// straight from the body: a field added here must be added there too
+// (TestEventJSONMatchesDecodeAndEncode fails until it is).
 func (ev *SalesIQEvent) data() map[string]any {
 	c, v, o := &ev.Chat, &ev.Visitor, &ev.Operator
 	return map[string]any{

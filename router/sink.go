@@ -33,8 +33,14 @@ type Delivery struct {
 	Sink    string
 	Attempt int // 1 for the first attempt
 	// Event is the event view (the same data templates see), ready to be
-	// marshalled as JSON.
+	// marshalled as JSON. It is nil when EventJSON is set.
 	Event map[string]any
+	// EventJSON, when set, is the event view as JSON: the bytes Event
+	// marshals to (sorted keys, no HTML escaping), built straight from
+	// the stored body. The worker sets it, and leaves Event nil, only for
+	// a sink that is an EventJSONSink, on a route with no fields and no
+	// dedup key.
+	EventJSON []byte
 	// Fields holds the route's message fields (text, subject, body, …),
 	// already rendered for this event.
 	Fields map[string]string
@@ -51,6 +57,16 @@ type Delivery struct {
 	// and nil otherwise; such a delivery is never handed over without
 	// one. A sink signs with it and must never log, return or send it.
 	SigningKey *rsa.PrivateKey `json:"-"`
+}
+
+// EventJSONSink is implemented by sinks that, on a route that sets no
+// fields and no dedup key, read a delivery's event only as JSON (the http
+// sink's default body). EventJSONOnly reports whether this one does; if
+// so, the worker hands such deliveries Delivery.EventJSON instead of
+// Event, which spares it decoding the view and encoding it again, the
+// largest step of such a delivery.
+type EventJSONSink interface {
+	EventJSONOnly() bool
 }
 
 // Secured is implemented by sinks that may sign what they send with a key

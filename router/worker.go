@@ -494,7 +494,7 @@ func (p *pool) sleep(ctx context.Context, d time.Duration) {
 // its outcome is written, frees the attempt's slot early: the write waits
 // for a group commit, and the next attempt need not wait for it.
 func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, c *Claimed, requestDone func()) {
-	d, route, err := r.buildDelivery(rt, c)
+	d, route, err := r.buildDelivery(rt, sr.Sink, c)
 	if err == nil && isSecured(sr.Sink) {
 		// Before the dedup key is locked: a delivery that cannot be
 		// signed waits without holding anything.
@@ -639,12 +639,17 @@ func (r *Router) finish(c *Claimed, f Finish) bool {
 // buildDelivery renders the route's fields over the rebuilt event view.
 // Failures here are permanent: retrying the same render gives the same
 // result.
-func (r *Router) buildDelivery(rt *Runtime, c *Claimed) (*Delivery, *Route, error) {
+func (r *Router) buildDelivery(rt *Runtime, sink Sink, c *Claimed) (*Delivery, *Route, error) {
 	rule, ok := rt.Rule(c.Rule)
 	if !ok || c.Route >= len(rule.Routes) || rule.Routes[c.Route].Sink != c.Sink {
 		return nil, nil, Permanent(fmt.Errorf("rule %q route %d to sink %q is no longer in the config", c.Rule, c.Route, c.Sink))
 	}
 	route := rule.Routes[c.Route]
+	if len(route.Fields) == 0 && route.DedupKey == nil && eventJSONOnly(sink) {
+		if b, ok := viewJSON(rt, c.Event); ok {
+			return &Delivery{ID: c.ID, Rule: c.Rule, Sink: c.Sink, Attempt: c.Attempts + 1, EventJSON: b, Fields: map[string]string{}}, route, nil
+		}
+	}
 	view, err := r.view(rt, c.Event)
 	if err != nil {
 		return nil, nil, Permanent(fmt.Errorf("decode event: %w", err))
@@ -665,6 +670,26 @@ func (r *Router) buildDelivery(rt *Runtime, c *Claimed) (*Delivery, *Route, erro
 		d.DedupKey = strings.TrimSpace(s)
 	}
 	return d, route, nil
+}
+
+func eventJSONOnly(s Sink) bool {
+	j, ok := s.(EventJSONSink)
+	return ok && j.EventJSONOnly()
+}
+
+// viewJSON writes an event's view as JSON straight from its stored body,
+// for the sources that can (salesiq); false sends the caller the long
+// way, through the decoded view.
+func viewJSON(rt *Runtime, ev *EventRecord) ([]byte, bool) {
+	src, ok := rt.Source(ev.Source)
+	if !ok {
+		return nil, false
+	}
+	a, ok := src.adapter.(salesiqAdapter)
+	if !ok {
+		return nil, false
+	}
+	return a.eventJSON(&Incoming{Source: ev.Source, Headers: ev.Headers, Body: ev.Body, ReceivedAt: ev.ReceivedAt})
 }
 
 // view rebuilds an event's view from its stored raw body.

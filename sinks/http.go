@@ -154,9 +154,14 @@ type httpSink struct {
 }
 
 var (
-	_ router.Sink    = (*httpSink)(nil)
-	_ router.Secured = (*httpSink)(nil)
+	_ router.Sink          = (*httpSink)(nil)
+	_ router.Secured       = (*httpSink)(nil)
+	_ router.EventJSONSink = (*httpSink)(nil)
 )
+
+// EventJSONOnly is true: with no body field, the event view as JSON is
+// all an http sink sends of the event.
+func (*httpSink) EventJSONOnly() bool { return true }
 
 func newHTTPSink(r *Registry, _ string, c httpConfig) (*httpSink, error) {
 	u, err := c.validate()
@@ -177,6 +182,9 @@ func newHTTPSink(r *Registry, _ string, c httpConfig) (*httpSink, error) {
 func (s *httpSink) body(d *router.Delivery) ([]byte, error) {
 	if b, ok := d.Fields["body"]; ok {
 		return []byte(b), nil
+	}
+	if d.EventJSON != nil {
+		return d.EventJSON, nil
 	}
 	b, err := encodeEvent(d.Event)
 	if err != nil {

@@ -102,6 +102,32 @@ func TestHTTPSendsEventByDefault(t *testing.T) {
 	golden(t, "http/event.golden", body)
 }
 
+// TestHTTPSendsEventJSON: the event as JSON that the worker builds from the
+// stored body (Delivery.EventJSON) goes out as it is; a body field still
+// wins over it.
+func TestHTTPSendsEventJSON(t *testing.T) {
+	f := newHTTPFake(t)
+	s := httpSinkAt(t, f.URL+"/ok")
+	if j, ok := s.(router.EventJSONSink); !ok || !j.EventJSONOnly() {
+		t.Fatal("the http sink does not take the event as JSON")
+	}
+	d := delivery(map[string]string{})
+	d.Event, d.EventJSON = nil, []byte(`{"event":"conversation.rated","id":"x"}`)
+	if _, err := s.Deliver(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := f.last(t); string(body) != string(d.EventJSON) {
+		t.Errorf("body %s, want %s", body, d.EventJSON)
+	}
+	d.Fields = map[string]string{"body": `{"text":"rendered"}`}
+	if _, err := s.Deliver(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := f.last(t); string(body) != `{"text":"rendered"}` {
+		t.Errorf("body %s, want the rendered body field", body)
+	}
+}
+
 func TestHTTPSendsRenderedBody(t *testing.T) {
 	f := newHTTPFake(t)
 	s := mustBuild(t, "http", "url: "+f.URL+"/created\nmethod: put\ncontent_type: application/vnd.acme+json", nil)
