@@ -62,7 +62,7 @@ func checkEventJSON(t *testing.T, a salesiqAdapter, in *Incoming) (taken bool) {
 
 func eventJSONIncoming(body []byte) *Incoming {
 	return &Incoming{Source: "salesiq", Body: body,
-		Headers: map[string]string{"content-type": "application/json", "x-siqsignature": "c2ln", "x-note": "a\"b<c>&\u2028\x01"},
+		Headers: map[string]string{"content-type": "application/json", "x-siqsignature": "c2ln", "x-note": "a\"b<c>&\u2028\x01\xff\u2029"},
 		// Nanoseconds and a zone with an offset: written as RFC 3339.
 		ReceivedAt: time.Date(2026, 11, 28, 1, 2, 3, 4500, time.FixedZone("x", 5*3600+1800))}
 }
