@@ -240,17 +240,22 @@ func (p *jsonParser) number() (any, error) {
 			return nil, p.errorf("invalid character %q in exponent of numeric literal", d[p.i])
 		}
 	}
-	text := p.s[start:p.i]
+	return numberValue(p.s[start:p.i], integer), nil
+}
+
+// numberValue types a number's text (an integer: no fraction or exponent)
+// as normalizeNumbers does.
+func numberValue(text string, integer bool) any {
 	if integer {
 		if i, err := strconv.ParseInt(text, 10, 64); err == nil && i >= math.MinInt && i <= math.MaxInt {
-			return int(i), nil
+			return int(i)
 		}
-		return text, nil // beyond int64: keep every digit
+		return text // beyond int64: keep every digit
 	}
 	if f, err := strconv.ParseFloat(text, 64); err == nil {
-		return f, nil
+		return f
 	}
-	return text, nil // out of float64's range: as normalizeNumbers keeps it
+	return text // out of float64's range: as normalizeNumbers keeps it
 }
 
 // str decodes a string at p.i (on its opening quote).

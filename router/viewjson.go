@@ -353,7 +353,7 @@ func (t *jsonTree) strOf(n int32) (string, bool) {
 		if t.nodes[n].plain {
 			return text, true
 		}
-		switch v := numberValue(text).(type) {
+		switch v := t.numberOf(n).(type) {
 		case int:
 			return strconv.Itoa(v), true
 		case float64:
@@ -365,18 +365,10 @@ func (t *jsonTree) strOf(n int32) (string, bool) {
 	return "", false
 }
 
-// numberValue types a number's text as decodeJSON does.
-func numberValue(text string) any {
-	if !strings.ContainsAny(text, ".eE") {
-		if i, err := strconv.ParseInt(text, 10, 64); err == nil && i >= math.MinInt && i <= math.MaxInt {
-			return int(i)
-		}
-		return text
-	}
-	if f, err := strconv.ParseFloat(text, 64); err == nil {
-		return f
-	}
-	return text
+// numberOf is the value of number node n, as decodeJSON types it.
+func (t *jsonTree) numberOf(n int32) any {
+	text := t.text(n)
+	return numberValue(text, !strings.ContainsAny(text, ".eE"))
 }
 
 // appendValue writes node n as encoding its decoded value writes it.
@@ -398,7 +390,7 @@ func (t *jsonTree) appendValue(b []byte, n int32) ([]byte, bool) {
 		if nd.plain {
 			return append(b, t.s[nd.start:nd.end]...), true
 		}
-		switch v := numberValue(t.text(n)).(type) {
+		switch v := t.numberOf(n).(type) {
 		case int:
 			return strconv.AppendInt(b, int64(v), 10), true
 		case float64:
@@ -612,7 +604,7 @@ func (a salesiqAdapter) eventJSON(in *Incoming) ([]byte, bool) {
 		ev.version = w.strOf(top[rootVersion])
 		ev.eventTime = w.strOf(top[rootEventTime])
 		if n := top[rootAttempt]; n >= 0 && t.nodes[n].kind == '0' {
-			attempt, _ = numberValue(t.text(n)).(int)
+			attempt, _ = t.numberOf(n).(int)
 		}
 		if !w.ok || ev.event == "" || ev.entityID == "" || ev.eventTime == "" {
 			return nil, false
