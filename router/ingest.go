@@ -174,7 +174,7 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 		r.metrics.event(src.Name, "quarantined")
 	default:
 		r.metrics.event(src.Name, "accepted")
-		if len(ds) > 0 {
+		if view != nil {
 			r.views.put(rt, rec.Source, rec.ID, view)
 		}
 		r.wakeSinks(ds)
@@ -184,7 +184,10 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 
 // prepare decodes the event, runs the rules and builds the rows to store.
 // A body that verified but does not decode is kept, quarantined, rather
-// than dropped: the sender did nothing wrong by its own lights.
+// than dropped: the sender did nothing wrong by its own lights. The view
+// it returns, for the view cache, is nil unless a delivery will read it:
+// deliveries that get the event as JSON written from the body do not, and
+// a cache full of views nobody reads is garbage the collector must trace.
 func (r *Router) prepare(rt *Runtime, src *Source, in *Incoming) (*EventRecord, []NewDelivery, ingestReply, *View) {
 	rec := &EventRecord{Source: src.Name, ReceivedAt: in.ReceivedAt, Headers: in.Headers, Body: in.Body}
 	view, err := src.Decode(in)
@@ -198,14 +201,17 @@ func (r *Router) prepare(rt *Runtime, src *Source, in *Incoming) (*EventRecord, 
 		r.log.Warn("rule failed on event; counted as not matched", "rule", rule, "source", src.Name, "event_id", view.ID, "err", err)
 	})
 	var ds []NewDelivery
+	readsView := false
 	reply := ingestReply{ID: view.ID, Matched: make([]string, 0, len(matched))}
 	for _, rule := range matched {
 		rec.Matched = append(rec.Matched, rule.Name)
 		reply.Matched = append(reply.Matched, rule.Name)
 		for _, route := range rule.Routes {
-			if sr := rt.Sinks[route.Sink]; sr == nil || sr.Disabled {
+			sr := rt.Sinks[route.Sink]
+			if sr == nil || sr.Disabled {
 				continue
 			}
+			readsView = readsView || !takesEventJSON(src, route, sr.Sink)
 			ds = append(ds, NewDelivery{
 				ID: DeliveryID(in.ReceivedAt, src.Name, view.ID, rule.Name, route.Index), Rule: rule.Name,
 				Route: route.Index, Sink: route.Sink, NextAttemptAt: in.ReceivedAt,
@@ -213,6 +219,9 @@ func (r *Router) prepare(rt *Runtime, src *Source, in *Incoming) (*EventRecord, 
 		}
 	}
 	reply.Deliveries = len(ds)
+	if !readsView {
+		view = nil
+	}
 	return rec, ds, reply, view
 }
 

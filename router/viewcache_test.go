@@ -2,7 +2,10 @@ package router
 
 import (
 	"fmt"
+	"log/slog"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 // TestViewCacheKeepsViewsToTheirConfig: a view is given out only under
@@ -43,5 +46,59 @@ func TestViewCacheEvictsOldest(t *testing.T) {
 	}
 	if len(c.m) != viewCacheSize {
 		t.Errorf("cache holds %d views, want %d", len(c.m), viewCacheSize)
+	}
+}
+
+// jsonOnlySink takes the event as JSON alone, as the http sink does.
+type jsonOnlySink struct{ fakeSink }
+
+func (*jsonOnlySink) EventJSONOnly() bool { return true }
+
+type jsonOnlyFactory struct{ fakeFactory }
+
+func (f *jsonOnlyFactory) Build(kind, name string, node *yaml.Node) (Sink, error) {
+	if kind == "jsononly" {
+		return &jsonOnlySink{}, nil
+	}
+	return f.fakeFactory.Build(kind, name, node)
+}
+
+func (f *jsonOnlyFactory) RouteFields(kind string) ([]FieldSpec, bool) {
+	if kind == "jsononly" {
+		return nil, true
+	}
+	return f.fakeFactory.RouteFields(kind)
+}
+
+// TestIngestCachesOnlyViewsADeliveryReads: an event whose deliveries all
+// get the event as JSON written from the body leaves its view out of the
+// cache; one with a delivery that renders templates puts it in.
+func TestIngestCachesOnlyViewsADeliveryReads(t *testing.T) {
+	conf := `
+sources:
+  - {name: siq, type: salesiq, public_keys: [{pem: "${PUB}"}]}
+sinks:
+  - {name: raw, type: jsononly}
+  - {name: chat, type: fake}
+rules:
+  - {name: all, when: "true", to: [{sink: raw}]}
+  - {name: sad, when: 'chat.rating == "sad"', to: [{sink: chat, text: "{{ .visitor.name }}"}]}
+`
+	rt, err := Load("rules.yaml", []byte(conf), &jsonOnlyFactory{}, testLookup(map[string]string{"PUB": testPublicPEM}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ := rt.Source("siq")
+	r := &Router{log: slog.New(slog.DiscardHandler)}
+	for _, c := range []struct {
+		rating    string
+		matched   int
+		wantsView bool
+	}{{"happy", 1, false}, {"sad", 2, true}} {
+		body := `{"event":"conversation.rated","entity_id":"1","event_time":"2","entity":{"rating":"` + c.rating + `"}}`
+		_, ds, _, view := r.prepare(rt, src, &Incoming{Source: "siq", Body: []byte(body)})
+		if len(ds) != c.matched || (view != nil) != c.wantsView {
+			t.Errorf("%s: %d deliveries, view for the cache %v; want %d, %v", c.rating, len(ds), view != nil, c.matched, c.wantsView)
+		}
 	}
 }

@@ -645,8 +645,8 @@ func (r *Router) buildDelivery(rt *Runtime, sink Sink, c *Claimed) (*Delivery, *
 		return nil, nil, Permanent(fmt.Errorf("rule %q route %d to sink %q is no longer in the config", c.Rule, c.Route, c.Sink))
 	}
 	route := rule.Routes[c.Route]
-	if len(route.Fields) == 0 && route.DedupKey == nil && eventJSONOnly(sink) {
-		if b, ok := viewJSON(rt, c.Event); ok {
+	if src, ok := rt.Source(c.Event.Source); ok && takesEventJSON(src, route, sink) {
+		if b, ok := src.adapter.(salesiqAdapter).eventJSON(&Incoming{Source: c.Event.Source, Headers: c.Event.Headers, Body: c.Event.Body, ReceivedAt: c.Event.ReceivedAt}); ok {
 			return &Delivery{ID: c.ID, Rule: c.Rule, Sink: c.Sink, Attempt: c.Attempts + 1, EventJSON: b, Fields: map[string]string{}}, route, nil
 		}
 	}
@@ -672,24 +672,16 @@ func (r *Router) buildDelivery(rt *Runtime, sink Sink, c *Claimed) (*Delivery, *
 	return d, route, nil
 }
 
-func eventJSONOnly(s Sink) bool {
-	j, ok := s.(EventJSONSink)
+// takesEventJSON reports whether deliveries of src's events over route to
+// sink are handed the event as JSON written straight from the stored body
+// (Delivery.EventJSON) instead of the decoded view: the sink reads nothing
+// else of the event on such a route, and the source can (salesiq).
+func takesEventJSON(src *Source, route *Route, sink Sink) bool {
+	if _, ok := src.adapter.(salesiqAdapter); !ok || len(route.Fields) > 0 || route.DedupKey != nil {
+		return false
+	}
+	j, ok := sink.(EventJSONSink)
 	return ok && j.EventJSONOnly()
-}
-
-// viewJSON writes an event's view as JSON straight from its stored body,
-// for the sources that can (salesiq); false sends the caller the long
-// way, through the decoded view.
-func viewJSON(rt *Runtime, ev *EventRecord) ([]byte, bool) {
-	src, ok := rt.Source(ev.Source)
-	if !ok {
-		return nil, false
-	}
-	a, ok := src.adapter.(salesiqAdapter)
-	if !ok {
-		return nil, false
-	}
-	return a.eventJSON(&Incoming{Source: ev.Source, Headers: ev.Headers, Body: ev.Body, ReceivedAt: ev.ReceivedAt})
 }
 
 // view rebuilds an event's view from its stored raw body.
