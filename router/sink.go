@@ -39,7 +39,7 @@ type Delivery struct {
 	// marshals to (sorted keys, no HTML escaping), built straight from
 	// the stored body. The worker sets it, and leaves Event nil, only for
 	// a sink that is an EventJSONSink, on a route with no fields and no
-	// dedup key.
+	// dedup key, for events of a source that can write it (salesiq).
 	EventJSON []byte
 	// Fields holds the route's message fields (text, subject, body, …),
 	// already rendered for this event.
