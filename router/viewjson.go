@@ -570,6 +570,24 @@ const (
 	entKeys
 )
 
+// chatFields are the keys of a SalesIQChat's map in the order they are
+// written, each with the entity key it comes from and how: 's' str of the
+// value, 'r' the rating normalised, 'v' the value as it is, '{' or '['
+// the value if it is an object or an array, else null (a nil map or
+// slice).
+var chatFields = []struct {
+	name string
+	from int
+	how  byte
+}{
+	{"app_id", entAppID, 's'}, {"attended_time", entAttendedTime, 's'}, {"chat_status", entChatStatus, '{'},
+	{"department_id", entDepartmentID, 's'}, {"end_time", entEndTime, 's'}, {"feedback", entFeedback, 's'},
+	{"id", entID, 's'}, {"missed_time", entMissedTime, 's'}, {"opened_time", entOpenedTime, 's'},
+	{"participants", entParticipants, '['}, {"question", entQuestion, 's'}, {"rating", entRating, 'r'},
+	{"rating_raw", entRating, 'v'}, {"reference_id", entReferenceID, 's'}, {"status", entStatus, 's'},
+	{"supervisors", entSupervisors, '['}, {"visitor_conversation_id", entVisitorConversationID, 's'},
+}
+
 // eventJSON writes a SalesIQ event's view (the map View.Data gives) as
 // JSON, from in's body, without decoding it into maps. False when the
 // body is one this path does not take on, or one that decode refuses:
@@ -635,39 +653,21 @@ func (a salesiqAdapter) eventJSON(in *Incoming) ([]byte, bool) {
 	w.b = strconv.AppendInt(w.b, int64(attempt), 10)
 	w.key("chat")
 	w.b = append(w.b, '{')
-	w.str("app_id", w.strOf(e[entAppID]))
-	w.comma()
-	w.str("attended_time", w.strOf(e[entAttendedTime]))
-	w.comma()
-	w.value("chat_status", e[entChatStatus], '{')
-	w.comma()
-	w.str("department_id", w.strOf(e[entDepartmentID]))
-	w.comma()
-	w.str("end_time", w.strOf(e[entEndTime]))
-	w.comma()
-	w.str("feedback", w.strOf(e[entFeedback]))
-	w.comma()
-	w.str("id", w.strOf(e[entID]))
-	w.comma()
-	w.str("missed_time", w.strOf(e[entMissedTime]))
-	w.comma()
-	w.str("opened_time", w.strOf(e[entOpenedTime]))
-	w.comma()
-	w.value("participants", e[entParticipants], '[')
-	w.comma()
-	w.str("question", w.strOf(e[entQuestion]))
-	w.comma()
-	w.str("rating", NormalizeRating(w.strOf(e[entRating])))
-	w.comma()
-	w.value("rating_raw", e[entRating], 0)
-	w.comma()
-	w.str("reference_id", w.strOf(e[entReferenceID]))
-	w.comma()
-	w.str("status", w.strOf(e[entStatus]))
-	w.comma()
-	w.value("supervisors", e[entSupervisors], '[')
-	w.comma()
-	w.str("visitor_conversation_id", w.strOf(e[entVisitorConversationID]))
+	for i, f := range chatFields {
+		if i > 0 {
+			w.comma()
+		}
+		switch f.how {
+		case 's':
+			w.str(f.name, w.strOf(e[f.from]))
+		case 'r':
+			w.str(f.name, NormalizeRating(w.strOf(e[f.from])))
+		case 'v':
+			w.value(f.name, e[f.from], 0)
+		default:
+			w.value(f.name, e[f.from], f.how)
+		}
+	}
 	w.b = append(w.b, '}')
 	w.key("entity")
 	at := len(w.b)
