@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -392,5 +393,45 @@ func TestPausedAtStartProbedAtOnce(t *testing.T) {
 	waitFor(t, "the paused sink probed and resumed, long before its 1h probe interval", func() bool { return len(a.delivered()) == 3 })
 	if sinkPaused(st, "a") {
 		t.Error("the sink is still paused after its probe succeeded")
+	}
+}
+
+// TestResumeKeepsRetryAfterFloors: a retry whose failure came with a
+// Retry-After waits that floor out even when its sink resumes and its other
+// waiting retries fall due at once (reliability.md R-03: no request inside
+// a Retry-After window).
+func TestResumeKeepsRetryAfterFloors(t *testing.T) {
+	r, st, a := pausingRouter(t, "50ms", "{max_attempts: 10, initial: 1m, max_interval: 1m}")
+	var limited atomic.Bool
+	limited.Store(true)
+	a.fail = func(int) error {
+		if limited.Load() {
+			return &router.RetryAfterError{Err: errors.New("HTTP 429 Too Many Requests"), After: 2 * time.Hour}
+		}
+		return nil
+	}
+	for i := 0; i < 3; i++ {
+		post(t, r.IngestHandler(), event("l"+string(rune('a'+i)), "sad"))
+	}
+	runRouter(t, r)
+	waitFor(t, "the sink paused after three 429s", func() bool { return sinkPaused(st, "a") })
+
+	// The sink takes requests again; a new event's delivery is the probe
+	// that resumes it.
+	limited.Store(false)
+	post(t, r.IngestHandler(), event("fresh", "sad"))
+	waitFor(t, "the new event delivered and the sink resumed", func() bool { return len(a.delivered()) == 1 && !sinkPaused(st, "a") })
+	time.Sleep(300 * time.Millisecond) // room for a wrongly pulled retry to go
+	if got := a.delivered(); len(got) != 1 {
+		t.Fatalf("delivered %v at the resume, want only the new event's: the others wait on a 2h Retry-After", got)
+	}
+	ds, _ := st.ListDeliveries(context.Background(), router.DeliveryFilter{Sink: "a", Status: router.StatusPending})
+	if len(ds) != 3 {
+		t.Fatalf("%d deliveries pending, want the 3 rate-limited ones", len(ds))
+	}
+	for _, d := range ds {
+		if until := time.Until(d.NextAttemptAt); until < time.Hour {
+			t.Errorf("delivery %s due in %v after the resume, want its Retry-After floor (about 2h)", d.ID, until)
+		}
 	}
 }

@@ -82,6 +82,11 @@ type Finish struct {
 	// (NextAttemptAt says when) or StatusDead.
 	Status        string
 	NextAttemptAt time.Time
+	// NotBefore is the far side's Retry-After floor for a pending
+	// delivery (zero: none). NextAttemptAt already respects it; it is
+	// kept so that a resumed sink, whose waiting retries fall due at once,
+	// still sends none of them before its floor.
+	NotBefore time.Time
 }
 
 // DeliveryRecord is a delivery as shown in the delivery log.
@@ -193,8 +198,10 @@ type Store interface {
 	// (the breaker closing): every pending delivery of the sink that was
 	// attempted before, is not leased and was scheduled later. They then go
 	// as fast as the sink's concurrency allows, in their order, instead
-	// of each at the end of its own backoff. Deliveries never attempted
-	// (new ones, and replays spread on purpose) keep their times.
+	// of each at the end of its own backoff; one whose last failure came
+	// with a Retry-After (Finish.NotBefore) is made due at that floor
+	// instead, if it is later. Deliveries never attempted (new ones, and
+	// replays spread on purpose) keep their times.
 	SetSinkPaused(ctx context.Context, sink string, paused bool, reason string, at time.Time) error
 
 	// SinkStates returns the recorded state of every sink that was ever

@@ -557,6 +557,9 @@ func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, c *Claimed, requestDone f
 		f.Status, f.Attempt.Outcome = StatusPending, OutcomeRetry
 		f.NextAttemptAt = start.Add(dur).Add(NextDelay(sr.Retry, c.Attempts+1, RetryAfterOf(err)))
 	}
+	if ra := RetryAfterOf(err); ra > 0 && f.Status == StatusPending {
+		f.NotBefore = start.Add(dur).Add(ra) // a resume pulls retries forward, never past this
+	}
 	r.trackHealth(sr, c.Sink, err, paused)
 	if err != nil {
 		f.Attempt.Error = truncateRunes(err.Error(), 2000)

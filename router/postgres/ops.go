@@ -23,7 +23,7 @@ import (
 // flight. The final count only makes the notification run (see sqlIngest).
 const sqlReplay = `WITH r AS (
 	UPDATE deliveries
-	SET status = 'pending', attempts = 0, next_attempt_at = $1,
+	SET status = 'pending', attempts = 0, next_attempt_at = $1, not_before = NULL,
 		lease_owner = NULL, lease_until = NULL,
 		replays = replays + 1, replayed_by = $2, replayed_at = $1, updated_at = $1
 	WHERE id = $3 AND NOT (status = 'pending' AND lease_owner IS NOT NULL)
@@ -141,10 +141,11 @@ const sqlSetSinkPaused = `INSERT INTO sink_state (sink, paused, reason, since)
 			since = CASE WHEN sink_state.paused = excluded.paused THEN sink_state.since ELSE excluded.since END,
 			paused = excluded.paused`
 
-// sqlResumeDue makes a resumed sink's waiting retries due at once; see
-// router.Store.SetSinkPaused.
-const sqlResumeDue = `UPDATE deliveries SET next_attempt_at = $2
-	WHERE sink = $1 AND status = 'pending' AND attempts > 0 AND next_attempt_at > $2
+// sqlResumeDue makes a resumed sink's waiting retries due at once, or at
+// their Retry-After floor; see router.Store.SetSinkPaused.
+const sqlResumeDue = `UPDATE deliveries SET next_attempt_at = GREATEST($2::timestamptz, COALESCE(not_before, $2::timestamptz))
+	WHERE sink = $1 AND status = 'pending' AND attempts > 0
+		AND next_attempt_at > GREATEST($2::timestamptz, COALESCE(not_before, $2::timestamptz))
 		AND (lease_until IS NULL OR lease_until <= $2)`
 
 // SetSinkPaused records a sink's paused state; see router.Store. Since

@@ -53,7 +53,7 @@ const sqlFinish = `WITH d AS (
 		next_attempt_at = COALESCE($2::timestamptz, next_attempt_at),
 		last_error = $3,
 		remote_id = CASE WHEN $4 = '' THEN remote_id ELSE $4 END,
-		lease_owner = NULL, lease_until = NULL, updated_at = $5
+		lease_owner = NULL, lease_until = NULL, updated_at = $5, not_before = $12::timestamptz
 	WHERE id = $6 AND lease_owner = $7 AND status = 'pending'
 	RETURNING id
 )
@@ -170,17 +170,20 @@ func (s *Store) Finish(ctx context.Context, id, owner string, f router.Finish) e
 	if a.At.IsZero() {
 		updated = time.Now()
 	}
-	var next *time.Time // nil keeps next_attempt_at
+	var next, notBefore *time.Time // nil keeps next_attempt_at; nil: no floor
 	if f.Status == router.StatusPending {
 		next = &updated // no time given: due again at once
 		if !f.NextAttemptAt.IsZero() {
 			next = &f.NextAttemptAt
 		}
+		if !f.NotBefore.IsZero() {
+			notBefore = &f.NotBefore
+		}
 	}
 	b := &pgx.Batch{}
 	b.Queue(sqlRelaxCommit)
 	b.Queue(sqlFinish, f.Status, next, a.Error, a.RemoteID, updated, id, owner,
-		a.At, int64(a.Duration), a.Outcome, a.StatusCode)
+		a.At, int64(a.Duration), a.Outcome, a.StatusCode, notBefore)
 	br := s.pool.SendBatch(ctx, b)
 	_, err := br.Exec()
 	var tag pgconn.CommandTag

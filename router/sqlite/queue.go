@@ -41,7 +41,7 @@ const sqlFinish = `UPDATE deliveries
 		next_attempt_at = COALESCE(?2, next_attempt_at),
 		last_error = ?3,
 		remote_id = CASE WHEN ?4 = '' THEN remote_id ELSE ?4 END,
-		lease_owner = NULL, lease_until = NULL, updated_at = ?5
+		lease_owner = NULL, lease_until = NULL, updated_at = ?5, not_before = ?8
 	WHERE id = ?6 AND lease_owner = ?7 AND status = 'pending'`
 
 // sqlInsertAttempt numbers attempts from the log rather than from the
@@ -170,6 +170,7 @@ type finishOp struct {
 	id, owner string
 	f         router.Finish
 	next      any // int64, or nil to keep next_attempt_at
+	notBefore any // int64, or nil: no floor
 	updatedAt int64
 }
 
@@ -199,6 +200,9 @@ func (s *Store) Finish(ctx context.Context, id, owner string, f router.Finish) e
 		if !f.NextAttemptAt.IsZero() {
 			op.next = unixNano(f.NextAttemptAt)
 		}
+		if !f.NotBefore.IsZero() {
+			op.notBefore = unixNano(f.NotBefore)
+		}
 	}
 	if err := s.submit(ctx, &writeReq{ctx: ctx, finish: op}); err != nil {
 		return fmt.Errorf("sqlite: finish %s: %w", id, err)
@@ -211,7 +215,7 @@ func (s *Store) Finish(ctx context.Context, id, owner string, f router.Finish) e
 func (b *batch) finish(op *finishOp) (partial bool, err error) {
 	f := op.f
 	res, err := b.stmt(&b.finishDelivery, b.s.stmtFinish).Exec(
-		f.Status, op.next, f.Attempt.Error, f.Attempt.RemoteID, op.updatedAt, op.id, op.owner)
+		f.Status, op.next, f.Attempt.Error, f.Attempt.RemoteID, op.updatedAt, op.id, op.owner, op.notBefore)
 	if err != nil {
 		return false, fmt.Errorf("update delivery: %w", err)
 	}

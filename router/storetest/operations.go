@@ -689,9 +689,9 @@ func testSinkState(e *env) {
 }
 
 // testResumeMakesRetriesDue: resuming a paused sink (the breaker closing)
-// makes its waiting retries due at once; deliveries never attempted, those
-// leased, other sinks' and a sink resumed without a pause keep their
-// times.
+// makes its waiting retries due at once, or at their Retry-After floor if
+// that is later; deliveries never attempted, those leased, other sinks'
+// and a sink resumed without a pause keep their times.
 func testResumeMakesRetriesDue(e *env) {
 	sink, other, never := e.n("resumed"), e.n("other"), e.n("never-paused")
 	later := t0.Add(time.Hour)
@@ -706,6 +706,16 @@ func testResumeMakesRetriesDue(e *env) {
 		}
 		e.finish(d.id, "w1", retry(t0, next))
 	}
+	// Two that failed with a Retry-After: one whose floor is past at the
+	// resume, one whose floor is not.
+	resumed := t0.Add(31 * time.Minute)
+	for id, floor := range map[string]time.Time{"floor-past": t0.Add(time.Minute), "floor-ahead": resumed.Add(10 * time.Minute)} {
+		e.ingestOne(id, sink, t0)
+		e.wantIDs("claim of "+id, e.claimIDs(sink, "w1", t0, time.Minute, 10), id)
+		f := retry(t0, later)
+		f.Attempt.StatusCode, f.NotBefore = 429, floor
+		e.finish(id, "w1", f)
+	}
 	e.ingestOne("fresh", sink, later.Add(time.Hour)) // never attempted: a replay spread, say
 	// "held" is in flight at the resume: its lease stands.
 	e.wantIDs("claim of held", e.claimIDs(sink, "w2", t0.Add(30*time.Minute), 3*time.Hour, 10), "held")
@@ -715,14 +725,14 @@ func testResumeMakesRetriesDue(e *env) {
 			e.Fatalf("SetSinkPaused(%s, true): %v", s, err)
 		}
 	}
-	resumed := t0.Add(31 * time.Minute)
 	for _, s := range []string{sink, never} {
 		if err := e.s.SetSinkPaused(e.ctx, s, false, "up", resumed); err != nil {
 			e.Fatalf("SetSinkPaused(%s, false): %v", s, err)
 		}
 	}
-	e.wantIDs("claim at the resume", e.claimIDs(sink, "w3", resumed, time.Minute, 10), "r1", "r2")
-	for id, want := range map[string]time.Time{"fresh": later.Add(time.Hour), "o1": later, "n1": later} {
+	// All due at the resume: the stores break the tie differently.
+	e.wantIDs("claim at the resume", slices.Sorted(slices.Values(e.claimIDs(sink, "w3", resumed, time.Minute, 10))), "floor-past", "r1", "r2")
+	for id, want := range map[string]time.Time{"fresh": later.Add(time.Hour), "o1": later, "n1": later, "floor-ahead": resumed.Add(10 * time.Minute)} {
 		if d := e.get(id); !d.NextAttemptAt.Equal(want) {
 			e.Errorf("%s: next attempt %v after the resume, want it kept at %v", id, d.NextAttemptAt, want)
 		}
