@@ -194,53 +194,61 @@ func (p *jsonParser) array(depth int) (any, error) {
 // normalizeNumbers does.
 func (p *jsonParser) number() (any, error) {
 	start := p.i
-	d := p.data
-	if d[p.i] == '-' {
-		p.i++
+	end, integer, fail := scanNumber(p.s, p.i)
+	p.i = end
+	switch {
+	case fail == "":
+		return numberValue(p.s[start:end], integer), nil
+	case end >= len(p.data):
+		return nil, errJSONEnd
+	}
+	return nil, p.errorf("invalid character %q %s", p.data[end], fail)
+}
+
+// scanNumber scans the number at s[i] by the RFC 8259 grammar and returns
+// its end and whether it is an integer (no fraction, no exponent). If the
+// grammar breaks, end is the offset of the byte that breaks it (len(s) if
+// the text ends too soon) and fail says where, for the error message.
+func scanNumber(s string, i int) (end int, integer bool, fail string) {
+	if s[i] == '-' {
+		i++
 	}
 	digits := func() int {
-		n := 0
-		for p.i < len(d) && d[p.i] >= '0' && d[p.i] <= '9' {
-			p.i++
-			n++
+		j := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
 		}
-		return n
+		return i - j
 	}
 	switch {
-	case p.i >= len(d):
-		return nil, errJSONEnd
-	case d[p.i] == '0':
-		p.i++
-	case d[p.i] >= '1' && d[p.i] <= '9':
+	case i >= len(s):
+		return i, false, "in numeric literal"
+	case s[i] == '0':
+		i++
+	case s[i] >= '1' && s[i] <= '9':
 		digits()
 	default:
-		return nil, p.errorf("invalid character %q in numeric literal", d[p.i])
+		return i, false, "in numeric literal"
 	}
-	integer := true
-	if p.i < len(d) && d[p.i] == '.' {
+	integer = true
+	if i < len(s) && s[i] == '.' {
 		integer = false
-		p.i++
+		i++
 		if digits() == 0 {
-			if p.i >= len(d) {
-				return nil, errJSONEnd
-			}
-			return nil, p.errorf("invalid character %q after decimal point in numeric literal", d[p.i])
+			return i, false, "after decimal point in numeric literal"
 		}
 	}
-	if p.i < len(d) && (d[p.i] == 'e' || d[p.i] == 'E') {
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
 		integer = false
-		p.i++
-		if p.i < len(d) && (d[p.i] == '+' || d[p.i] == '-') {
-			p.i++
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
 		}
 		if digits() == 0 {
-			if p.i >= len(d) {
-				return nil, errJSONEnd
-			}
-			return nil, p.errorf("invalid character %q in exponent of numeric literal", d[p.i])
+			return i, false, "in exponent of numeric literal"
 		}
 	}
-	return numberValue(p.s[start:p.i], integer), nil
+	return i, integer, ""
 }
 
 // numberValue types a number's text (an integer: no fraction or exponent)

@@ -188,7 +188,7 @@ func (t *jsonTree) str(n int32, i int) (int, bool) {
 		case c == '"':
 			nd := &t.nodes[n]
 			nd.start, nd.end = int32(start), int32(j)
-			nd.plain = plain && (ascii || utf8.ValidString(s[start:j]) && !containsLineSep(s[start:j]))
+			nd.plain = plain && (ascii || utf8.ValidString(s[start:j]) && !strings.ContainsAny(s[start:j], "\u2028\u2029"))
 			return j + 1, true
 		case c == '\\':
 			// Checked here, so that decoding it later cannot fail, and a
@@ -224,78 +224,19 @@ var plainASCII = func() (t [256]bool) {
 	return t
 }()
 
-// containsLineSep reports whether s holds U+2028 or U+2029 (E2 80 A8/A9).
-func containsLineSep(s string) bool {
-	for {
-		i := indexByteString(s, 0xE2)
-		if i < 0 || i+2 >= len(s) {
-			return false
-		}
-		if s[i+1] == 0x80 && (s[i+2] == 0xA8 || s[i+2] == 0xA9) {
-			return true
-		}
-		s = s[i+1:]
-	}
-}
-
-func indexByteString(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
-}
-
-// number scans a number by the RFC 8259 grammar. It is plain when it is an
-// integer that decodes to an int whose decimal form is the text itself.
+// number scans a number. It is plain when it is an integer that decodes
+// to an int whose decimal form is the text itself.
 func (t *jsonTree) number(n int32, i int) (int, bool) {
-	s := t.s
-	start := i
-	if s[i] == '-' {
-		i++
-	}
-	digits := func() int {
-		j := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		return i - j
-	}
-	switch {
-	case i >= len(s):
-		return i, false
-	case s[i] == '0':
-		i++
-	case s[i] >= '1' && s[i] <= '9':
-		digits()
-	default:
-		return i, false
-	}
-	integer := true
-	if i < len(s) && s[i] == '.' {
-		integer = false
-		i++
-		if digits() == 0 {
-			return i, false
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		integer = false
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		if digits() == 0 {
-			return i, false
-		}
+	end, integer, fail := scanNumber(t.s, i)
+	if fail != "" {
+		return end, false
 	}
 	nd := &t.nodes[n]
-	nd.end = int32(i)
-	text := s[start:i]
+	nd.end = int32(end)
+	text := t.s[i:end]
 	// Up to 18 digits always fits an int64; "-0" decodes to 0.
 	nd.plain = integer && len(text) <= 18 && text != "-0"
-	return i, true
+	return end, true
 }
 
 // text is a node's span.
@@ -723,20 +664,24 @@ type eventWriter struct {
 	ok bool
 }
 
-// key writes ,"name": (names here need no escaping).
-func (w *eventWriter) key(name string) {
-	w.b = append(w.b, ',', '"')
+// name writes "name": (names here need no escaping).
+func (w *eventWriter) name(name string) {
+	w.b = append(w.b, '"')
 	w.b = append(w.b, name...)
 	w.b = append(w.b, '"', ':')
+}
+
+// key writes ,"name": after an earlier member.
+func (w *eventWriter) key(name string) {
+	w.comma()
+	w.name(name)
 }
 
 func (w *eventWriter) comma() { w.b = append(w.b, ',') }
 
 // str writes "name":value, value a Go string.
 func (w *eventWriter) str(name, v string) {
-	w.b = append(w.b, '"')
-	w.b = append(w.b, name...)
-	w.b = append(w.b, '"', ':')
+	w.name(name)
 	w.b = appendJSONString(w.b, v)
 }
 
@@ -752,9 +697,7 @@ func (w *eventWriter) strOf(n int32) string {
 // empty name writes the value alone.
 func (w *eventWriter) value(name string, n int32, kind byte) {
 	if name != "" {
-		w.b = append(w.b, '"')
-		w.b = append(w.b, name...)
-		w.b = append(w.b, '"', ':')
+		w.name(name)
 	}
 	if n < 0 || (kind != 0 && w.t.nodes[n].kind != kind) {
 		w.b = append(w.b, "null"...)
