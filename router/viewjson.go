@@ -290,18 +290,10 @@ func (t *jsonTree) strOf(n int32) (string, bool) {
 	case 'f':
 		return "false", true
 	case '0':
-		text := t.text(n)
 		if t.nodes[n].plain {
-			return text, true
+			return t.text(n), true
 		}
-		switch v := t.numberOf(n).(type) {
-		case int:
-			return strconv.Itoa(v), true
-		case float64:
-			return strconv.FormatFloat(v, 'f', -1, 64), true
-		case string:
-			return v, true
-		}
+		return str(t.numberOf(n)), true
 	}
 	return "", false
 }
