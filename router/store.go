@@ -59,6 +59,10 @@ type Claimed struct {
 	Route    int
 	Sink     string
 	Attempts int // attempts made before this one
+	// Throttled counts the backpressure answers (Finish.Backpressure)
+	// this delivery has had since it was created or last replayed; they
+	// are not in Attempts.
+	Throttled int
 	// Due is the delivery's next_attempt_at when it was claimed: its place
 	// in the queue, which a delivery handed back unattempted keeps.
 	Due   time.Time
@@ -87,6 +91,12 @@ type Finish struct {
 	// kept so that a resumed sink, whose waiting retries fall due at once,
 	// still sends none of them before its floor.
 	NotBefore time.Time
+	// Backpressure marks an attempt the far side refused for load, with a
+	// time to come back (429 or 503 with Retry-After). It is logged like
+	// any attempt, but counts toward the delivery's Throttled instead of
+	// its Attempts, so that a receiver's rate limit never uses up a
+	// delivery's attempts.
+	Backpressure bool
 }
 
 // DeliveryRecord is a delivery as shown in the delivery log.
@@ -122,7 +132,8 @@ type Store interface {
 
 	// Claim leases up to max pending deliveries of sink that are due at now
 	// and not leased by anyone (or whose lease ran out), to owner until
-	// now+lease, oldest due first.
+	// now+lease, oldest due first. While the sink is held (HoldSink) it
+	// leases nothing.
 	Claim(ctx context.Context, sink, owner string, now time.Time, lease time.Duration, max int) ([]*Claimed, error)
 
 	// Finish records an attempt and moves the delivery to its next state,
@@ -178,7 +189,7 @@ type Store interface {
 	ListEvents(ctx context.Context, f EventFilter) ([]*EventRecord, error)
 
 	// Replay puts a delivery back to pending, due at at, with a fresh
-	// attempt budget (attempts back to 0; the attempt log is kept) and the
+	// attempt budget (attempts and throttled back to 0; the attempt log is kept) and the
 	// same id, and records by whom and when. A delivery that is pending and
 	// leased (in flight) returns ErrBusy; an unknown id ErrNotFound.
 	Replay(ctx context.Context, id, by string, at time.Time) error
@@ -205,8 +216,16 @@ type Store interface {
 	SetSinkPaused(ctx context.Context, sink string, paused bool, reason string, at time.Time) error
 
 	// SinkStates returns the recorded state of every sink that was ever
-	// paused or resumed.
+	// paused, resumed or held.
 	SinkStates(ctx context.Context) (map[string]SinkState, error)
+
+	// HoldSink records that sink's far side asked for no request before
+	// until (a Retry-After on a 429 or 503), keeping the later of until
+	// and a hold already recorded. Until then Claim leases nothing of the
+	// sink, for any owner on any replica, and NextDue reports no time
+	// earlier than until: the whole sink waits out a window one answer
+	// announced, not only the delivery that got it.
+	HoldSink(ctx context.Context, sink string, until time.Time) error
 
 	// CreateSigningKey records a new signing key of sink: its public half
 	// as PEM and its private half sealed by the router (the store never
@@ -246,6 +265,9 @@ type SinkState struct {
 	Paused bool
 	Reason string
 	Since  time.Time
+	// HeldUntil is the sink's latest HoldSink time (zero: never held);
+	// it may be in the past.
+	HeldUntil time.Time
 }
 
 // Cursor marks a position in a newest-first listing: the last item of the

@@ -23,7 +23,7 @@ import (
 // flight. The final count only makes the notification run (see sqlIngest).
 const sqlReplay = `WITH r AS (
 	UPDATE deliveries
-	SET status = 'pending', attempts = 0, next_attempt_at = $1, not_before = NULL,
+	SET status = 'pending', attempts = 0, throttled = 0, next_attempt_at = $1, not_before = NULL,
 		lease_owner = NULL, lease_until = NULL,
 		replays = replays + 1, replayed_by = $2, replayed_at = $1, updated_at = $1
 	WHERE id = $3 AND NOT (status = 'pending' AND lease_owner IS NOT NULL)
@@ -144,7 +144,7 @@ const sqlSetSinkPaused = `INSERT INTO sink_state (sink, paused, reason, since)
 // sqlResumeDue makes a resumed sink's waiting retries due at once, or at
 // their Retry-After floor; see router.Store.SetSinkPaused.
 const sqlResumeDue = `UPDATE deliveries SET next_attempt_at = GREATEST($2::timestamptz, COALESCE(not_before, $2::timestamptz))
-	WHERE sink = $1 AND status = 'pending' AND attempts > 0
+	WHERE sink = $1 AND status = 'pending' AND (attempts > 0 OR throttled > 0)
 		AND next_attempt_at > GREATEST($2::timestamptz, COALESCE(not_before, $2::timestamptz))
 		AND (lease_until IS NULL OR lease_until <= $2)`
 
@@ -183,9 +183,28 @@ func (s *Store) SetSinkPaused(ctx context.Context, sink string, paused bool, rea
 	return nil
 }
 
-// SinkStates returns the state of every sink ever paused or resumed.
+// sqlHoldSink keeps the later hold (GREATEST ignores a NULL). A sink held
+// but never paused gets a row that says not paused, since the zero time.
+const sqlHoldSink = `INSERT INTO sink_state (sink, paused, reason, since, held_until)
+	VALUES ($1, false, '', '0001-01-01 00:00:00+00', $2)
+	ON CONFLICT (sink) DO UPDATE
+		SET held_until = GREATEST(sink_state.held_until, excluded.held_until)`
+
+// HoldSink records that no request may go to sink before until; see
+// router.Store.
+func (s *Store) HoldSink(ctx context.Context, sink string, until time.Time) error {
+	if sink == "" {
+		return errors.New("postgres: hold sink: empty sink")
+	}
+	if _, err := s.pool.Exec(ctx, sqlHoldSink, sink, until); err != nil {
+		return fmt.Errorf("postgres: hold sink %s: %w", sink, err)
+	}
+	return nil
+}
+
+// SinkStates returns the state of every sink ever paused, resumed or held.
 func (s *Store) SinkStates(ctx context.Context) (map[string]router.SinkState, error) {
-	rows, err := s.pool.Query(ctx, `SELECT sink, paused, reason, since FROM sink_state`)
+	rows, err := s.pool.Query(ctx, `SELECT sink, paused, reason, since, held_until FROM sink_state`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: sink states: %w", err)
 	}
@@ -194,10 +213,14 @@ func (s *Store) SinkStates(ctx context.Context) (map[string]router.SinkState, er
 	for rows.Next() {
 		var (
 			sink string
+			held *time.Time
 			st   router.SinkState
 		)
-		if err := rows.Scan(&sink, &st.Paused, &st.Reason, &st.Since); err != nil {
+		if err := rows.Scan(&sink, &st.Paused, &st.Reason, &st.Since, &held); err != nil {
 			return nil, fmt.Errorf("postgres: sink states: %w", err)
+		}
+		if held != nil {
+			st.HeldUntil = held.UTC()
 		}
 		out[sink] = st
 	}

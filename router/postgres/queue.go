@@ -12,7 +12,8 @@ import (
 	"github.com/hookroute/hookroute/router"
 )
 
-// sqlClaim leases in one statement. FOR UPDATE SKIP LOCKED makes
+// sqlClaim leases in one statement, and nothing of a sink held by
+// HoldSink. FOR UPDATE SKIP LOCKED makes
 // concurrent claimers (other workers, other replicas) pass over each
 // other's candidate rows instead of queueing behind them, and a row is
 // re-checked once locked, so two claimers never lease the same row. The
@@ -28,12 +29,13 @@ const sqlClaim = `WITH claimed AS (
 		SELECT id FROM deliveries
 		WHERE sink = $3 AND status = 'pending' AND next_attempt_at <= $4
 			AND (lease_until IS NULL OR lease_until <= $4)
+			AND NOT EXISTS (SELECT 1 FROM sink_state WHERE sink = $3 AND held_until > $4)
 		ORDER BY next_attempt_at, id
 		LIMIT $5
 		FOR UPDATE SKIP LOCKED)
-	RETURNING id, source, event_id, rule, route, sink, attempts, next_attempt_at
+	RETURNING id, source, event_id, rule, route, sink, attempts, throttled, next_attempt_at
 )
-SELECT c.id, c.source, c.event_id, c.rule, c.route, c.sink, c.attempts, c.next_attempt_at,
+SELECT c.id, c.source, c.event_id, c.rule, c.route, c.sink, c.attempts, c.throttled, c.next_attempt_at,
 	e.name, e.received_at, e.headers, e.body, e.quarantined, e.matched
 FROM claimed c JOIN events e ON e.source = c.source AND e.id = c.event_id
 ORDER BY c.next_attempt_at, c.id`
@@ -41,7 +43,8 @@ ORDER BY c.next_attempt_at, c.id`
 // sqlFinish moves a delivery on, only while owner still holds it, and logs
 // the attempt, in one statement: the attempt is inserted only if the
 // update matched, so a lost lease changes nothing. A retry keeps the remote
-// id of an earlier attempt unless it brings its own.
+// id of an earlier attempt unless it brings its own. $13 is 1 for a
+// backpressure answer, which counts as throttled, not as an attempt.
 //
 // Attempts are numbered from the log rather than from the attempts
 // counter, so that a replay that resets the counter cannot collide with
@@ -49,7 +52,7 @@ ORDER BY c.next_attempt_at, c.id`
 // so two Finish calls cannot number the same attempt.
 const sqlFinish = `WITH d AS (
 	UPDATE deliveries
-	SET status = $1, attempts = attempts + 1,
+	SET status = $1, attempts = attempts + 1 - $13, throttled = throttled + $13,
 		next_attempt_at = COALESCE($2::timestamptz, next_attempt_at),
 		last_error = $3,
 		remote_id = CASE WHEN $4 = '' THEN remote_id ELSE $4 END,
@@ -73,8 +76,11 @@ FROM d`
 const sqlRelaxCommit = `SELECT set_config('synchronous_commit', 'off', true)`
 
 // sqlNextDue: GREATEST ignores a NULL lease_until.
-const sqlNextDue = `SELECT MIN(GREATEST(next_attempt_at, lease_until)) FROM deliveries
-	WHERE sink = $1 AND status = 'pending'`
+// A hold counts only while there is something pending (GREATEST of NULL
+// and NULL is NULL).
+const sqlNextDue = `SELECT GREATEST(MIN(GREATEST(next_attempt_at, lease_until)),
+		CASE WHEN COUNT(*) > 0 THEN (SELECT held_until FROM sink_state WHERE sink = $1) END)
+	FROM deliveries WHERE sink = $1 AND status = 'pending'`
 
 // sqlPendingCounts counts each sink's pending deliveries from deliveries_due
 // and its dead ones from deliveries_dead_sink, in one statement so in one
@@ -121,7 +127,7 @@ func (s *Store) Claim(ctx context.Context, sink, owner string, now time.Time, le
 			c  router.Claimed
 			ev router.EventRecord
 		)
-		if err := rows.Scan(&c.ID, &ev.Source, &ev.ID, &c.Rule, &c.Route, &c.Sink, &c.Attempts, &c.Due,
+		if err := rows.Scan(&c.ID, &ev.Source, &ev.ID, &c.Rule, &c.Route, &c.Sink, &c.Attempts, &c.Throttled, &c.Due,
 			&ev.Name, &ev.ReceivedAt, &ev.Headers, &ev.Body, &ev.Quarantined, &ev.Matched); err != nil {
 			return nil, fmt.Errorf("postgres: claim %s: %w", sink, err)
 		}
@@ -180,10 +186,14 @@ func (s *Store) Finish(ctx context.Context, id, owner string, f router.Finish) e
 			notBefore = &f.NotBefore
 		}
 	}
+	throttled := 0
+	if f.Backpressure {
+		throttled = 1
+	}
 	b := &pgx.Batch{}
 	b.Queue(sqlRelaxCommit)
 	b.Queue(sqlFinish, f.Status, next, a.Error, a.RemoteID, updated, id, owner,
-		a.At, int64(a.Duration), a.Outcome, a.StatusCode, notBefore)
+		a.At, int64(a.Duration), a.Outcome, a.StatusCode, notBefore, throttled)
 	br := s.pool.SendBatch(ctx, b)
 	_, err := br.Exec()
 	var tag pgconn.CommandTag

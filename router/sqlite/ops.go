@@ -18,7 +18,7 @@ import (
 // one logged. last_error stays too, as the reason the delivery was
 // replayed.
 const sqlReplay = `UPDATE deliveries
-	SET status = 'pending', attempts = 0, next_attempt_at = ?1, not_before = NULL,
+	SET status = 'pending', attempts = 0, throttled = 0, next_attempt_at = ?1, not_before = NULL,
 		lease_owner = NULL, lease_until = NULL,
 		replays = replays + 1, replayed_by = ?2, replayed_at = ?1, updated_at = ?1
 	WHERE id = ?3 AND NOT (status = 'pending' AND lease_owner IS NOT NULL)`
@@ -135,7 +135,7 @@ const sqlSetSinkPaused = `INSERT INTO sink_state (sink, paused, reason, since)
 // sqlResumeDue makes a resumed sink's waiting retries due at once, or at
 // their Retry-After floor; see router.Store.SetSinkPaused.
 const sqlResumeDue = `UPDATE deliveries SET next_attempt_at = MAX(?2, COALESCE(not_before, 0))
-	WHERE sink = ?1 AND status = 'pending' AND attempts > 0 AND next_attempt_at > MAX(?2, COALESCE(not_before, 0))
+	WHERE sink = ?1 AND status = 'pending' AND (attempts > 0 OR throttled > 0) AND next_attempt_at > MAX(?2, COALESCE(not_before, 0))
 		AND (lease_until IS NULL OR lease_until <= ?2)`
 
 // SetSinkPaused records a sink's paused state; see router.Store. Since
@@ -171,9 +171,28 @@ func (s *Store) SetSinkPaused(ctx context.Context, sink string, paused bool, rea
 	return nil
 }
 
-// SinkStates returns the state of every sink ever paused or resumed.
+// sqlHoldSink keeps the later hold. A sink held but never paused gets a
+// row that says not paused, since the zero time.
+const sqlHoldSink = `INSERT INTO sink_state (sink, paused, reason, since, held_until)
+	VALUES (?1, 0, '', 0, ?2)
+	ON CONFLICT (sink) DO UPDATE
+		SET held_until = MAX(COALESCE(sink_state.held_until, 0), excluded.held_until)`
+
+// HoldSink records that no request may go to sink before until; see
+// router.Store.
+func (s *Store) HoldSink(ctx context.Context, sink string, until time.Time) error {
+	if sink == "" {
+		return errors.New("sqlite: hold sink: empty sink")
+	}
+	if _, err := s.w.ExecContext(ctx, sqlHoldSink, sink, unixNano(until)); err != nil {
+		return fmt.Errorf("sqlite: hold sink %s: %w", sink, err)
+	}
+	return nil
+}
+
+// SinkStates returns the state of every sink ever paused, resumed or held.
 func (s *Store) SinkStates(ctx context.Context) (map[string]router.SinkState, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT sink, paused, reason, since FROM sink_state`)
+	rows, err := s.r.QueryContext(ctx, `SELECT sink, paused, reason, since, held_until FROM sink_state`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: sink states: %w", err)
 	}
@@ -183,13 +202,17 @@ func (s *Store) SinkStates(ctx context.Context) (map[string]router.SinkState, er
 		var (
 			sink          string
 			paused, since int64
+			held          sql.NullInt64
 			st            router.SinkState
 		)
-		if err := rows.Scan(&sink, &paused, &st.Reason, &since); err != nil {
+		if err := rows.Scan(&sink, &paused, &st.Reason, &since, &held); err != nil {
 			return nil, fmt.Errorf("sqlite: sink states: %w", err)
 		}
 		st.Paused = paused != 0
 		st.Since = fromNano(since)
+		if held.Valid {
+			st.HeldUntil = fromNano(held.Int64)
+		}
 		out[sink] = st
 	}
 	if err := rows.Err(); err != nil {

@@ -12,7 +12,8 @@ import (
 )
 
 // sqlClaim leases in one statement, so two claimers can never pick the same
-// row. It selects by rowid because the due index stores rowids: the subquery
+// row, and nothing of a sink held by HoldSink (a lookup by primary key in
+// a table of one row per sink). It selects by rowid because the due index stores rowids: the subquery
 // reads only the index, and rowid also breaks next_attempt_at ties in
 // insertion order.
 //
@@ -27,17 +28,20 @@ const sqlClaim = `UPDATE deliveries
 		SELECT rowid FROM deliveries
 		WHERE sink = ?3 AND status = 'pending' AND next_attempt_at <= ?4
 			AND (lease_until IS NULL OR lease_until <= ?4)
+			AND NOT EXISTS (SELECT 1 FROM sink_state WHERE sink = ?3 AND held_until > ?4)
 		ORDER BY next_attempt_at, rowid
 		LIMIT ?5 + 0)
-	RETURNING rowid, id, source, event_id, rule, route, sink, attempts, next_attempt_at`
+	RETURNING rowid, id, source, event_id, rule, route, sink, attempts, throttled, next_attempt_at`
 
 const sqlClaimEvent = `SELECT name, received_at, headers, body, quarantined, matched
 	FROM events WHERE source = ? AND id = ?`
 
 // sqlFinish moves a delivery on, only while owner still holds it. A retry
-// keeps the remote id of an earlier attempt unless it brings its own.
+// keeps the remote id of an earlier attempt unless it brings its own. ?9 is
+// 1 for a backpressure answer, which counts as throttled, not as an
+// attempt.
 const sqlFinish = `UPDATE deliveries
-	SET status = ?1, attempts = attempts + 1,
+	SET status = ?1, attempts = attempts + 1 - ?9, throttled = throttled + ?9,
 		next_attempt_at = COALESCE(?2, next_attempt_at),
 		last_error = ?3,
 		remote_id = CASE WHEN ?4 = '' THEN remote_id ELSE ?4 END,
@@ -52,8 +56,9 @@ const sqlInsertAttempt = `INSERT INTO attempts
 	VALUES (?1, (SELECT COALESCE(MAX(n), 0) + 1 FROM attempts WHERE delivery_id = ?1),
 		?2, ?3, ?4, ?5, ?6, ?7)`
 
-const sqlNextDue = `SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until, 0))) FROM deliveries
-	WHERE sink = ? AND status = 'pending'`
+const sqlNextDue = `SELECT MAX(MIN(MAX(next_attempt_at, COALESCE(lease_until, 0))),
+		COALESCE((SELECT held_until FROM sink_state WHERE sink = ?1), 0))
+	FROM deliveries WHERE sink = ?1 AND status = 'pending'`
 
 // sqlPendingCounts counts each sink's pending deliveries from deliveries_due
 // and its dead ones from deliveries_dead_sink, in one statement so in one
@@ -112,7 +117,7 @@ func (b *batch) claim(op *claimOp) error {
 	for rows.Next() {
 		r := row{c: &router.Claimed{}}
 		if err := rows.Scan(&r.rowid, &r.c.ID, &r.source, &r.eventID, &r.c.Rule, &r.c.Route,
-			&r.c.Sink, &r.c.Attempts, &r.due); err != nil {
+			&r.c.Sink, &r.c.Attempts, &r.c.Throttled, &r.due); err != nil {
 			rows.Close()
 			return err
 		}
@@ -169,6 +174,7 @@ func cmpInt64(a, b int64) int {
 type finishOp struct {
 	id, owner string
 	f         router.Finish
+	throttled int // 1 for a backpressure answer
 	next      any // int64, or nil to keep next_attempt_at
 	notBefore any // int64, or nil: no floor
 	updatedAt int64
@@ -190,6 +196,9 @@ func (s *Store) Finish(ctx context.Context, id, owner string, f router.Finish) e
 		return fmt.Errorf("sqlite: finish %s: unknown outcome %q", id, f.Attempt.Outcome)
 	}
 	op := &finishOp{id: id, owner: owner, f: f}
+	if f.Backpressure {
+		op.throttled = 1
+	}
 	end := f.Attempt.At.Add(f.Attempt.Duration)
 	if f.Attempt.At.IsZero() {
 		end = time.Now()
@@ -215,7 +224,7 @@ func (s *Store) Finish(ctx context.Context, id, owner string, f router.Finish) e
 func (b *batch) finish(op *finishOp) (partial bool, err error) {
 	f := op.f
 	res, err := b.stmt(&b.finishDelivery, b.s.stmtFinish).Exec(
-		f.Status, op.next, f.Attempt.Error, f.Attempt.RemoteID, op.updatedAt, op.id, op.owner, op.notBefore)
+		f.Status, op.next, f.Attempt.Error, f.Attempt.RemoteID, op.updatedAt, op.id, op.owner, op.notBefore, op.throttled)
 	if err != nil {
 		return false, fmt.Errorf("update delivery: %w", err)
 	}

@@ -101,6 +101,8 @@ func Run(t *testing.T, open func(t *testing.T) router.Store) {
 		{"Prune", testPrune},
 		{"SinkState", testSinkState},
 		{"ResumeMakesRetriesDue", testResumeMakesRetriesDue},
+		{"BackpressureFinish", testBackpressureFinish},
+		{"HoldSink", testHoldSink},
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeyRace", testSigningKeyRace},
 	}
