@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -396,40 +395,57 @@ func TestPausedAtStartProbedAtOnce(t *testing.T) {
 	}
 }
 
-// TestResumeKeepsRetryAfterFloors: a retry whose failure came with a
-// Retry-After waits that floor out even when its sink resumes and its other
-// waiting retries fall due at once (reliability.md R-03: no request inside
-// a Retry-After window).
-func TestResumeKeepsRetryAfterFloors(t *testing.T) {
-	r, st, a := pausingRouter(t, "50ms", "{max_attempts: 10, initial: 1m, max_interval: 1m}")
-	var limited atomic.Bool
-	limited.Store(true)
+// TestBackpressureHoldsTheSink: a 429 with Retry-After is backpressure,
+// not failure: it holds the whole sink (a new event's delivery waits too),
+// spends no attempt and does not pause the sink, however many come; and an
+// operator's pause and resume keeps each delivery's Retry-After floor.
+func TestBackpressureHoldsTheSink(t *testing.T) {
+	r, st, a := pausingRouter(t, "50ms", "{max_attempts: 2, initial: 1m, max_interval: 1m}")
 	a.fail = func(int) error {
-		if limited.Load() {
-			return &router.RetryAfterError{Err: errors.New("HTTP 429 Too Many Requests"), After: 2 * time.Hour}
-		}
-		return nil
+		return &router.RetryAfterError{Err: errors.New("HTTP 429 Too Many Requests"), After: 2 * time.Hour}
 	}
 	for i := 0; i < 3; i++ {
 		post(t, r.IngestHandler(), event("l"+string(rune('a'+i)), "sad"))
 	}
 	runRouter(t, r)
-	waitFor(t, "the sink paused after three 429s", func() bool { return sinkPaused(st, "a") })
-
-	// The sink takes requests again; a new event's delivery is the probe
-	// that resumes it.
-	limited.Store(false)
+	waitFor(t, "the sink held", func() bool {
+		s, _ := st.SinkStates(context.Background())
+		return time.Until(s["a"].HeldUntil) > time.Hour
+	})
+	// Requests sent before the first answer came back got theirs; then
+	// nothing: not the others, not a new event's.
+	time.Sleep(100 * time.Millisecond)
+	sent := a.requests()
 	post(t, r.IngestHandler(), event("fresh", "sad"))
-	waitFor(t, "the new event delivered and the sink resumed", func() bool { return len(a.delivered()) == 1 && !sinkPaused(st, "a") })
-	time.Sleep(300 * time.Millisecond) // room for a wrongly pulled retry to go
-	if got := a.delivered(); len(got) != 1 {
-		t.Fatalf("delivered %v at the resume, want only the new event's: the others wait on a 2h Retry-After", got)
+	time.Sleep(300 * time.Millisecond)
+	if got := a.requests(); got != sent || sent > 3 {
+		t.Fatalf("%d requests before the new event and %d after; want the first answer's hold to stop the rest", sent, got)
 	}
-	ds, _ := st.ListDeliveries(context.Background(), router.DeliveryFilter{Sink: "a", Status: router.StatusPending})
-	if len(ds) != 3 {
-		t.Fatalf("%d deliveries pending, want the 3 rate-limited ones", len(ds))
+	if sinkPaused(st, "a") {
+		t.Error("the sink was paused by 429s with Retry-After (pause_after: 3): backpressure counted as failure")
+	}
+	ds, _ := st.ListDeliveries(context.Background(), router.DeliveryFilter{Sink: "a"})
+	if len(ds) != 4 {
+		t.Fatalf("%d deliveries, want 4", len(ds))
 	}
 	for _, d := range ds {
+		if d.Status != router.StatusPending || d.Attempts != 0 {
+			t.Errorf("delivery %s: %s after %d attempts, want pending with none spent", d.ID, d.Status, d.Attempts)
+		}
+	}
+	// An operator's pause and resume pulls waiting retries forward, but
+	// never past their floor.
+	if err := st.SetSinkPaused(context.Background(), "a", true, "ops", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetSinkPaused(context.Background(), "a", false, "ops", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ds, _ = st.ListDeliveries(context.Background(), router.DeliveryFilter{Sink: "a"})
+	for _, d := range ds {
+		if d.LastError == "" {
+			continue // the new event's: never attempted, so never pulled forward
+		}
 		if until := time.Until(d.NextAttemptAt); until < time.Hour {
 			t.Errorf("delivery %s due in %v after the resume, want its Retry-After floor (about 2h)", d.ID, until)
 		}

@@ -19,6 +19,7 @@ type Metrics struct {
 	replays  prometheus.Counter
 	unsigned *prometheus.CounterVec
 	deferred *prometheus.CounterVec
+	pushback *prometheus.CounterVec
 
 	mu      sync.Mutex
 	store   Store
@@ -77,6 +78,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "hookroute_delivery_claims_deferred_total",
 			Help: "Claims a sink's workers held back because the ingest was saturated (acknowledgements first), by sink.",
 		}, []string{"sink"}),
+		pushback: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookroute_delivery_backpressure_total",
+			Help: "Attempts the receiver refused for load with a time to come back (429 or 503 with Retry-After, Slack ratelimited), which spent no attempt, by sink.",
+		}, []string{"sink"}),
 		pending: prometheus.NewDesc("hookroute_deliveries_pending", "Deliveries waiting for their first or next attempt, by sink.", []string{"sink"}, nil),
 		dead:    prometheus.NewDesc("hookroute_deliveries_dead", "Dead deliveries (dead letters) kept, by sink.", []string{"sink"}, nil),
 		pausedD: prometheus.NewDesc("hookroute_sink_paused", "1 while a sink is paused after failing continuously, by sink.", []string{"sink"}, nil),
@@ -86,7 +91,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		flyingD: prometheus.NewDesc("hookroute_ingest_in_flight", "Webhook requests being read, verified or committed.", nil, nil),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.attempts, m.latency, m.reloads, m.replays, m.unsigned, m.deferred, m)
+		reg.MustRegister(m.events, m.attempts, m.latency, m.reloads, m.replays, m.unsigned, m.deferred, m.pushback, m)
 	}
 	return m
 }
@@ -103,6 +108,8 @@ func (m *Metrics) reloaded(result string) { m.reloads.WithLabelValues(result).In
 func (m *Metrics) replayed(n int) { m.replays.Add(float64(n)) }
 
 func (m *Metrics) unsignedWaiting(sink string) { m.unsigned.WithLabelValues(sink).Inc() }
+
+func (m *Metrics) pushedBack(sink string) { m.pushback.WithLabelValues(sink).Inc() }
 
 func (m *Metrics) claimDeferred(sink string) { m.deferred.WithLabelValues(sink).Inc() }
 

@@ -28,6 +28,14 @@ func (r *Router) sinkPaused(sink string) bool {
 	return r.states.m[sink].Paused
 }
 
+// sinkHeldUntil is the sink's hold as last read from the store (set by
+// any replica's HoldSink).
+func (r *Router) sinkHeldUntil(sink string) time.Time {
+	r.states.mu.RLock()
+	defer r.states.mu.RUnlock()
+	return r.states.m[sink].HeldUntil
+}
+
 func (r *Router) refreshSinkStates(ctx context.Context) {
 	m, err := r.store.SinkStates(ctx)
 	if err != nil {
@@ -51,7 +59,7 @@ func (r *Router) setPaused(sink string, paused bool, reason string) error {
 	if r.states.m == nil {
 		r.states.m = map[string]SinkState{}
 	}
-	r.states.m[sink] = SinkState{Paused: paused, Reason: reason, Since: now}
+	r.states.m[sink] = SinkState{Paused: paused, Reason: reason, Since: now, HeldUntil: r.states.m[sink].HeldUntil}
 	r.states.mu.Unlock()
 	return nil
 }

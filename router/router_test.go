@@ -64,6 +64,13 @@ func (s *countingSink) Deliver(_ context.Context, d *router.Delivery) (router.Re
 	return router.Result{StatusCode: 200}, nil
 }
 
+// requests is the number of Deliver calls so far.
+func (s *countingSink) requests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.remotes)
+}
+
 func (s *countingSink) delivered() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

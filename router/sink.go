@@ -145,6 +145,10 @@ func IsPermanent(err error) bool {
 type RetryAfterError struct {
 	Err   error
 	After time.Duration
+	// Local marks a wait that hookroute's own pacing asks for (a Slack
+	// channel's budget), not the far side: the delivery waits without
+	// spending an attempt, but the sink's other deliveries are not held.
+	Local bool
 }
 
 func (e *RetryAfterError) Error() string {

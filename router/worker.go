@@ -85,6 +85,8 @@ type pool struct {
 	// behind is how long the oldest delivery of the last claim that got
 	// any had been due (see maxYieldLag); run's goroutine only.
 	behind time.Duration
+	// pressure adapts sending to a receiver that pushes back.
+	pressure *pressure
 }
 
 func (p *pool) wake() {
@@ -120,7 +122,7 @@ func (ps *pools) apply(rt *Runtime) {
 		}
 		ctx, cancel := context.WithCancel(ps.base)
 		p := &pool{ps: ps, sink: name, wakeC: make(chan struct{}, 1), slots: make(chan struct{}, sr.Concurrency),
-			recording: make(chan struct{}, 2*sr.Concurrency), cancel: cancel}
+			recording: make(chan struct{}, 2*sr.Concurrency), cancel: cancel, pressure: newPressure(sr.Concurrency)}
 		ps.m[name] = p
 		ps.wg.Add(1)
 		go func() {
@@ -203,7 +205,7 @@ func (p *pool) run(ctx context.Context) {
 					<-p.slots
 				}
 			}()
-			r.attempt(rt, sr, c, func() { released = true; p.release() })
+			r.attempt(rt, sr, p, c, func() { released = true; p.release() })
 		}()
 	}
 	failures := 0
@@ -227,6 +229,14 @@ func (p *pool) run(ctx context.Context) {
 			p.sleep(ctx, unsignedWait)
 			continue
 		}
+		if held := p.heldUntil(); held.After(r.now()) {
+			// The receiver asked for no request before then: whatever
+			// was claimed ahead waits in the store meanwhile.
+			p.giveBack(ahead)
+			ahead = nil
+			p.sleepUntil(ctx, held.Sub(r.now()))
+			continue
+		}
 		// Take a slot first: never claim more than can be sent at once,
 		// but for the round claimed ahead.
 		select {
@@ -234,7 +244,16 @@ func (p *pool) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+		// A receiver that pushed back gets one delivery per claim, at
+		// the adaptive rate, within the adaptive window.
+		adaptive := p.pressure.settle(r.now())
+		if adaptive && !p.pressure.admits(len(p.slots)-1) {
+			<-p.slots
+			p.sleep(ctx, windowPoll)
+			continue
+		}
 		_, paced := sr.Sink.(Paced)
+		paced = paced || adaptive
 		if len(ahead) > 0 {
 			if paced || r.sinkPaused(p.sink) {
 				// Paused (one probe at a time) or paced since the claim.
@@ -280,7 +299,7 @@ func (p *pool) run(ctx context.Context) {
 				return
 			}
 		} else if paced {
-			if err := sr.Sink.(Paced).Limiter().Wait(ctx); err != nil {
+			if err := p.pace(ctx, sr.Sink); err != nil {
 				<-p.slots
 				return
 			}
@@ -335,6 +354,37 @@ func (p *pool) run(ctx context.Context) {
 		if len(claimed) == 0 {
 			p.idle(ctx)
 		}
+	}
+}
+
+// windowPoll is how often a pool whose adaptive window is full looks for
+// a free place in it.
+const windowPoll = 5 * time.Millisecond
+
+// pace waits for the sink's own limiter, if it has one, and for the
+// adaptive rate, if it is on.
+func (p *pool) pace(ctx context.Context, s Sink) error {
+	if pc, ok := s.(Paced); ok {
+		if err := pc.Limiter().Wait(ctx); err != nil {
+			return err
+		}
+	}
+	return p.pressure.wait(ctx)
+}
+
+// heldUntil is the end of the sink's hold: this process's own, or one
+// another replica recorded in the store.
+func (p *pool) heldUntil() time.Time {
+	return maxTime(p.pressure.held(), p.ps.r.sinkHeldUntil(p.sink))
+}
+
+// sleepUntil sleeps for d or until ctx is done; wake-ups do not end it.
+func (p *pool) sleepUntil(ctx context.Context, d time.Duration) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
 	}
 }
 
@@ -493,7 +543,7 @@ func (p *pool) sleep(ctx context.Context, d time.Duration) {
 // requestDone, called once the sink is done with the delivery and before
 // its outcome is written, frees the attempt's slot early: the write waits
 // for a group commit, and the next attempt need not wait for it.
-func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, c *Claimed, requestDone func()) {
+func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, p *pool, c *Claimed, requestDone func()) {
 	d, route, err := r.buildDelivery(rt, sr.Sink, c)
 	if err == nil && isSecured(sr.Sink) {
 		// Before the dedup key is locked: a delivery that cannot be
@@ -533,7 +583,15 @@ func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, c *Claimed, requestDone f
 		res, err = sr.Sink.Deliver(ctx, d)
 		cancel()
 	}
-	dur := r.now().Sub(start)
+	end := r.now()
+	dur := end.Sub(start)
+	wait, hold, pushedBack := p.pressure.observe(end, res, err)
+	if hold {
+		// Before the slot is freed: no worker of this process sends
+		// within the window (pressure already says so), and, once this
+		// is written, none of another replica either.
+		r.holdSink(c.Sink, p.pressure.held())
+	}
 	if key != "" {
 		// Record the remote object before the delivery's own outcome: if
 		// the process dies in between, the delivery is sent again and
@@ -541,33 +599,21 @@ func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, c *Claimed, requestDone f
 		r.releaseKey(c, key, res.RemoteID)
 	}
 	requestDone()
-	f := Finish{Attempt: AttemptRecord{At: start, Duration: dur, StatusCode: res.StatusCode, RemoteID: res.RemoteID}}
 	paused := r.sinkPaused(c.Sink)
-	switch {
-	case err == nil:
-		f.Status, f.Attempt.Outcome = StatusDelivered, OutcomeDelivered
-	case IsPermanent(err) || (c.Attempts+1 >= sr.Retry.MaxAttempts && !paused):
-		f.Status, f.Attempt.Outcome = StatusDead, OutcomeDead
-	case paused:
-		// Pause, don't drop: while the sink is down as a whole, its
-		// deliveries wait for it instead of running out of attempts.
-		f.Status, f.Attempt.Outcome = StatusPending, OutcomeRetry
-		f.NextAttemptAt = start.Add(dur).Add(max(sr.PauseProbe, RetryAfterOf(err)))
-	default:
-		f.Status, f.Attempt.Outcome = StatusPending, OutcomeRetry
-		f.NextAttemptAt = start.Add(dur).Add(NextDelay(sr.Retry, c.Attempts+1, RetryAfterOf(err)))
+	f := nextStep(sr, c, start, end, err, paused, pushedBack, wait)
+	f.Attempt.StatusCode, f.Attempt.RemoteID = res.StatusCode, res.RemoteID
+	if f.Backpressure {
+		r.metrics.pushedBack(c.Sink)
+	} else {
+		r.trackHealth(sr, c.Sink, err, paused)
 	}
-	if ra := RetryAfterOf(err); ra > 0 && f.Status == StatusPending {
-		f.NotBefore = start.Add(dur).Add(ra) // a resume pulls retries forward, never past this
-	}
-	r.trackHealth(sr, c.Sink, err, paused)
 	if err != nil {
 		f.Attempt.Error = truncateRunes(err.Error(), 2000)
 		// One line per failure, but a sink failing the same way for every
 		// delivery is summarised: 10 lines, then one a second per error.
 		r.logs.log(r.log, r.now(), slog.LevelWarn, "delivery:"+c.Sink+":"+truncateRunes(f.Attempt.Error, 120), "delivery failed",
 			"sink", c.Sink, "rule", c.Rule, "delivery_id", c.ID, "attempt", c.Attempts+1,
-			"outcome", f.Attempt.Outcome, "status_code", res.StatusCode, "err", f.Attempt.Error)
+			"outcome", f.Attempt.Outcome, "backpressure", f.Backpressure, "status_code", res.StatusCode, "err", f.Attempt.Error)
 	}
 	r.metrics.attempt(c.Sink, f.Attempt.Outcome, dur)
 	if !r.finish(c, f) {
@@ -577,6 +623,53 @@ func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, c *Claimed, requestDone f
 		if p := r.pools.get(c.Sink); p != nil {
 			p.wake()
 		}
+	}
+}
+
+// nextStep decides what follows an attempt that began at start and ended
+// at end with err: delivered; dead (a permanent error, or the last
+// attempt, unless the sink is paused); waiting out a backpressure answer
+// (pushedBack, with the wait it asked for) without spending an attempt,
+// for the first maxBackpressure of them;
+// or a retry after the backoff, or after the pause probe while the sink
+// is paused. It is the whole retry policy, and reads nothing else.
+func nextStep(sr *SinkRuntime, c *Claimed, start, end time.Time, err error, paused, pushedBack bool, wait time.Duration) Finish {
+	f := Finish{Attempt: AttemptRecord{At: start, Duration: end.Sub(start)}}
+	switch {
+	case err == nil:
+		f.Status, f.Attempt.Outcome = StatusDelivered, OutcomeDelivered
+		return f
+	case pushedBack && c.Throttled < maxBackpressure:
+		// Not a failure: the receiver said when to come back.
+		f.Status, f.Attempt.Outcome, f.Backpressure = StatusPending, OutcomeRetry, true
+		f.NextAttemptAt = end.Add(wait)
+	case IsPermanent(err) || (c.Attempts+1 >= sr.Retry.MaxAttempts && !paused):
+		f.Status, f.Attempt.Outcome = StatusDead, OutcomeDead
+		return f
+	case paused:
+		// Pause, don't drop: while the sink is down as a whole, its
+		// deliveries wait for it instead of running out of attempts.
+		f.Status, f.Attempt.Outcome = StatusPending, OutcomeRetry
+		f.NextAttemptAt = end.Add(max(sr.PauseProbe, RetryAfterOf(err)))
+	default:
+		f.Status, f.Attempt.Outcome = StatusPending, OutcomeRetry
+		f.NextAttemptAt = end.Add(NextDelay(sr.Retry, c.Attempts+1, RetryAfterOf(err)))
+	}
+	if ra := RetryAfterOf(err); ra > 0 {
+		f.NotBefore = end.Add(ra) // a resume pulls retries forward, never past this
+	}
+	return f
+}
+
+// holdSink records the sink's hold in the store, so that other replicas
+// honour it too. A failure is logged and otherwise ignored: this process
+// honours the hold anyway, and the others learn of the window from their
+// own answers.
+func (r *Router) holdSink(sink string, until time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.store.HoldSink(ctx, sink, until); err != nil {
+		r.logs.log(r.log, r.now(), slog.LevelError, "hold-sink:"+sink, "delivery: record the sink's Retry-After hold", "sink", sink, "err", err)
 	}
 }
 

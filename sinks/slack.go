@@ -208,7 +208,7 @@ func (s *slackSink) waitChannel(ctx context.Context, channel string) error {
 	}
 	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < d+slackMinPost {
 		r.Cancel()
-		return &router.RetryAfterError{Err: fmt.Errorf("slack: channel %s is at its rate limit", channel), After: d}
+		return &router.RetryAfterError{Err: fmt.Errorf("slack: channel %s is at its rate limit", channel), After: d, Local: true}
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
