@@ -59,8 +59,8 @@ const (
 // configured".
 type pressure struct {
 	mu        sync.Mutex
-	max       int       // the sink's configured concurrency
-	window    float64   // concurrency window, 1..max
+	max       int     // the sink's configured concurrency
+	window    float64 // concurrency window, 1..max
 	limiter   *rate.Limiter
 	heldUntil time.Time // this process's own view of the hold
 	lastEvent time.Time // last backpressure answer or timeout
