@@ -39,11 +39,14 @@ const pressureCalm = time.Minute
 // The adaptive rate: after a backpressure answer it is set to
 // pressureBackoff of the rate the receiver was accepting over the last
 // second (never below half the rate in force, nor below minRate), and
-// then grows by pressureGrowth of itself, at least one request a second,
-// per second of successes.
+// then grows by pressureGrowth of itself, at least minGrowth requests a
+// second, per second of successes. Growth is slow on purpose: every time
+// it overshoots, the receiver's Retry-After stops the sink for a while,
+// which costs more than sending a little under its rate.
 const (
 	pressureBackoff = 0.9
-	pressureGrowth  = 0.05
+	pressureGrowth  = 0.01
+	minGrowth       = 0.25
 	minRate         = 1.0
 )
 
@@ -118,7 +121,7 @@ func (p *pressure) succeeded(now time.Time) {
 	}
 	if p.limiter != nil {
 		l := float64(p.limiter.Limit())
-		p.limiter.SetLimitAt(now, rate.Limit(l+max(l*pressureGrowth, 1)/l))
+		p.limiter.SetLimitAt(now, rate.Limit(l+max(l*pressureGrowth, minGrowth)/l))
 	}
 }
 

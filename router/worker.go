@@ -373,9 +373,15 @@ func (p *pool) pace(ctx context.Context, s Sink) error {
 }
 
 // heldUntil is the end of the sink's hold: this process's own, or one
-// another replica recorded in the store.
+// another replica recorded in the store. A hold learnt from the store is
+// taken as pushback here too: the replicas share the receiver's rate, and
+// one that did not slow down would be the next to overshoot it.
 func (p *pool) heldUntil() time.Time {
-	return maxTime(p.pressure.held(), p.ps.r.sinkHeldUntil(p.sink))
+	own, shared := p.pressure.held(), p.ps.r.sinkHeldUntil(p.sink)
+	if now := p.ps.r.now(); shared.After(own) && shared.After(now) {
+		own = p.pressure.pushedBack(now, shared.Sub(now), true)
+	}
+	return maxTime(own, shared)
 }
 
 // sleepUntil sleeps for d or until ctx is done; wake-ups do not end it.
