@@ -171,6 +171,9 @@ type sinkJSON struct {
 	Paused       bool       `json:"paused"`
 	PausedReason string     `json:"paused_reason,omitempty"`
 	PausedSince  *time.Time `json:"paused_since,omitempty"`
+	// HeldUntil is the end of a receiver's Retry-After hold, while it
+	// lasts.
+	HeldUntil    *time.Time `json:"held_until,omitempty"`
 	Pending      int        `json:"pending"`
 	Dead         int        `json:"dead"`
 	OldestDueSec float64    `json:"oldest_due_seconds"`
@@ -197,6 +200,10 @@ func (r *Router) apiListSinks(w http.ResponseWriter, req *http.Request) {
 			j.PausedReason = st.Reason
 			t := st.Since.UTC()
 			j.PausedSince = &t
+		}
+		if st.HeldUntil.After(r.now()) {
+			t := st.HeldUntil.UTC()
+			j.HeldUntil = &t
 		}
 		out = append(out, j)
 	}
