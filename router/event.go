@@ -82,6 +82,29 @@ func str(v any) string {
 	return fmt.Sprint(v)
 }
 
+// scalarString is str for the values an id may be made of, and false for
+// objects and lists: they would print as Go's map[…] or […], an id the
+// sender never sent, which a sender's string "map[x:1]" would collide
+// with.
+func scalarString(v any) (string, bool) {
+	switch reflect.ValueOf(v).Kind() {
+	case reflect.Map, reflect.Slice, reflect.Array:
+		return "", false
+	}
+	return str(v), true
+}
+
+// kindName names v's JSON kind for error messages.
+func kindName(v any) string {
+	switch reflect.ValueOf(v).Kind() {
+	case reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	}
+	return fmt.Sprintf("a %T", v)
+}
+
 func bodyHash(body []byte) string {
 	sum := sha256.Sum256(body)
 	return hex.EncodeToString(sum[:])

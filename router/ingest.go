@@ -28,10 +28,11 @@ func (s *Source) evalString(p *vm.Program, env map[string]any) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if out == nil {
-		return "", nil
+	id, ok := scalarString(out)
+	if !ok {
+		return "", fmt.Errorf("returned %s, want a string or a number", kindName(out))
 	}
-	return str(out), nil
+	return id, nil
 }
 
 // headerID is the sender's own delivery id, where its scheme has one.
