@@ -41,6 +41,10 @@ type ServerConfig struct {
 	Screenname string `yaml:"screenname"`
 	// ShutdownTimeout bounds a graceful shutdown.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// DropHeaders names request headers, besides DroppedHeaders, that are
+	// never stored, shown or seen by rules: a sender's own credential
+	// headers.
+	DropHeaders []string `yaml:"drop_headers"`
 }
 
 // StoreConfig selects and tunes the store.

@@ -47,17 +47,38 @@ func (v *View) Data() map[string]any {
 	return v.data
 }
 
-// droppedHeaders are never stored or shown: they carry the sender's
-// credentials, not event data.
-var droppedHeaders = map[string]bool{"authorization": true, "cookie": true, "proxy-authorization": true}
+// DroppedHeaders are the request headers never stored, shown or put in an
+// event view, whatever the config: they carry the sender's credentials,
+// not event data, and an event is read by everyone with the read scope.
+// server.drop_headers adds to them.
+var DroppedHeaders = []string{
+	"authorization", "proxy-authorization", "cookie",
+	"x-api-key", "api-key", "x-auth-token", "x-access-token", "x-amz-security-token",
+}
+
+var droppedHeaders = func() map[string]bool {
+	m := make(map[string]bool, len(DroppedHeaders))
+	for _, h := range DroppedHeaders {
+		m[h] = true
+	}
+	return m
+}()
+
+// dropsHeader reports whether a request header (lower-cased) is left out
+// of what is stored and shown.
+func (rt *Runtime) dropsHeader(name string) bool {
+	return droppedHeaders[name] || rt.dropHeaders[name]
+}
 
 // HeaderMap lower-cases header names, keeps the first value of each and
-// drops credentials.
-func HeaderMap(h http.Header) map[string]string {
+// drops credentials (DroppedHeaders and server.drop_headers). It runs on
+// a request that has been verified already: a signature is checked over
+// the raw request, whose headers this leaves alone.
+func (rt *Runtime) HeaderMap(h http.Header) map[string]string {
 	m := make(map[string]string, len(h))
 	for k, vs := range h {
 		k = strings.ToLower(k)
-		if len(vs) == 0 || droppedHeaders[k] {
+		if len(vs) == 0 || rt.dropsHeader(k) {
 			continue
 		}
 		m[k] = vs[0]

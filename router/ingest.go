@@ -145,7 +145,7 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 		httpError(w, http.StatusUnauthorized, "unauthorized")
 		return
 	}
-	in := &Incoming{Source: src.Name, Headers: HeaderMap(req.Header), Body: body, ReceivedAt: received}
+	in := &Incoming{Source: src.Name, Headers: rt.HeaderMap(req.Header), Body: body, ReceivedAt: received}
 	rec, ds, reply, view := r.prepare(rt, src, in)
 	// Bound the wait on the store: a sender that gets 503 retries; one left
 	// hanging may give up on us.
