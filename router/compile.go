@@ -265,8 +265,8 @@ func viewHeaders(s *Source) []string {
 }
 
 // dropHeaders compiles server.drop_headers. A header a source's scheme
-// reads its event id from may not be dropped: its events would silently
-// get other ids, and lose the dedup the header gave them.
+// reads its event id or name from may not be dropped: its events would
+// silently get other ids or names, and lose the dedup the id gave them.
 func (c *compiler) dropHeaders() {
 	names := c.rt.Config.Server.DropHeaders
 	c.rt.dropHeaders = make(map[string]bool, len(names))

@@ -41,9 +41,9 @@ type ServerConfig struct {
 	Screenname string `yaml:"screenname"`
 	// ShutdownTimeout bounds a graceful shutdown.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
-	// DropHeaders names request headers, besides DroppedHeaders, that are
-	// never stored, shown or seen by rules: a sender's own credential
-	// headers.
+	// DropHeaders names request headers that are never stored, shown or
+	// seen by rules, besides the built-in credential headers (authorization,
+	// cookie, x-api-key…): a sender's own credential headers.
 	DropHeaders []string `yaml:"drop_headers"`
 }
 

@@ -223,10 +223,12 @@ func TestSinkDefaultsAndOverrides(t *testing.T) {
 func TestDropHeadersWarnings(t *testing.T) {
 	src := strings.Replace(baseConfig, "type: none", "type: github\n    secret: ${GH}\n    event: payload.kind\n    id: headers[\"x-api-key\"]", 1) +
 		"  - {name: gen-key, source: gen, when: 'headers[\"x-tenant-secret\"] != \"\"', to: [{sink: out, text: hi}]}\n" +
+		"  - {name: siq-key, source: siq, when: 'headers[\"x-api-key\"] != \"\"', to: [{sink: out, text: hi}]}\n" +
 		"server:\n  drop_headers: [x-github-event, X-Tenant-Secret]\n"
 	rt, _ := mustLoad(t, src, map[string]string{"GH": "s3cr3t-s3cr3t"})
 	got := strings.Join(rt.Warnings, "\n")
-	for _, w := range []string{`source "gen": id reads headers["x-api-key"]`, `rule "gen-key": when reads headers["x-tenant-secret"]`} {
+	for _, w := range []string{`source "gen": id reads headers["x-api-key"]`, `rule "gen-key": when reads headers["x-tenant-secret"]`,
+		`rule "siq-key": when reads headers["x-api-key"]`} {
 		if !strings.Contains(got, w) {
 			t.Errorf("warnings:\n%s\nwant one containing %s", got, w)
 		}

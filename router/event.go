@@ -47,22 +47,14 @@ func (v *View) Data() map[string]any {
 	return v.data
 }
 
-// DroppedHeaders are the request headers never stored, shown or put in an
+// droppedHeaders are the request headers never stored, shown or put in an
 // event view, whatever the config: they carry the sender's credentials,
 // not event data, and an event is read by everyone with the read scope.
 // server.drop_headers adds to them.
-var DroppedHeaders = []string{
-	"authorization", "proxy-authorization", "cookie",
-	"x-api-key", "api-key", "x-auth-token", "x-access-token", "x-amz-security-token",
+var droppedHeaders = map[string]bool{
+	"authorization": true, "proxy-authorization": true, "cookie": true,
+	"x-api-key": true, "api-key": true, "x-auth-token": true, "x-access-token": true, "x-amz-security-token": true,
 }
-
-var droppedHeaders = func() map[string]bool {
-	m := make(map[string]bool, len(DroppedHeaders))
-	for _, h := range DroppedHeaders {
-		m[h] = true
-	}
-	return m
-}()
 
 // dropsHeader reports whether a request header (lower-cased) is left out
 // of what is stored and shown.
@@ -71,7 +63,7 @@ func (rt *Runtime) dropsHeader(name string) bool {
 }
 
 // HeaderMap lower-cases header names, keeps the first value of each and
-// drops credentials (DroppedHeaders and server.drop_headers). It runs on
+// drops credentials (droppedHeaders and server.drop_headers). It runs on
 // a request that has been verified already: a signature is checked over
 // the raw request, whose headers this leaves alone.
 func (rt *Runtime) HeaderMap(h http.Header) map[string]string {
