@@ -293,7 +293,15 @@ func (r *Router) apiGetEvent(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	j := toEventJSON(ev)
-	j.Headers = ev.Headers
+	// Filtered again: an event stored before a header joined the drop
+	// list still has it.
+	rt := r.rt.Load()
+	j.Headers = make(map[string]string, len(ev.Headers))
+	for k, v := range ev.Headers {
+		if !rt.dropsHeader(k) {
+			j.Headers[k] = v
+		}
+	}
 	if json.Valid(ev.Body) {
 		j.Payload = ev.Body
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 	"gopkg.in/yaml.v3"
@@ -30,6 +31,8 @@ type Runtime struct {
 	Warnings []string // problems that do not stop the router (printed by check)
 
 	byPath map[string]*Source
+	// dropHeaders are server.drop_headers, lower-cased (see dropsHeader).
+	dropHeaders map[string]bool
 }
 
 // Source is a compiled webhook source.
@@ -42,6 +45,9 @@ type Source struct {
 	// eventProg and idProg are the event: and id: expressions of generic
 	// sources.
 	eventProg, idProg *vm.Program
+	// eventDefault is set when eventProg is the scheme's default, not the
+	// config's.
+	eventDefault bool
 }
 
 // adapter turns a verified body into the event view.
@@ -139,6 +145,7 @@ func compile(file string, cfg *Config, doc *yaml.Node, sinks SinkFactory) (*Runt
 	for i := range cfg.Sources {
 		c.source(i, &cfg.Sources[i])
 	}
+	c.dropHeaders()
 	for i := range cfg.Sinks {
 		c.sink(i, &cfg.Sinks[i])
 	}
@@ -165,6 +172,7 @@ func compile(file string, cfg *Config, doc *yaml.Node, sinks SinkFactory) (*Runt
 			c.rt.Warnings = append(c.rt.Warnings, fmt.Sprintf("sink %q is not used by any rule", name))
 		}
 	}
+	c.warnDroppedReads()
 	c.ruleTests()
 	return c.rt, c.errs
 }
@@ -232,12 +240,116 @@ func (c *compiler) source(i int, sc *SourceConfig) {
 		eventSrc := sc.Event
 		if eventSrc == "" && sc.Type == "github" {
 			eventSrc = `headers["x-github-event"]`
+			s.eventDefault = true
 		}
 		s.eventProg = c.stringExpr(eventSrc, node, path, "event")
 		s.idProg = c.stringExpr(sc.ID, node, path, "id")
 	}
 	c.rt.Sources = append(c.rt.Sources, s)
 	c.rt.byPath[s.Path] = s
+}
+
+// viewHeaders are the headers a source type's event view takes its id or
+// event name from.
+func viewHeaders(s *Source) []string {
+	switch s.Type {
+	case "github":
+		if s.eventDefault {
+			return []string{"x-github-delivery", "x-github-event"}
+		}
+		return []string{"x-github-delivery"}
+	case "standard-webhooks":
+		return []string{"webhook-id"}
+	}
+	return nil
+}
+
+// dropHeaders compiles server.drop_headers. A header a source's scheme
+// reads its event id or name from may not be dropped: its events would
+// silently get other ids or names, and lose the dedup the id gave them.
+func (c *compiler) dropHeaders() {
+	names := c.rt.Config.Server.DropHeaders
+	c.rt.dropHeaders = make(map[string]bool, len(names))
+	for i, h := range names {
+		path := fmt.Sprintf("server.drop_headers[%d]", i)
+		node := lookupNode(c.doc, "server", "drop_headers", fmt.Sprint(i))
+		if !validHeaderName(h) {
+			c.add(NodeError(node, path, "not a header name (letters, digits and !#$%%&'*+-.^_`|~)"))
+			continue
+		}
+		h = strings.ToLower(h)
+		for _, s := range c.rt.Sources {
+			if contains(viewHeaders(s), h) {
+				c.add(NodeError(node, path, "%s source %q takes its event id or name from %s; it cannot be dropped", s.Type, s.Name, h))
+			}
+		}
+		c.rt.dropHeaders[h] = true
+	}
+}
+
+// warnDroppedReads warns about expressions that read a dropped header:
+// they see nothing, which a rule written for it may not expect.
+func (c *compiler) warnDroppedReads() {
+	warn := func(what string, p *vm.Program) {
+		if p == nil {
+			return
+		}
+		for _, h := range headersRead(p) {
+			if c.rt.dropsHeader(h) {
+				c.rt.Warnings = append(c.rt.Warnings, fmt.Sprintf("%s reads headers[%q], which is dropped (server.drop_headers): it is always empty", what, h))
+			}
+		}
+	}
+	for _, s := range c.rt.Sources {
+		warn(fmt.Sprintf("source %q: id", s.Name), s.idProg)
+		if !s.eventDefault {
+			warn(fmt.Sprintf("source %q: event", s.Name), s.eventProg)
+		}
+	}
+	for _, r := range c.rt.Rules {
+		// One program per source, all from the same text: the first one
+		// (by source name) speaks for them.
+		for _, name := range sortedKeys(r.progs) {
+			warn(fmt.Sprintf("rule %q: when", r.Name), r.progs[name])
+			break
+		}
+	}
+}
+
+// headersRead lists the names p reads as headers["name"] or headers.name.
+func headersRead(p *vm.Program) []string {
+	v := &headerReads{}
+	n := p.Node()
+	ast.Walk(&n, v)
+	return v.names
+}
+
+type headerReads struct{ names []string }
+
+func (v *headerReads) Visit(n *ast.Node) {
+	m, ok := (*n).(*ast.MemberNode)
+	if !ok {
+		return
+	}
+	if id, ok := m.Node.(*ast.IdentifierNode); !ok || id.Value != "headers" {
+		return
+	}
+	if s, ok := m.Property.(*ast.StringNode); ok && !contains(v.names, s.Value) {
+		v.names = append(v.names, s.Value)
+	}
+}
+
+// validHeaderName reports whether name is an RFC 9110 token.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *compiler) stringExpr(src string, node *yaml.Node, path, key string) *vm.Program {

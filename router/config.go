@@ -41,6 +41,10 @@ type ServerConfig struct {
 	Screenname string `yaml:"screenname"`
 	// ShutdownTimeout bounds a graceful shutdown.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// DropHeaders names request headers that are never stored, shown or
+	// seen by rules, besides the built-in credential headers (authorization,
+	// cookie, x-api-key…): a sender's own credential headers.
+	DropHeaders []string `yaml:"drop_headers"`
 }
 
 // StoreConfig selects and tunes the store.

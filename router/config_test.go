@@ -107,6 +107,12 @@ func TestLoadErrorsWithPositions(t *testing.T) {
 		{"bad duration", baseConfig + "defaults:\n  timeout: 5 parsecs\n", nil, []string{"defaults.timeout", "invalid duration"}},
 		{"retention too short", baseConfig + "store:\n  retention: 1d\n", nil, []string{"store.retention: must be at least 7d"}},
 		{"same listener", baseConfig + "server:\n  listen: ':9000'\n  admin_listen: ':9000'\n", nil, []string{"must differ from server.listen"}},
+		{"drop_headers: not a header name", baseConfig + "server:\n  drop_headers: [x-ok, 'x bad']\n", nil,
+			[]string{`rules.yaml:20:24: server.drop_headers[1]: not a header name`}},
+		{"drop_headers: a header the id comes from", strings.Replace(baseConfig, "type: none", "type: github\n    secret: ${GH}", 1) +
+			"server:\n  drop_headers: [X-GitHub-Delivery, x-github-event]\n", map[string]string{"GH": "s3cr3t-s3cr3t"},
+			[]string{`rules.yaml:21:18: server.drop_headers[0]: github source "gen" takes its event id or name from x-github-delivery; it cannot be dropped`,
+				`rules.yaml:21:37: server.drop_headers[1]: github source "gen" takes its event id or name from x-github-event`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -208,5 +214,26 @@ func TestSinkDefaultsAndOverrides(t *testing.T) {
 	s := rt.Sinks["out"]
 	if s.Timeout.Seconds() != 2 || s.Retry.MaxAttempts != 3 || s.Retry.Multiplier != 2 || s.Concurrency != 4 {
 		t.Fatalf("sink settings %+v", s)
+	}
+}
+
+// A source's own event: expression may replace the header GitHub's
+// default reads, which can then be dropped; expressions that read a
+// dropped header are warned about, since they only ever see nothing.
+func TestDropHeadersWarnings(t *testing.T) {
+	src := strings.Replace(baseConfig, "type: none", "type: github\n    secret: ${GH}\n    event: payload.kind\n    id: headers[\"x-api-key\"]", 1) +
+		"  - {name: gen-key, source: gen, when: 'headers[\"x-tenant-secret\"] != \"\"', to: [{sink: out, text: hi}]}\n" +
+		"  - {name: siq-key, source: siq, when: 'headers[\"x-api-key\"] != \"\"', to: [{sink: out, text: hi}]}\n" +
+		"server:\n  drop_headers: [x-github-event, X-Tenant-Secret]\n"
+	rt, _ := mustLoad(t, src, map[string]string{"GH": "s3cr3t-s3cr3t"})
+	got := strings.Join(rt.Warnings, "\n")
+	for _, w := range []string{`source "gen": id reads headers["x-api-key"]`, `rule "gen-key": when reads headers["x-tenant-secret"]`,
+		`rule "siq-key": when reads headers["x-api-key"]`} {
+		if !strings.Contains(got, w) {
+			t.Errorf("warnings:\n%s\nwant one containing %s", got, w)
+		}
+	}
+	if strings.Contains(got, "sad") {
+		t.Errorf("warnings:\n%s\nwant none for rule sad, which reads no header", got)
 	}
 }

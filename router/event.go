@@ -47,17 +47,30 @@ func (v *View) Data() map[string]any {
 	return v.data
 }
 
-// droppedHeaders are never stored or shown: they carry the sender's
-// credentials, not event data.
-var droppedHeaders = map[string]bool{"authorization": true, "cookie": true, "proxy-authorization": true}
+// droppedHeaders are the request headers never stored, shown or put in an
+// event view, whatever the config: they carry the sender's credentials,
+// not event data, and an event is read by everyone with the read scope.
+// server.drop_headers adds to them.
+var droppedHeaders = map[string]bool{
+	"authorization": true, "proxy-authorization": true, "cookie": true,
+	"x-api-key": true, "api-key": true, "x-auth-token": true, "x-access-token": true, "x-amz-security-token": true,
+}
+
+// dropsHeader reports whether a request header (lower-cased) is left out
+// of what is stored and shown.
+func (rt *Runtime) dropsHeader(name string) bool {
+	return droppedHeaders[name] || rt.dropHeaders[name]
+}
 
 // HeaderMap lower-cases header names, keeps the first value of each and
-// drops credentials.
-func HeaderMap(h http.Header) map[string]string {
+// drops credentials (droppedHeaders and server.drop_headers). It runs on
+// a request that has been verified already: a signature is checked over
+// the raw request, whose headers this leaves alone.
+func (rt *Runtime) HeaderMap(h http.Header) map[string]string {
 	m := make(map[string]string, len(h))
 	for k, vs := range h {
 		k = strings.ToLower(k)
-		if len(vs) == 0 || droppedHeaders[k] {
+		if len(vs) == 0 || rt.dropsHeader(k) {
 			continue
 		}
 		m[k] = vs[0]
@@ -80,6 +93,29 @@ func str(v any) string {
 		return strconv.FormatBool(t)
 	}
 	return fmt.Sprint(v)
+}
+
+// scalarString is str for the values an id may be made of, and false for
+// objects and lists: they would print as Go's map[…] or […], an id the
+// sender never sent, which a sender's string "map[x:1]" would collide
+// with.
+func scalarString(v any) (string, bool) {
+	switch reflect.ValueOf(v).Kind() {
+	case reflect.Map, reflect.Slice, reflect.Array:
+		return "", false
+	}
+	return str(v), true
+}
+
+// kindName names v's JSON kind for error messages.
+func kindName(v any) string {
+	switch reflect.ValueOf(v).Kind() {
+	case reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	}
+	return fmt.Sprintf("a %T", v)
 }
 
 func bodyHash(body []byte) string {

@@ -103,10 +103,15 @@ func TestDecodeJSONNumbers(t *testing.T) {
 }
 
 func TestHeaderMapDropsCredentials(t *testing.T) {
-	h := map[string][]string{"Authorization": {"Bearer x"}, "Cookie": {"c"}, "X-Siqsignature": {"sig"}}
-	m := HeaderMap(h)
-	if _, ok := m["authorization"]; ok || m["x-siqsignature"] != "sig" || len(m) != 1 {
-		t.Fatalf("HeaderMap = %v", m)
+	h := map[string][]string{"Authorization": {"Bearer x"}, "Cookie": {"c"}, "X-Siqsignature": {"sig"},
+		"X-Api-Key": {"k"}, "X-Auth-Token": {"t"}, "Proxy-Authorization": {"p"}, "X-Tenant-Secret": {"s"}}
+	m := (&Runtime{}).HeaderMap(h)
+	if m["x-siqsignature"] != "sig" || m["x-tenant-secret"] != "s" || len(m) != 2 {
+		t.Fatalf("HeaderMap = %v, want x-siqsignature and x-tenant-secret only", m)
+	}
+	m = (&Runtime{dropHeaders: map[string]bool{"x-tenant-secret": true}}).HeaderMap(h)
+	if m["x-siqsignature"] != "sig" || len(m) != 1 {
+		t.Fatalf("HeaderMap with x-tenant-secret dropped = %v, want x-siqsignature only", m)
 	}
 }
 

@@ -28,10 +28,23 @@ func (s *Source) evalString(p *vm.Program, env map[string]any) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if out == nil {
-		return "", nil
+	id, ok := scalarString(out)
+	if !ok {
+		return "", fmt.Errorf("returned %s, want a string or a number", kindName(out))
 	}
-	return str(out), nil
+	return id, nil
+}
+
+// signsBodyOnly reports whether the source's signature covers the body
+// and nothing else: no id and no time. Its events' ids may come from what
+// the signature does not cover (GitHub's X-GitHub-Delivery, an id:
+// expression over the headers), so a captured request posted again with
+// a new id would verify as a new event; the body's hash is a dedup key
+// of its own for them. SalesIQ signs the body alone too, but its ids are
+// made of the body (see salesiqAdapter), and Standard Webhooks signs its
+// id and timestamp.
+func (s *Source) signsBodyOnly() bool {
+	return s.Type == "github" || s.Type == "hmac-sha256"
 }
 
 // headerID is the sender's own delivery id, where its scheme has one.
@@ -144,7 +157,7 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 		httpError(w, http.StatusUnauthorized, "unauthorized")
 		return
 	}
-	in := &Incoming{Source: src.Name, Headers: HeaderMap(req.Header), Body: body, ReceivedAt: received}
+	in := &Incoming{Source: src.Name, Headers: rt.HeaderMap(req.Header), Body: body, ReceivedAt: received}
 	rec, ds, reply, view := r.prepare(rt, src, in)
 	// Bound the wait on the store: a sender that gets 503 retries; one left
 	// hanging may give up on us.
@@ -169,6 +182,7 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 	switch {
 	case dup:
 		status = http.StatusOK
+		reply.ID = rec.ID // the stored event's: another one if the body hash matched
 		r.metrics.event(src.Name, "duplicate")
 	case rec.Quarantined:
 		r.metrics.event(src.Name, "quarantined")
@@ -190,6 +204,10 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 // a cache full of views nobody reads is garbage the collector must trace.
 func (r *Router) prepare(rt *Runtime, src *Source, in *Incoming) (*EventRecord, []NewDelivery, ingestReply, *View) {
 	rec := &EventRecord{Source: src.Name, ReceivedAt: in.ReceivedAt, Headers: in.Headers, Body: in.Body}
+	if src.signsBodyOnly() {
+		sum := sha256.Sum256(in.Body)
+		rec.BodyHash = sum[:]
+	}
 	view, err := src.Decode(in)
 	if err != nil {
 		rec.ID, rec.Quarantined = "q:"+bodyHash(in.Body), true

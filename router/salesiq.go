@@ -83,6 +83,9 @@ func (a salesiqAdapter) decode(in *Incoming) (*View, error) {
 	}
 	ev := &SalesIQEvent{Source: in.Source, ReceivedAt: in.ReceivedAt, Headers: in.Headers, Payload: m}
 	if entity, ok := m["entity"].(map[string]any); ok {
+		if err := idParts(m, "event", "entity_id", "event_time"); err != nil {
+			return nil, err
+		}
 		ev.Event = str(m["event"])
 		ev.EntityType = str(m["entity_type"])
 		ev.EntityID = str(m["entity_id"])
@@ -102,6 +105,9 @@ func (a salesiqAdapter) decode(in *Incoming) (*View, error) {
 		if a.bareEvent == "" {
 			return nil, errors.New("salesiq: body has no envelope and the source sets no event: name for bare entities")
 		}
+		if err := idParts(m, "id"); err != nil {
+			return nil, err
+		}
 		ev.Event = a.bareEvent
 		ev.Entity = m
 		ev.EntityID = str(m["id"])
@@ -113,6 +119,18 @@ func (a salesiqAdapter) decode(in *Incoming) (*View, error) {
 	ev.Visitor = salesiqPerson(ev.Entity["visitor"])
 	ev.Operator = salesiqPerson(ev.Entity["owner"])
 	return &View{Name: ev.Event, ID: ev.ID, Env: ev, build: ev.data}, nil
+}
+
+// idParts refuses a body whose id fields are objects or lists: the
+// event id is made of them, and an id that is Go's printing of a map is
+// not one the sender gave (see scalarString). Such a body is quarantined.
+func idParts(m map[string]any, keys ...string) error {
+	for _, k := range keys {
+		if _, ok := scalarString(m[k]); !ok {
+			return fmt.Errorf("salesiq: %s is %s, want a string or a number", k, kindName(m[k]))
+		}
+	}
+	return nil
 }
 
 // data is the map that templates see: viewMap(ev), written out because it

@@ -41,6 +41,12 @@ type EventRecord struct {
 	Body        []byte
 	Quarantined bool     // verified, but the body could not be decoded
 	Matched     []string // names of the rules that matched
+	// BodyHash, when set, is a second dedup key, unique per source: the
+	// SHA-256 of a body whose signature covers neither an id nor a time,
+	// so that the body cannot be stored again under a new, unsigned id.
+	// It is kept as long as the event. Written by Ingest only; reads
+	// leave it nil.
+	BodyHash []byte
 }
 
 // NewDelivery is a delivery created at ingest.
@@ -126,8 +132,10 @@ type DeliveryRecord struct {
 // the delivery log. Implementations must be safe for concurrent use.
 type Store interface {
 	// Ingest commits ev and all of ds in one transaction, durably, before
-	// it returns. If an event with the same (Source, ID) exists it writes
-	// nothing and reports duplicate.
+	// it returns. If an event with the same (Source, ID) exists, or with
+	// the same (Source, BodyHash) when BodyHash is set, it writes nothing,
+	// reports duplicate and sets ev.ID to the stored event's id (which
+	// differs from the one given for a duplicate found by BodyHash).
 	Ingest(ctx context.Context, ev *EventRecord, ds []NewDelivery) (duplicate bool, err error)
 
 	// Claim leases up to max pending deliveries of sink that are due at now

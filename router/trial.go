@@ -184,7 +184,7 @@ func (rt *Runtime) Trial(ctx context.Context, in TrialInput, o TrialOptions) (*T
 	}
 	headers := make(map[string]string, len(in.Headers))
 	for k, v := range in.Headers {
-		if k = strings.ToLower(k); !droppedHeaders[k] {
+		if k = strings.ToLower(k); !rt.dropsHeader(k) {
 			headers[k] = v
 		}
 	}

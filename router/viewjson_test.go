@@ -148,7 +148,8 @@ func TestEventJSONDeclines(t *testing.T) {
 		{`{"event":"e","entity_id":"1","event_time":"2","entity":{"a":"\x"}}`, true},
 		{`{"event":"e","entity_id":"1","event_time":"2","entity":{"a":"\x","a":1}}`, true}, // hidden by a duplicate, still refused
 		{`{"event":"e","entity_id":"1","event_time":"2","entity":{"a":01}}`, true},
-		{`{"event":{"o":1},"entity_id":"1","event_time":"2","entity":{}}`, false}, // str of an object is fmt's
+		{`{"event":{"o":1},"entity_id":"1","event_time":"2","entity":{}}`, true}, // an id part that is an object: quarantined
+		{`{"event":"e","entity_id":[1],"event_time":"2","entity":{}}`, true},
 		{`{"event":"e","entity_id":"1","event_time":"2","entity":{"id":[1]}}`, false},
 		{deep, false},
 	} {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/hookroute/hookroute/router"
 )
 
@@ -18,15 +20,19 @@ import (
 // an error. pg_notify queues one notification per distinct sink; PostgreSQL
 // sends them at commit, and drops them on rollback.
 //
+// ON CONFLICT names no target, so a clash on the body hash
+// (events_body_hash) is a duplicate as one on the id is; the waiting
+// applies to either key.
+//
 // The final SELECT counts woken only to make it run: PostgreSQL skips a
 // plain SELECT in WITH that nothing reads.
 //
 // The deliveries travel as parallel arrays, so that the statement is the
 // same whatever their number and its prepared plan is reused.
 const sqlIngest = `WITH ev AS (
-	INSERT INTO events (source, id, name, received_at, headers, body, quarantined, matched)
-	VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8::jsonb)
-	ON CONFLICT (source, id) DO NOTHING
+	INSERT INTO events (source, id, name, received_at, headers, body, quarantined, matched, body_hash)
+	VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8::jsonb, $15)
+	ON CONFLICT DO NOTHING
 	RETURNING 1
 ), ds AS (
 	INSERT INTO deliveries (id, source, event_id, rule, route, sink, next_attempt_at, created_at, updated_at)
@@ -39,6 +45,14 @@ const sqlIngest = `WITH ev AS (
 	SELECT pg_notify($14, sink) FROM (SELECT DISTINCT sink FROM ds) AS s
 )
 SELECT EXISTS (SELECT FROM ev), (SELECT count(*) FROM woken)`
+
+// sqlStoredID finds the event a duplicate clashed with: the one with its
+// id if there is one, else the one with its body hash. It is a statement
+// of its own: sqlIngest's snapshot predates the transaction it waited
+// for, whose row it therefore cannot read.
+const sqlStoredID = `SELECT id FROM events
+	WHERE source = $1 AND (id = $2 OR body_hash = $3)
+	ORDER BY id = $2 DESC LIMIT 1`
 
 // Ingest stores ev and ds, and wakes the sinks' workers on every replica,
 // in one transaction; it returns after the commit. A delivery's CreatedAt
@@ -61,7 +75,18 @@ func (s *Store) Ingest(ctx context.Context, ev *router.EventRecord, ds []router.
 	if err := s.pool.QueryRow(ctx, sqlIngest, args...).Scan(&inserted, &woken); err != nil {
 		return false, fmt.Errorf("postgres: ingest %s/%s: %w", ev.Source, ev.ID, err)
 	}
-	return !inserted, nil
+	if inserted || ev.BodyHash == nil {
+		return !inserted, nil // a duplicate without a body hash clashed on its id
+	}
+	// If the stored event was pruned in between, ev keeps its own id.
+	var stored string
+	switch err := s.pool.QueryRow(ctx, sqlStoredID, ev.Source, ev.ID, ev.BodyHash).Scan(&stored); {
+	case err == nil:
+		ev.ID = stored
+	case !errors.Is(err, pgx.ErrNoRows):
+		return false, fmt.Errorf("postgres: ingest %s/%s: find the stored event: %w", ev.Source, ev.ID, err)
+	}
+	return true, nil
 }
 
 // ingestArgs validates an Ingest call and encodes its arguments.
@@ -71,6 +96,9 @@ func (s *Store) ingestArgs(ev *router.EventRecord, ds []router.NewDelivery) ([]a
 	}
 	if ev.Source == "" || ev.ID == "" {
 		return nil, fmt.Errorf("event %q/%q: source and id are required", ev.Source, ev.ID)
+	}
+	if ev.BodyHash != nil && len(ev.BodyHash) == 0 {
+		return nil, fmt.Errorf("event %s/%s: an empty body hash", ev.Source, ev.ID)
 	}
 	recv := ev.ReceivedAt
 	if recv.IsZero() {
@@ -112,6 +140,6 @@ func (s *Store) ingestArgs(ev *router.EventRecord, ds []router.NewDelivery) ([]a
 	}
 	return []any{
 		ev.Source, ev.ID, ev.Name, recv, string(headers), body, ev.Quarantined, string(matched),
-		ids, rules, routes, sinks, nexts, s.channel,
+		ids, rules, routes, sinks, nexts, s.channel, ev.BodyHash,
 	}, nil
 }

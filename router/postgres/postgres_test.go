@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -271,6 +272,61 @@ func TestDuplicateIngestAcrossStores(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(ds) != 1 {
+		t.Errorf("%d deliveries stored, want 1 (the winner's)", len(ds))
+	}
+}
+
+// TestDuplicateBodyAcrossStores is TestDuplicateIngestAcrossStores for
+// one signed body replayed under a new id per call: the body hash's
+// unique index must store it once, and every other call must report a
+// duplicate of the stored id, not an error.
+func TestDuplicateBodyAcrossStores(t *testing.T) {
+	url, _ := freshSchema(t)
+	stores := []*Store{openStore(t, url, Options{MaxConns: 4}), openStore(t, url, Options{MaxConns: 4})}
+	const perStore = 10
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	hash := sha256.Sum256([]byte(`{"action":"opened"}`))
+	var (
+		wg     sync.WaitGroup
+		start  = make(chan struct{})
+		mu     sync.Mutex
+		stored []string
+		dupsOf = map[string]int{}
+	)
+	for i, s := range stores {
+		for g := range perStore {
+			wg.Go(func() {
+				id := fmt.Sprintf("s%d-g%d", i, g)
+				ev := &router.EventRecord{Source: "src", ID: id, Name: "n", ReceivedAt: at, BodyHash: hash[:]}
+				ds := []router.NewDelivery{{ID: id, Rule: "r", Sink: "k", NextAttemptAt: at}}
+				<-start
+				dup, err := s.Ingest(t.Context(), ev, ds)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err != nil:
+					t.Errorf("Ingest %s: %v", id, err)
+				case dup:
+					dupsOf[ev.ID]++
+				default:
+					stored = append(stored, ev.ID)
+				}
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	if len(stored) != 1 {
+		t.Fatalf("Ingest stored %q, want one event", stored)
+	}
+	if dupsOf[stored[0]] != 2*perStore-1 || len(dupsOf) != 1 {
+		t.Errorf("duplicates of %v, want %d of %s", dupsOf, 2*perStore-1, stored[0])
+	}
+	ds, err := stores[0].ListDeliveries(t.Context(), router.DeliveryFilter{Source: "src"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || ds[0].ID != stored[0] {
 		t.Errorf("%d deliveries stored, want 1 (the winner's)", len(ds))
 	}
 }

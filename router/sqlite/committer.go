@@ -70,8 +70,12 @@ type writeReq struct {
 	ingest *ingestOp
 	finish *finishOp
 	claim  *claimOp
-	dup    bool       // result of an ingest, valid once done has delivered nil
-	done   chan error // buffered: the committer never blocks on a caller
+	dup    bool // result of an ingest, valid once done has delivered nil
+	// storedID is, for a duplicate ingest, the id of the event it clashed
+	// with. It is handed to the caller's event only after the commit: a
+	// batch run again (see runBatch) must insert the event as given.
+	storedID string
+	done     chan error // buffered: the committer never blocks on a caller
 }
 
 // batch is one group transaction and its statements, bound on first use.
@@ -386,7 +390,7 @@ func (s *Store) tryBatch(live []*writeReq, errs []error, relaxed bool) (redo boo
 		)
 		switch {
 		case r.ingest != nil:
-			r.dup, partial, opErr = b.ingest(r.ingest)
+			r.dup, r.storedID, partial, opErr = b.ingest(r.ingest)
 		case r.claim != nil:
 			opErr = b.claim(r.claim)
 		default:

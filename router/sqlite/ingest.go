@@ -11,10 +11,18 @@ import (
 	"github.com/hookroute/hookroute/router"
 )
 
+// sqlInsertEvent names no conflict target: a clash on the id or on the
+// body hash (events_body_hash) is a duplicate alike.
 const sqlInsertEvent = `INSERT INTO events
-	(source, id, name, received_at, headers, body, quarantined, matched)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-	ON CONFLICT (source, id) DO NOTHING`
+	(source, id, name, received_at, headers, body, quarantined, matched, body_hash)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT DO NOTHING`
+
+// sqlStoredID finds the event a duplicate clashed with: the one with its
+// id if there is one, else the one with its body hash.
+const sqlStoredID = `SELECT id FROM events
+	WHERE source = ?1 AND (id = ?2 OR body_hash = ?3)
+	ORDER BY id = ?2 DESC LIMIT 1`
 
 const sqlInsertDelivery = `INSERT INTO deliveries
 	(id, source, event_id, rule, route, sink, status, next_attempt_at, created_at, updated_at)
@@ -31,6 +39,7 @@ type ingestOp struct {
 	headers    []byte
 	body       []byte
 	matched    []byte
+	bodyHash   []byte // nil: NULL, no second dedup key
 }
 
 // Ingest commits ev and ds in one group transaction and returns after the
@@ -44,6 +53,9 @@ func (s *Store) Ingest(ctx context.Context, ev *router.EventRecord, ds []router.
 	r := &writeReq{ctx: ctx, ingest: op}
 	if err := s.submit(ctx, r); err != nil {
 		return false, fmt.Errorf("sqlite: ingest %s/%s: %w", ev.Source, ev.ID, err)
+	}
+	if r.dup && r.storedID != "" {
+		ev.ID = r.storedID
 	}
 	return r.dup, nil
 }
@@ -61,7 +73,10 @@ func newIngestOp(ev *router.EventRecord, ds []router.NewDelivery) (*ingestOp, er
 			return nil, fmt.Errorf("event %s/%s: delivery %q to %q: id and sink are required", ev.Source, ev.ID, d.ID, d.Sink)
 		}
 	}
-	op := &ingestOp{ev: ev, ds: ds, body: ev.Body}
+	if ev.BodyHash != nil && len(ev.BodyHash) == 0 {
+		return nil, fmt.Errorf("event %s/%s: an empty body hash", ev.Source, ev.ID)
+	}
+	op := &ingestOp{ev: ev, ds: ds, body: ev.Body, bodyHash: ev.BodyHash}
 	recv := ev.ReceivedAt
 	if recv.IsZero() {
 		recv = time.Now()
@@ -81,21 +96,31 @@ func newIngestOp(ev *router.EventRecord, ds []router.NewDelivery) (*ingestOp, er
 }
 
 // ingest runs inside the batch: the event, then its deliveries unless the
-// event was already there (stored earlier, or earlier in this batch).
-// partial reports that an error came after the event was written.
-func (b *batch) ingest(op *ingestOp) (dup, partial bool, err error) {
+// event was already there (stored earlier, or earlier in this batch: the
+// batch's statements see each other's rows, so two identical bodies in one
+// batch clash as two requests apart do). For a duplicate it returns the
+// stored event's id. partial reports that an error came after the event
+// was written.
+func (b *batch) ingest(op *ingestOp) (dup bool, storedID string, partial bool, err error) {
 	ev := op.ev
 	res, err := b.stmt(&b.insertEvent, b.s.stmtInsertEvent).Exec(
-		ev.Source, ev.ID, ev.Name, op.receivedAt, op.headers, op.body, ev.Quarantined, op.matched)
+		ev.Source, ev.ID, ev.Name, op.receivedAt, op.headers, op.body, ev.Quarantined, op.matched, op.bodyHash)
 	if err != nil {
-		return false, false, fmt.Errorf("insert event: %w", err)
+		return false, "", false, fmt.Errorf("insert event: %w", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return false, true, fmt.Errorf("insert event: %w", err)
+		return false, "", true, fmt.Errorf("insert event: %w", err)
 	}
 	if n == 0 {
-		return true, false, nil
+		if op.bodyHash == nil {
+			return true, ev.ID, false, nil // only the id can have clashed
+		}
+		// Duplicates are few: this query is not worth a prepared statement.
+		if err := b.tx.QueryRow(sqlStoredID, ev.Source, ev.ID, op.bodyHash).Scan(&storedID); err != nil {
+			return false, "", false, fmt.Errorf("find the stored event: %w", err)
+		}
+		return true, storedID, false, nil
 	}
 	ins := b.stmt(&b.insertDelivery, b.s.stmtInsertDelivery)
 	for _, d := range op.ds {
@@ -105,8 +130,8 @@ func (b *batch) ingest(op *ingestOp) (dup, partial bool, err error) {
 		}
 		if _, err := ins.Exec(d.ID, ev.Source, ev.ID, d.Rule, d.Route, d.Sink,
 			next, op.receivedAt, op.receivedAt); err != nil {
-			return false, true, fmt.Errorf("insert delivery %s: %w", d.ID, err)
+			return false, "", true, fmt.Errorf("insert delivery %s: %w", d.ID, err)
 		}
 	}
-	return false, false, nil
+	return false, "", false, nil
 }

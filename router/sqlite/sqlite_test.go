@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -252,6 +253,53 @@ func TestCommitBatch(t *testing.T) {
 	}
 	if d := st.Failed - before.Failed; d != 2 {
 		t.Errorf("failed +%d, want +2", d)
+	}
+}
+
+// TestCommitBatchBodyHash: two requests with one body hash in a batch
+// store one event, also when the batch is run again without a request
+// that failed after writing its event with that hash.
+func TestCommitBatchBodyHash(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "h.db"))
+	defer s.Close()
+	withHash := func(r *writeReq, body string) *writeReq {
+		h := sha256.Sum256([]byte(body))
+		r.ingest.bodyHash = h[:]
+		return r
+	}
+	first := withHash(ingestReq(t, ctx, "e1", "d1"), "one")
+	replay := withHash(ingestReq(t, ctx, "e2", "d2"), "one")
+	// bad writes its event, with hash "two", then fails on d1: the batch
+	// is rolled back and run again without it, and its hash must not
+	// survive into the second run.
+	bad := withHash(ingestReq(t, ctx, "e3", "d3", "d1"), "two")
+	second := withHash(ingestReq(t, ctx, "e4", "d4"), "two")
+	again := withHash(ingestReq(t, ctx, "e5", "d5"), "two")
+	s.commit([]*writeReq{first, replay, bad, second, again})
+
+	for _, c := range []struct {
+		name     string
+		r        *writeReq
+		dup      bool
+		storedID string
+	}{{"first", first, false, ""}, {"replay", replay, true, "e1"}, {"second", second, false, ""}, {"again", again, true, "e4"}} {
+		if err := <-c.r.done; err != nil || c.r.dup != c.dup || c.r.storedID != c.storedID {
+			t.Errorf("%s = duplicate %v of %q, %v; want %v, %q", c.name, c.r.dup, c.r.storedID, err, c.dup, c.storedID)
+		}
+	}
+	if err := <-bad.done; err == nil {
+		t.Errorf("bad request: no error, want one naming d1")
+	}
+	for id, want := range map[string]bool{"e1": true, "e2": false, "e3": false, "e4": true, "e5": false} {
+		if _, err := s.GetEvent(ctx, "s", id); (err == nil) != want {
+			t.Errorf("event %s stored = %v, want %v", id, err == nil, want)
+		}
+	}
+	for id, want := range map[string]bool{"d1": true, "d2": false, "d3": false, "d4": true, "d5": false} {
+		if _, err := s.GetDelivery(ctx, id); (err == nil) != want {
+			t.Errorf("delivery %s stored = %v, want %v", id, err == nil, want)
+		}
 	}
 }
 

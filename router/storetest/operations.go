@@ -513,9 +513,12 @@ func testPrune(e *env) {
 	src := e.n("src")
 	done, wait, busy := e.n("sink-done"), e.n("sink-wait"), e.n("sink-busy")
 	old := tp.Add(-time.Hour)
+	// Every event has a body hash, which must go with it.
 	ev := func(id string, at time.Time, ds ...router.NewDelivery) {
 		e.Helper()
-		e.ingest(e.event(src, id, at), ds...)
+		rec := e.event(src, id, at)
+		rec.BodyHash = hashOf(id)
+		e.ingest(rec, ds...)
 	}
 	// Pruned: finished before the cut-off, their events, an event that
 	// never had a delivery, and a dedup key whose lock ran out.
@@ -636,6 +639,15 @@ func testPrune(e *env) {
 	if _, ok, err := e.s.AcquireKey(e.ctx, done, "k-new", "w2", tp.Add(time.Minute+30*time.Second), time.Minute); err != nil || ok {
 		e.Errorf("AcquireKey(k-new) = %v, %v; want it still locked (kept)", ok, err)
 	}
+
+	// A pruned event's body hash went with it; a kept one's still holds.
+	again := func(id string) *router.EventRecord {
+		rec := e.event(src, id+"-again", tp)
+		rec.BodyHash = hashOf(id)
+		return rec
+	}
+	e.ingest(again("none"))
+	e.ingestDup(again("edge"), "edge")
 
 	// The attempts went with their deliveries: an id used again starts a
 	// log of its own.

@@ -24,6 +24,8 @@
 //   - A delivery is Leased while it is pending with a lease owner.
 //   - Replay keeps the attempt log and LastError; the attempts after it are
 //     numbered on from the log, and Attempts counts from 0 again.
+//   - Ingest of a duplicate, found by id or by body hash, sets the event's
+//     ID to the stored event's, preferring the one with the same id.
 //   - SetSinkPaused keeps Since while the paused state does not change;
 //     resuming a paused sink makes its waiting retries (attempted before,
 //     not leased, scheduled later) due at the resume's time.
@@ -71,6 +73,8 @@ func Run(t *testing.T, open func(t *testing.T) router.Store) {
 		{"IngestEmptyFields", testIngestEmptyFields},
 		{"DuplicateIngest", testDuplicateIngest},
 		{"DuplicateIngestRace", testDuplicateIngestRace},
+		{"DuplicateBodyHash", testDuplicateBodyHash},
+		{"DuplicateBodyHashRace", testDuplicateBodyHashRace},
 		{"ZeroDeliveries", testZeroDeliveries},
 		{"ClaimDue", testClaimDue},
 		{"ClaimLease", testClaimLease},
