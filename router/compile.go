@@ -602,9 +602,6 @@ func exprError(err error, node *yaml.Node, path string) *ConfigError {
 	return e
 }
 
-// routeCommonKeys are the keys every route takes besides its sink's fields.
-var routeCommonKeys = map[string]bool{"sink": true, "dedup_key": true, "on_existing": true}
-
 func (c *compiler) route(rulePath string, j int, node *yaml.Node, sources []*Source) *Route {
 	path := fmt.Sprintf("%s.to[%d]", rulePath, j)
 	if node.Kind != yaml.MappingNode {

@@ -451,9 +451,7 @@ func privateKeyFragments(t *testing.T, k *rsa.PrivateKey) []string {
 	var out []string
 	for _, block := range []*pem.Block{{Type: "PRIVATE KEY", Bytes: p8}, {Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}} {
 		lines := strings.Split(string(pem.EncodeToMemory(block)), "\n")
-		for _, l := range lines[2 : len(lines)-3] { // full 64-character lines past the header
-			out = append(out, l)
-		}
+		out = append(out, lines[2:len(lines)-3]...) // full 64-character lines past the header
 	}
 	return append(out, base64.StdEncoding.EncodeToString(k.D.Bytes())[:40], base64.RawURLEncoding.EncodeToString(k.D.Bytes())[:40])
 }

@@ -81,8 +81,10 @@ func (g *Guard) Transport(base *http.Transport) *http.Transport {
 	}
 	t := base.Clone()
 	t.Proxy = nil
-	t.Dial = nil // DialContext takes priority; cleared so no dialer but ours is left
-	t.DialTLS = nil
+	// The deprecated dialers are cleared too: DialContext takes priority
+	// over them, but a dialer other than ours must not be left at all.
+	t.Dial = nil    //lint:ignore SA1019 cleared, not used
+	t.DialTLS = nil //lint:ignore SA1019 cleared, not used
 	t.DialTLSContext = nil
 	t.DialContext = g.DialContext
 	return t

@@ -344,6 +344,7 @@ func TestTransport(t *testing.T) {
 		ForceAttemptHTTP2:   true,
 	}
 	tr := g.Transport(base)
+	//lint:ignore SA1019 checked to be cleared
 	if tr == base || tr.Proxy != nil || tr.DialTLSContext != nil || tr.DialTLS != nil || tr.DialContext == nil {
 		t.Errorf("Transport did not clone, drop the proxy and the TLS dialer, or set DialContext: %+v", tr)
 	}
