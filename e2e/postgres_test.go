@@ -21,6 +21,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/hookroute/hookroute/internal/testenv"
 	"github.com/hookroute/hookroute/router/verify"
 )
 
@@ -30,9 +31,7 @@ func signBody(b []byte) (string, error) { return verify.SignSalesIQ(e2eKey, b) }
 func postgresURL(t *testing.T) string {
 	t.Helper()
 	u := os.Getenv("HOOKROUTE_TEST_POSTGRES")
-	if u == "" {
-		t.Skip("HOOKROUTE_TEST_POSTGRES is not set: skipping PostgreSQL tests (.ci/run sets it)")
-	}
+	testenv.Require(t, u != "", "HOOKROUTE_TEST_POSTGRES is not set: skipping PostgreSQL tests (.ci/run sets it)")
 	return u
 }
 

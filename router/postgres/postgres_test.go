@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/hookroute/hookroute/internal/testenv"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/storetest"
 )
@@ -26,9 +27,7 @@ import (
 func testURL(t testing.TB) string {
 	t.Helper()
 	u := os.Getenv("HOOKROUTE_TEST_POSTGRES")
-	if u == "" {
-		t.Skip("HOOKROUTE_TEST_POSTGRES is not set: skipping PostgreSQL tests (.ci/run sets it)")
-	}
+	testenv.Require(t, u != "", "HOOKROUTE_TEST_POSTGRES is not set: skipping PostgreSQL tests (.ci/run sets it)")
 	return u
 }
 
