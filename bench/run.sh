@@ -31,7 +31,7 @@
 # automatically if a run needs more),
 # SINK_CONCURRENCY (unset: hookroute's default), BASE_PORT (18180),
 # DRAIN_TIMEOUT (120s), KEEP (1: keep the temp dir), PIN_CPUS (0: pin
-# nothing, as performance.md's reference figures were taken: load generator
+# nothing, as docs/performance.md's reference figures were taken: load generator
 # and servers on the same cores).
 set -euo pipefail
 

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// TestBurstIsAcknowledgedInTime is reliability.md's L-02: a fan-in spike of
+// TestBurstIsAcknowledgedInTime is docs/reliability.md's L-02: a fan-in spike of
 // 5,000 signed events sent as fast as 64 connections allow is acknowledged
 // whole, every answer well inside SalesIQ's 5-second timeout (a slower one
 // would make SalesIQ send the event again), and delivered once each.
@@ -26,7 +26,7 @@ func TestBurstIsAcknowledgedInTime(t *testing.T) {
 	took := time.Since(start)
 	p99, worst := lat[n*99/100], lat[n-1]
 	t.Logf("%d events in %v over %d connections: p50 %v, p99 %v, max %v", n, took.Round(time.Millisecond), conns, lat[n/2], p99, worst)
-	// SalesIQ gives up on an answer after 5 s; reliability.md asks p99 ≤ 2 s.
+	// SalesIQ gives up on an answer after 5 s; docs/reliability.md asks p99 ≤ 2 s.
 	if worst >= 5*time.Second || p99 > 2*time.Second {
 		t.Errorf("acknowledgements too slow for SalesIQ: p99 %v, max %v", p99, worst)
 	}

@@ -46,7 +46,7 @@ func (s *slowSink) received() []sinkReq {
 	return append([]sinkReq(nil), s.reqs...)
 }
 
-// TestRepeatedKillsLoseNothing is reliability.md's D-01, condensed: events
+// TestRepeatedKillsLoseNothing is docs/reliability.md's D-01, condensed: events
 // stream in at about 100 a second from senders that retry as SalesIQ does
 // (on a connection error or a 5xx), while the router is killed with
 // SIGKILL five times at random moments and restarted. Every acknowledged

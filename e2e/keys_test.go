@@ -19,7 +19,7 @@ import (
 	"time"
 )
 
-// Secured outbound webhooks (DESIGN.md §6), against the real binary: keys
+// Secured outbound webhooks (README: Security, secured outbound webhooks), against the real binary: keys
 // from the key API, receivers that check x-siqsignature from SalesIQ's
 // description alone, rotation, and the keys and verify commands.
 

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// TestOutageThenRecovery is reliability.md's R-01 at its PR size: 1,000
+// TestOutageThenRecovery is docs/reliability.md's R-01 at its PR size: 1,000
 // signed events at 200 a second while the sink answers 503, for 10 s from
 // the first event; then it recovers. During the outage nothing is dropped
 // or goes dead and no delivery spends more than 5 attempts (the sink is

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// TestRestartWithBigBacklogIsReadyAtOnce is reliability.md's D-05 at its
+// TestRestartWithBigBacklogIsReadyAtOnce is docs/reliability.md's D-05 at its
 // PR size: a router restarted on a file with 100,000 events, half their
 // deliveries still pending, answers /readyz within 2 s of starting and
 // delivers within 3 s. The queue lives on disk: nothing at start reads it

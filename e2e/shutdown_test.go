@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// TestGracefulShutdownUnderLoad is reliability.md's D-03 at its PR size:
+// TestGracefulShutdownUnderLoad is docs/reliability.md's D-03 at its PR size:
 // SIGTERM while 200 signed events a second stream in and deliveries are in
 // flight. The router stops accepting, finishes the requests and attempts
 // it has, records their outcomes and exits 0 well inside its grace period;

@@ -45,7 +45,7 @@ func (s *arrivalSink) snapshot() map[string][]time.Time {
 	return out
 }
 
-// TestSustainedLoadDeliversPromptly is reliability.md's L-01 at its PR size,
+// TestSustainedLoadDeliversPromptly is docs/reliability.md's L-01 at its PR size,
 // condensed: signed events at a steady 300 a second (open loop, as SalesIQ
 // sends them, not waiting for answers) for 10 s. Every one is acknowledged,
 // p99 within 150 ms, and delivered once, p99 within 500 ms of its

@@ -20,7 +20,7 @@ import (
 	"github.com/hookroute/hookroute/router/ui"
 )
 
-// The admin API (DESIGN.md §5). Every /api route needs a bearer token with
+// The admin API (README: Operating). Every /api route needs a bearer token with
 // the route's scope: 401 without a valid token, 403 without the scope.
 // /metrics needs the read scope when tokens are configured, and is open
 // (on the loopback admin listener) when none are.

@@ -341,7 +341,7 @@ func TestPauseDontDrop(t *testing.T) {
 // TestResumeSendsWaitingRetriesAtOnce: the retries that failed before a
 // sink was paused wait on their backoff (an hour here); when a probe
 // succeeds and the sink resumes, they go at once instead (the breaker
-// closing, reliability.md §6.6).
+// closing, docs/reliability.md's promises).
 func TestResumeSendsWaitingRetriesAtOnce(t *testing.T) {
 	r, st, a := pausingRouter(t, "100ms", "{max_attempts: 10, initial: 1h, max_interval: 1h}")
 	a.setDown(true)

@@ -12,7 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Config is the config file as written (DESIGN.md §3), after ${NAME}
+// Config is the config file as written (README: Configuration), after ${NAME}
 // expansion. Compile turns it into a Runtime.
 type Config struct {
 	Server   ServerConfig     `yaml:"server"`

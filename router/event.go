@@ -20,7 +20,7 @@ type Incoming struct {
 	ReceivedAt time.Time
 }
 
-// View is an event as rules and templates see it (DESIGN.md §4).
+// View is an event as rules and templates see it (README: The event view).
 type View struct {
 	Name string // event name
 	ID   string // dedup id

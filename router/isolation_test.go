@@ -47,7 +47,7 @@ func (f isolationFactory) RouteFields(kind string) ([]router.FieldSpec, bool) {
 	return nil, kind == "hang" || kind == "count"
 }
 
-// TestHangingSinkDoesNotHoldOthers is reliability.md's R-08: one sink hangs
+// TestHangingSinkDoesNotHoldOthers is docs/reliability.md's R-08: one sink hangs
 // (every attempt waits out its timeout) while another is healthy; the
 // healthy one delivers everything while the hanging one's first attempts
 // are still in flight. Each sink has its own workers: nothing is shared

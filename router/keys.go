@@ -20,7 +20,7 @@ import (
 	"time"
 )
 
-// Outbound signing keys (DESIGN.md §6): an http sink with secured: true
+// Outbound signing keys (README: Security, secured outbound webhooks): an http sink with secured: true
 // signs what it sends with the oldest of its (at most two) RSA keys, which
 // the key API generates. The private halves are sealed with AES-256-GCM
 // under a key derived from the master key (HOOKROUTE_MASTER_KEY) before
@@ -254,7 +254,7 @@ func (r *Router) signingKey(c *Claimed) (*rsa.PrivateKey, bool) {
 	return nil, false
 }
 
-// registerKeyRoutes adds the key API (DESIGN.md §6) to the admin API.
+// registerKeyRoutes adds the key API (README: Security, secured outbound webhooks) to the admin API.
 func registerKeyRoutes(api func(pattern, scope string, h http.HandlerFunc), r *Router) {
 	api("POST /api/v2/{screenname}/webhooks/{id}/keys", "webhooks.create", r.apiCreateKey)
 	api("GET /api/v2/{screenname}/webhooks/{id}/keys", "read", r.apiListKeys)

@@ -1,6 +1,6 @@
 package router
 
-// The trial run (DESIGN.md §2, §5): which rules an event matches and why
+// The trial run (README: Trying a rule before it goes live): which rules an event matches and why
 // the others do not, and the exact request each matched route's sink would
 // make, without sending it; or, asked to send, real deliveries through the
 // real sinks that leave no trace in the store (no event, no delivery, no

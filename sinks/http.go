@@ -43,7 +43,7 @@ type httpConfig struct {
 	Headers map[string]string `yaml:"headers"`
 	// ContentType is the body's media type; default application/json.
 	ContentType string `yaml:"content_type"`
-	// Secured signs every body, over the exact bytes sent (DESIGN.md §6),
+	// Secured signs every body, over the exact bytes sent (README: Security, secured outbound webhooks),
 	// as Signing says.
 	Secured bool `yaml:"secured"`
 	// Signing is a secured sink's scheme: "salesiq" (the default), an

@@ -27,7 +27,7 @@ import (
 // The committer never waits on a timer: closed-loop senders would each pay
 // the window. It takes the first request, yields once so that the callers
 // that are already runnable can enqueue (without the yield it wins every
-// race on a busy machine and commits batches of one, see performance.md),
+// race on a busy machine and commits batches of one, see docs/performance.md),
 // then drains the queue without blocking, up to MaxBatch.
 //
 // Durability is not the same for every write. An ingest is acknowledged

@@ -810,7 +810,7 @@ func TestFillWaitsForOutcomesOnly(t *testing.T) {
 	}
 }
 
-// TestDiskFullAcknowledgesNothingUnstored is reliability.md's D-04 at the
+// TestDiskFullAcknowledgesNothingUnstored is docs/reliability.md's D-04 at the
 // store: with the file unable to grow (max_page_count, as a full disk), the
 // ingests that cannot be stored fail, each either stored whole with its
 // deliveries or not at all, and the store takes writes again once there is

@@ -1,4 +1,4 @@
-// Package ui is the web console (DESIGN.md §5, GET /ui/): recent events,
+// Package ui is the web console (README: Web console, GET /ui/): recent events,
 // deliveries and their attempts, dead letters with replay, sinks, and the
 // trial run. It is plain HTML, CSS and JavaScript embedded in the binary —
 // no build step and nothing loaded from anywhere else — and it talks to the
