@@ -1,5 +1,5 @@
 // Package clikeys is the command line of outbound signing keys (README:
-// Outbound signing): `hookroute keys generate|list|delete`, which talk to a running
+// Security, secured outbound webhooks): `hookroute keys generate|list|delete`, which talk to a running
 // router's admin API (HOOKROUTE_ADMIN_URL, default http://127.0.0.1:8081,
 // with the bearer token in HOOKROUTE_TOKEN) and so need none of the
 // router's secrets; and `hookroute verify`, which checks a signature
