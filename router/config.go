@@ -37,6 +37,9 @@ type ServerConfig struct {
 	AdminListen string `yaml:"admin_listen"`
 	// MaxBody caps an ingest request body; larger ones get 413.
 	MaxBody ByteSize `yaml:"max_body"`
+	// ReadTimeout bounds the read of a whole request, headers and body, on
+	// both listeners; a client that sends slower is cut off.
+	ReadTimeout Duration `yaml:"read_timeout"`
 	// Screenname is {screenname} in the key API paths.
 	Screenname string `yaml:"screenname"`
 	// ShutdownTimeout bounds a graceful shutdown.
@@ -158,6 +161,7 @@ func DefaultConfig() Config {
 			Listen:          ":8080",
 			AdminListen:     "127.0.0.1:8081",
 			MaxBody:         1 << 20,
+			ReadTimeout:     Duration(10 * time.Second),
 			Screenname:      "default",
 			ShutdownTimeout: Duration(10 * time.Second),
 		},
@@ -289,6 +293,9 @@ func (c *Config) validateStatic(doc *yaml.Node, add func(*ConfigError)) {
 		if _, _, err := net.SplitHostPort(k.v); err != nil {
 			add(NodeError(at("server", k.key), "server."+k.key, "want host:port, e.g. :8080"))
 		}
+	}
+	if c.Server.ReadTimeout <= 0 {
+		add(NodeError(at("server", "read_timeout"), "server.read_timeout", "must be positive, e.g. 10s"))
 	}
 	if !strings.HasPrefix(c.Store.URL, "sqlite:") && !strings.HasPrefix(c.Store.URL, "postgres://") && !strings.HasPrefix(c.Store.URL, "postgresql://") {
 		add(NodeError(at("store", "url"), "store.url", "want sqlite:PATH or postgres://…"))

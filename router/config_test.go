@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // baseConfig is a valid config; tests append or replace parts of it.
@@ -107,6 +108,9 @@ func TestLoadErrorsWithPositions(t *testing.T) {
 		{"bad duration", baseConfig + "defaults:\n  timeout: 5 parsecs\n", nil, []string{"defaults.timeout", "invalid duration"}},
 		{"retention too short", baseConfig + "store:\n  retention: 1d\n", nil, []string{"store.retention: must be at least 7d"}},
 		{"same listener", baseConfig + "server:\n  listen: ':9000'\n  admin_listen: ':9000'\n", nil, []string{"must differ from server.listen"}},
+		{"read_timeout zero", baseConfig + "server:\n  read_timeout: 0s\n", nil, []string{"rules.yaml:20:17: server.read_timeout: must be positive"}},
+		{"read_timeout negative", baseConfig + "server:\n  read_timeout: -1s\n", nil, []string{"rules.yaml:20:17: server.read_timeout: invalid duration"}},
+		{"read_timeout not a duration", baseConfig + "server:\n  read_timeout: soon\n", nil, []string{"rules.yaml:20:17: server.read_timeout: invalid duration"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -199,6 +203,17 @@ func TestKeyFileRelativeToConfig(t *testing.T) {
 	}
 	if _, err := LoadFile(cfg, &fakeFactory{}); err != nil {
 		t.Fatalf("LoadFile: %v", err)
+	}
+}
+
+func TestReadTimeout(t *testing.T) {
+	rt, _ := mustLoad(t, baseConfig, nil)
+	if got := time.Duration(rt.Config.Server.ReadTimeout); got != 10*time.Second {
+		t.Errorf("default server.read_timeout = %v, want 10s", got)
+	}
+	rt, _ = mustLoad(t, baseConfig+"server:\n  read_timeout: 3s\n", nil)
+	if got := time.Duration(rt.Config.Server.ReadTimeout); got != 3*time.Second {
+		t.Errorf("server.read_timeout = %v, want 3s", got)
 	}
 }
 
