@@ -206,6 +206,36 @@ func TestKeyFileRelativeToConfig(t *testing.T) {
 	}
 }
 
+// TestAdminListenerBeyondLoopbackNeedsToken: an admin listener that the
+// network can reach, with no admin token, would serve /metrics to anyone:
+// a load error at the admin_listen value that says what to do. On
+// loopback, or with a token, it loads.
+func TestAdminListenerBeyondLoopbackNeedsToken(t *testing.T) {
+	const token = "admin:\n  tokens: [{name: ops, token: '${ADMIN_TOKEN}', scopes: [read]}]\n"
+	env := map[string]string{"ADMIN_TOKEN": "0123456789abcdef0123"}
+	for _, addr := range []string{"0.0.0.0:9090", ":9090", "[::]:9090", "10.1.2.3:9090", "admin.internal:9090", "[::ffff:10.1.2.3]:9090"} {
+		t.Run(addr, func(t *testing.T) {
+			src := baseConfig + "server:\n  admin_listen: '" + addr + "'\n"
+			got := loadErr(t, src, nil)
+			for _, want := range []string{
+				"rules.yaml:20:17: server.admin_listen: the admin listener would be reachable from the network with no admin token",
+				"Add a token (admin.tokens:",
+				"or listen on loopback (127.0.0.1:PORT, [::1]:PORT or localhost:PORT",
+			} {
+				if !strings.Contains(got, want) {
+					t.Errorf("error:\n%s\nwant it to contain:\n%s", got, want)
+				}
+			}
+			mustLoad(t, src+token, env)
+		})
+	}
+	for _, addr := range []string{"127.0.0.1:9090", "127.0.0.2:0", "[::1]:9090", "localhost:9090", "LocalHost:9090", "[::ffff:127.0.0.1]:9090", ""} {
+		t.Run("loopback "+addr, func(t *testing.T) {
+			mustLoad(t, baseConfig+"server:\n  admin_listen: '"+addr+"'\n", nil)
+		})
+	}
+}
+
 func TestReadTimeout(t *testing.T) {
 	rt, _ := mustLoad(t, baseConfig, nil)
 	if got := time.Duration(rt.Config.Server.ReadTimeout); got != 10*time.Second {
