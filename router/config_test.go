@@ -168,6 +168,13 @@ func TestEnvExpansion(t *testing.T) {
 		{"${B}", "", "environment variable B is not set"},
 		{"${A", "", "unterminated"},
 		{"${1A}", "", "invalid environment variable name"},
+		{"${A:x}", "", "invalid environment variable name"},
+		{"${A:?set A}", "x", ""},
+		{"${B:?set B to the PEM, or mount it and set B_FILE}", "", "environment variable B is not set: set B to the PEM, or mount it and set B_FILE"},
+		{"${EMPTY:?give it a value}", "", "environment variable EMPTY is empty: give it a value"},
+		{"${B:?}", "", "environment variable B is not set"},
+		{"${B:?no: defaults:-here}", "", "environment variable B is not set: no: defaults:-here"},
+		{"${B:-d:?m}", "d:?m", ""},
 	}
 	for _, c := range cases {
 		got, _, err := expandEnv(c.in, look)
@@ -181,6 +188,59 @@ func TestEnvExpansion(t *testing.T) {
 			t.Errorf("expandEnv(%q) = %q, %v, want %q", c.in, got, err, c.want)
 		}
 	}
+}
+
+// TestEnvFromFile: a variable that is unset or empty while NAME_FILE is
+// set is read from that file (trailing newlines off), as container
+// platforms mount secrets; errors name the variable, never the path.
+func TestEnvFromFile(t *testing.T) {
+	dir := t.TempDir()
+	pemFile := filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(pemFile, []byte(testPublicPEM+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, make([]byte, 65<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "CANARY-path-4f3a")
+	env := func(m map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
+	cases := []struct {
+		name, in string
+		env      map[string]string
+		want     string
+		err      string
+	}{
+		{"file", "${K}", map[string]string{"K_FILE": pemFile}, strings.TrimRight(testPublicPEM, "\n"), ""},
+		{"file for an empty variable", "${K:?m}", map[string]string{"K": "", "K_FILE": pemFile}, strings.TrimRight(testPublicPEM, "\n"), ""},
+		{"empty _FILE ignored", "${K:-d}", map[string]string{"K_FILE": ""}, "d", ""},
+		{"both", "${K}", map[string]string{"K": "x", "K_FILE": pemFile}, "", "environment variables K and K_FILE are both set: set one"},
+		{"missing file", "${K}", map[string]string{"K_FILE": missing}, "", "environment variable K_FILE: cannot read the file it names: no such file or directory"},
+		{"empty file", "${K:?say how}", map[string]string{"K_FILE": empty}, "", "environment variable K is empty: say how"},
+		{"too large", "${K}", map[string]string{"K_FILE": big}, "", "environment variable K_FILE: the file it names is larger than 64 KiB"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, _, err := expandEnv(c.in, env(c.env))
+			if c.err != "" {
+				if err == nil || err.Error() != c.err {
+					t.Fatalf("expandEnv(%q) error = %v, want %q", c.in, err, c.err)
+				}
+				return
+			}
+			if err != nil || got != c.want {
+				t.Fatalf("expandEnv(%q) = %q, %v, want %q", c.in, got, err, c.want)
+			}
+		})
+	}
+	// Through a load: the key from a file, by reference.
+	mustLoad(t, strings.Replace(baseConfig, "${PUBKEY}", "${FILED_KEY}", 1), map[string]string{"FILED_KEY_FILE": pemFile})
 }
 
 func TestOptionalSinkSwitchedOff(t *testing.T) {
