@@ -220,7 +220,7 @@ func TestEnvFromFile(t *testing.T) {
 		{"file", "${K}", map[string]string{"K_FILE": pemFile}, strings.TrimRight(testPublicPEM, "\n"), ""},
 		{"file for an empty variable", "${K:?m}", map[string]string{"K": "", "K_FILE": pemFile}, strings.TrimRight(testPublicPEM, "\n"), ""},
 		{"empty _FILE ignored", "${K:-d}", map[string]string{"K_FILE": ""}, "d", ""},
-		{"both", "${K}", map[string]string{"K": "x", "K_FILE": pemFile}, "", "environment variables K and K_FILE are both set: set one"},
+		{"the variable wins", "${K}", map[string]string{"K": "x", "K_FILE": pemFile}, "x", ""},
 		{"missing file", "${K}", map[string]string{"K_FILE": missing}, "", "environment variable K_FILE: cannot read the file it names: no such file or directory"},
 		{"empty file", "${K:?say how}", map[string]string{"K_FILE": empty}, "", "environment variable K is empty: say how"},
 		{"too large", "${K}", map[string]string{"K_FILE": big}, "", "environment variable K_FILE: the file it names is larger than 64 KiB"},

@@ -90,9 +90,6 @@ const maxEnvFile = 64 << 10
 func lookupEnv(name string, lookup func(string) (string, bool)) (string, bool, error) {
 	v, ok := lookup(name)
 	if v != "" {
-		if p, _ := lookup(name + "_FILE"); p != "" {
-			return "", false, fmt.Errorf("environment variables %s and %s_FILE are both set: set one", name, name)
-		}
 		return v, ok, nil
 	}
 	p, _ := lookup(name + "_FILE")
