@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -304,6 +305,28 @@ func TestReadTimeout(t *testing.T) {
 	rt, _ = mustLoad(t, baseConfig+"server:\n  read_timeout: 3s\n", nil)
 	if got := time.Duration(rt.Config.Server.ReadTimeout); got != 3*time.Second {
 		t.Errorf("server.read_timeout = %v, want 3s", got)
+	}
+}
+
+// TestDemoKeyWarned: a salesiq source that trusts the demo key, whose
+// private half is in the repository, loads (the example config runs with
+// it) but with a warning that check prints and serve logs.
+func TestDemoKeyWarned(t *testing.T) {
+	demo, err := filepath.Abs("../examples/keys/demo-salesiq-public.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, _ := mustLoad(t, strings.Replace(baseConfig, "- pem: ${PUBKEY}", "- pem: ${PUBKEY}\n      - file: "+demo, 1), nil)
+	if !slices.ContainsFunc(rt.Warnings, func(w string) bool {
+		return strings.Contains(w, `source "siq" trusts the demo SalesIQ key`)
+	}) {
+		t.Errorf("warnings %q, want one about the demo key", rt.Warnings)
+	}
+	rt, _ = mustLoad(t, baseConfig, nil)
+	for _, w := range rt.Warnings {
+		if strings.Contains(w, "demo") {
+			t.Errorf("warning %q for a source without the demo key", w)
+		}
 	}
 }
 
