@@ -277,7 +277,8 @@ func serve(ctx context.Context, rt *router.Runtime, reload func() (*router.Runti
 	if err != nil {
 		return err
 	}
-	ingest := router.NewHTTPServer(rt.Config.Server.Listen, r.IngestHandler())
+	readTimeout := time.Duration(rt.Config.Server.ReadTimeout)
+	ingest := router.NewHTTPServer(rt.Config.Server.Listen, r.IngestHandler(), readTimeout)
 	servers := []*http.Server{ingest}
 	lns := []net.Listener{ingestLn}
 	if a := rt.Config.Server.AdminListen; a != "" {
@@ -286,7 +287,7 @@ func serve(ctx context.Context, rt *router.Runtime, reload func() (*router.Runti
 			ingestLn.Close()
 			return err
 		}
-		servers = append(servers, router.NewHTTPServer(a, r.AdminHandler(reg)))
+		servers = append(servers, router.NewHTTPServer(a, r.AdminHandler(reg), readTimeout))
 		lns = append(lns, ln)
 	}
 	errc := make(chan error, len(servers))

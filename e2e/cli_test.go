@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // runCLI runs the binary with args in the repository root, with env added
@@ -113,5 +116,51 @@ func TestUsage(t *testing.T) {
 	}
 	if code, out, _ := runCLI(t, nil, "version"); code != 0 || !strings.HasPrefix(out, "hookroute ") {
 		t.Errorf("version: exit %d, %q", code, out)
+	}
+}
+
+// TestAdminListenerBeyondLoopbackRefused: an admin listener the network
+// can reach, with no admin token, is refused by check and by serve (which
+// never starts listening), at the admin_listen value, with the two ways
+// out; with a token the same config passes.
+func TestAdminListenerBeyondLoopbackRefused(t *testing.T) {
+	dir := t.TempDir()
+	config := `server:
+  listen: "127.0.0.1:0"
+  admin_listen: "0.0.0.0:0"
+store: {url: "sqlite:` + filepath.Join(dir, "hookroute.db") + `"}
+sources:
+  - {name: open, type: none}
+sinks:
+  - {name: console, type: log}
+rules:
+  - {name: all, when: "true", to: [{sink: console}]}
+`
+	path := filepath.Join(dir, "rules.yaml")
+	writeFile(t, path, config)
+	want := path + ":3:17: server.admin_listen: the admin listener would be reachable from the network with no admin token"
+	code, out, errs := runCLI(t, nil, "check", "-c", path)
+	if code != 1 || !strings.Contains(errs, want) || !strings.Contains(errs, "or listen on loopback (127.0.0.1:PORT") {
+		t.Errorf("check: exit %d, stdout %q, stderr:\n%s\nwant exit 1 and %s…", code, out, errs, want)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	serve := exec.CommandContext(ctx, binPath, "serve", "-c", path)
+	serve.Env = []string{"PATH=" + os.Getenv("PATH")}
+	outb, err := serve.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(outb), want) || strings.Contains(string(outb), `"listening"`) {
+		t.Errorf("serve: %v, output:\n%s\nwant exit 1 and %s…, before listening", err, outb, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "hookroute.db")); err == nil {
+		t.Errorf("serve created the store before refusing the config")
+	}
+
+	withToken := filepath.Join(dir, "with-token.yaml")
+	writeFile(t, withToken, config+"admin:\n  tokens: [{name: ops, token: '${ADMIN_TOKEN}', scopes: [read]}]\n")
+	code, out, errs = runCLI(t, map[string]string{"ADMIN_TOKEN": "0123456789abcdef0123"}, "check", "-c", withToken)
+	if code != 0 {
+		t.Errorf("check with an admin token: exit %d\n%s%s", code, out, errs)
 	}
 }

@@ -2,6 +2,9 @@ package router
 
 import (
 	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -228,9 +231,12 @@ func (c *compiler) source(i int, sc *SourceConfig) {
 	} else if _, dup := c.rt.byPath[s.Path]; dup {
 		errAt("path", "path %s is used by another source", s.Path)
 	}
-	v, err := buildVerifier(sc, filepath.Dir(c.file))
+	v, demo, err := buildVerifier(sc, filepath.Dir(c.file))
 	if err != nil {
 		errAt(err.key, "%s", err.msg)
+	}
+	if demo {
+		c.rt.Warnings = append(c.rt.Warnings, fmt.Sprintf("source %q trusts the demo SalesIQ key of examples/keys, whose private half is public: anyone can sign events it accepts; give it the key SalesIQ gives you", sc.Name))
 	}
 	s.Verifier = v
 	if sc.Type == "salesiq" {
@@ -366,11 +372,22 @@ func (c *compiler) stringExpr(src string, node *yaml.Node, path, key string) *vm
 
 type keyError struct{ key, msg string }
 
+// demoKeySHA256 is the SHA-256 of the PKIX DER form of the demo SalesIQ
+// public key in examples/keys: its private half is in the repository too.
+const demoKeySHA256 = "5f4d3e2936b8a1b5ee33eaa58c2cf1caad8a140470986fa08eed056686f5437c"
+
+func isDemoKey(pk *rsa.PublicKey) bool {
+	der, err := x509.MarshalPKIXPublicKey(pk)
+	sum := sha256.Sum256(der)
+	return err == nil && hex.EncodeToString(sum[:]) == demoKeySHA256
+}
+
 // buildVerifier builds the source's verifier; key files are read
-// relative to baseDir. A source that would verify
-// with a missing key or an empty secret refuses to load: an unverified
-// endpoint must be asked for by writing type: none.
-func buildVerifier(sc *SourceConfig, baseDir string) (verify.Verifier, *keyError) {
+// relative to baseDir. demo reports that a salesiq source trusts the demo
+// key (a warning: the example config runs with it). A source that would
+// verify with a missing key or an empty secret refuses to load: an
+// unverified endpoint must be asked for by writing type: none.
+func buildVerifier(sc *SourceConfig, baseDir string) (verify.Verifier, bool, *keyError) {
 	secrets := func() ([][]byte, *keyError) {
 		var out [][]byte
 		for _, s := range append([]Secret{sc.Secret}, sc.Secrets...) {
@@ -384,10 +401,11 @@ func buildVerifier(sc *SourceConfig, baseDir string) (verify.Verifier, *keyError
 		return out, nil
 	}
 	var v verify.Verifier
+	var demo bool
 	var err error
 	switch sc.Type {
 	case "none":
-		return verify.None(), nil
+		return verify.None(), false, nil
 	case "salesiq":
 		var keys []*rsa.PublicKey
 		for j, k := range sc.PublicKeys {
@@ -401,7 +419,7 @@ func buildVerifier(sc *SourceConfig, baseDir string) (verify.Verifier, *keyError
 				}
 				b, rerr := os.ReadFile(f)
 				if rerr != nil {
-					return nil, &keyError{"public_keys", fmt.Sprintf("public_keys[%d]: %v", j, rerr)}
+					return nil, false, &keyError{"public_keys", fmt.Sprintf("public_keys[%d]: %v", j, rerr)}
 				}
 				data = b
 			}
@@ -410,18 +428,19 @@ func buildVerifier(sc *SourceConfig, baseDir string) (verify.Verifier, *keyError
 			}
 			pk, perr := verify.ParseRSAPublicKey(data)
 			if perr != nil {
-				return nil, &keyError{"public_keys", fmt.Sprintf("public_keys[%d]: %v", j, perr)}
+				return nil, false, &keyError{"public_keys", fmt.Sprintf("public_keys[%d]: %v", j, perr)}
 			}
 			keys = append(keys, pk)
+			demo = demo || isDemoKey(pk)
 		}
 		if len(keys) == 0 {
-			return nil, &keyError{"public_keys", "a salesiq source needs at least one public key"}
+			return nil, false, &keyError{"public_keys", "a salesiq source needs at least one public key"}
 		}
 		v, err = verify.NewSalesIQ(keys)
 	case "hmac-sha256":
 		ss, kerr := secrets()
 		if kerr != nil {
-			return nil, kerr
+			return nil, false, kerr
 		}
 		enc := sc.Encoding
 		if enc == "" {
@@ -431,13 +450,13 @@ func buildVerifier(sc *SourceConfig, baseDir string) (verify.Verifier, *keyError
 	case "github":
 		ss, kerr := secrets()
 		if kerr != nil {
-			return nil, kerr
+			return nil, false, kerr
 		}
 		v, err = verify.NewGitHub(ss)
 	case "standard-webhooks":
 		ss, kerr := secrets()
 		if kerr != nil {
-			return nil, kerr
+			return nil, false, kerr
 		}
 		strs := make([]string, len(ss))
 		for i, s := range ss {
@@ -446,9 +465,9 @@ func buildVerifier(sc *SourceConfig, baseDir string) (verify.Verifier, *keyError
 		v, err = verify.NewStandardWebhooks(strs, time.Duration(sc.Tolerance))
 	}
 	if err != nil {
-		return nil, &keyError{"type", err.Error()}
+		return nil, false, &keyError{"type", err.Error()}
 	}
-	return v, nil
+	return v, demo, nil
 }
 
 func (c *compiler) sink(i int, node *yaml.Node) {

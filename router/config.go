@@ -37,6 +37,9 @@ type ServerConfig struct {
 	AdminListen string `yaml:"admin_listen"`
 	// MaxBody caps an ingest request body; larger ones get 413.
 	MaxBody ByteSize `yaml:"max_body"`
+	// ReadTimeout bounds the read of a whole request, headers and body, on
+	// both listeners; a client that sends slower is cut off.
+	ReadTimeout Duration `yaml:"read_timeout"`
 	// Screenname is {screenname} in the key API paths.
 	Screenname string `yaml:"screenname"`
 	// ShutdownTimeout bounds a graceful shutdown.
@@ -162,6 +165,7 @@ func DefaultConfig() Config {
 			Listen:          ":8080",
 			AdminListen:     "127.0.0.1:8081",
 			MaxBody:         1 << 20,
+			ReadTimeout:     Duration(10 * time.Second),
 			Screenname:      "default",
 			ShutdownTimeout: Duration(10 * time.Second),
 		},
@@ -290,9 +294,21 @@ func (c *Config) validateStatic(doc *yaml.Node, add func(*ConfigError)) {
 		if k.v == "" {
 			continue
 		}
-		if _, _, err := net.SplitHostPort(k.v); err != nil {
+		host, _, err := net.SplitHostPort(k.v)
+		if err != nil {
 			add(NodeError(at("server", k.key), "server."+k.key, "want host:port, e.g. :8080"))
+			continue
 		}
+		if k.key == "admin_listen" && len(c.Admin.Tokens) == 0 && !isLoopbackHost(host) {
+			// Without tokens /metrics is open (and so is the console's
+			// page): fine on loopback, where only this host reaches it.
+			add(NodeError(at("server", k.key), "server."+k.key, "the admin listener would be reachable from the network with no admin token: "+
+				"/metrics would answer anyone. Add a token (admin.tokens: [{name: ops, token: ${HOOKROUTE_ADMIN_TOKEN}, scopes: [read]}]) "+
+				"or listen on loopback (127.0.0.1:PORT, [::1]:PORT or localhost:PORT; an empty host, as in :9090, is every interface)"))
+		}
+	}
+	if c.Server.ReadTimeout <= 0 {
+		add(NodeError(at("server", "read_timeout"), "server.read_timeout", "must be positive, e.g. 10s"))
 	}
 	if !strings.HasPrefix(c.Store.URL, "sqlite:") && !strings.HasPrefix(c.Store.URL, "postgres://") && !strings.HasPrefix(c.Store.URL, "postgresql://") {
 		add(NodeError(at("store", "url"), "store.url", "want sqlite:PATH or postgres://…"))
@@ -334,6 +350,16 @@ func (c *Config) validateStatic(doc *yaml.Node, add func(*ConfigError)) {
 	if c.Defaults.Concurrency < 1 || c.Defaults.Concurrency > 256 {
 		add(NodeError(at("defaults", "concurrency"), "defaults.concurrency", "must be between 1 and 256"))
 	}
+}
+
+// isLoopbackHost reports whether a listener on host is reachable from
+// this machine only. An empty host, or any name but localhost, is not.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 func validateRetry(r RetryConfig, n *yaml.Node, path string, add func(*ConfigError)) {

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // baseConfig is a valid config; tests append or replace parts of it.
@@ -113,6 +115,9 @@ func TestLoadErrorsWithPositions(t *testing.T) {
 			"server:\n  drop_headers: [X-GitHub-Delivery, x-github-event]\n", map[string]string{"GH": "s3cr3t-s3cr3t"},
 			[]string{`rules.yaml:21:18: server.drop_headers[0]: github source "gen" takes its event id or name from x-github-delivery; it cannot be dropped`,
 				`rules.yaml:21:37: server.drop_headers[1]: github source "gen" takes its event id or name from x-github-event`}},
+		{"read_timeout zero", baseConfig + "server:\n  read_timeout: 0s\n", nil, []string{"rules.yaml:20:17: server.read_timeout: must be positive"}},
+		{"read_timeout negative", baseConfig + "server:\n  read_timeout: -1s\n", nil, []string{"rules.yaml:20:17: server.read_timeout: invalid duration"}},
+		{"read_timeout not a duration", baseConfig + "server:\n  read_timeout: soon\n", nil, []string{"rules.yaml:20:17: server.read_timeout: invalid duration"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -170,6 +175,13 @@ func TestEnvExpansion(t *testing.T) {
 		{"${B}", "", "environment variable B is not set"},
 		{"${A", "", "unterminated"},
 		{"${1A}", "", "invalid environment variable name"},
+		{"${A:x}", "", "invalid environment variable name"},
+		{"${A:?set A}", "x", ""},
+		{"${B:?set B to the PEM, or mount it and set B_FILE}", "", "environment variable B is not set: set B to the PEM, or mount it and set B_FILE"},
+		{"${EMPTY:?give it a value}", "", "environment variable EMPTY is empty: give it a value"},
+		{"${B:?}", "", "environment variable B is not set"},
+		{"${B:?no: defaults:-here}", "", "environment variable B is not set: no: defaults:-here"},
+		{"${B:-d:?m}", "d:?m", ""},
 	}
 	for _, c := range cases {
 		got, _, err := expandEnv(c.in, look)
@@ -183,6 +195,59 @@ func TestEnvExpansion(t *testing.T) {
 			t.Errorf("expandEnv(%q) = %q, %v, want %q", c.in, got, err, c.want)
 		}
 	}
+}
+
+// TestEnvFromFile: a variable that is unset or empty while NAME_FILE is
+// set is read from that file (trailing newlines off), as container
+// platforms mount secrets; errors name the variable, never the path.
+func TestEnvFromFile(t *testing.T) {
+	dir := t.TempDir()
+	pemFile := filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(pemFile, []byte(testPublicPEM+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, make([]byte, 65<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "CANARY-path-4f3a")
+	env := func(m map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
+	cases := []struct {
+		name, in string
+		env      map[string]string
+		want     string
+		err      string
+	}{
+		{"file", "${K}", map[string]string{"K_FILE": pemFile}, strings.TrimRight(testPublicPEM, "\n"), ""},
+		{"file for an empty variable", "${K:?m}", map[string]string{"K": "", "K_FILE": pemFile}, strings.TrimRight(testPublicPEM, "\n"), ""},
+		{"empty _FILE ignored", "${K:-d}", map[string]string{"K_FILE": ""}, "d", ""},
+		{"the variable wins", "${K}", map[string]string{"K": "x", "K_FILE": pemFile}, "x", ""},
+		{"missing file", "${K}", map[string]string{"K_FILE": missing}, "", "environment variable K_FILE: cannot read the file it names: no such file or directory"},
+		{"empty file", "${K:?say how}", map[string]string{"K_FILE": empty}, "", "environment variable K is empty: say how"},
+		{"too large", "${K}", map[string]string{"K_FILE": big}, "", "environment variable K_FILE: the file it names is larger than 64 KiB"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, _, err := expandEnv(c.in, env(c.env))
+			if c.err != "" {
+				if err == nil || err.Error() != c.err {
+					t.Fatalf("expandEnv(%q) error = %v, want %q", c.in, err, c.err)
+				}
+				return
+			}
+			if err != nil || got != c.want {
+				t.Fatalf("expandEnv(%q) = %q, %v, want %q", c.in, got, err, c.want)
+			}
+		})
+	}
+	// Through a load: the key from a file, by reference.
+	mustLoad(t, strings.Replace(baseConfig, "${PUBKEY}", "${FILED_KEY}", 1), map[string]string{"FILED_KEY_FILE": pemFile})
 }
 
 func TestOptionalSinkSwitchedOff(t *testing.T) {
@@ -205,6 +270,69 @@ func TestKeyFileRelativeToConfig(t *testing.T) {
 	}
 	if _, err := LoadFile(cfg, &fakeFactory{}); err != nil {
 		t.Fatalf("LoadFile: %v", err)
+	}
+}
+
+// TestAdminListenerBeyondLoopbackNeedsToken: an admin listener that the
+// network can reach, with no admin token, would serve /metrics to anyone:
+// a load error at the admin_listen value that says what to do. On
+// loopback, or with a token, it loads.
+func TestAdminListenerBeyondLoopbackNeedsToken(t *testing.T) {
+	const token = "admin:\n  tokens: [{name: ops, token: '${ADMIN_TOKEN}', scopes: [read]}]\n"
+	env := map[string]string{"ADMIN_TOKEN": "0123456789abcdef0123"}
+	for _, addr := range []string{"0.0.0.0:9090", ":9090", "[::]:9090", "10.1.2.3:9090", "admin.internal:9090", "[::ffff:10.1.2.3]:9090"} {
+		t.Run(addr, func(t *testing.T) {
+			src := baseConfig + "server:\n  admin_listen: '" + addr + "'\n"
+			got := loadErr(t, src, nil)
+			for _, want := range []string{
+				"rules.yaml:20:17: server.admin_listen: the admin listener would be reachable from the network with no admin token",
+				"Add a token (admin.tokens:",
+				"or listen on loopback (127.0.0.1:PORT, [::1]:PORT or localhost:PORT",
+			} {
+				if !strings.Contains(got, want) {
+					t.Errorf("error:\n%s\nwant it to contain:\n%s", got, want)
+				}
+			}
+			mustLoad(t, src+token, env)
+		})
+	}
+	for _, addr := range []string{"127.0.0.1:9090", "127.0.0.2:0", "[::1]:9090", "localhost:9090", "LocalHost:9090", "[::ffff:127.0.0.1]:9090", ""} {
+		t.Run("loopback "+addr, func(t *testing.T) {
+			mustLoad(t, baseConfig+"server:\n  admin_listen: '"+addr+"'\n", nil)
+		})
+	}
+}
+
+func TestReadTimeout(t *testing.T) {
+	rt, _ := mustLoad(t, baseConfig, nil)
+	if got := time.Duration(rt.Config.Server.ReadTimeout); got != 10*time.Second {
+		t.Errorf("default server.read_timeout = %v, want 10s", got)
+	}
+	rt, _ = mustLoad(t, baseConfig+"server:\n  read_timeout: 3s\n", nil)
+	if got := time.Duration(rt.Config.Server.ReadTimeout); got != 3*time.Second {
+		t.Errorf("server.read_timeout = %v, want 3s", got)
+	}
+}
+
+// TestDemoKeyWarned: a salesiq source that trusts the demo key, whose
+// private half is in the repository, loads (the example config runs with
+// it) but with a warning that check prints and serve logs.
+func TestDemoKeyWarned(t *testing.T) {
+	demo, err := filepath.Abs("../examples/keys/demo-salesiq-public.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, _ := mustLoad(t, strings.Replace(baseConfig, "- pem: ${PUBKEY}", "- pem: ${PUBKEY}\n      - file: "+demo, 1), nil)
+	if !slices.ContainsFunc(rt.Warnings, func(w string) bool {
+		return strings.Contains(w, `source "siq" trusts the demo SalesIQ key`)
+	}) {
+		t.Errorf("warnings %q, want one about the demo key", rt.Warnings)
+	}
+	rt, _ = mustLoad(t, baseConfig, nil)
+	for _, w := range rt.Warnings {
+		if strings.Contains(w, "demo") {
+			t.Errorf("warning %q for a source without the demo key", w)
+		}
 	}
 }
 

@@ -135,8 +135,6 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 		httpError(w, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
-	r.ingesting.Add(1)
-	defer r.ingesting.Add(-1)
 	received := r.now()
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, int64(rt.Config.Server.MaxBody)))
 	if err != nil {
@@ -157,6 +155,12 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 		httpError(w, http.StatusUnauthorized, "unauthorized")
 		return
 	}
+	// Counted from here only: a client that trickles its body, signed or
+	// not, costs the CPU nothing while it does, and counted it would make
+	// the workers hold back deliveries for an ingest that is not busy
+	// (see ingestSaturated).
+	r.ingesting.Add(1)
+	defer r.ingesting.Add(-1)
 	in := &Incoming{Source: src.Name, Headers: rt.HeaderMap(req.Header), Body: body, ReceivedAt: received}
 	rec, ds, reply, view := r.prepare(rt, src, in)
 	// Bound the wait on the store: a sender that gets 503 retries; one left
@@ -283,7 +287,8 @@ type Router struct {
 	// ingestFailedAt is when the store last failed to commit an ingest
 	// (Unix nanoseconds), 0 once one has committed since (see Ready).
 	ingestFailedAt atomic.Int64
-	// ingesting counts webhook requests in flight (see ingestSaturated).
+	// ingesting counts verified webhook requests that are being decoded
+	// and committed (see ingestSaturated).
 	ingesting atomic.Int64
 	// saturatedAbove is the in-flight count above which ingest counts as
 	// saturated.

@@ -88,7 +88,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		oldest:  prometheus.NewDesc("hookroute_oldest_pending_seconds", "Age of the oldest due pending delivery, by sink.", []string{"sink"}, nil),
 		commits: prometheus.NewDesc("hookroute_store_commits_total", "Transactions the store's group committer committed (one fsync each).", nil, nil),
 		writes:  prometheus.NewDesc("hookroute_store_commit_writes_total", "Writes (ingests, claims, finishes) carried by those transactions.", nil, nil),
-		flyingD: prometheus.NewDesc("hookroute_ingest_in_flight", "Webhook requests being read, verified or committed.", nil, nil),
+		flyingD: prometheus.NewDesc("hookroute_ingest_in_flight", "Verified webhook requests waiting for their commit.", nil, nil),
 	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.attempts, m.latency, m.reloads, m.replays, m.unsigned, m.deferred, m.pushback, m)

@@ -36,12 +36,15 @@ func (r *Router) IngestHandler() http.Handler {
 
 // NewHTTPServer returns a server with the timeouts and limits every
 // listener of ours uses (slow clients cannot hold connections open).
-func NewHTTPServer(addr string, h http.Handler) *http.Server {
+// readTimeout (server.read_timeout) bounds the read of a whole request,
+// headers and body: a client that trickles its body is cut off then,
+// rather than holding a connection and a handler for as long as it likes.
+func NewHTTPServer(addr string, h http.Handler, readTimeout time.Duration) *http.Server {
 	return &http.Server{
 		Addr:              addr,
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadTimeout:       readTimeout,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    64 << 10,

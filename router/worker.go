@@ -506,8 +506,9 @@ const (
 	maxYieldLag     = 30 * time.Second
 )
 
-// IngestInFlight is the number of webhook requests being read, verified
-// or committed right now.
+// IngestInFlight is the number of webhook requests, read and verified,
+// that are being decoded or wait for their commit. Requests still being
+// read are not counted: a slow or hostile client is not ingest load.
 func (r *Router) IngestInFlight() int { return int(r.ingesting.Load()) }
 
 // ingestSaturated reports whether more webhook requests are in flight than

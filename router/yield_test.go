@@ -1,11 +1,14 @@
 package router_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/verify"
 )
 
 // TestDeliveriesYieldToSaturatedIngest: while more webhook requests are in
@@ -24,11 +28,12 @@ import (
 func TestDeliveriesYieldToSaturatedIngest(t *testing.T) {
 	f := &countingFactory{}
 	rt, st := loadWithStore(t, config, f, pubEnv)
+	hs := newHoldStore(st)
 	reg := prometheus.NewRegistry()
-	r := router.New(rt, st, router.Options{PollInterval: 50 * time.Millisecond, Metrics: router.NewMetrics(reg)})
+	r := router.New(rt, hs, router.Options{PollInterval: 50 * time.Millisecond, Metrics: router.NewMetrics(reg)})
 	runRouter(t, r)
 	h := r.IngestHandler()
-	n, release := saturateIngest(t, r)
+	n, release := saturateIngest(t, r, hs)
 	if got := gathered(t, reg, "hookroute_ingest_in_flight", ""); got != float64(n) {
 		t.Errorf("hookroute_ingest_in_flight = %v, want %d", got, n)
 	}
@@ -61,37 +66,112 @@ func TestDeliveriesYieldToSaturatedIngest(t *testing.T) {
 	t.Logf("unsaturated: delivered %v after its acknowledgement", time.Since(start))
 }
 
-// saturateIngest holds enough webhook requests in flight, each stuck
-// reading its body, for r's ingest to count as saturated, until release
-// (or the test's end). It returns how many it holds.
-func saturateIngest(t *testing.T, r *router.Router) (n int, release func()) {
+// holdStore is the real store with a gate in front of Ingest: the ingest
+// of an event whose id contains "hold-" waits until release (or until its
+// context ends), so that a test can keep verified requests waiting for
+// their commit.
+type holdStore struct {
+	router.Store
+	gate chan struct{}
+	once sync.Once
+}
+
+func newHoldStore(st router.Store) *holdStore {
+	return &holdStore{Store: st, gate: make(chan struct{})}
+}
+
+func (s *holdStore) Ingest(ctx context.Context, ev *router.EventRecord, ds []router.NewDelivery) (bool, error) {
+	if strings.Contains(ev.ID, "hold-") {
+		select {
+		case <-s.gate:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+	return s.Store.Ingest(ctx, ev, ds)
+}
+
+func (s *holdStore) release() { s.once.Do(func() { close(s.gate) }) }
+
+// saturateIngest holds enough signed webhook requests in flight, each
+// verified and waiting for its commit at hs's gate, for r's ingest to count
+// as saturated, until release (or the test's end). It returns how many it
+// holds. The held events go to sink b only.
+func saturateIngest(t *testing.T, r *router.Router, hs *holdStore) (n int, release func()) {
 	t.Helper()
 	h := r.IngestHandler()
 	n = 4*runtime.GOMAXPROCS(0) + 1
 	var wg sync.WaitGroup
-	writers := make([]*io.PipeWriter, n)
-	for i := range writers {
-		pr, pw := io.Pipe()
-		writers[i] = pw
-		req := httptest.NewRequest(http.MethodPost, "/hooks/siq", pr)
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h.ServeHTTP(httptest.NewRecorder(), req)
+			if w := post(t, h, event(fmt.Sprint("hold-", i), "happy")); w.Code != 202 {
+				t.Errorf("held request %d: %d %s", i, w.Code, w.Body)
+			}
 		}()
 	}
 	var once sync.Once
 	release = func() {
 		once.Do(func() {
-			for _, pw := range writers {
-				pw.CloseWithError(errors.New("sender gave up"))
-			}
+			hs.release()
 			wg.Wait()
 		})
 	}
 	t.Cleanup(release)
 	waitFor(t, "the held requests to be in flight", func() bool { return r.IngestInFlight() == n })
 	return n, release
+}
+
+// TestSlowBodyIsNotIngestLoad: a request whose body is still arriving is
+// not in flight (the workers would hold back deliveries for it, and ten
+// slow clients would slow every delivery); once its body is read and
+// verified, while it waits for its commit, it is.
+func TestSlowBodyIsNotIngestLoad(t *testing.T) {
+	f := &countingFactory{}
+	rt, st := loadWithStore(t, config, f, pubEnv)
+	hs := newHoldStore(st)
+	r := router.New(rt, hs, router.Options{PollInterval: 50 * time.Millisecond})
+	h := r.IngestHandler()
+
+	body := event("hold-slow", "sad")
+	sig, err := verify.SignSalesIQ(key, []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	req := httptest.NewRequest(http.MethodPost, "/hooks/siq", pr)
+	req.Header.Set("x-siqsignature", sig)
+	w := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() { defer close(done); h.ServeHTTP(w, req) }()
+	t.Cleanup(func() { pw.CloseWithError(errors.New("test over")); hs.release(); <-done })
+
+	// A pipe's write returns once the handler has read the bytes: the
+	// handler is inside its body read now, and stays there.
+	half := len(body) / 2
+	if _, err := io.WriteString(pw, body[:half]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if got := r.IngestInFlight(); got != 0 {
+		t.Fatalf("%d requests in flight while the only one is still sending its body, want 0", got)
+	}
+
+	// The rest of the body: the request verifies and waits at the gate.
+	if _, err := io.WriteString(pw, body[half:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	waitFor(t, "the verified request to count as in flight", func() bool { return r.IngestInFlight() == 1 })
+	hs.release()
+	<-done
+	if w.Code != 202 {
+		t.Fatalf("ingest: %d %s", w.Code, w.Body)
+	}
+	if got := r.IngestInFlight(); got != 0 {
+		t.Fatalf("%d requests in flight after the answer, want 0", got)
+	}
 }
 
 // TestYieldEndsWhenDeliveriesFallBehind: deliveries hold back for a
@@ -102,10 +182,11 @@ func TestYieldEndsWhenDeliveriesFallBehind(t *testing.T) {
 	clock := &fakeClock{t: time.Now()}
 	f := &countingFactory{}
 	rt, st := loadWithStore(t, config, f, pubEnv)
-	r := router.New(rt, st, router.Options{PollInterval: 50 * time.Millisecond, Now: clock.Now})
+	hs := newHoldStore(st)
+	r := router.New(rt, hs, router.Options{PollInterval: 50 * time.Millisecond, Now: clock.Now})
 	runRouter(t, r)
 	h := r.IngestHandler()
-	saturateIngest(t, r)
+	saturateIngest(t, r, hs)
 
 	// A delivery that has been due for a minute when it is claimed (at the
 	// yield's floor)...
