@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
-
-	"github.com/hookroute/hookroute/router/egress"
 )
 
 // A Sink delivers routed events to one external system.
@@ -124,14 +122,11 @@ func Permanent(err error) error {
 
 // IsPermanent reports whether err, or an error it wraps, was marked
 // Permanent, or says of itself that it is not retryable (slack-go's
-// errors implement Retryable).
+// errors and the egress guard's refusals implement Retryable).
 func IsPermanent(err error) bool {
 	var p *permanentError
 	if errors.As(err, &p) {
 		return true
-	}
-	if errors.Is(err, egress.ErrBlocked) {
-		return true // retrying cannot make a refused destination allowed
 	}
 	var r interface{ Retryable() bool }
 	if errors.As(err, &r) {

@@ -37,6 +37,11 @@ func (e *BlockedError) Error() string {
 // Unwrap returns ErrBlocked.
 func (e *BlockedError) Unwrap() error { return ErrBlocked }
 
+// Retryable is false: no retry makes a refused destination allowed. The
+// router's IsPermanent reads it, so the domain needs no import of the
+// guard.
+func (e *BlockedError) Retryable() bool { return false }
+
 // Control is a net.Dialer Control function: it refuses, with a
 // *BlockedError, a connection to an address the guard does not allow. The
 // address is the resolved IP and port the socket is about to connect to,
