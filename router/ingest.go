@@ -193,12 +193,12 @@ func (r *Router) prepare(rt *Runtime, src *Source, in *Incoming) (*EventRecord, 
 	view, err := src.Decode(in)
 	if err != nil {
 		rec.ID, rec.Quarantined = "q:"+bodyHash(in.Body), true
-		r.log.Warn("ingest: body quarantined", "source", src.Name, "event_id", rec.ID, "err", err)
+		r.logs.log(r.log, r.now(), slog.LevelWarn, "ingest-quarantine:"+src.Name, "ingest: body quarantined", "source", src.Name, "event_id", rec.ID, "err", err)
 		return rec, nil, ingestReply{ID: rec.ID, Matched: []string{}}, nil
 	}
 	rec.ID, rec.Name = view.ID, view.Name
 	matched := rt.Match(src.Name, view, func(rule string, err error) {
-		r.log.Warn("rule failed on event; counted as not matched", "rule", rule, "source", src.Name, "event_id", view.ID, "err", err)
+		r.logs.log(r.log, r.now(), slog.LevelWarn, "rule-failed:"+src.Name+":"+rule, "rule failed on event; counted as not matched", "rule", rule, "source", src.Name, "event_id", view.ID, "err", err)
 	})
 	var ds []NewDelivery
 	readsView := false
@@ -316,7 +316,7 @@ func New(rt *Runtime, store Store, o Options) *Router {
 		o.PruneEvery = time.Hour
 	}
 	r := &Router{store: store, log: o.Logger, metrics: o.Metrics, now: o.Now, owner: o.Owner,
-		logs: newLogLimiter(10, time.Second), reload: o.Reload, pruneEvery: o.PruneEvery, views: newViewCache(),
+		logs: newLogLimiter(logBurst, logInterval), reload: o.Reload, pruneEvery: o.PruneEvery, views: newViewCache(),
 		saturatedAbove: int64(4 * runtime.GOMAXPROCS(0))}
 	r.rt.Store(rt)
 	r.pools = newPools(r, o.PollInterval)
