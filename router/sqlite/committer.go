@@ -63,14 +63,15 @@ const (
 // may stay unsynced.
 const syncWindow = 10 * time.Millisecond
 
-// writeReq is one queued write: exactly one of ingest, finish and claim is
-// set.
+// writeReq is one queued write: exactly one of ingest, finish, claim and
+// probe is set.
 type writeReq struct {
 	ctx    context.Context
 	state  atomic.Int32
 	ingest *ingestOp
 	finish *finishOp
 	claim  *claimOp
+	probe  bool       // ProbeWrite: rewrite the ready_probe row
 	dup    bool       // result of an ingest, valid once done has delivered nil
 	done   chan error // buffered: the committer never blocks on a caller
 }
@@ -277,11 +278,12 @@ func (s *Store) commit(reqs []*writeReq) {
 		return
 	}
 
-	// Relaxed only if nothing in the batch is acknowledged on its commit,
-	// and the unsynced window, once open, is not yet over.
+	// Relaxed only if nothing in the batch is acknowledged on its commit
+	// (a probe stands for an ingest), and the unsynced window, once open,
+	// is not yet over.
 	relaxed := s.unsyncedSince.IsZero() || time.Since(s.unsyncedSince) < syncWindow
 	for _, r := range live {
-		if r.ingest != nil {
+		if r.ingest != nil || r.probe {
 			relaxed = false
 			break
 		}
@@ -319,7 +321,7 @@ func (s *Store) commit(reqs []*writeReq) {
 			s.stats.failed.Add(1)
 		case r.finish != nil:
 			s.stats.finishes.Add(1)
-		case r.claim != nil:
+		case r.claim != nil, r.probe:
 		case r.dup:
 			s.stats.duplicates.Add(1)
 		default:
@@ -390,6 +392,8 @@ func (s *Store) tryBatch(live []*writeReq, errs []error, relaxed bool) (redo boo
 			r.dup, partial, opErr = b.ingest(r.ingest)
 		case r.claim != nil:
 			opErr = b.claim(r.claim)
+		case r.probe:
+			_, opErr = b.tx.Exec(sqlProbe, time.Now().UnixNano())
 		default:
 			partial, opErr = b.finish(r.finish)
 		}

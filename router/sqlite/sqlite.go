@@ -253,6 +253,19 @@ func checkPragmas(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
+// sqlProbe is ProbeWrite's upsert.
+const sqlProbe = `INSERT INTO ready_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at`
+
+// ProbeWrite commits a rewrite of one row through the committer, synced as
+// an ingest is, so that it fails where an ingest's commit would: a full
+// disk, an unwritable file, a committer that has stopped.
+func (s *Store) ProbeWrite(ctx context.Context) error {
+	if err := s.submit(ctx, &writeReq{ctx: ctx, probe: true}); err != nil {
+		return fmt.Errorf("sqlite: probe write: %w", err)
+	}
+	return nil
+}
+
 // Ping reports whether both connection pools can reach the file.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.w.PingContext(ctx); err != nil {

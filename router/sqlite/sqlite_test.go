@@ -891,3 +891,39 @@ func TestCommitFailuresAreRateLimited(t *testing.T) {
 	}
 	t.Logf("%d failed commits in %v: %d lines", failed, elapsed.Round(time.Millisecond), got)
 }
+
+// TestProbeWriteFailsWhereWritesFail: the readiness probe really writes.
+// Its row is there after it, and a file that takes no writes fails it
+// (and ingests) while pings still pass.
+func TestProbeWriteFailsWhereWritesFail(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "probe.db"))
+	defer s.Close()
+	if err := s.ProbeWrite(ctx); err != nil {
+		t.Fatalf("ProbeWrite: %v", err)
+	}
+	var at int64
+	if err := s.r.QueryRow(`SELECT at FROM ready_probe WHERE id = 1`).Scan(&at); err != nil || time.Since(time.Unix(0, at)) > time.Minute {
+		t.Fatalf("ready_probe after ProbeWrite: %d, %v", at, err)
+	}
+	// The writer is the store's one connection: query_only there refuses
+	// every write, as a full disk would.
+	if _, err := s.w.Exec(`PRAGMA query_only = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	if err := s.ProbeWrite(ctx); err == nil {
+		t.Fatal("ProbeWrite succeeded on a store that takes no writes")
+	}
+	if _, err := s.Ingest(ctx, &router.EventRecord{Source: "s", ID: "e"}, nil); err == nil {
+		t.Fatal("Ingest succeeded on a store that takes no writes")
+	}
+	if _, err := s.w.Exec(`PRAGMA query_only = 0`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ProbeWrite(ctx); err != nil {
+		t.Fatalf("ProbeWrite once writes are taken again: %v", err)
+	}
+}
