@@ -73,7 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "send":
 		return cmdSend(ctx, args, stdout, stderr)
 	case "deliveries":
-		return admincli.Deliveries(ctx, args, stdout, stderr)
+		return admincli.Deliveries(ctx, args, os.Stdin, stdout, stderr)
 	case "trial":
 		return clitrial.Trial(ctx, args, stdout, stderr)
 	case "test":

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -107,6 +108,10 @@ type browser struct {
 
 	mu      sync.Mutex
 	console []chromedp.ConsoleMessage
+	dialogs []string // the questions window.confirm asked, in order
+
+	// acceptDialogs is the answer to the page's questions (false: Cancel).
+	acceptDialogs atomic.Bool
 }
 
 func newBrowser(t *testing.T) *browser {
@@ -142,7 +147,29 @@ func newBrowser(t *testing.T) *browser {
 			b.mu.Unlock()
 		}
 	}()
+	// A dialog blocks the page, and the click that opened it, until it is
+	// answered: record its question and answer it from another goroutine.
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for ev, err := range dialogs {
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.dialogs = append(b.dialogs, ev.Message)
+			b.mu.Unlock()
+			accept := b.acceptDialogs.Load()
+			go chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: accept})
+		}
+	}()
 	return b
+}
+
+// questions returns the questions the page asked so far.
+func (b *browser) questions() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.dialogs...)
 }
 
 func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
@@ -202,8 +229,9 @@ func (b *browser) screenshot(dir, name string) {
 }
 
 // TestConsoleInBrowser drives the web console in headless Chromium against
-// the real binary: log in, read an event, trial-run an edited sample, and
-// replay a dead letter.
+// the real binary: log in, read an event, trial-run an edited sample,
+// replay a dead letter, and replay it once more after it was delivered,
+// which the page asks about first (Cancel sends nothing, OK sends).
 func TestConsoleInBrowser(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Skipf("no browser at %s (apt-get install chromium): skipping the console's browser test", chromiumPath)
@@ -329,13 +357,44 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.t = t
 		b.do("open dead letters", chromedp.Click(chromedp.CSS(`#nav a[data-view="dead"]`)))
 		b.waitStatus("Loading dead letters")
-		b.do("replay", chromedp.Click(chromedp.CSS(fmt.Sprintf(`button.replay[data-id=%q]`, deadID))))
+		replayButton := chromedp.CSS(fmt.Sprintf(`button.replay[data-id=%q]`, deadID))
+		b.do("replay", chromedp.Click(replayButton))
 		b.waitStatus("Replay " + deadID)
 		eventually(t, 10*time.Second, "the replayed delivery at the sink", func() bool { return sink.accepted.Load() == 1 })
 		if s := js[string](b, fmt.Sprintf(`document.querySelector('tr[data-delivery=%q] td.status').textContent`, deadID)); !strings.Contains(s, "pending") {
 			t.Errorf("the replayed row's status shows %q", s)
 		}
+		if q := b.questions(); len(q) != 0 {
+			t.Errorf("replaying a dead letter asked %q", q)
+		}
 		b.screenshot(artifacts, "console-dead-letters.png")
+
+		// The row still says it was dead and offers the button, but the
+		// delivery has reached the sink since: a second click asks first,
+		// and Cancel sends nothing.
+		eventually(t, 10*time.Second, "the replayed delivery recorded as delivered", func() bool {
+			var d struct{ Status string }
+			adminGet(t, p, token, "/api/deliveries/"+deadID, &d)
+			return d.Status == "delivered"
+		})
+		b.acceptDialogs.Store(false)
+		b.do("replay again, then cancel", chromedp.Click(replayButton))
+		if s := b.waitStatus("Replay " + deadID); !strings.Contains(s, "nothing was sent") {
+			t.Errorf("cancelled replay: the status bar says %q", s)
+		}
+		q := b.questions()
+		if len(q) != 1 || !strings.Contains(q[0], "already reached audit") || !strings.Contains(q[0], "again") {
+			t.Fatalf("replaying a delivered delivery asked %q, want one question saying it reached audit", q)
+		}
+		var after struct{ Status string }
+		adminGet(t, p, token, "/api/deliveries/"+deadID, &after)
+		time.Sleep(300 * time.Millisecond) // time for a replay that should not be to reach the sink
+		if n := sink.accepted.Load(); n != 1 || after.Status != "delivered" {
+			t.Errorf("after Cancel: the sink has %d requests, the delivery is %q; want 1 and still delivered", n, after.Status)
+		}
+		if s := js[string](b, fmt.Sprintf(`document.querySelector('tr[data-delivery=%q] td.status').textContent`, deadID)); !strings.Contains(s, "delivered") {
+			t.Errorf("after the check the row's status shows %q, want delivered", s)
+		}
 
 		b.do("open the delivery", chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-delivery=%q] a[href^="#/delivery/"]`, deadID))))
 		b.waitStatus("Loading delivery")
@@ -344,6 +403,15 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("attempts table:\n%s", rows)
 		}
 		b.screenshot(artifacts, "console-delivery.png")
+
+		// On the delivery's own page, OK sends it again.
+		b.acceptDialogs.Store(true)
+		b.do("replay from the delivery page, OK", chromedp.Click(replayButton))
+		b.waitStatus("Replay " + deadID)
+		if q := b.questions(); len(q) != 2 {
+			t.Errorf("questions asked: %q, want a second one", q)
+		}
+		eventually(t, 10*time.Second, "the delivery sent again", func() bool { return sink.accepted.Load() == 2 })
 	})
 
 	t.Run("scopes and a refused token", func(t *testing.T) {

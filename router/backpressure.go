@@ -217,16 +217,6 @@ func (p *pressure) held() time.Time {
 	return p.heldUntil
 }
 
-// limit returns the adaptive rate in force (0: none) and the window.
-func (p *pressure) limit() (float64, float64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.limiter == nil {
-		return 0, p.window
-	}
-	return float64(p.limiter.Limit()), p.window
-}
-
 func maxTime(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a

@@ -9,6 +9,16 @@ import (
 	"time"
 )
 
+// limit returns the adaptive rate in force (0: none) and the window.
+func (p *pressure) limit() (float64, float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.limiter == nil {
+		return 0, p.window
+	}
+	return float64(p.limiter.Limit()), p.window
+}
+
 var tBP = time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)
 
 func tooManyRequests(after time.Duration) error {

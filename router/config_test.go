@@ -250,6 +250,59 @@ func TestEnvFromFile(t *testing.T) {
 	mustLoad(t, strings.Replace(baseConfig, "${PUBKEY}", "${FILED_KEY}", 1), map[string]string{"FILED_KEY_FILE": pemFile})
 }
 
+// TestSecretMustBeOneReference: a credential field holds exactly one
+// ${NAME} reference with at most an empty default; anything else would put
+// part of the secret in the file. Each form is a load error at the
+// scalar's position that quotes neither the file's text nor the value.
+func TestSecretMustBeOneReference(t *testing.T) {
+	const lit = "lit3ral-s3cret"
+	env := map[string]string{"TOK": "from-the-env-0123", "TOK2": "other-env-4567"}
+	sink := func(v string) string {
+		return strings.Replace(baseConfig, "type: fake", "type: fake\n    token: "+v, 1)
+	}
+	const (
+		one     = "a secret must be exactly one ${NAME} reference, with nothing before or after it"
+		deflt   = "a secret's default must be empty (${NAME:-})"
+		literal = "secrets must be given by reference (${NAME})"
+	)
+	for _, c := range []struct{ name, src, want string }{
+		{"literal default", sink("${TOK:-" + lit + "}"), "rules.yaml:12:12: sinks[0].token: " + deflt},
+		{"literal default, variable unset", sink("${UNSET:-" + lit + "}"), "rules.yaml:12:12: sinks[0].token: " + deflt},
+		{"text after", sink("${TOK}" + lit), "rules.yaml:12:12: sinks[0].token: " + one},
+		{"text before", sink(lit + "${TOK}"), "rules.yaml:12:12: sinks[0].token: " + one},
+		{"two references", sink("${TOK}${TOK2}"), "rules.yaml:12:12: sinks[0].token: " + one},
+		{"two empty defaults", sink("${TOK:-}${TOK2:-}"), "rules.yaml:12:12: sinks[0].token: " + one},
+		{"quoted, a space after", sink(`"${TOK} "`), "rules.yaml:12:12: sinks[0].token: " + one},
+		{"escaped", sink("$${TOK}" + lit), "rules.yaml:12:12: sinks[0].token: " + literal},
+		{"escape beside a reference", sink("${TOK}$${" + lit + "}"), "rules.yaml:12:12: sinks[0].token: " + one},
+		{"source secret", strings.Replace(baseConfig, "type: none", "type: github\n    secret: ${TOK:-"+lit+"}", 1),
+			"rules.yaml:9:13: sources[1].secret: " + deflt},
+		{"source secrets list", strings.Replace(baseConfig, "type: none", "type: hmac-sha256\n    header: X-Sig\n    secrets: ['${TOK}', 'x${TOK2}']", 1),
+			"rules.yaml:10:25: sources[1].secrets[1]: " + one},
+		{"admin token", baseConfig + "admin:\n  tokens:\n    - {name: ops, token: '" + lit + "${TOK}', scopes: [read]}\n",
+			"rules.yaml:21:26: admin.tokens[0].token: " + one},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := loadErr(t, c.src, env)
+			if !strings.Contains(got, c.want) {
+				t.Errorf("error:\n%s\nwant it to contain:\n%s", got, c.want)
+			}
+			for _, leak := range []string{lit, env["TOK"], env["TOK2"]} {
+				if strings.Contains(got, leak) {
+					t.Errorf("the error quotes %q:\n%s", leak, got)
+				}
+			}
+		})
+	}
+	// One reference alone, its default empty or absent, loads.
+	for _, v := range []string{"${TOK}", "${TOK:-}", `"${TOK}"`, "${UNSET:-}"} {
+		rt, f := mustLoad(t, sink(v), env)
+		if got := f.sinks["out"]; rt.Sinks["out"] == nil || got == nil {
+			t.Errorf("token: %s did not load a sink", v)
+		}
+	}
+}
+
 func TestOptionalSinkSwitchedOff(t *testing.T) {
 	src := strings.Replace(baseConfig, "type: fake", "type: fake\n    optional: true\n    token: ${TOK:-}", 1)
 	rt, f := mustLoad(t, src, nil)

@@ -128,8 +128,16 @@ func DecodeStrict(node *yaml.Node, path string, v any) error {
 // envRef marks a scalar whose value came from a ${NAME} reference. The
 // flow-style bit means nothing on a scalar, so it is free to carry this
 // fact from ExpandEnv to DecodeStrict (which sinks call on their own
-// sub-trees) without a side table.
-const envRef = yaml.FlowStyle
+// sub-trees) without a side table. envDefault and envMixed, bits yaml.v3
+// does not define (it ignores them when decoding), say that the reference
+// was not one ${NAME} alone: a credential field refuses both, since the
+// default or the text beside the reference is a secret written in the
+// file.
+const (
+	envRef     = yaml.FlowStyle
+	envDefault = yaml.FlowStyle << 1 // ${NAME:-default} with a non-empty default
+	envMixed   = yaml.FlowStyle << 2 // text beside the reference, or several references
+)
 
 // ExpandEnv expands ${NAME} references in every scalar of the tree, once,
 // and marks the scalars that held one. Unset variables are reported at
@@ -142,14 +150,20 @@ func ExpandEnv(node *yaml.Node, lookup func(string) (string, bool)) ConfigErrors
 			return
 		}
 		if n.Kind == yaml.ScalarNode {
-			v, ref, err := expandEnv(n.Value, lookup)
+			v, use, err := expandEnv(n.Value, lookup)
 			if err != nil {
 				errs = append(errs, NodeError(n, "", "%v", err))
 				return
 			}
-			if ref {
+			if use.ref() {
 				n.Value = v
 				n.Style |= envRef
+				if use.hasDefault {
+					n.Style |= envDefault
+				}
+				if use.refs > 1 || use.literal {
+					n.Style |= envMixed
+				}
 				n.Tag = "" // re-resolve: ${PORT} may stand for a number
 			}
 			return
@@ -197,6 +211,21 @@ func scrubYAMLValue(msg string) string {
 	return msg
 }
 
+// secretShape says what is wrong with a credential field's scalar, or ""
+// if it is one ${NAME} reference alone (its default, if any, empty) or
+// nothing at all. The message never quotes the value.
+func secretShape(n *yaml.Node) string {
+	switch {
+	case n.Style&envRef == 0 && n.Value != "":
+		return "secrets must be given by reference (${NAME}), not written in the file"
+	case n.Style&envMixed != 0:
+		return "a secret must be exactly one ${NAME} reference, with nothing before or after it: the rest would be part of the secret written in the file"
+	case n.Style&envDefault != 0:
+		return "a secret's default must be empty (${NAME:-}): a default is a secret written in the file"
+	}
+	return ""
+}
+
 func checkKeys(node *yaml.Node, path string, t reflect.Type, errs *ConfigErrors) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -207,9 +236,11 @@ func checkKeys(node *yaml.Node, path string, t reflect.Type, errs *ConfigErrors)
 	if node.Kind == yaml.AliasNode {
 		node = node.Alias
 	}
-	if t == secretType && node.Kind == yaml.ScalarNode && node.Style&envRef == 0 && node.Value != "" {
-		*errs = append(*errs, NodeError(node, path, "secrets must be given by reference (${NAME}), not written in the file"))
-		return
+	if t == secretType && node.Kind == yaml.ScalarNode {
+		if msg := secretShape(node); msg != "" {
+			*errs = append(*errs, NodeError(node, path, "%s", msg))
+			return
+		}
 	}
 	if u, ok := reflect.New(t).Interface().(yaml.Unmarshaler); ok && node.Kind == yaml.ScalarNode && t != secretType {
 		// Scalars with their own syntax (durations, sizes) are checked

@@ -9,9 +9,20 @@ import (
 	"strings"
 )
 
+// envUse is how a scalar used ${...} references: whether it is one
+// reference alone, as a credential must be.
+type envUse struct {
+	refs       int  // ${...} references
+	literal    bool // text outside them (an escaped "$${" included)
+	hasDefault bool // a ${NAME:-default} with a non-empty default
+}
+
+// ref reports whether the scalar held a reference at all.
+func (u envUse) ref() bool { return u.refs > 0 }
+
 // expandEnv replaces ${NAME}, ${NAME:-default} and ${NAME:?message} in s
-// with environment values; "$${" stands for a literal "${". It reports
-// whether s held a reference at all. An unset variable without a default
+// with environment values; "$${" stands for a literal "${". It reports how
+// s used references. An unset variable without a default
 // is an error that names the variable (never its value); ${NAME:?message}
 // makes an unset or empty one an error with the config's own message, so
 // that the config can say how to provide it.
@@ -19,31 +30,34 @@ import (
 // A variable that is unset or empty while NAME_FILE is set is read from the
 // file NAME_FILE names, trailing newlines removed: the way container
 // platforms hand out secrets (mounted files), without a second config.
-func expandEnv(s string, lookup func(string) (string, bool)) (string, bool, error) {
+func expandEnv(s string, lookup func(string) (string, bool)) (string, envUse, error) {
+	var use envUse
 	if !strings.Contains(s, "${") {
-		return s, false, nil
+		return s, use, nil
 	}
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
 	var b strings.Builder
-	ref := false
 	for {
 		i := strings.Index(s, "${")
 		if i < 0 {
+			use.literal = use.literal || s != ""
 			b.WriteString(s)
-			return b.String(), ref, nil
+			return b.String(), use, nil
 		}
 		if i > 0 && s[i-1] == '$' { // escaped: $${ → ${
+			use.literal = true
 			b.WriteString(s[:i-1])
 			b.WriteString("${")
 			s = s[i+2:]
 			continue
 		}
+		use.literal = use.literal || i > 0
 		b.WriteString(s[:i])
 		j := strings.IndexByte(s[i:], '}')
 		if j < 0 {
-			return "", ref, fmt.Errorf("unterminated ${ reference")
+			return "", use, fmt.Errorf("unterminated ${ reference")
 		}
 		expr := s[i+2 : i+j]
 		s = s[i+j+1:]
@@ -52,12 +66,13 @@ func expandEnv(s string, lookup func(string) (string, bool)) (string, bool, erro
 			name, op, arg = expr[:k], expr[k:k+2], expr[k+2:]
 		}
 		if !validEnvName(name) {
-			return "", ref, fmt.Errorf("invalid environment variable name %q", name)
+			return "", use, fmt.Errorf("invalid environment variable name %q", name)
 		}
-		ref = true
+		use.refs++
+		use.hasDefault = use.hasDefault || op == ":-" && arg != ""
 		v, ok, err := lookupEnv(name, lookup)
 		if err != nil {
-			return "", ref, err
+			return "", use, err
 		}
 		switch {
 		case ok && v != "":
@@ -70,13 +85,13 @@ func expandEnv(s string, lookup func(string) (string, bool)) (string, bool, erro
 				state = "empty"
 			}
 			if arg == "" {
-				return "", ref, fmt.Errorf("environment variable %s is %s", name, state)
+				return "", use, fmt.Errorf("environment variable %s is %s", name, state)
 			}
-			return "", ref, fmt.Errorf("environment variable %s is %s: %s", name, state, arg)
+			return "", use, fmt.Errorf("environment variable %s is %s: %s", name, state, arg)
 		case ok:
 			// Set and empty, no default: empty, as written.
 		default:
-			return "", ref, fmt.Errorf("environment variable %s is not set", name)
+			return "", use, fmt.Errorf("environment variable %s is not set", name)
 		}
 	}
 }

@@ -172,16 +172,14 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 		r.metrics.event(src.Name, "store_error")
 		r.logs.log(r.log, r.now(), slog.LevelError, "ingest-store:"+src.Name, "ingest: store", "source", src.Name, "err", err)
 		if !errors.Is(req.Context().Err(), context.Canceled) { // not the sender hanging up
-			r.ingestFailedAt.Store(r.now().UnixNano())
+			r.noteCommit(err)
 		}
 		// 503 makes the sender retry; acknowledging now could lose it.
 		w.Header().Set("Retry-After", "5")
 		httpError(w, http.StatusServiceUnavailable, "store unavailable")
 		return
 	}
-	if r.ingestFailedAt.Load() != 0 {
-		r.ingestFailedAt.Store(0)
-	}
+	r.noteCommit(nil)
 	status := http.StatusAccepted
 	switch {
 	case dup:
@@ -215,12 +213,12 @@ func (r *Router) prepare(rt *Runtime, src *Source, in *Incoming) (*EventRecord, 
 	view, err := src.Decode(in)
 	if err != nil {
 		rec.ID, rec.Quarantined = "q:"+bodyHash(in.Body), true
-		r.log.Warn("ingest: body quarantined", "source", src.Name, "event_id", rec.ID, "err", err)
+		r.logs.log(r.log, r.now(), slog.LevelWarn, "ingest-quarantine:"+src.Name, "ingest: body quarantined", "source", src.Name, "event_id", rec.ID, "err", err)
 		return rec, nil, ingestReply{ID: rec.ID, Matched: []string{}}, nil
 	}
 	rec.ID, rec.Name = view.ID, view.Name
 	matched := rt.Match(src.Name, view, func(rule string, err error) {
-		r.log.Warn("rule failed on event; counted as not matched", "rule", rule, "source", src.Name, "event_id", view.ID, "err", err)
+		r.logs.log(r.log, r.now(), slog.LevelWarn, "rule-failed:"+src.Name+":"+rule, "rule failed on event; counted as not matched", "rule", rule, "source", src.Name, "event_id", view.ID, "err", err)
 	})
 	var ds []NewDelivery
 	readsView := false
@@ -284,9 +282,13 @@ type Router struct {
 	reloadMu   sync.Mutex
 	pruneEvery time.Duration
 
-	// ingestFailedAt is when the store last failed to commit an ingest
-	// (Unix nanoseconds), 0 once one has committed since (see Ready).
-	ingestFailedAt atomic.Int64
+	// commit is the outcome of the latest commit, an ingest's or a
+	// readiness probe's (see Ready): its time in Unix nanoseconds, the
+	// lowest bit set if it failed; 0 before the first. One word, so that
+	// the latest outcome wins whatever the clock's resolution. probeMu
+	// lets one probe run at a time.
+	commit  atomic.Int64
+	probeMu sync.Mutex
 	// ingesting counts verified webhook requests that are being decoded
 	// and committed (see ingestSaturated).
 	ingesting atomic.Int64
@@ -339,7 +341,7 @@ func New(rt *Runtime, store Store, o Options) *Router {
 		o.PruneEvery = time.Hour
 	}
 	r := &Router{store: store, log: o.Logger, metrics: o.Metrics, now: o.Now, owner: o.Owner,
-		logs: newLogLimiter(10, time.Second), reload: o.Reload, pruneEvery: o.PruneEvery, views: newViewCache(),
+		logs: newLogLimiter(logBurst, logInterval), reload: o.Reload, pruneEvery: o.PruneEvery, views: newViewCache(),
 		saturatedAbove: int64(4 * runtime.GOMAXPROCS(0))}
 	r.rt.Store(rt)
 	r.pools = newPools(r, o.PollInterval)
@@ -358,26 +360,63 @@ func (r *Router) Store() Store { return r.store }
 // Runtime returns the running config.
 func (r *Router) Runtime() *Runtime { return r.rt.Load() }
 
-// Ready reports whether the router can take events: config loaded and
-// store reachable.
+// Ready reports whether the router can take events: config loaded, and
+// the store committing. A store can answer pings and still refuse commits
+// (a full disk), so readiness rests on the latest commit: an ingest's, or
+// else a probe's, a tiny write (Store.ProbeWrite) made when the latest
+// commit is more than readyFresh old. A failed commit makes the router
+// unready, so that a balancer sends webhooks to a replica that can store
+// them, and the first one that succeeds after it, ingest or probe, ready
+// again at once. Probing at most once per readyFresh, one at a time, keeps
+// a flood of /readyz requests from becoming a flood of writes.
 func (r *Router) Ready(ctx context.Context) error {
 	if r.rt.Load() == nil {
 		return errors.New("no config loaded")
 	}
-	if err := r.store.Ping(ctx); err != nil {
-		return fmt.Errorf("store: %w", err)
+	if fresh, err := r.lastCommit(); fresh {
+		return err
 	}
-	// A store can answer pings and still refuse commits (a full disk): a
-	// router whose last ingest failed is not ready, so that a balancer
-	// sends webhooks to a replica that can store them. Only for a while:
-	// an unready replica gets no webhooks, so without the limit a
-	// recovered store would never be tried again.
-	if t := r.ingestFailedAt.Load(); t != 0 && r.now().Sub(time.Unix(0, t)) < ingestFailHold {
-		return errors.New("store: the last ingest could not be committed")
+	r.probeMu.Lock()
+	defer r.probeMu.Unlock()
+	if fresh, err := r.lastCommit(); fresh { // probed while this one waited
+		return err
+	}
+	err := r.store.Ping(ctx)
+	if err == nil {
+		err = r.store.ProbeWrite(ctx)
+	}
+	r.noteCommit(err)
+	if err != nil {
+		r.logs.log(r.log, r.now(), slog.LevelWarn, "ready-probe", "not ready: the store did not take a probe write", "err", err)
+		return fmt.Errorf("store: %w", err)
 	}
 	return nil
 }
 
-// ingestFailHold is how long a failed ingest keeps Ready failing, unless
-// one commits before.
-const ingestFailHold = 10 * time.Second
+// readyFresh is how long the latest commit, or failure to commit, answers
+// for the store without a new probe.
+const readyFresh = time.Second
+
+// errNotCommitting is Ready's answer while the latest commit failed.
+var errNotCommitting = errors.New("store: the latest commit failed")
+
+// noteCommit records the outcome of a commit for Ready.
+func (r *Router) noteCommit(err error) {
+	v := r.now().UnixNano() &^ 1
+	if err != nil {
+		v |= 1
+	}
+	r.commit.Store(v)
+}
+
+// lastCommit reports whether the latest commit is recent enough to stand
+// for the store, and what it said. A clock that stepped back makes it
+// stale, not fresh for as long as the step.
+func (r *Router) lastCommit() (fresh bool, err error) {
+	v := r.commit.Load()
+	if v&1 != 0 {
+		err = errNotCommitting
+	}
+	age := r.now().Sub(time.Unix(0, v&^1))
+	return v != 0 && age >= 0 && age < readyFresh, err
+}

@@ -249,7 +249,7 @@ func (r *Router) signingKey(c *Claimed) (*rsa.PrivateKey, bool) {
 		"delivery waits: its sink is secured and has no usable signing key",
 		"sink", c.Sink, "delivery_id", c.ID, "reason", err.Error(), "hint", hint)
 	if err := r.store.Postpone(ctx, c.ID, r.owner, r.now().Add(unsignedWait)); err != nil && !errors.Is(err, ErrLeaseLost) {
-		r.log.Error("delivery: postpone", "sink", c.Sink, "delivery_id", c.ID, "err", err)
+		r.logs.log(r.log, r.now(), slog.LevelError, "postpone:"+c.Sink, "delivery: postpone", "sink", c.Sink, "delivery_id", c.ID, "err", err)
 	}
 	return nil, false
 }
@@ -323,14 +323,14 @@ func (r *Router) apiCreateKey(w http.ResponseWriter, req *http.Request) {
 	}
 	priv, err := rsa.GenerateKey(rand.Reader, keyBits)
 	if err != nil {
-		r.log.Error("generate signing key", "sink", name, "err", err)
+		r.logs.log(r.log, r.now(), slog.LevelError, "keygen:"+name, "generate signing key", "sink", name, "err", err)
 		httpError(w, http.StatusInternalServerError, "could not generate a key")
 		return
 	}
 	id := newKeyID()
 	sealed, err := r.keys.sealer.seal(name, id, priv)
 	if err != nil {
-		r.log.Error("seal signing key", "sink", name, "err", err)
+		r.logs.log(r.log, r.now(), slog.LevelError, "keygen:"+name, "seal signing key", "sink", name, "err", err)
 		httpError(w, http.StatusInternalServerError, "could not encrypt the new key")
 		return
 	}

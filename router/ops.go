@@ -77,7 +77,7 @@ func (r *Router) trackHealth(sr *SinkRuntime, sink string, err error, paused boo
 		p.failing.Store(0)
 		if paused {
 			if err := r.setPaused(sink, false, "delivered again"); err != nil {
-				r.log.Error("resume sink", "sink", sink, "err", err)
+				r.logs.log(r.log, r.now(), slog.LevelError, "resume-sink:"+sink, "resume sink", "sink", sink, "err", err)
 				return
 			}
 			r.log.Info("sink resumed: a delivery succeeded", "sink", sink)
@@ -91,7 +91,7 @@ func (r *Router) trackHealth(sr *SinkRuntime, sink string, err error, paused boo
 	if sr.PauseAfter > 0 && n == int64(sr.PauseAfter) && !paused {
 		reason := fmt.Sprintf("%d attempts in a row failed", n)
 		if err := r.setPaused(sink, true, reason); err != nil {
-			r.log.Error("pause sink", "sink", sink, "err", err)
+			r.logs.log(r.log, r.now(), slog.LevelError, "pause-sink:"+sink, "pause sink", "sink", sink, "err", err)
 			return
 		}
 		r.log.Warn("sink paused: its deliveries wait (nothing is dropped) until it succeeds again or an operator resumes it",

@@ -117,11 +117,31 @@ rules:
 `
 
 // flakyStore fails Ingest while down, to stand for a store that cannot be
-// reached; everything else goes to the real store.
+// reached, and ProbeWrite while probeDown; everything else goes to the
+// real store.
 type flakyStore struct {
 	router.Store
-	mu   sync.Mutex
-	down bool
+	mu        sync.Mutex
+	down      bool
+	probeDown bool
+	probes    atomic.Int64
+}
+
+func (s *flakyStore) setProbeDown(down bool) {
+	s.mu.Lock()
+	s.probeDown = down
+	s.mu.Unlock()
+}
+
+func (s *flakyStore) ProbeWrite(ctx context.Context) error {
+	s.probes.Add(1)
+	s.mu.Lock()
+	down := s.probeDown
+	s.mu.Unlock()
+	if down {
+		return errors.New("database or disk is full")
+	}
+	return s.Store.ProbeWrite(ctx)
 }
 
 func (s *flakyStore) setDown(down bool) {
@@ -302,12 +322,16 @@ func TestDedupKeySerialises(t *testing.T) {
 	}
 }
 
-// TestReadyFailsWhileIngestFails: a store that answers pings but cannot
-// commit (a full disk) makes /readyz fail after a webhook could not be
-// stored, until one is, or until ingestFailHold has passed without one.
-func TestReadyFailsWhileIngestFails(t *testing.T) {
+// TestReadyProbesWithAWrite: /readyz rests on the latest commit. A store
+// that answers pings but refuses writes (a full disk) makes it 503 at the
+// first probe, without waiting for a webhook to fail; a failed ingest
+// makes it 503 at once; and a commit that succeeds, an ingest's or a
+// probe's, makes it 200 again at once, not seconds later. Probes run at
+// most once a second, one at a time.
+func TestReadyProbesWithAWrite(t *testing.T) {
 	var clock atomic.Int64
 	clock.Store(time.Now().UnixNano())
+	tick := func(d time.Duration) { clock.Add(int64(d)) }
 	f := &countingFactory{}
 	rt, st := loadWithStore(t, config, f, pubEnv)
 	fs := &flakyStore{Store: st}
@@ -318,33 +342,62 @@ func TestReadyFailsWhileIngestFails(t *testing.T) {
 		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 		return w.Code
 	}
+	if c := ready(); c != 200 || fs.probes.Load() != 1 {
+		t.Fatalf("readyz at start: %d after %d probes, want 200 after 1", c, fs.probes.Load())
+	}
+
+	// The disk fills: the next probe fails, before any webhook has.
+	fs.setProbeDown(true)
 	if c := ready(); c != 200 {
-		t.Fatalf("readyz at start: %d", c)
+		t.Errorf("readyz within a second of a good probe: %d, want 200 (not probed again)", c)
+	}
+	tick(1100 * time.Millisecond)
+	if c := ready(); c != 503 || fs.probes.Load() != 2 {
+		t.Errorf("readyz with the probe write failing: %d after %d probes, want 503 after 2", c, fs.probes.Load())
+	}
+
+	// Space returns: the first webhook that commits makes it ready, though
+	// the probe would still fail and the failure is not a second old.
+	if w := post(t, h, event("r1", "sad")); w.Code != 202 {
+		t.Fatalf("ingest: %d %s", w.Code, w.Body)
+	}
+	if c := ready(); c != 200 {
+		t.Errorf("readyz right after a commit: %d, want 200", c)
+	}
+
+	// An ingest that fails makes it unready at once, though a probe a
+	// moment ago succeeded.
+	fs.setProbeDown(false)
+	tick(1100 * time.Millisecond)
+	if c := ready(); c != 200 {
+		t.Fatalf("readyz with the store back: %d", c)
 	}
 	fs.setDown(true)
-	if w := post(t, h, event("r1", "sad")); w.Code != 503 {
+	if w := post(t, h, event("r2", "sad")); w.Code != 503 {
 		t.Fatalf("store down: %d", w.Code)
 	}
 	if c := ready(); c != 503 {
 		t.Errorf("readyz after a failed commit: %d, want 503", c)
 	}
+	// No webhook comes (the balancer sends none to an unready replica),
+	// but the store takes writes again: the next probe, a second later,
+	// makes it ready.
 	fs.setDown(false)
-	if w := post(t, h, event("r2", "sad")); w.Code != 202 {
-		t.Fatalf("store back: %d", w.Code)
-	}
+	tick(1100 * time.Millisecond)
 	if c := ready(); c != 200 {
-		t.Errorf("readyz after a commit: %d, want 200", c)
+		t.Errorf("readyz after a failed ingest and a good probe: %d, want 200", c)
 	}
-	// Failing again, then no webhook for 10 s: ready again, so that a
-	// balancer tries this replica once more.
-	fs.setDown(true)
-	post(t, h, event("r3", "sad"))
-	clock.Add(int64(9 * time.Second))
-	if c := ready(); c != 503 {
-		t.Errorf("readyz 9 s after a failed commit: %d, want 503", c)
+
+	// Twenty readiness checks at once share one probe.
+	tick(1100 * time.Millisecond)
+	before := fs.probes.Load()
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() { defer wg.Done(); ready() }()
 	}
-	clock.Add(int64(2 * time.Second))
-	if c := ready(); c != 200 {
-		t.Errorf("readyz 11 s after a failed commit, none since: %d, want 200", c)
+	wg.Wait()
+	if n := fs.probes.Load() - before; n != 1 {
+		t.Errorf("20 concurrent readiness checks made %d probe writes, want 1", n)
 	}
 }

@@ -254,6 +254,12 @@ type Store interface {
 	// Ping reports whether the store can be reached.
 	Ping(ctx context.Context) error
 
+	// ProbeWrite writes and commits one tiny row, as durably as Ingest,
+	// and reports whether it could: a store can answer pings and still
+	// refuse commits (a full disk), and /readyz must tell (see
+	// Router.Ready).
+	ProbeWrite(ctx context.Context) error
+
 	// Close releases the store's resources.
 	Close() error
 }

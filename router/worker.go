@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -329,16 +330,17 @@ func (p *pool) run(ctx context.Context) {
 			}
 			failures++
 			// Back off while the store is down: no hot loop, and one log
-			// line per outage rather than per try. The cap keeps recovery
-			// within seconds of the store's return.
+			// line per outage rather than per try (and, for a store that
+			// fails now and then, no more than the limiter allows). The
+			// cap keeps recovery within seconds of the store's return.
 			if failures == 1 {
-				r.log.Error("worker: claim failed; retrying with backoff", "sink", p.sink, "err", err)
+				r.logs.log(r.log, r.now(), slog.LevelError, "claim:"+p.sink, "worker: claim failed; retrying with backoff", "sink", p.sink, "err", err)
 			}
 			p.sleep(ctx, min(time.Duration(failures)*500*time.Millisecond, 3*time.Second))
 			continue
 		}
 		if failures > 0 {
-			r.log.Info("worker: claiming again", "sink", p.sink, "failed_tries", failures)
+			r.logs.log(r.log, r.now(), slog.LevelInfo, "claim-again:"+p.sink, "worker: claiming again", "sink", p.sink, "failed_tries", failures)
 		}
 		failures = 0
 		if len(claimed) > 0 && !claimed[0].Due.IsZero() {
@@ -418,7 +420,7 @@ func (p *pool) giveBack(ahead []aheadClaim) {
 			until = due
 		}
 		if err := r.store.Postpone(ctx, a.c.ID, r.owner, until); err != nil && !errors.Is(err, ErrLeaseLost) {
-			r.log.Warn("worker: could not hand back a delivery claimed ahead; it waits for its lease", "sink", p.sink, "delivery_id", a.c.ID, "err", err)
+			r.logs.log(r.log, r.now(), slog.LevelWarn, "hand-back:"+p.sink, "worker: could not hand back a delivery claimed ahead; it waits for its lease", "sink", p.sink, "delivery_id", a.c.ID, "err", err)
 		}
 	}
 	p.wake()
@@ -616,9 +618,12 @@ func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, p *pool, c *Claimed, requ
 	}
 	if err != nil {
 		f.Attempt.Error = truncateRunes(err.Error(), 2000)
-		// One line per failure, but a sink failing the same way for every
-		// delivery is summarised: 10 lines, then one a second per error.
-		r.logs.log(r.log, r.now(), slog.LevelWarn, "delivery:"+c.Sink+":"+truncateRunes(f.Attempt.Error, 120), "delivery failed",
+		// One line per failure, but a sink failing for every delivery is
+		// summarised: 10 lines, then one a second per status code and
+		// outcome. Not per error text: texts that carry a request id or
+		// a local port differ for every delivery, and would each have a
+		// budget of their own.
+		r.logs.log(r.log, r.now(), slog.LevelWarn, "delivery:"+c.Sink+":"+f.Attempt.Outcome+":"+strconv.Itoa(res.StatusCode), "delivery failed",
 			"sink", c.Sink, "rule", c.Rule, "delivery_id", c.ID, "attempt", c.Attempts+1,
 			"outcome", f.Attempt.Outcome, "backpressure", f.Backpressure, "status_code", res.StatusCode, "err", f.Attempt.Error)
 	}
@@ -698,7 +703,7 @@ func (r *Router) acquireKey(sr *SinkRuntime, c *Claimed, key string) (string, bo
 		r.logs.log(r.log, r.now(), slog.LevelError, "acquire-key:"+c.Sink, "delivery: lock dedup key", "sink", c.Sink, "delivery_id", c.ID, "err", err)
 	}
 	if err := r.store.Postpone(ctx, c.ID, r.owner, r.now().Add(keyBusyWait)); err != nil && !errors.Is(err, ErrLeaseLost) {
-		r.log.Error("delivery: postpone", "sink", c.Sink, "delivery_id", c.ID, "err", err)
+		r.logs.log(r.log, r.now(), slog.LevelError, "postpone:"+c.Sink, "delivery: postpone", "sink", c.Sink, "delivery_id", c.ID, "err", err)
 	}
 	return "", false
 }
@@ -712,7 +717,7 @@ func (r *Router) releaseKey(c *Claimed, key, remoteID string) {
 	defer cancel()
 	if err := r.store.ReleaseKey(ctx, c.Sink, key, keyOwner(r.owner, c.ID), remoteID); err != nil {
 		// The lock runs out by itself; the remote id is what matters.
-		r.log.Error("delivery: record remote object", "sink", c.Sink, "delivery_id", c.ID, "remote_id", remoteID, "err", err)
+		r.logs.log(r.log, r.now(), slog.LevelError, "release-key:"+c.Sink, "delivery: record remote object", "sink", c.Sink, "delivery_id", c.ID, "remote_id", remoteID, "err", err)
 	}
 }
 
@@ -729,10 +734,10 @@ func (r *Router) finish(c *Claimed, f Finish) bool {
 		case err == nil:
 			return true
 		case errors.Is(err, ErrLeaseLost):
-			r.log.Warn("delivery lease lost; another worker owns it now", "sink", c.Sink, "delivery_id", c.ID)
+			r.logs.log(r.log, r.now(), slog.LevelWarn, "lease-lost:"+c.Sink, "delivery lease lost; another worker owns it now", "sink", c.Sink, "delivery_id", c.ID)
 			return false
 		case time.Now().Add(wait).After(deadline):
-			r.log.Error("delivery: record outcome; it will be attempted again after its lease", "sink", c.Sink, "delivery_id", c.ID, "err", err)
+			r.logs.log(r.log, r.now(), slog.LevelError, "finish:"+c.Sink, "delivery: record outcome; it will be attempted again after its lease", "sink", c.Sink, "delivery_id", c.ID, "err", err)
 			return false
 		}
 		time.Sleep(wait)

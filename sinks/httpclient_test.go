@@ -171,3 +171,54 @@ func TestTruncateRunes(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// TestAmbiguousIPSpellingsRefusedAtLoad: a sink URL whose host is one of
+// the numeric spellings of an IPv4 address that resolvers disagree on is a
+// load error at the URL's line and column, written in the file or given
+// by ${VAR}, for every kind of sink URL.
+func TestAmbiguousIPSpellingsRefusedAtLoad(t *testing.T) {
+	const conf = `sources:
+  - {name: gen, type: none}
+sinks:
+  - name: out
+    type: %s
+    %s
+rules:
+  - {name: all, when: "true", to: [{sink: out%s}]}
+`
+	load := func(kind, line, route string, env map[string]string) string {
+		t.Helper()
+		src := fmt.Sprintf(conf, kind, line, route)
+		_, err := router.Load("rules.yaml", []byte(src), NewRegistry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		if err == nil {
+			t.Fatalf("%s sink with %q loaded, want an error", kind, line)
+		}
+		return err.Error()
+	}
+	for _, host := range []string{"2130706433", "0x7f000001", "0177.0.0.1", "127.1", "0x7f.0.0.1", "127.0.1", "0177.1", "127.000.0.1", "1.2.3.4."} {
+		got := load("http", "url: http://"+host+":8080/hook", "", nil)
+		if want := "rules.yaml:6:10: sinks[0].url: check URL: the host is an ambiguous IPv4 spelling"; !strings.Contains(got, want) {
+			t.Errorf("%s: got\n%s\nwant it to contain\n%s", host, got, want)
+		}
+		if strings.Contains(got, host) {
+			t.Errorf("%s: the error quotes the URL: %s", host, got)
+		}
+	}
+	for _, c := range []struct{ kind, line, route, want string }{
+		{"http", "url: ${HOOK_URL}", "", "rules.yaml:6:10: sinks[0].url: check URL: the host is an ambiguous"},
+		{"slack", "webhook_url: ${HOOK_URL}", ", text: hi", "rules.yaml:6:18: sinks[0].webhook_url: check URL: the host is an ambiguous"},
+		{"slack", "token: ${TOKEN}\n    channel: C1\n    api_url: https://0x7f.1/api/", ", text: hi", "rules.yaml:8:14: sinks[0].api_url: check URL: the host is an ambiguous"},
+		{"pagerduty", "routing_key: ${TOKEN}\n    base_url: https://127.1/", "", "rules.yaml:7:15: sinks[0].base_url: check URL: the host is an ambiguous"},
+	} {
+		got := load(c.kind, c.line, c.route, map[string]string{"HOOK_URL": "https://0x7f000001/services/T/B/X", "TOKEN": "t0k3n-for-the-test"})
+		if !strings.Contains(got, c.want) {
+			t.Errorf("%s %s: got\n%s\nwant it to contain\n%s", c.kind, c.line, got, c.want)
+		}
+	}
+	// The canonical spelling still loads: whether it may be reached is the
+	// guard's decision, at dial time.
+	src := fmt.Sprintf(conf, "http", "url: http://127.0.0.1:8080/hook", "")
+	if _, err := router.Load("rules.yaml", []byte(src), NewRegistry(), nil); err != nil {
+		t.Fatalf("canonical address: %v", err)
+	}
+}

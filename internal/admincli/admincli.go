@@ -6,6 +6,7 @@
 package admincli
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,15 +26,26 @@ const usage = `usage:
   hookroute deliveries list [--status S] [--sink S] [--rule R] [--source S] [--since T] [--until T] [--limit N] [--all] [--json]
   hookroute deliveries show ID [--json]
   hookroute deliveries replay ID...
-  hookroute deliveries replay --status dead [--sink S] [--rule R] [--source S] [--since T] [--until T] [--dry-run]
+  hookroute deliveries replay --status S --sink S [--rule R] [--source S] [--since T] [--until T] [--dry-run] [--yes]
+  hookroute deliveries replay --all [--status S] [--rule R] [--source S] [--since T] [--until T] [--dry-run] [--yes]
 
 T is an RFC 3339 time or a duration back from now (24h, 7d).
+A replay by filter names a status and a sink, or says --all for every sink
+(status dead unless given). Above 10 deliveries it asks for confirmation on
+standard input; --yes replays without asking.
 The admin API is HOOKROUTE_ADMIN_URL (default http://127.0.0.1:8081),
 the bearer token HOOKROUTE_TOKEN (a token with the read or replay scope).
 `
 
-// Deliveries runs `hookroute deliveries ARGS`.
-func Deliveries(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// confirmAbove is how many deliveries a replay by filter sends without
+// asking first: a few are a fix being tried, more may be a filter gone
+// wrong.
+const confirmAbove = 10
+
+// Deliveries runs `hookroute deliveries ARGS`. A replay by filter that
+// matches more than confirmAbove deliveries reads its confirmation from
+// stdin.
+func Deliveries(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -53,10 +65,28 @@ func Deliveries(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fs.StringVar(&f.until, "until", "", "created before `T`")
 	}
 	limit := fs.Int("limit", 50, "deliveries per page (list)")
-	all := fs.Bool("all", false, "follow every page (list)")
+	all := fs.Bool("all", false, "list: follow every page; replay: every sink's deliveries matching the other filters")
 	dry := fs.Bool("dry-run", false, "count what would be replayed (replay by filter)")
+	yes := fs.Bool("yes", false, "replay without asking for confirmation (replay by filter)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if sub == "replay" {
+		switch {
+		case fs.NArg() > 0 && (*all || f != filters{}):
+			fmt.Fprintln(stderr, "hookroute deliveries replay: give delivery IDs or a filter, not both")
+			return 2
+		case fs.NArg() == 0 && !*all && (f.status == "" || f.sink == ""):
+			// A bare replay used to replay every dead delivery of every
+			// sink: the whole set is now something to ask for.
+			fmt.Fprint(stderr, `hookroute deliveries replay: say what to replay:
+  one or more delivery IDs                     hookroute deliveries replay ID...
+  a status and a sink, with any other filter   hookroute deliveries replay --status dead --sink NAME [--since 24h]
+  every sink, with any other filter            hookroute deliveries replay --all [--status dead] [--since 24h]
+Nothing was replayed.
+`)
+			return 2
+		}
 	}
 	c, err := adminapi.New(*admin)
 	if err != nil {
@@ -76,7 +106,7 @@ func Deliveries(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		if fs.NArg() > 0 {
 			err = replayIDs(ctx, c, fs.Args(), *asJSON, stdout)
 		} else {
-			err = replayFilter(ctx, c, f, *dry, *asJSON, stdout)
+			err = replayFilter(ctx, c, f, *dry, *yes, *asJSON, stdin, stdout, stderr)
 		}
 	default:
 		fmt.Fprint(stderr, usage)
@@ -228,11 +258,18 @@ func replayIDs(ctx context.Context, c *adminapi.Client, ids []string, asJSON boo
 	return failed
 }
 
-func replayFilter(ctx context.Context, c *adminapi.Client, f filters, dry, asJSON bool, w io.Writer) error {
+// errNotConfirmed ends a replay that was not confirmed.
+var errNotConfirmed = errors.New("not confirmed: nothing replayed")
+
+// replayFilter counts what f matches (a dry run of the same call), asks
+// for confirmation above confirmAbove unless yes, and replays at most the
+// number confirmed: deliveries that match only after the count are left
+// for another run.
+func replayFilter(ctx context.Context, c *adminapi.Client, f filters, dry, yes, asJSON bool, stdin io.Reader, stdout, stderr io.Writer) error {
 	if f.status == "" {
 		f.status = "dead"
 	}
-	body := map[string]any{"status": f.status, "sink": f.sink, "rule": f.rule, "source": f.source, "since": f.since, "until": f.until, "dry_run": dry}
+	body := map[string]any{"status": f.status, "sink": f.sink, "rule": f.rule, "source": f.source, "since": f.since, "until": f.until, "dry_run": true}
 	var res struct {
 		Matched  int `json:"matched"`
 		Replayed int `json:"replayed"`
@@ -241,15 +278,58 @@ func replayFilter(ctx context.Context, c *adminapi.Client, f filters, dry, asJSO
 	if err := c.Do(ctx, http.MethodPost, "/api/deliveries/replay", body, &res); err != nil {
 		return err
 	}
-	if asJSON {
-		return json.NewEncoder(w).Encode(res)
+	switch {
+	case dry && asJSON:
+		return json.NewEncoder(stdout).Encode(res)
+	case dry:
+		_, err := fmt.Fprintf(stdout, "%d deliveries would be replayed\n", res.Matched)
+		return err
+	case res.Matched == 0:
+		if asJSON {
+			return json.NewEncoder(stdout).Encode(res)
+		}
+		_, err := fmt.Fprintln(stdout, "no delivery matches: nothing replayed")
+		return err
+	case res.Matched > confirmAbove && !yes:
+		if err := confirm(stdin, stderr, fmt.Sprintf("Replay %d %s deliveries of %s? [y/N] ", res.Matched, f.status, f.sinkText())); err != nil {
+			return err
+		}
 	}
-	if dry {
-		_, err := fmt.Fprintf(w, "%d deliveries would be replayed\n", res.Matched)
+	body["dry_run"] = false
+	body["max"] = res.Matched
+	if err := c.Do(ctx, http.MethodPost, "/api/deliveries/replay", body, &res); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "%d matched, %d replayed, %d in flight (left alone)\n", res.Matched, res.Replayed, res.Busy)
+	if asJSON {
+		return json.NewEncoder(stdout).Encode(res)
+	}
+	_, err := fmt.Fprintf(stdout, "%d matched, %d replayed, %d in flight (left alone)\n", res.Matched, res.Replayed, res.Busy)
 	return err
+}
+
+// sinkText names the sink a filter replays to, for the question.
+func (f filters) sinkText() string {
+	if f.sink == "" {
+		return "every sink"
+	}
+	return "sink " + f.sink
+}
+
+// confirm asks question on w and reads the answer from r: only y or yes
+// goes on. No answer (standard input closed, or not a terminal and
+// empty, as under cron) refuses: a script means it with --yes.
+func confirm(r io.Reader, w io.Writer, question string) error {
+	fmt.Fprint(w, question)
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && line == "" {
+		fmt.Fprintln(w)
+		return fmt.Errorf("%w (no answer on standard input; --yes replays without asking)", errNotConfirmed)
+	}
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return nil
+	}
+	return errNotConfirmed
 }
 
 func cut(s string, n int) string {

@@ -546,6 +546,7 @@ func TestTransportGoResolver(t *testing.T) {
 // checkURLMessages are every error CheckURL may return.
 var checkURLMessages = map[string]bool{
 	msgEmpty: true, msgInvalid: true, msgScheme: true, msgUserinfo: true, msgNoHost: true, msgPort: true,
+	msgNumeric: true,
 }
 
 func TestCheckURL(t *testing.T) {
@@ -557,6 +558,14 @@ func TestCheckURL(t *testing.T) {
 		"http://127.0.0.1/", // reachability is the guard's business, at dial time
 		"http://example.com:65535",
 		"http://example.com:/", // empty port: the scheme's default
+		"http://192.0.2.1:8080/",
+		"http://0.0.0.0/",
+		"http://[fe80::1%25lo]/",
+		"http://[::ffff:127.0.0.1]/",
+		"http://1e100.net/",    // digits, but not a number
+		"http://123.example/",  // a numeric label that is not the last
+		"http://0xdead.beef/",  // hex digits in a name
+		"http://example.com./", // a fully qualified name
 	} {
 		u, err := CheckURL(raw)
 		if err != nil {
@@ -591,6 +600,24 @@ func TestCheckURL(t *testing.T) {
 		"http://exa mple.com/?SECRET":       msgInvalid,
 		" http://example.com/SECRET":        msgInvalid,
 		"http://example.com/%zzSECRET":      msgInvalid,
+		// Every spelling inet_aton and browsers read as 127.0.0.1 that Go
+		// would look up as a name.
+		"http://2130706433/SECRET":       msgNumeric,
+		"http://0x7f000001/SECRET":       msgNumeric,
+		"http://0X7F000001:80/SECRET":    msgNumeric,
+		"http://0177.0.0.1/SECRET":       msgNumeric,
+		"http://0x7f.0.0.1/SECRET":       msgNumeric,
+		"http://0x7f.0x0.0x0.0x1/SECRET": msgNumeric,
+		"http://127.1/SECRET":            msgNumeric,
+		"http://127.0.1/SECRET":          msgNumeric,
+		"http://127.000.000.001/SECRET":  msgNumeric,
+		"http://127.0.0.01/SECRET":       msgNumeric,
+		"http://127.0.0.1./SECRET":       msgNumeric,
+		"http://1.2.3.256/SECRET":        msgNumeric,
+		"http://1.2.3.4.5/SECRET":        msgNumeric,
+		"http://0x/SECRET":               msgNumeric,
+		"http://internal.0x7f/SECRET":    msgNumeric,
+		"http://example.123/SECRET":      msgNumeric,
 	} {
 		_, err := CheckURL(raw)
 		if err == nil || err.Error() != want {

@@ -143,6 +143,7 @@ func FuzzCheckURL(f *testing.F) {
 		"https://hooks.slack.com/services/T/B/X", "http://example.com:8080/?q=1", "file:///etc/passwd",
 		"http://u:p@h/", "http://h:0/", "http://h:65536/", "http://[::1]:80/", "http://[fe80::1%25lo]/",
 		"http:opaque", "http://:80", "HTTP://H/", "http://h:/", "gopher://h:70/_x", "",
+		"http://127.1/", "http://0x7f000001/", "http://0177.0.0.1/", "http://1.2.3.4./",
 	} {
 		f.Add(s)
 	}
@@ -162,6 +163,13 @@ func FuzzCheckURL(f *testing.F) {
 		}
 		if u.Hostname() == "" || u.Opaque != "" {
 			t.Fatalf("CheckURL(%q) accepted a URL without a host", raw)
+		}
+		if h := u.Hostname(); !strings.Contains(h, ":") && numericLabel(h[strings.LastIndexByte(strings.TrimSuffix(h, "."), '.')+1:]) {
+			// An accepted numeric host is an address the dialer reads as
+			// the operator does: canonical dotted decimal.
+			if a, err := netip.ParseAddr(h); err != nil || a.String() != h {
+				t.Fatalf("CheckURL(%q) accepted the ambiguous host %q", raw, h)
+			}
 		}
 		if p := u.Port(); p != "" {
 			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {

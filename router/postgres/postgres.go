@@ -155,6 +155,19 @@ func afterConnect(_ context.Context, c *pgx.Conn) error {
 	return nil
 }
 
+// ProbeWrite commits a rewrite of one row, as durably as an ingest
+// (synchronous_commit as the database sets it), so that it fails where an
+// ingest would: a full disk, a server that went read-only (a standby after
+// a failover), a lost connection. Replicas share the row: the last write
+// wins, and the row lock is held for one statement.
+func (s *Store) ProbeWrite(ctx context.Context) error {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO ready_probe (id, at) VALUES (1, now())
+		ON CONFLICT (id) DO UPDATE SET at = EXCLUDED.at`); err != nil {
+		return fmt.Errorf("postgres: probe write: %w", err)
+	}
+	return nil
+}
+
 // Ping reports whether the database can be reached.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {

@@ -739,3 +739,37 @@ func TestRelaxCommitIsLocal(t *testing.T) {
 		t.Errorf("synchronous_commit in the batch %q, after it %q; want off, then on", inBatch, after)
 	}
 }
+
+// TestProbeWriteFailsWhereWritesFail: the readiness probe really writes.
+// Its row is there after it, and a database that refuses the write (a
+// trigger stands for a full disk or a read-only standby) fails it while
+// pings still pass.
+func TestProbeWriteFailsWhereWritesFail(t *testing.T) {
+	url, admin := freshSchema(t)
+	s := openStore(t, url, Options{})
+	ctx := t.Context()
+	if err := s.ProbeWrite(ctx); err != nil {
+		t.Fatalf("ProbeWrite: %v", err)
+	}
+	var at time.Time
+	if err := admin.QueryRow(ctx, "SELECT at FROM ready_probe WHERE id = 1").Scan(&at); err != nil || time.Since(at) > time.Minute {
+		t.Fatalf("ready_probe after ProbeWrite: %v, %v", at, err)
+	}
+	if _, err := admin.Exec(ctx, `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END $$;
+		CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON ready_probe FOR EACH ROW EXECUTE FUNCTION refuse()`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	if err := s.ProbeWrite(ctx); err == nil || !strings.Contains(err.Error(), "No space left") {
+		t.Fatalf("ProbeWrite with writes refused: %v, want the database's error", err)
+	}
+	if _, err := admin.Exec(ctx, "DROP TRIGGER refuse ON ready_probe"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ProbeWrite(ctx); err != nil {
+		t.Fatalf("ProbeWrite once writes are taken again: %v", err)
+	}
+}

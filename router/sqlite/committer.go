@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -62,14 +63,15 @@ const (
 // may stay unsynced.
 const syncWindow = 10 * time.Millisecond
 
-// writeReq is one queued write: exactly one of ingest, finish and claim is
-// set.
+// writeReq is one queued write: exactly one of ingest, finish, claim and
+// probe is set.
 type writeReq struct {
 	ctx    context.Context
 	state  atomic.Int32
 	ingest *ingestOp
 	finish *finishOp
 	claim  *claimOp
+	probe  bool // ProbeWrite: rewrite the ready_probe row
 	dup    bool // result of an ingest, valid once done has delivered nil
 	// storedID is, for a duplicate ingest, the id of the event it clashed
 	// with. It is handed to the caller's event only after the commit: a
@@ -194,7 +196,7 @@ func (s *Store) syncMarker() {
 	// The writer connection rests at synchronous=FULL (relaxed batches
 	// restore it), so this autocommit syncs the WAL.
 	if _, err := s.w.ExecContext(context.Background(), `UPDATE sync_marker SET at = ? WHERE id = 1`, time.Now().UnixNano()); err != nil {
-		s.log.Warn("sqlite: syncing relaxed commits failed; retrying", "err", err)
+		s.logs.Log(s.log, slog.LevelWarn, "sqlite-sync", "sqlite: syncing relaxed commits failed; retrying", "err", err)
 		s.unsyncedSince = time.Now().Add(-syncWindow / 2)
 		return
 	}
@@ -280,11 +282,12 @@ func (s *Store) commit(reqs []*writeReq) {
 		return
 	}
 
-	// Relaxed only if nothing in the batch is acknowledged on its commit,
-	// and the unsynced window, once open, is not yet over.
+	// Relaxed only if nothing in the batch is acknowledged on its commit
+	// (a probe stands for an ingest), and the unsynced window, once open,
+	// is not yet over.
 	relaxed := s.unsyncedSince.IsZero() || time.Since(s.unsyncedSince) < syncWindow
 	for _, r := range live {
-		if r.ingest != nil {
+		if r.ingest != nil || r.probe {
 			relaxed = false
 			break
 		}
@@ -293,7 +296,7 @@ func (s *Store) commit(reqs []*writeReq) {
 	if err := s.runBatch(live, errs, relaxed); err != nil {
 		// Each caller reports its own error; only this shows how many
 		// writes one failure took down.
-		s.log.Warn("sqlite: group commit failed", "writes", len(live), "err", err)
+		s.logs.Log(s.log, slog.LevelWarn, "sqlite-commit", "sqlite: group commit failed", "writes", len(live), "err", err)
 		s.stats.failed.Add(int64(len(live)))
 		err = fmt.Errorf("group commit: %w", err)
 		for _, r := range live {
@@ -322,7 +325,7 @@ func (s *Store) commit(reqs []*writeReq) {
 			s.stats.failed.Add(1)
 		case r.finish != nil:
 			s.stats.finishes.Add(1)
-		case r.claim != nil:
+		case r.claim != nil, r.probe:
 		case r.dup:
 			s.stats.duplicates.Add(1)
 		default:
@@ -370,7 +373,7 @@ func (s *Store) tryBatch(live []*writeReq, errs []error, relaxed bool) (redo boo
 			if _, rerr := conn.ExecContext(ctx, "PRAGMA synchronous = FULL"); rerr != nil {
 				// Never hand the connection back relaxed: a new one
 				// gets FULL from the DSN, and checkPragmas' promise holds.
-				s.log.Warn("sqlite: restoring synchronous=FULL failed; reopening the writer connection", "err", rerr)
+				s.logs.Log(s.log, slog.LevelWarn, "sqlite-restore-sync", "sqlite: restoring synchronous=FULL failed; reopening the writer connection", "err", rerr)
 				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 			}
 		}()
@@ -393,6 +396,8 @@ func (s *Store) tryBatch(live []*writeReq, errs []error, relaxed bool) (redo boo
 			r.dup, r.storedID, partial, opErr = b.ingest(r.ingest)
 		case r.claim != nil:
 			opErr = b.claim(r.claim)
+		case r.probe:
+			_, opErr = b.tx.Exec(sqlProbe, time.Now().UnixNano())
 		default:
 			partial, opErr = b.finish(r.finish)
 		}

@@ -53,6 +53,8 @@ const readConns = 4
 // Options tunes a Store. The zero value is ready to use.
 type Options struct {
 	// Logger receives open and commit-failure messages; nil discards them.
+	// Commit failures repeat for every batch while they last (a full
+	// disk), so they go through a router.LogLimiter.
 	Logger *slog.Logger
 	// MaxBatch caps how many queued writes share one transaction; 0 means
 	// DefaultMaxBatch.
@@ -62,9 +64,10 @@ type Options struct {
 // Store is a router.Store backed by one SQLite file. It is safe for
 // concurrent use.
 type Store struct {
-	w   *sql.DB // the single writer connection
-	r   *sql.DB // the read pool
-	log *slog.Logger
+	w    *sql.DB // the single writer connection
+	r    *sql.DB // the read pool
+	log  *slog.Logger
+	logs *router.LogLimiter // for the committer's failures, which repeat per batch
 
 	maxBatch int
 	fillWait time.Duration // see committer.go
@@ -105,6 +108,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		log:      opts.Logger,
+		logs:     router.NewLogLimiter(),
 		maxBatch: opts.MaxBatch,
 		fillWait: fillWait,
 	}
@@ -245,6 +249,19 @@ func checkPragmas(ctx context.Context, db *sql.DB) error {
 		if v != w.value {
 			return fmt.Errorf("%s is %d, want %d", w.pragma, v, w.value)
 		}
+	}
+	return nil
+}
+
+// sqlProbe is ProbeWrite's upsert.
+const sqlProbe = `INSERT INTO ready_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at`
+
+// ProbeWrite commits a rewrite of one row through the committer, synced as
+// an ingest is, so that it fails where an ingest's commit would: a full
+// disk, an unwritable file, a committer that has stopped.
+func (s *Store) ProbeWrite(ctx context.Context) error {
+	if err := s.submit(ctx, &writeReq{ctx: ctx, probe: true}); err != nil {
+		return fmt.Errorf("sqlite: probe write: %w", err)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -876,5 +877,101 @@ func TestDiskFullAcknowledgesNothingUnstored(t *testing.T) {
 	}
 	if err := ingest("after"); err != nil {
 		t.Errorf("ingest once there is room again: %v", err)
+	}
+}
+
+// countLines is a slog.Handler that counts the lines written per message.
+type countLines struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (h *countLines) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countLines) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *countLines) WithGroup(string) slog.Handler            { return h }
+
+func (h *countLines) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.n[r.Message]++
+	return nil
+}
+
+// TestCommitFailuresAreRateLimited: on a full file every group commit
+// fails, and the committer's line about it is limited like the router's
+// repeated failures (10, then one a second), instead of one per batch.
+func TestCommitFailuresAreRateLimited(t *testing.T) {
+	ctx := context.Background()
+	lines := &countLines{n: map[string]int{}}
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "flood.db"), Options{Logger: slog.New(lines)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var pages int
+	if err := s.w.QueryRow(`PRAGMA page_count`).Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.Exec(fmt.Sprintf(`PRAGMA max_page_count = %d`, pages)); err != nil {
+		t.Fatal(err)
+	}
+	// One at a time: every ingest is a batch of its own, so each failure
+	// is a failed commit.
+	const n = 500
+	start := time.Now()
+	failed := 0
+	for i := range n {
+		ds := []router.NewDelivery{{ID: fmt.Sprint("d", i), Rule: "r", Sink: "k"}}
+		if _, err := s.Ingest(ctx, &router.EventRecord{Source: "s", ID: fmt.Sprint("e", i), Body: body}, ds); err != nil {
+			failed++
+		}
+	}
+	elapsed := time.Since(start)
+	lines.mu.Lock()
+	got := lines.n["sqlite: group commit failed"]
+	lines.mu.Unlock()
+	if failed < n-10 {
+		t.Fatalf("%d of %d ingests failed on a full file, want all but the few that fit in its free pages", failed, n)
+	}
+	// 10 at once, then one a second.
+	if most := 10 + int(elapsed/time.Second) + 1; got > most {
+		t.Errorf("%d failed commits in %v logged %d lines, want at most %d", failed, elapsed.Round(time.Millisecond), got, most)
+	}
+	t.Logf("%d failed commits in %v: %d lines", failed, elapsed.Round(time.Millisecond), got)
+}
+
+// TestProbeWriteFailsWhereWritesFail: the readiness probe really writes.
+// Its row is there after it, and a file that takes no writes fails it
+// (and ingests) while pings still pass.
+func TestProbeWriteFailsWhereWritesFail(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "probe.db"))
+	defer s.Close()
+	if err := s.ProbeWrite(ctx); err != nil {
+		t.Fatalf("ProbeWrite: %v", err)
+	}
+	var at int64
+	if err := s.r.QueryRow(`SELECT at FROM ready_probe WHERE id = 1`).Scan(&at); err != nil || time.Since(time.Unix(0, at)) > time.Minute {
+		t.Fatalf("ready_probe after ProbeWrite: %d, %v", at, err)
+	}
+	// The writer is the store's one connection: query_only there refuses
+	// every write, as a full disk would.
+	if _, err := s.w.Exec(`PRAGMA query_only = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	if err := s.ProbeWrite(ctx); err == nil {
+		t.Fatal("ProbeWrite succeeded on a store that takes no writes")
+	}
+	if _, err := s.Ingest(ctx, &router.EventRecord{Source: "s", ID: "e"}, nil); err == nil {
+		t.Fatal("Ingest succeeded on a store that takes no writes")
+	}
+	if _, err := s.w.Exec(`PRAGMA query_only = 0`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ProbeWrite(ctx); err != nil {
+		t.Fatalf("ProbeWrite once writes are taken again: %v", err)
 	}
 }

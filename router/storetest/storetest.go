@@ -91,6 +91,7 @@ func Run(t *testing.T, open func(t *testing.T) router.Store) {
 		{"IngestCancelledContext", testIngestCancelledContext},
 		{"ConcurrentIngest", testConcurrentIngest},
 		{"Ping", testPing},
+		{"ProbeWrite", testProbeWrite},
 		{"Postpone", testPostpone},
 		{"DedupKeyLock", testDedupKeyLock},
 		{"DedupKeyRace", testDedupKeyRace},
@@ -867,6 +868,37 @@ func testPing(e *env) {
 	if err := e.s.Ping(e.ctx); err != nil {
 		e.Errorf("Ping: %v", err)
 	}
+}
+
+// testProbeWrite: the readiness probe's write commits, again and again,
+// from several callers at once (replicas share its row), and a cancelled
+// one reports its context's error rather than a success it did not have.
+func testProbeWrite(e *env) {
+	for i := range 3 {
+		if err := e.s.ProbeWrite(e.ctx); err != nil {
+			e.Fatalf("ProbeWrite %d: %v", i, err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 16)
+	for i := range errs {
+		wg.Go(func() { errs[i] = e.s.ProbeWrite(e.ctx) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			e.Errorf("concurrent ProbeWrite %d: %v", i, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	cancel()
+	if err := e.s.ProbeWrite(ctx); !errors.Is(err, context.Canceled) {
+		e.Errorf("ProbeWrite with a cancelled context: error = %v, want context.Canceled", err)
+	}
+	// It writes nothing anyone reads: the store works as before.
+	src := e.n("src")
+	e.ingest(e.event(src, "ev-1", t0), e.delivery("d1", e.n("sink"), t0))
+	e.wantIDs("deliveries", e.list(router.DeliveryFilter{Source: src}), "d1")
 }
 
 func testPostpone(e *env) {

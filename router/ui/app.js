@@ -342,22 +342,43 @@
       withReplay ? h('td', null, replayButton(d, statusCell)) : null);
   }
 
+  // reachedSink reports whether a delivery got to its sink at least once:
+  // delivered now, or delivered before a replay whose attempts failed.
+  function reachedSink(d) {
+    return d.status === 'delivered' || (d.attempt_log || []).some((a) => a.outcome === 'delivered');
+  }
+
   function replayButton(d, statusCell) {
     const btn = h('button', { type: 'button', class: 'replay', 'data-id': d.id }, 'Replay');
+    const showStatus = (cur) => {
+      if (!statusCell) return;
+      statusCell.replaceChildren();
+      add(statusCell, [statusBadge(cur)]);
+    };
     btn.addEventListener('click', async () => {
-      if (d.status === 'delivered' && !confirm('This delivery was delivered. Replay it, sending it to ' + d.sink + ' again?')) return;
       btn.disabled = true;
-      const r = await track('Replay ' + d.id, () => api('POST', 'deliveries/' + encodeURIComponent(d.id) + '/replay', 'replay'),
-        (r) => 'the delivery is ' + r.status + ' again, with a fresh attempt budget');
-      if (!r) {
+      // The row may be old: the delivery can have gone out since the page
+      // was loaded, or since this button replayed it. Its state now
+      // decides whether to ask.
+      const label = 'Replay ' + d.id;
+      const cur = await track('Checking ' + d.id, () => api('GET', 'deliveries/' + encodeURIComponent(d.id), 'read'));
+      if (!cur) {
         btn.disabled = false;
         return;
       }
-      btn.textContent = 'Replayed';
-      if (statusCell) {
-        statusCell.replaceChildren();
-        add(statusCell, [statusBadge(r)]);
+      showStatus(cur);
+      if (reachedSink(cur) && !confirm('This delivery already reached ' + cur.sink + (cur.status === 'delivered' ? '' : ' once (it is ' + cur.status + ' now)') +
+        '. Replay it, sending it to ' + cur.sink + ' again?')) {
+        setStatus(label, 'done', 'not replayed: nothing was sent');
+        btn.disabled = false;
+        return;
       }
+      const r = await track(label, () => api('POST', 'deliveries/' + encodeURIComponent(d.id) + '/replay', 'replay'),
+        (r) => 'the delivery is ' + r.status + ' again, with a fresh attempt budget');
+      btn.disabled = false;
+      if (!r) return;
+      btn.textContent = 'Replayed';
+      showStatus(r);
     });
     return btn;
   }
