@@ -18,6 +18,8 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/hookroute/hookroute/internal/testenv"
 )
 
 // chromiumPath is where Debian's chromium package puts the browser (.ci/run
@@ -233,9 +235,8 @@ func (b *browser) screenshot(dir, name string) {
 // replay a dead letter, and replay it once more after it was delivered,
 // which the page asks about first (Cancel sends nothing, OK sends).
 func TestConsoleInBrowser(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("no browser at %s (apt-get install chromium): skipping the console's browser test", chromiumPath)
-	}
+	_, err := os.Stat(chromiumPath)
+	testenv.Require(t, err == nil, "no browser at "+chromiumPath+" (apt-get install chromium): skipping the console's browser test")
 	sink := &statusSink{}
 	sink.status.Store(http.StatusBadRequest) // permanent: the first delivery is dead at once
 	sinkSrv := httptest.NewServer(sink)
