@@ -36,15 +36,6 @@ type Metrics struct {
 	flyingD *prometheus.Desc
 }
 
-// GroupCommitter is implemented by stores that share transactions between
-// callers (SQLite's group commit); its counters become metrics, so that an
-// operator can see how many writes each fsync carries.
-type GroupCommitter interface {
-	// GroupCommitStats returns the transactions committed and the writes
-	// (ingests, claims, finishes) they carried, since the store opened.
-	GroupCommitStats() (commits, writes int64)
-}
-
 // NewMetrics registers the metrics on reg (nil: a private registry, for
 // tests and tools).
 func NewMetrics(reg prometheus.Registerer) *Metrics {

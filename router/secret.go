@@ -1,9 +1,5 @@
 package router
 
-import (
-	"gopkg.in/yaml.v3"
-)
-
 // Secret is a credential from the config: a token, a webhook URL, an HMAC
 // secret. It prints as "<secret>" in every format so that logs, errors and
 // API output cannot leak it; Reveal returns the value for the one place
@@ -30,13 +26,9 @@ func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() +
 // MarshalYAML hides the value from YAML output.
 func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
 
-// UnmarshalYAML accepts a scalar. Whether it came from ${VAR} is checked by
-// the loader (see requireReference).
-func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
-	var v string
-	if err := n.Decode(&v); err != nil {
-		return err
-	}
-	*s = Secret(v)
+// UnmarshalText accepts the scalar as it is (YAML decoders call it for a
+// scalar). Whether it came from ${VAR} is checked by the loader.
+func (s *Secret) UnmarshalText(b []byte) error {
+	*s = Secret(b)
 	return nil
 }

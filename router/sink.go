@@ -181,3 +181,13 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 	}
 	return min(d, maxRetryAfter)
 }
+
+// Paced is implemented by sinks whose far side limits how fast messages
+// may arrive (Slack: about one per second per channel). The worker calls
+// Pace before it claims, so pacing never eats into a lease or an
+// attempt's timeout.
+type Paced interface {
+	// Pace waits until the far side may take another message, or until
+	// ctx is done (then it returns ctx's error).
+	Pace(ctx context.Context) error
+}

@@ -131,6 +131,28 @@ type DeliveryRecord struct {
 // is the queue: workers claim due rows with a lease, and the same rows are
 // the delivery log. Implementations must be safe for concurrent use.
 type Store interface {
+	Queue
+	History
+	SinkControl
+	KeyStore
+
+	// Ping reports whether the store can be reached.
+	Ping(ctx context.Context) error
+
+	// ProbeWrite writes and commits one tiny row, as durably as Ingest,
+	// and reports whether it could: a store can answer pings and still
+	// refuse commits (a full disk), and /readyz must tell (see
+	// Router.Ready).
+	ProbeWrite(ctx context.Context) error
+
+	// Close releases the store's resources.
+	Close() error
+}
+
+// Queue is the store as the engine sees it: events and their deliveries
+// committed together, leased to workers, finished, and the dedup-key locks
+// that keep one remote object per key. The deliveries table is the queue.
+type Queue interface {
 	// Ingest commits ev and all of ds in one transaction, durably, before
 	// it returns. If an event with the same (Source, ID) exists, or with
 	// the same (Source, BodyHash) when BodyHash is set, it writes nothing,
@@ -160,10 +182,6 @@ type Store interface {
 	// and false if there are none.
 	NextDue(ctx context.Context, sink string) (time.Time, bool, error)
 
-	// PendingCounts returns the number of pending deliveries per sink and the
-	// age of the oldest due one, for metrics.
-	PendingCounts(ctx context.Context, now time.Time) (map[string]PendingStat, error)
-
 	// Postpone puts a claimed delivery back to wait until until, releasing
 	// the lease without recording an attempt (its dedup key was busy). It
 	// returns ErrLeaseLost if owner no longer holds the lease.
@@ -181,7 +199,11 @@ type Store interface {
 	// first unless remoteID is "". A lock owner no longer holds is left
 	// alone.
 	ReleaseKey(ctx context.Context, sink, key, owner, remoteID string) error
+}
 
+// History is what operators read and act on: events, deliveries and their
+// attempts, replays, and retention.
+type History interface {
 	// GetEvent returns one event, or ErrNotFound.
 	GetEvent(ctx context.Context, source, id string) (*EventRecord, error)
 
@@ -195,6 +217,10 @@ type Store interface {
 	// ListEvents returns events matching f, newest first (by ReceivedAt,
 	// then Source and ID, all descending), without their bodies.
 	ListEvents(ctx context.Context, f EventFilter) ([]*EventRecord, error)
+
+	// PendingCounts returns the number of pending deliveries per sink and the
+	// age of the oldest due one, for metrics.
+	PendingCounts(ctx context.Context, now time.Time) (map[string]PendingStat, error)
 
 	// Replay puts a delivery back to pending, due at at, with a fresh
 	// attempt budget (attempts and throttled back to 0; the attempt log is kept) and the
@@ -210,7 +236,11 @@ type Store interface {
 	// it returns less than limit. Pending deliveries and their events are
 	// never pruned.
 	Prune(ctx context.Context, before time.Time, limit int) (int, error)
+}
 
+// SinkControl is the per-sink state every replica shares: an operator's or
+// the breaker's pause, and a receiver's Retry-After hold.
+type SinkControl interface {
 	// SetSinkPaused records that a sink is paused (or resumed), with a
 	// reason, so that every replica sees it and it survives restarts.
 	// Resuming a paused sink also makes its waiting retries due at at
@@ -234,7 +264,10 @@ type Store interface {
 	// earlier than until: the whole sink waits out a window one answer
 	// announced, not only the delivery that got it.
 	HoldSink(ctx context.Context, sink string, until time.Time) error
+}
 
+// KeyStore keeps the outbound signing keys of secured sinks.
+type KeyStore interface {
 	// CreateSigningKey records a new signing key of sink: its public half
 	// as PEM and its private half sealed by the router (the store never
 	// sees it in clear). It returns ErrKeyLimit, and stores nothing, when
@@ -250,18 +283,6 @@ type Store interface {
 	// DeleteSigningKey deletes one signing key of sink, or returns
 	// ErrNotFound.
 	DeleteSigningKey(ctx context.Context, sink, keyID string) error
-
-	// Ping reports whether the store can be reached.
-	Ping(ctx context.Context) error
-
-	// ProbeWrite writes and commits one tiny row, as durably as Ingest,
-	// and reports whether it could: a store can answer pings and still
-	// refuse commits (a full disk), and /readyz must tell (see
-	// Router.Ready).
-	ProbeWrite(ctx context.Context) error
-
-	// Close releases the store's resources.
-	Close() error
 }
 
 // PendingStat summarises one sink's queue.
@@ -334,4 +355,21 @@ type SigningKey struct {
 	PublicPEM     []byte // PEM "PUBLIC KEY" (PKIX)
 	SealedPrivate []byte
 	CreatedAt     time.Time
+}
+
+// Notifier is implemented by stores shared between replicas (PostgreSQL):
+// Listen calls wake with a sink's name whenever any replica inserts
+// deliveries for it, so that latency does not depend on the poll interval.
+// It returns when ctx is done.
+type Notifier interface {
+	Listen(ctx context.Context, wake func(sink string)) error
+}
+
+// GroupCommitter is implemented by stores that share transactions between
+// callers (SQLite's group commit); its counters become metrics, so that an
+// operator can see how many writes each fsync carries.
+type GroupCommitter interface {
+	// GroupCommitStats returns the transactions committed and the writes
+	// (ingests, claims, finishes) they carried, since the store opened.
+	GroupCommitStats() (commits, writes int64)
 }

@@ -377,7 +377,7 @@ func trialSend(ctx context.Context, sr *SinkRuntime, d *Delivery, red *redactor,
 		d.SigningKey = key
 	}
 	if pc, ok := sr.Sink.(Paced); ok {
-		if err := pc.Limiter().Wait(ctx); err != nil {
+		if err := pc.Pace(ctx); err != nil {
 			return &TrialSendResult{Error: "waiting for the sink's rate limit: " + err.Error()}
 		}
 	}

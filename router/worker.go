@@ -15,24 +15,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
-	"golang.org/x/time/rate"
 )
-
-// Paced is implemented by sinks whose far side limits how fast messages
-// may arrive (Slack: about one per second per channel). The worker waits on
-// the limiter before it claims, so pacing never eats into a lease or an
-// attempt's timeout.
-type Paced interface {
-	Limiter() *rate.Limiter
-}
-
-// Notifier is implemented by stores shared between replicas (PostgreSQL):
-// Listen calls wake with a sink's name whenever any replica inserts
-// deliveries for it, so that latency does not depend on the poll interval.
-// It returns when ctx is done.
-type Notifier interface {
-	Listen(ctx context.Context, wake func(sink string)) error
-}
 
 type atomicRuntime struct{ p atomic.Pointer[Runtime] }
 
@@ -367,7 +350,7 @@ const windowPoll = 5 * time.Millisecond
 // adaptive rate, if it is on.
 func (p *pool) pace(ctx context.Context, s Sink) error {
 	if pc, ok := s.(Paced); ok {
-		if err := pc.Limiter().Wait(ctx); err != nil {
+		if err := pc.Pace(ctx); err != nil {
 			return err
 		}
 	}

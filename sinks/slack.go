@@ -154,7 +154,10 @@ func newSlackSink(r *Registry, _ string, c slackConfig) (*slackSink, error) {
 	return s, nil
 }
 
-// Limiter implements router.Paced: Slack allows about one message a
+// Pace implements router.Paced: it waits for the sink's channel's budget.
+func (s *slackSink) Pace(ctx context.Context) error { return s.Limiter().Wait(ctx) }
+
+// Limiter is the sink's channel's budget: Slack allows about one message a
 // second per channel, and a worker that waits before claiming never spends
 // an attempt's timeout waiting. It is the limiter of the sink's channel
 // (routes that post elsewhere wait in Deliver, see waitChannel).

@@ -384,7 +384,7 @@ func TestSlackSharesLimiterPerChannel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return s.(router.Paced).Limiter()
+		return s.(*slackSink).Limiter()
 	}
 	a := limiter("token: ${T}\nchannel: C1")
 	if b := limiter("token: ${T}\nchannel: C1\nusername: other"); a != b {
