@@ -1,10 +1,8 @@
 package router
 
 import (
-	"crypto/rsa"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -37,8 +35,10 @@ type Runtime struct {
 
 // Source is a compiled webhook source.
 type Source struct {
-	Name     string
-	Type     string
+	Name string
+	Type string
+	// Kind is what Type names: the source's scheme and view.
+	Kind     *SourceKind
 	Path     string
 	Verifier verify.Verifier
 	adapter  adapter
@@ -186,16 +186,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	return ks
 }
 
-// sourceKeys lists, per type, the keys a source may set besides name,
-// type and path; anything else is an error rather than silently ignored.
-var sourceKeys = map[string][]string{
-	"salesiq":           {"public_keys", "event"},
-	"hmac-sha256":       {"secret", "secrets", "header", "encoding", "prefix", "event", "id"},
-	"github":            {"secret", "secrets", "event", "id"},
-	"standard-webhooks": {"secret", "secrets", "tolerance", "event", "id"},
-	"none":              {"event", "id"},
-}
-
 func (c *compiler) source(i int, sc *SourceConfig) {
 	path := fmt.Sprintf("sources[%d]", i)
 	node := lookupNode(c.doc, "sources", fmt.Sprint(i))
@@ -208,18 +198,18 @@ func (c *compiler) source(i int, sc *SourceConfig) {
 		errAt("name", "duplicate source name %q", sc.Name)
 		return
 	}
-	allowed, ok := sourceKeys[sc.Type]
+	kind, ok := sourceKinds[sc.Type]
 	if !ok {
-		errAt("type", "unknown source type %q (want salesiq, hmac-sha256, github, standard-webhooks or none)", sc.Type)
+		errAt("type", "unknown source type %q (want %s)", sc.Type, orList(SourceKinds()))
 		return
 	}
 	for j := 0; j+1 < len(node.Content); j += 2 {
 		k := node.Content[j].Value
-		if k != "name" && k != "type" && k != "path" && !contains(allowed, k) {
+		if k != "name" && k != "type" && k != "path" && !contains(kind.Keys, k) {
 			c.add(NodeError(node.Content[j], path+"."+k, "not a key of a %s source", sc.Type))
 		}
 	}
-	s := &Source{Name: sc.Name, Type: sc.Type, Path: sc.Path}
+	s := &Source{Name: sc.Name, Type: sc.Type, Kind: kind, Path: sc.Path}
 	if s.Path == "" {
 		s.Path = "/hooks/" + sc.Name
 	}
@@ -228,18 +218,22 @@ func (c *compiler) source(i int, sc *SourceConfig) {
 	} else if _, dup := c.rt.byPath[s.Path]; dup {
 		errAt("path", "path %s is used by another source", s.Path)
 	}
-	v, err := buildVerifier(sc, filepath.Dir(c.file))
-	if err != nil {
-		errAt(err.key, "%s", err.msg)
+	v, err := kind.Verifier(sc, filepath.Dir(c.file))
+	var ke *keyError
+	switch {
+	case errors.As(err, &ke):
+		errAt(ke.key, "%s", ke.msg)
+	case err != nil:
+		errAt("type", "%s", err)
 	}
 	s.Verifier = v
-	if sc.Type == "salesiq" {
-		s.adapter = salesiqAdapter{bareEvent: sc.Event}
+	if kind.typed != nil {
+		s.adapter = kind.typed(sc)
 	} else {
 		s.adapter = genericAdapter{src: s}
 		eventSrc := sc.Event
-		if eventSrc == "" && sc.Type == "github" {
-			eventSrc = `headers["x-github-event"]`
+		if eventSrc == "" && kind.DefaultEvent != "" {
+			eventSrc = kind.DefaultEvent
 			s.eventDefault = true
 		}
 		s.eventProg = c.stringExpr(eventSrc, node, path, "event")
@@ -362,93 +356,6 @@ func (c *compiler) stringExpr(src string, node *yaml.Node, path, key string) *vm
 		return nil
 	}
 	return p
-}
-
-type keyError struct{ key, msg string }
-
-// buildVerifier builds the source's verifier; key files are read
-// relative to baseDir. A source that would verify
-// with a missing key or an empty secret refuses to load: an unverified
-// endpoint must be asked for by writing type: none.
-func buildVerifier(sc *SourceConfig, baseDir string) (verify.Verifier, *keyError) {
-	secrets := func() ([][]byte, *keyError) {
-		var out [][]byte
-		for _, s := range append([]Secret{sc.Secret}, sc.Secrets...) {
-			if s != "" {
-				out = append(out, []byte(s.Reveal()))
-			}
-		}
-		if len(out) == 0 {
-			return nil, &keyError{"secret", "a " + sc.Type + " source needs a secret (${NAME}); it is missing or empty"}
-		}
-		return out, nil
-	}
-	var v verify.Verifier
-	var err error
-	switch sc.Type {
-	case "none":
-		return verify.None(), nil
-	case "salesiq":
-		var keys []*rsa.PublicKey
-		for j, k := range sc.PublicKeys {
-			data := []byte(k.PEM.Reveal())
-			if k.File != "" {
-				// Relative paths are relative to the config file, so a
-				// config works from any working directory.
-				f := k.File
-				if !filepath.IsAbs(f) {
-					f = filepath.Join(baseDir, f)
-				}
-				b, rerr := os.ReadFile(f)
-				if rerr != nil {
-					return nil, &keyError{"public_keys", fmt.Sprintf("public_keys[%d]: %v", j, rerr)}
-				}
-				data = b
-			}
-			if len(strings.TrimSpace(string(data))) == 0 {
-				continue // an optional rotation slot left empty: ${KEY_2:-}
-			}
-			pk, perr := verify.ParseRSAPublicKey(data)
-			if perr != nil {
-				return nil, &keyError{"public_keys", fmt.Sprintf("public_keys[%d]: %v", j, perr)}
-			}
-			keys = append(keys, pk)
-		}
-		if len(keys) == 0 {
-			return nil, &keyError{"public_keys", "a salesiq source needs at least one public key"}
-		}
-		v, err = verify.NewSalesIQ(keys)
-	case "hmac-sha256":
-		ss, kerr := secrets()
-		if kerr != nil {
-			return nil, kerr
-		}
-		enc := sc.Encoding
-		if enc == "" {
-			enc = "hex"
-		}
-		v, err = verify.NewHMAC(verify.HMACConfig{Header: sc.Header, Encoding: enc, Prefix: sc.Prefix, Secrets: ss})
-	case "github":
-		ss, kerr := secrets()
-		if kerr != nil {
-			return nil, kerr
-		}
-		v, err = verify.NewGitHub(ss)
-	case "standard-webhooks":
-		ss, kerr := secrets()
-		if kerr != nil {
-			return nil, kerr
-		}
-		strs := make([]string, len(ss))
-		for i, s := range ss {
-			strs[i] = string(s)
-		}
-		v, err = verify.NewStandardWebhooks(strs, time.Duration(sc.Tolerance))
-	}
-	if err != nil {
-		return nil, &keyError{"type", err.Error()}
-	}
-	return v, nil
 }
 
 func (c *compiler) sink(i int, node *yaml.Node) {
@@ -678,13 +585,22 @@ func (c *compiler) route(rulePath string, j int, node *yaml.Node, sources []*Sou
 	return rt
 }
 
+// allTyped reports whether the sources share one typed view, which a
+// rule over all of them can then check its templates against.
 func allTyped(sources []*Source) bool {
-	for _, s := range sources {
-		if s.Type != "salesiq" {
+	if len(sources) == 0 {
+		return false
+	}
+	t := reflect.TypeOf(sources[0].adapter.env())
+	if t.Kind() != reflect.Struct {
+		return false
+	}
+	for _, s := range sources[1:] {
+		if reflect.TypeOf(s.adapter.env()) != t {
 			return false
 		}
 	}
-	return len(sources) > 0
+	return true
 }
 
 func findSpec(specs []FieldSpec, name string) (FieldSpec, bool) {

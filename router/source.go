@@ -1,0 +1,101 @@
+package router
+
+import (
+	"strings"
+
+	"github.com/hookroute/hookroute/router/verify"
+)
+
+// SourceKind is one source type: everything its type: value decides. Each
+// kind is one file, source_NAME.go, whose init registers it; the rest of
+// the router asks a source's kind and never names one, so adding a kind
+// edits nothing else.
+//
+// A kind reaches the rest of the router only through SourceConfig,
+// keyError, the helpers in this file and, for a typed view, the adapter
+// interface: little enough for the kinds to move to a package of their
+// own.
+type SourceKind struct {
+	// Name is the kind's value of type: in the config.
+	Name string
+	// Keys are the config keys a source of the kind may set besides name,
+	// type and path; any other is an error rather than silently ignored.
+	Keys []string
+	// Verifier builds a source's verifier from its config; key files are
+	// read relative to dir, the config file's directory, so a config works
+	// from any working directory. A *keyError is reported at its key, any
+	// other error at type:. A kind that verifies refuses a missing key or
+	// an empty secret: an unverified endpoint must be asked for by writing
+	// type: none.
+	Verifier func(sc *SourceConfig, dir string) (verify.Verifier, error)
+	// DefaultEvent is the event: expression of a generic source whose
+	// config gives none, for senders that name their events in a known
+	// place.
+	DefaultEvent string
+
+	// typed builds the kind's typed event view; nil gives the generic view
+	// (the JSON payload, with event: and id: expressions). Unexported
+	// because the typed views are the router's own types.
+	typed func(sc *SourceConfig) adapter
+}
+
+// sourceKinds are the registered kinds by name.
+var sourceKinds = map[string]*SourceKind{}
+
+// registerSource adds a kind; each kind's file calls it from init. Two
+// kinds of one name are a programming mistake that must not depend on
+// which init ran last, so it panics, as does a kind without a name.
+func registerSource(k *SourceKind) {
+	if k.Name == "" {
+		panic("router: registerSource: a source kind needs a name")
+	}
+	if _, dup := sourceKinds[k.Name]; dup {
+		panic("router: registerSource: source kind " + k.Name + " is registered twice")
+	}
+	sourceKinds[k.Name] = k
+}
+
+// SourceKinds lists the names of the registered source kinds, sorted.
+func SourceKinds() []string { return sortedKeys(sourceKinds) }
+
+// keyError is a problem with one key of a source's config, reported at
+// that key's value.
+type keyError struct{ key, msg string }
+
+func (e *keyError) Error() string { return e.key + ": " + e.msg }
+
+// sourceSecrets are the non-empty secrets of a source: secret: and, during
+// a rotation, secrets:. None is an error, not an empty key: a MAC with an
+// empty key is one anyone can compute.
+func sourceSecrets(sc *SourceConfig) ([][]byte, error) {
+	var out [][]byte
+	for _, s := range append([]Secret{sc.Secret}, sc.Secrets...) {
+		if s != "" {
+			out = append(out, []byte(s.Reveal()))
+		}
+	}
+	if len(out) == 0 {
+		return nil, &keyError{"secret", "a " + sc.Type + " source needs a secret (${NAME}); it is missing or empty"}
+	}
+	return out, nil
+}
+
+// orList writes names as "a, b or c".
+func orList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+// The none kind accepts every request unverified, for senders that cannot
+// sign; a config must name it, so a forgotten secret never turns into it.
+func init() {
+	registerSource(&SourceKind{
+		Name: "none",
+		Keys: []string{"event", "id"},
+		Verifier: func(*SourceConfig, string) (verify.Verifier, error) {
+			return verify.None(), nil
+		},
+	})
+}

@@ -1,0 +1,27 @@
+package router
+
+import (
+	"time"
+
+	"github.com/hookroute/hookroute/router/verify"
+)
+
+// Standard Webhooks signs the message id and timestamp with the body, so a
+// replay under a new id or out of tolerance is refused.
+func init() {
+	registerSource(&SourceKind{
+		Name: "standard-webhooks",
+		Keys: []string{"secret", "secrets", "tolerance", "event", "id"},
+		Verifier: func(sc *SourceConfig, _ string) (verify.Verifier, error) {
+			ss, err := sourceSecrets(sc)
+			if err != nil {
+				return nil, err
+			}
+			strs := make([]string, len(ss))
+			for i, s := range ss {
+				strs[i] = string(s)
+			}
+			return verify.NewStandardWebhooks(strs, time.Duration(sc.Tolerance))
+		},
+	})
+}
