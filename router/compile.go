@@ -243,19 +243,20 @@ func (c *compiler) source(i int, sc *SourceConfig) {
 	c.rt.byPath[s.Path] = s
 }
 
-// viewHeaders are the headers a source type's event view takes its id or
-// event name from.
+// viewHeaders are the headers a source's event view takes its id or event
+// name from by its kind's say: its IDHeader, and those its kind's default
+// event expression reads when the config gives none. What the config's
+// own expressions read is its author's choice, warned about instead (see
+// warnDroppedReads).
 func viewHeaders(s *Source) []string {
-	switch s.Type {
-	case "github":
-		if s.eventDefault {
-			return []string{"x-github-delivery", "x-github-event"}
-		}
-		return []string{"x-github-delivery"}
-	case "standard-webhooks":
-		return []string{"webhook-id"}
+	var hs []string
+	if s.Kind.IDHeader != "" {
+		hs = append(hs, s.Kind.IDHeader)
 	}
-	return nil
+	if s.eventDefault && s.eventProg != nil {
+		hs = append(hs, headersRead(s.eventProg)...)
+	}
+	return hs
 }
 
 // dropHeaders compiles server.drop_headers. A header a source's scheme

@@ -32,6 +32,17 @@ type SourceKind struct {
 	// config gives none, for senders that name their events in a known
 	// place.
 	DefaultEvent string
+	// IDHeader is the header that carries the sender's own id of the
+	// event, if the scheme has one; it is the event's id, ahead of the id:
+	// expression, and server.drop_headers may not drop it.
+	IDHeader string
+	// SignsBodyOnly is set when the signature covers the body and nothing
+	// else (no id, no time) while the event's id may come from what it
+	// does not cover (IDHeader, an id: expression over the headers): a
+	// captured request posted again under a new id would verify as a new
+	// event, so the body's hash is a dedup key of its own. A kind whose ids
+	// are made of the body, or that signs its id, leaves it unset.
+	SignsBodyOnly bool
 
 	// typed builds the kind's typed event view; nil gives the generic view
 	// (the JSON payload, with event: and id: expressions). Unexported

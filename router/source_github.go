@@ -2,13 +2,15 @@ package router
 
 import "github.com/hookroute/hookroute/router/verify"
 
-// GitHub signs the raw body (X-Hub-Signature-256) and names its events in
-// X-GitHub-Event.
+// GitHub signs the raw body (X-Hub-Signature-256) and nothing else; it
+// names its events in X-GitHub-Event and ids them in X-GitHub-Delivery.
 func init() {
 	registerSource(&SourceKind{
-		Name:         "github",
-		Keys:         []string{"secret", "secrets", "event", "id"},
-		DefaultEvent: `headers["x-github-event"]`,
+		Name:          "github",
+		Keys:          []string{"secret", "secrets", "event", "id"},
+		DefaultEvent:  `headers["x-github-event"]`,
+		IDHeader:      "x-github-delivery",
+		SignsBodyOnly: true,
 		Verifier: func(sc *SourceConfig, _ string) (verify.Verifier, error) {
 			ss, err := sourceSecrets(sc)
 			if err != nil {

@@ -6,8 +6,9 @@ import "github.com/hookroute/hookroute/router/verify"
 // MAC of the raw body in one header, hex or base64, maybe after a prefix.
 func init() {
 	registerSource(&SourceKind{
-		Name: "hmac-sha256",
-		Keys: []string{"secret", "secrets", "header", "encoding", "prefix", "event", "id"},
+		Name:          "hmac-sha256",
+		Keys:          []string{"secret", "secrets", "header", "encoding", "prefix", "event", "id"},
+		SignsBodyOnly: true,
 		Verifier: func(sc *SourceConfig, _ string) (verify.Verifier, error) {
 			ss, err := sourceSecrets(sc)
 			if err != nil {

@@ -12,6 +12,8 @@ import (
 
 // Zoho SalesIQ signs the raw body with RSA-SHA256 and has a typed view
 // (SalesIQEvent); event: names the event of bare-entity (workflow) bodies.
+// Its ids are made of the body (see salesiqAdapter), so the body's hash
+// would add no dedup key.
 func init() {
 	registerSource(&SourceKind{
 		Name:     "salesiq",

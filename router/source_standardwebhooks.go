@@ -10,8 +10,9 @@ import (
 // replay under a new id or out of tolerance is refused.
 func init() {
 	registerSource(&SourceKind{
-		Name: "standard-webhooks",
-		Keys: []string{"secret", "secrets", "tolerance", "event", "id"},
+		Name:     "standard-webhooks",
+		Keys:     []string{"secret", "secrets", "tolerance", "event", "id"},
+		IDHeader: "webhook-id",
 		Verifier: func(sc *SourceConfig, _ string) (verify.Verifier, error) {
 			ss, err := sourceSecrets(sc)
 			if err != nil {
