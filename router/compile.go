@@ -42,6 +42,9 @@ type Source struct {
 	Path     string
 	Verifier verify.Verifier
 	adapter  adapter
+	// config is what the source was compiled from, for what its kind
+	// decides after compiling: its trial samples.
+	config *SourceConfig
 	// eventProg and idProg are the event: and id: expressions of generic
 	// sources.
 	eventProg, idProg *vm.Program
@@ -209,7 +212,7 @@ func (c *compiler) source(i int, sc *SourceConfig) {
 			c.add(NodeError(node.Content[j], path+"."+k, "not a key of a %s source", sc.Type))
 		}
 	}
-	s := &Source{Name: sc.Name, Type: sc.Type, Kind: kind, Path: sc.Path}
+	s := &Source{Name: sc.Name, Type: sc.Type, Kind: kind, Path: sc.Path, config: sc}
 	if s.Path == "" {
 		s.Path = "/hooks/" + sc.Name
 	}

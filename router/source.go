@@ -45,9 +45,12 @@ type SourceKind struct {
 	SignsBodyOnly bool
 
 	// typed builds the kind's typed event view; nil gives the generic view
-	// (the JSON payload, with event: and id: expressions). Unexported
-	// because the typed views are the router's own types.
+	// (the JSON payload, with event: and id: expressions). Unexported, as
+	// is samples, because what they return is the router's own.
 	typed func(sc *SourceConfig) adapter
+	// samples are the embedded events a trial offers for a source of the
+	// kind; nil offers the generic one.
+	samples func(sc *SourceConfig) []embeddedSample
 }
 
 // sourceKinds are the registered kinds by name.

@@ -20,7 +20,31 @@ func init() {
 		Keys:     []string{"public_keys", "event"},
 		Verifier: salesiqVerifier,
 		typed:    func(sc *SourceConfig) adapter { return salesiqAdapter{bareEvent: sc.Event} },
+		samples:  salesiqTrialSamples,
 	})
+}
+
+// salesiqSamples are in the order a conversation lives them. Entities
+// follow the documented envelope and entity fields (see router/samples);
+// ratings use the numeric wire form 1/2/3.
+var salesiqSamples = []embeddedSample{
+	{"conversation.created", "conversation created: a visitor starts a chat", "salesiq-conversation-created.json"},
+	{"conversation.attender.updated", "conversation attender updated: an operator picks it up", "salesiq-conversation-attender-updated.json"},
+	{"conversation.missed", "conversation missed", "salesiq-conversation-missed.json"},
+	{"conversation.completed", "conversation completed", "salesiq-conversation-completed.json"},
+	{"conversation.rated", "conversation rated sad", "salesiq-conversation-rated-sad.json"},
+	{"conversation.rated", "conversation rated neutral", "salesiq-conversation-rated-neutral.json"},
+	{"conversation.rated", "conversation rated happy", "salesiq-conversation-rated-happy.json"},
+}
+
+// salesiqTrialSamples adds, for a source that takes workflow webhooks, a
+// bare entity named by its event:.
+func salesiqTrialSamples(sc *SourceConfig) []embeddedSample {
+	if sc.Event == "" {
+		return salesiqSamples
+	}
+	return append(salesiqSamples[:len(salesiqSamples):len(salesiqSamples)],
+		embeddedSample{sc.Event, "workflow webhook: bare entity (" + sc.Event + ")", "salesiq-workflow-bare-rated.json"})
 }
 
 // salesiqVerifier accepts a signature by any of the public keys, so a
