@@ -43,7 +43,7 @@ type Source struct {
 	Verifier verify.Verifier
 	adapter  adapter
 	// config is what the source was compiled from, for what its kind
-	// decides after compiling: its trial samples.
+	// decides after compiling: its trial samples, how send signs.
 	config *SourceConfig
 	// eventProg and idProg are the event: and id: expressions of generic
 	// sources.

@@ -1,6 +1,8 @@
 package router
 
 import (
+	"errors"
+	"net/http"
 	"strings"
 
 	"github.com/hookroute/hookroute/router/verify"
@@ -43,6 +45,13 @@ type SourceKind struct {
 	// event, so the body's hash is a dedup key of its own. A kind whose ids
 	// are made of the body, or that signs its id, leaves it unset.
 	SignsBodyOnly bool
+	// Sign signs body as the kind's sender would, for hookroute send;
+	// keyFile is send's --key, for a kind that signs with a private key
+	// the config does not hold. Nil when send cannot sign for the kind.
+	Sign func(sc *SourceConfig, keyFile string, body []byte) (http.Header, error)
+	// CannotSign is send's answer for a kind without Sign: why, and what
+	// to use instead.
+	CannotSign string
 
 	// typed builds the kind's typed event view; nil gives the generic view
 	// (the JSON payload, with event: and id: expressions). Unexported, as
@@ -72,6 +81,15 @@ func registerSource(k *SourceKind) {
 // SourceKinds lists the names of the registered source kinds, sorted.
 func SourceKinds() []string { return sortedKeys(sourceKinds) }
 
+// SendHeaders signs body as the source's sender would, for hookroute
+// send; keyFile is send's --key.
+func (s *Source) SendHeaders(keyFile string, body []byte) (http.Header, error) {
+	if s.Kind.Sign == nil {
+		return nil, errors.New(s.Kind.CannotSign)
+	}
+	return s.Kind.Sign(s.config, keyFile, body)
+}
+
 // keyError is a problem with one key of a source's config, reported at
 // that key's value.
 type keyError struct{ key, msg string }
@@ -94,6 +112,15 @@ func sourceSecrets(sc *SourceConfig) ([][]byte, error) {
 	return out, nil
 }
 
+// signingSecret is the secret send signs with: secret:, or during a
+// rotation that left it empty, the first of secrets:.
+func signingSecret(sc *SourceConfig) string {
+	if s := sc.Secret.Reveal(); s != "" || len(sc.Secrets) == 0 {
+		return s
+	}
+	return sc.Secrets[0].Reveal()
+}
+
 // orList writes names as "a, b or c".
 func orList(names []string) string {
 	if len(names) < 2 {
@@ -110,6 +137,9 @@ func init() {
 		Keys: []string{"event", "id"},
 		Verifier: func(*SourceConfig, string) (verify.Verifier, error) {
 			return verify.None(), nil
+		},
+		Sign: func(*SourceConfig, string, []byte) (http.Header, error) {
+			return http.Header{}, nil
 		},
 	})
 }

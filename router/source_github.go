@@ -1,6 +1,12 @@
 package router
 
-import "github.com/hookroute/hookroute/router/verify"
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hookroute/hookroute/router/verify"
+)
 
 // GitHub signs the raw body (X-Hub-Signature-256) and nothing else; it
 // names its events in X-GitHub-Event and ids them in X-GitHub-Delivery.
@@ -17,6 +23,12 @@ func init() {
 				return nil, err
 			}
 			return verify.NewGitHub(ss)
+		},
+		Sign: func(sc *SourceConfig, _ string, body []byte) (http.Header, error) {
+			h := http.Header{}
+			h.Set("X-Hub-Signature-256", verify.SignGitHub([]byte(signingSecret(sc)), body))
+			h.Set("X-GitHub-Delivery", fmt.Sprintf("send-%d", time.Now().UnixNano()))
+			return h, nil
 		},
 	})
 }

@@ -9,6 +9,7 @@ func init() {
 		Name:          "hmac-sha256",
 		Keys:          []string{"secret", "secrets", "header", "encoding", "prefix", "event", "id"},
 		SignsBodyOnly: true,
+		CannotSign:    "send does not sign hmac-sha256 sources yet; use curl with your sender's header",
 		Verifier: func(sc *SourceConfig, _ string) (verify.Verifier, error) {
 			ss, err := sourceSecrets(sc)
 			if err != nil {

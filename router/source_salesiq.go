@@ -2,7 +2,9 @@ package router
 
 import (
 	"crypto/rsa"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +23,7 @@ func init() {
 		Verifier: salesiqVerifier,
 		typed:    func(sc *SourceConfig) adapter { return salesiqAdapter{bareEvent: sc.Event} },
 		samples:  salesiqTrialSamples,
+		Sign:     salesiqSign,
 	})
 }
 
@@ -35,6 +38,29 @@ var salesiqSamples = []embeddedSample{
 	{"conversation.rated", "conversation rated sad", "salesiq-conversation-rated-sad.json"},
 	{"conversation.rated", "conversation rated neutral", "salesiq-conversation-rated-neutral.json"},
 	{"conversation.rated", "conversation rated happy", "salesiq-conversation-rated-happy.json"},
+}
+
+// salesiqSign signs with the private key in keyFile: a config holds only
+// public keys.
+func salesiqSign(_ *SourceConfig, keyFile string, body []byte) (http.Header, error) {
+	if keyFile == "" {
+		return nil, errors.New("a salesiq source needs --key PRIVATE.pem")
+	}
+	pem, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	key, err := verify.ParseRSAPrivateKey(pem)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := verify.SignSalesIQ(key, body)
+	if err != nil {
+		return nil, err
+	}
+	h := http.Header{}
+	h.Set("x-siqsignature", sig)
+	return h, nil
 }
 
 // salesiqTrialSamples adds, for a source that takes workflow webhooks, a

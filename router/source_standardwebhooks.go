@@ -1,6 +1,8 @@
 package router
 
 import (
+	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/hookroute/hookroute/router/verify"
@@ -23,6 +25,18 @@ func init() {
 				strs[i] = string(s)
 			}
 			return verify.NewStandardWebhooks(strs, time.Duration(sc.Tolerance))
+		},
+		Sign: func(sc *SourceConfig, _ string, body []byte) (http.Header, error) {
+			id, now := fmt.Sprintf("msg_send%d", time.Now().UnixNano()), time.Now()
+			sig, err := verify.SignStandardWebhooks(signingSecret(sc), id, now, body)
+			if err != nil {
+				return nil, err
+			}
+			h := http.Header{}
+			h.Set("webhook-id", id)
+			h.Set("webhook-timestamp", fmt.Sprint(now.Unix()))
+			h.Set("webhook-signature", sig)
+			return h, nil
 		},
 	})
 }
