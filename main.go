@@ -32,7 +32,6 @@ import (
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/postgres"
 	"github.com/hookroute/hookroute/router/sqlite"
-	"github.com/hookroute/hookroute/router/verify"
 	"github.com/hookroute/hookroute/sinks"
 )
 
@@ -368,7 +367,7 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		target = "http://" + net.JoinHostPort(host, port) + src.Path
 	}
-	h, err := signHeaders(rt, src, *keyFile, body)
+	h, err := src.SendHeaders(*keyFile, body)
 	if err != nil {
 		fmt.Fprintln(stderr, "hookroute send:", err)
 		return 1
@@ -392,57 +391,4 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// signHeaders signs body as src's sender would.
-func signHeaders(rt *router.Runtime, src *router.Source, keyFile string, body []byte) (http.Header, error) {
-	h := http.Header{}
-	sc := sourceConfig(rt, src.Name)
-	secret := sc.Secret.Reveal()
-	if secret == "" && len(sc.Secrets) > 0 {
-		secret = sc.Secrets[0].Reveal()
-	}
-	switch src.Type {
-	case "salesiq":
-		if keyFile == "" {
-			return nil, errors.New("a salesiq source needs --key PRIVATE.pem")
-		}
-		pem, err := os.ReadFile(keyFile)
-		if err != nil {
-			return nil, err
-		}
-		key, err := verify.ParseRSAPrivateKey(pem)
-		if err != nil {
-			return nil, err
-		}
-		sig, err := verify.SignSalesIQ(key, body)
-		if err != nil {
-			return nil, err
-		}
-		h.Set("x-siqsignature", sig)
-	case "github":
-		h.Set("X-Hub-Signature-256", verify.SignGitHub([]byte(secret), body))
-		h.Set("X-GitHub-Delivery", fmt.Sprintf("send-%d", time.Now().UnixNano()))
-	case "standard-webhooks":
-		id, now := fmt.Sprintf("msg_send%d", time.Now().UnixNano()), time.Now()
-		sig, err := verify.SignStandardWebhooks(secret, id, now, body)
-		if err != nil {
-			return nil, err
-		}
-		h.Set("webhook-id", id)
-		h.Set("webhook-timestamp", fmt.Sprint(now.Unix()))
-		h.Set("webhook-signature", sig)
-	case "hmac-sha256":
-		return nil, errors.New("send does not sign hmac-sha256 sources yet; use curl with your sender's header")
-	}
-	return h, nil
-}
-
-func sourceConfig(rt *router.Runtime, name string) *router.SourceConfig {
-	for i := range rt.Config.Sources {
-		if rt.Config.Sources[i].Name == name {
-			return &rt.Config.Sources[i]
-		}
-	}
-	return &router.SourceConfig{}
 }

@@ -1,13 +1,8 @@
 package router
 
 import (
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -40,11 +35,16 @@ type Runtime struct {
 
 // Source is a compiled webhook source.
 type Source struct {
-	Name     string
-	Type     string
+	Name string
+	Type string
+	// Kind is what Type names: the source's scheme and view.
+	Kind     *SourceKind
 	Path     string
 	Verifier verify.Verifier
 	adapter  adapter
+	// config is what the source was compiled from, for what its kind
+	// decides after compiling: its trial samples, how send signs.
+	config *SourceConfig
 	// eventProg and idProg are the event: and id: expressions of generic
 	// sources.
 	eventProg, idProg *vm.Program
@@ -189,16 +189,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	return ks
 }
 
-// sourceKeys lists, per type, the keys a source may set besides name,
-// type and path; anything else is an error rather than silently ignored.
-var sourceKeys = map[string][]string{
-	"salesiq":           {"public_keys", "event"},
-	"hmac-sha256":       {"secret", "secrets", "header", "encoding", "prefix", "event", "id"},
-	"github":            {"secret", "secrets", "event", "id"},
-	"standard-webhooks": {"secret", "secrets", "tolerance", "event", "id"},
-	"none":              {"event", "id"},
-}
-
 func (c *compiler) source(i int, sc *SourceConfig) {
 	path := fmt.Sprintf("sources[%d]", i)
 	node := lookupNode(c.doc, "sources", fmt.Sprint(i))
@@ -211,18 +201,18 @@ func (c *compiler) source(i int, sc *SourceConfig) {
 		errAt("name", "duplicate source name %q", sc.Name)
 		return
 	}
-	allowed, ok := sourceKeys[sc.Type]
+	kind, ok := sourceKinds[sc.Type]
 	if !ok {
-		errAt("type", "unknown source type %q (want salesiq, hmac-sha256, github, standard-webhooks or none)", sc.Type)
+		errAt("type", "unknown source type %q (want %s)", sc.Type, orList(SourceKinds()))
 		return
 	}
 	for j := 0; j+1 < len(node.Content); j += 2 {
 		k := node.Content[j].Value
-		if k != "name" && k != "type" && k != "path" && !contains(allowed, k) {
+		if k != "name" && k != "type" && k != "path" && !contains(kind.Keys, k) {
 			c.add(NodeError(node.Content[j], path+"."+k, "not a key of a %s source", sc.Type))
 		}
 	}
-	s := &Source{Name: sc.Name, Type: sc.Type, Path: sc.Path}
+	s := &Source{Name: sc.Name, Type: sc.Type, Kind: kind, Path: sc.Path, config: sc}
 	if s.Path == "" {
 		s.Path = "/hooks/" + sc.Name
 	}
@@ -231,21 +221,27 @@ func (c *compiler) source(i int, sc *SourceConfig) {
 	} else if _, dup := c.rt.byPath[s.Path]; dup {
 		errAt("path", "path %s is used by another source", s.Path)
 	}
-	v, demo, err := buildVerifier(sc, filepath.Dir(c.file))
-	if err != nil {
-		errAt(err.key, "%s", err.msg)
+	v, err := kind.Verifier(sc, filepath.Dir(c.file))
+	var ke *keyError
+	switch {
+	case errors.As(err, &ke):
+		errAt(ke.key, "%s", ke.msg)
+	case err != nil:
+		errAt("type", "%s", err)
 	}
-	if demo {
-		c.rt.Warnings = append(c.rt.Warnings, fmt.Sprintf("source %q trusts the demo SalesIQ key of examples/keys, whose private half is public: anyone can sign events it accepts; give it the key SalesIQ gives you", sc.Name))
+	if err == nil && kind.Warn != nil {
+		for _, w := range kind.Warn(sc, filepath.Dir(c.file)) {
+			c.rt.Warnings = append(c.rt.Warnings, fmt.Sprintf("source %q %s", sc.Name, w))
+		}
 	}
 	s.Verifier = v
-	if sc.Type == "salesiq" {
-		s.adapter = salesiqAdapter{bareEvent: sc.Event}
+	if kind.typed != nil {
+		s.adapter = kind.typed(sc)
 	} else {
 		s.adapter = genericAdapter{src: s}
 		eventSrc := sc.Event
-		if eventSrc == "" && sc.Type == "github" {
-			eventSrc = `headers["x-github-event"]`
+		if eventSrc == "" && kind.DefaultEvent != "" {
+			eventSrc = kind.DefaultEvent
 			s.eventDefault = true
 		}
 		s.eventProg = c.stringExpr(eventSrc, node, path, "event")
@@ -255,19 +251,20 @@ func (c *compiler) source(i int, sc *SourceConfig) {
 	c.rt.byPath[s.Path] = s
 }
 
-// viewHeaders are the headers a source type's event view takes its id or
-// event name from.
+// viewHeaders are the headers a source's event view takes its id or event
+// name from by its kind's say: its IDHeader, and those its kind's default
+// event expression reads when the config gives none. What the config's
+// own expressions read is its author's choice, warned about instead (see
+// warnDroppedReads).
 func viewHeaders(s *Source) []string {
-	switch s.Type {
-	case "github":
-		if s.eventDefault {
-			return []string{"x-github-delivery", "x-github-event"}
-		}
-		return []string{"x-github-delivery"}
-	case "standard-webhooks":
-		return []string{"webhook-id"}
+	var hs []string
+	if s.Kind.IDHeader != "" {
+		hs = append(hs, s.Kind.IDHeader)
 	}
-	return nil
+	if s.eventDefault && s.eventProg != nil {
+		hs = append(hs, headersRead(s.eventProg)...)
+	}
+	return hs
 }
 
 // dropHeaders compiles server.drop_headers. A header a source's scheme
@@ -368,106 +365,6 @@ func (c *compiler) stringExpr(src string, node *yaml.Node, path, key string) *vm
 		return nil
 	}
 	return p
-}
-
-type keyError struct{ key, msg string }
-
-// demoKeySHA256 is the SHA-256 of the PKIX DER form of the demo SalesIQ
-// public key in examples/keys: its private half is in the repository too.
-const demoKeySHA256 = "5f4d3e2936b8a1b5ee33eaa58c2cf1caad8a140470986fa08eed056686f5437c"
-
-func isDemoKey(pk *rsa.PublicKey) bool {
-	der, err := x509.MarshalPKIXPublicKey(pk)
-	sum := sha256.Sum256(der)
-	return err == nil && hex.EncodeToString(sum[:]) == demoKeySHA256
-}
-
-// buildVerifier builds the source's verifier; key files are read
-// relative to baseDir. demo reports that a salesiq source trusts the demo
-// key (a warning: the example config runs with it). A source that would
-// verify with a missing key or an empty secret refuses to load: an
-// unverified endpoint must be asked for by writing type: none.
-func buildVerifier(sc *SourceConfig, baseDir string) (verify.Verifier, bool, *keyError) {
-	secrets := func() ([][]byte, *keyError) {
-		var out [][]byte
-		for _, s := range append([]Secret{sc.Secret}, sc.Secrets...) {
-			if s != "" {
-				out = append(out, []byte(s.Reveal()))
-			}
-		}
-		if len(out) == 0 {
-			return nil, &keyError{"secret", "a " + sc.Type + " source needs a secret (${NAME}); it is missing or empty"}
-		}
-		return out, nil
-	}
-	var v verify.Verifier
-	var demo bool
-	var err error
-	switch sc.Type {
-	case "none":
-		return verify.None(), false, nil
-	case "salesiq":
-		var keys []*rsa.PublicKey
-		for j, k := range sc.PublicKeys {
-			data := []byte(k.PEM.Reveal())
-			if k.File != "" {
-				// Relative paths are relative to the config file, so a
-				// config works from any working directory.
-				f := k.File
-				if !filepath.IsAbs(f) {
-					f = filepath.Join(baseDir, f)
-				}
-				b, rerr := os.ReadFile(f)
-				if rerr != nil {
-					return nil, false, &keyError{"public_keys", fmt.Sprintf("public_keys[%d]: %v", j, rerr)}
-				}
-				data = b
-			}
-			if len(strings.TrimSpace(string(data))) == 0 {
-				continue // an optional rotation slot left empty: ${KEY_2:-}
-			}
-			pk, perr := verify.ParseRSAPublicKey(data)
-			if perr != nil {
-				return nil, false, &keyError{"public_keys", fmt.Sprintf("public_keys[%d]: %v", j, perr)}
-			}
-			keys = append(keys, pk)
-			demo = demo || isDemoKey(pk)
-		}
-		if len(keys) == 0 {
-			return nil, false, &keyError{"public_keys", "a salesiq source needs at least one public key"}
-		}
-		v, err = verify.NewSalesIQ(keys)
-	case "hmac-sha256":
-		ss, kerr := secrets()
-		if kerr != nil {
-			return nil, false, kerr
-		}
-		enc := sc.Encoding
-		if enc == "" {
-			enc = "hex"
-		}
-		v, err = verify.NewHMAC(verify.HMACConfig{Header: sc.Header, Encoding: enc, Prefix: sc.Prefix, Secrets: ss})
-	case "github":
-		ss, kerr := secrets()
-		if kerr != nil {
-			return nil, false, kerr
-		}
-		v, err = verify.NewGitHub(ss)
-	case "standard-webhooks":
-		ss, kerr := secrets()
-		if kerr != nil {
-			return nil, false, kerr
-		}
-		strs := make([]string, len(ss))
-		for i, s := range ss {
-			strs[i] = string(s)
-		}
-		v, err = verify.NewStandardWebhooks(strs, time.Duration(sc.Tolerance))
-	}
-	if err != nil {
-		return nil, false, &keyError{"type", err.Error()}
-	}
-	return v, demo, nil
 }
 
 func (c *compiler) sink(i int, node *yaml.Node) {
@@ -694,13 +591,22 @@ func (c *compiler) route(rulePath string, j int, node *yaml.Node, sources []*Sou
 	return rt
 }
 
+// allTyped reports whether the sources share one typed view, which a
+// rule over all of them can then check its templates against.
 func allTyped(sources []*Source) bool {
-	for _, s := range sources {
-		if s.Type != "salesiq" {
+	if len(sources) == 0 {
+		return false
+	}
+	t := reflect.TypeOf(sources[0].adapter.env())
+	if t.Kind() != reflect.Struct {
+		return false
+	}
+	for _, s := range sources[1:] {
+		if reflect.TypeOf(s.adapter.env()) != t {
 			return false
 		}
 	}
-	return len(sources) > 0
+	return true
 }
 
 func findSpec(specs []FieldSpec, name string) (FieldSpec, bool) {

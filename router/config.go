@@ -80,7 +80,7 @@ type EgressConfig struct {
 // SourceConfig is one webhook source.
 type SourceConfig struct {
 	Name string `yaml:"name"`
-	// Type is salesiq, hmac-sha256, github, standard-webhooks or none.
+	// Type names the source's kind, one of SourceKinds.
 	Type string `yaml:"type"`
 	// Path is the ingest path; default /hooks/{name}.
 	Path string `yaml:"path"`

@@ -68,8 +68,9 @@ func (f *fakeFactory) RouteFields(kind string) ([]FieldSpec, bool) {
 	}, true
 }
 
-// testPublicPEM is a public key as a config would give it.
-var testPublicPEM = func() string {
+// testKey signs test events; testPublicPEM is its public half as a
+// config would give it.
+var testKey, testPublicPEM = func() (*rsa.PrivateKey, string) {
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		panic(err)
@@ -78,7 +79,7 @@ var testPublicPEM = func() string {
 	if err != nil {
 		panic(err)
 	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	return k, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 }()
 
 func typeOf(v any) reflect.Type { return reflect.TypeOf(v) }

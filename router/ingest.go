@@ -35,27 +35,13 @@ func (s *Source) evalString(p *vm.Program, env map[string]any) (string, error) {
 	return id, nil
 }
 
-// signsBodyOnly reports whether the source's signature covers the body
-// and nothing else: no id and no time. Its events' ids may come from what
-// the signature does not cover (GitHub's X-GitHub-Delivery, an id:
-// expression over the headers), so a captured request posted again with
-// a new id would verify as a new event; the body's hash is a dedup key
-// of its own for them. SalesIQ signs the body alone too, but its ids are
-// made of the body (see salesiqAdapter), and Standard Webhooks signs its
-// id and timestamp.
-func (s *Source) signsBodyOnly() bool {
-	return s.Type == "github" || s.Type == "hmac-sha256"
-}
-
-// headerID is the sender's own delivery id, where its scheme has one.
+// headerID is the sender's own delivery id, where its scheme has one. A
+// source rebuilt for an event whose source left the config has no kind.
 func (s *Source) headerID(h map[string]string) string {
-	switch s.Type {
-	case "github":
-		return h["x-github-delivery"]
-	case "standard-webhooks":
-		return h["webhook-id"]
+	if s.Kind == nil || s.Kind.IDHeader == "" {
+		return ""
 	}
-	return ""
+	return h[s.Kind.IDHeader]
 }
 
 // Decode builds the event view of a verified body.
@@ -206,7 +192,7 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 // a cache full of views nobody reads is garbage the collector must trace.
 func (r *Router) prepare(rt *Runtime, src *Source, in *Incoming) (*EventRecord, []NewDelivery, ingestReply, *View) {
 	rec := &EventRecord{Source: src.Name, ReceivedAt: in.ReceivedAt, Headers: in.Headers, Body: in.Body}
-	if src.signsBodyOnly() {
+	if src.Kind.SignsBodyOnly {
 		sum := sha256.Sum256(in.Body)
 		rec.BodyHash = sum[:]
 	}

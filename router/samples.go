@@ -33,22 +33,17 @@ type TrialSample struct {
 
 type embeddedSample struct{ event, label, file string }
 
-// salesiqSamples are in the order a conversation lives them. Entities
-// follow the documented envelope and entity fields (see router/samples);
-// ratings use the numeric wire form 1/2/3.
-var salesiqSamples = []embeddedSample{
-	{"conversation.created", "conversation created: a visitor starts a chat", "salesiq-conversation-created.json"},
-	{"conversation.attender.updated", "conversation attender updated: an operator picks it up", "salesiq-conversation-attender-updated.json"},
-	{"conversation.missed", "conversation missed", "salesiq-conversation-missed.json"},
-	{"conversation.completed", "conversation completed", "salesiq-conversation-completed.json"},
-	{"conversation.rated", "conversation rated sad", "salesiq-conversation-rated-sad.json"},
-	{"conversation.rated", "conversation rated neutral", "salesiq-conversation-rated-neutral.json"},
-	{"conversation.rated", "conversation rated happy", "salesiq-conversation-rated-happy.json"},
-}
-
-// genericSample is offered for every other source type, whose events are
-// whatever its sender posts.
+// genericSample is offered for a source of a kind without samples of its
+// own, whose events are whatever its sender posts.
 var genericSample = embeddedSample{"", "generic JSON event", "generic-event.json"}
+
+// trialSamples are the embedded samples offered for a source of the kind.
+func (k *SourceKind) trialSamples(sc *SourceConfig) []embeddedSample {
+	if k.samples == nil {
+		return []embeddedSample{genericSample}
+	}
+	return k.samples(sc)
+}
 
 // maxRealNames bounds the real events offered per source; maxScan is how
 // many recent events are looked at to find them.
@@ -69,15 +64,7 @@ func (r *Router) TrialSamples(ctx context.Context) []TrialSample {
 	out := []TrialSample{}
 	for _, src := range rt.Sources {
 		real, order := r.realSamples(ctx, src)
-		var known []embeddedSample
-		if src.Type == "salesiq" {
-			known = salesiqSamples
-			if a, ok := src.adapter.(salesiqAdapter); ok && a.bareEvent != "" {
-				known = append(known[:len(known):len(known)], embeddedSample{a.bareEvent, "workflow webhook: bare entity (" + a.bareEvent + ")", "salesiq-workflow-bare-rated.json"})
-			}
-		} else {
-			known = []embeddedSample{genericSample}
-		}
+		known := src.Kind.trialSamples(src.config)
 		done := map[string]bool{}
 		for i, k := range known {
 			out = append(out, embedded(src, k))
