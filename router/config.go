@@ -403,3 +403,14 @@ func lookupNode(n *yaml.Node, path ...string) *yaml.Node {
 	}
 	return n
 }
+
+// SinkFactory builds sinks from their configuration. main passes the
+// sinks package's registry; tests may pass their own.
+type SinkFactory interface {
+	// Build decodes node (the sink's YAML mapping, with ${VAR} already
+	// expanded) strictly and returns the sink. Errors carry positions.
+	Build(kind, name string, node *yaml.Node) (Sink, error)
+	// RouteFields lists the message fields a route to a sink of this kind
+	// may set, and whether the kind exists at all.
+	RouteFields(kind string) (fields []FieldSpec, ok bool)
+}

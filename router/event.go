@@ -8,44 +8,8 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
-
-// Incoming is a verified request, before decoding.
-type Incoming struct {
-	Source     string
-	Headers    map[string]string // lower-cased names
-	Body       []byte
-	ReceivedAt time.Time
-}
-
-// View is an event as rules and templates see it (README: The event view).
-type View struct {
-	Name string // event name
-	ID   string // dedup id
-	// Env is the expr environment: a *SalesIQEvent for salesiq sources, the
-	// Data() map for generic ones.
-	Env any
-
-	data     map[string]any
-	build    func() map[string]any // makes data on first use, when set
-	dataOnce sync.Once
-}
-
-// Data is what templates see, and what the http sink sends by default.
-// A SalesIQ view builds it on first use: rules run on Env, and at ingest
-// the map (about a quarter of the decode's CPU and a third of its
-// allocations) is needed only if a delivery later finds the view cached.
-// Views are shared by deliveries, so this is safe for concurrent use.
-func (v *View) Data() map[string]any {
-	v.dataOnce.Do(func() {
-		if v.build != nil {
-			v.data, v.build = v.build(), nil
-		}
-	})
-	return v.data
-}
 
 // droppedHeaders are the request headers never stored, shown or put in an
 // event view, whatever the config: they carry the sender's credentials,

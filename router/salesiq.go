@@ -118,7 +118,7 @@ func (a salesiqAdapter) decode(in *Incoming) (*View, error) {
 	ev.Chat = salesiqChat(ev.Entity)
 	ev.Visitor = salesiqPerson(ev.Entity["visitor"])
 	ev.Operator = salesiqPerson(ev.Entity["owner"])
-	return &View{Name: ev.Event, ID: ev.ID, Env: ev, build: ev.data}, nil
+	return NewLazyView(ev.Event, ev.ID, ev, ev.data), nil
 }
 
 // idParts refuses a body whose id fields are objects or lists: the
@@ -242,5 +242,5 @@ func (a genericAdapter) decode(in *Incoming) (*View, error) {
 		id = bodyHash(in.Body)
 	}
 	data["event"], data["id"] = name, id
-	return &View{Name: name, ID: id, Env: data, data: data}, nil
+	return NewView(name, id, data, data), nil
 }

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
 
 // A Sink delivers routed events to one external system.
@@ -82,17 +80,6 @@ type Secured interface {
 type Result struct {
 	StatusCode int
 	RemoteID   string
-}
-
-// SinkFactory builds sinks from their configuration. main passes the
-// sinks package's registry; tests may pass their own.
-type SinkFactory interface {
-	// Build decodes node (the sink's YAML mapping, with ${VAR} already
-	// expanded) strictly and returns the sink. Errors carry positions.
-	Build(kind, name string, node *yaml.Node) (Sink, error)
-	// RouteFields lists the message fields a route to a sink of this kind
-	// may set, and whether the kind exists at all.
-	RouteFields(kind string) (fields []FieldSpec, ok bool)
 }
 
 // FieldSpec describes one message field of a route (text, subject, body…).
