@@ -30,6 +30,7 @@ import (
 	"github.com/hookroute/hookroute/internal/clikeys"
 	"github.com/hookroute/hookroute/internal/clitrial"
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/dispatch"
 	"github.com/hookroute/hookroute/router/postgres"
 	"github.com/hookroute/hookroute/router/sqlite"
 	"github.com/hookroute/hookroute/sinks"
@@ -120,8 +121,8 @@ func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
 	return fs, cfg
 }
 
-func loadConfig(path string, reg *sinks.Registry, stderr io.Writer) (*router.Runtime, bool) {
-	rt, err := router.LoadFile(path, reg)
+func loadConfig(path string, reg *sinks.Registry, stderr io.Writer) (*dispatch.Runtime, bool) {
+	rt, err := dispatch.LoadFile(path, reg)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return nil, false
@@ -168,8 +169,8 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) int {
 		log.Warn(w)
 	}
 	reg.SetEgressAllow(egressAllow(rt))
-	reload := func() (*router.Runtime, error) {
-		rt, err := router.LoadFile(*cfg, reg)
+	reload := func() (*dispatch.Runtime, error) {
+		rt, err := dispatch.LoadFile(*cfg, reg)
 		if err == nil {
 			reg.SetEgressAllow(egressAllow(rt))
 		}
@@ -183,7 +184,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) int {
 }
 
 // egressAllow reads the config's egress.allow (validated at load).
-func egressAllow(rt *router.Runtime) []netip.Prefix {
+func egressAllow(rt *dispatch.Runtime) []netip.Prefix {
 	var out []netip.Prefix
 	for _, a := range rt.Config.Egress.Allow {
 		if p, err := netip.ParsePrefix(a); err == nil {
@@ -249,7 +250,7 @@ func tuneGC() {
 	}
 }
 
-func serve(ctx context.Context, rt *router.Runtime, reload func() (*router.Runtime, error), log *slog.Logger) error {
+func serve(ctx context.Context, rt *dispatch.Runtime, reload func() (*dispatch.Runtime, error), log *slog.Logger) error {
 	tuneGC()
 	store, err := openStore(ctx, rt.Config.Store.URL, log)
 	if err != nil {
@@ -258,11 +259,11 @@ func serve(ctx context.Context, rt *router.Runtime, reload func() (*router.Runti
 	defer store.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	masterKey, err := router.ParseMasterKey(os.Getenv("HOOKROUTE_MASTER_KEY"))
+	masterKey, err := dispatch.ParseMasterKey(os.Getenv("HOOKROUTE_MASTER_KEY"))
 	if err != nil {
 		return err
 	}
-	r := router.New(rt, store, router.Options{Logger: log, Metrics: router.NewMetrics(reg), Reload: reload, MasterKey: masterKey})
+	r := dispatch.New(rt, store, dispatch.Options{Logger: log, Metrics: dispatch.NewMetrics(reg), Reload: reload, MasterKey: masterKey})
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -277,7 +278,7 @@ func serve(ctx context.Context, rt *router.Runtime, reload func() (*router.Runti
 		return err
 	}
 	readTimeout := time.Duration(rt.Config.Server.ReadTimeout)
-	ingest := router.NewHTTPServer(rt.Config.Server.Listen, r.IngestHandler(), readTimeout)
+	ingest := dispatch.NewHTTPServer(rt.Config.Server.Listen, r.IngestHandler(), readTimeout)
 	servers := []*http.Server{ingest}
 	lns := []net.Listener{ingestLn}
 	if a := rt.Config.Server.AdminListen; a != "" {
@@ -286,7 +287,7 @@ func serve(ctx context.Context, rt *router.Runtime, reload func() (*router.Runti
 			ingestLn.Close()
 			return err
 		}
-		servers = append(servers, router.NewHTTPServer(a, r.AdminHandler(reg), readTimeout))
+		servers = append(servers, dispatch.NewHTTPServer(a, r.AdminHandler(reg), readTimeout))
 		lns = append(lns, ln)
 	}
 	errc := make(chan error, len(servers))

@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/dispatch"
 )
 
 // The trial run shows the exact request a sink would make without making
@@ -23,7 +24,7 @@ import (
 func init() {
 	// The admin API's trial builds its capturing sinks through the router,
 	// which does not import this package; this is how it finds them.
-	router.SetTrialCapturer(func() router.Capturer { return captureRegistry() })
+	dispatch.SetTrialCapturer(func() dispatch.Capturer { return captureRegistry() })
 }
 
 // captureRegistry is shared by the admin API's trials: what sinks cache
@@ -45,7 +46,7 @@ type captureKey struct{}
 // captureSlot holds the first request made under one Capture context.
 type captureSlot struct {
 	mu  sync.Mutex
-	req *router.CapturedRequest
+	req *dispatch.CapturedRequest
 }
 
 func (s *captureSlot) record(req *http.Request) {
@@ -58,10 +59,10 @@ func (s *captureSlot) record(req *http.Request) {
 	if s.req != nil {
 		return // only the first: later ones follow from the canned error
 	}
-	s.req = &router.CapturedRequest{Method: req.Method, URL: req.URL.String(), Header: req.Header.Clone(), Body: body}
+	s.req = &dispatch.CapturedRequest{Method: req.Method, URL: req.URL.String(), Header: req.Header.Clone(), Body: body}
 }
 
-func (s *captureSlot) get() *router.CapturedRequest {
+func (s *captureSlot) get() *dispatch.CapturedRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.req
@@ -98,7 +99,7 @@ type CaptureRegistry struct {
 	*Registry
 }
 
-var _ router.Capturer = (*CaptureRegistry)(nil)
+var _ dispatch.Capturer = (*CaptureRegistry)(nil)
 
 // NewCaptureRegistry returns a CaptureRegistry.
 func NewCaptureRegistry() *CaptureRegistry {
@@ -152,7 +153,7 @@ const captureAccountsHost = "accounts.trial-capture.invalid"
 // Capture implements router.Capturer: it returns a context under which
 // the first request a sink of c makes is recorded, and a function that
 // returns it (nil if none was made).
-func (c *CaptureRegistry) Capture(ctx context.Context) (context.Context, func() *router.CapturedRequest) {
+func (c *CaptureRegistry) Capture(ctx context.Context) (context.Context, func() *dispatch.CapturedRequest) {
 	slot := &captureSlot{}
 	return context.WithValue(ctx, captureKey{}, slot), slot.get
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/dispatch"
 )
 
 // countingServer counts the requests that reach it: a capture must leave
@@ -29,7 +30,7 @@ func countingServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
 
 // captureOne builds a sink with a capture registry and runs one delivery
 // under a capture context.
-func captureOne(t *testing.T, kind, snippet string, env map[string]string, d *router.Delivery) (*router.CapturedRequest, error) {
+func captureOne(t *testing.T, kind, snippet string, env map[string]string, d *router.Delivery) (*dispatch.CapturedRequest, error) {
 	t.Helper()
 	reg := NewCaptureRegistry()
 	s, err := reg.Build(kind, "test-sink", node(t, snippet, env))

@@ -18,7 +18,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/dispatch"
 	"github.com/hookroute/hookroute/sinks"
 )
 
@@ -66,19 +66,19 @@ func Trial(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Without --send, the config's sinks are built by a capture registry
 	// alone: no sink of this process can reach the network.
 	capture := sinks.NewCaptureRegistry()
-	var reg router.SinkFactory = capture
+	var reg dispatch.SinkFactory = capture
 	live := sinks.NewRegistry()
 	if *send {
 		reg = live
 	}
-	rt, err := router.LoadFile(*cfg, reg)
+	rt, err := dispatch.LoadFile(*cfg, reg)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	// As serve does: the config's egress.allow opens private ranges.
 	live.SetEgressAllow(egressAllow(rt))
-	res, err := rt.Trial(ctx, router.TrialInput{Source: *source, Payload: payload, Headers: headers.m, Send: *send}, router.TrialOptions{Capture: capture})
+	res, err := rt.Trial(ctx, dispatch.TrialInput{Source: *source, Payload: payload, Headers: headers.m, Send: *send}, dispatch.TrialOptions{Capture: capture})
 	if err != nil {
 		fmt.Fprintln(stderr, "hookroute trial:", err)
 		return 1
@@ -97,7 +97,7 @@ func Trial(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // trialExit is 1 when a route would fail (a template that does not render,
 // a sink that refuses the fields) or a send failed; a sink switched off
 // for want of its variables is not a failure of the event.
-func trialExit(rt *router.Runtime, res *router.TrialResult) int {
+func trialExit(rt *dispatch.Runtime, res *dispatch.TrialResult) int {
 	for _, r := range res.Routes {
 		if r.Result != nil && r.Result.Error != "" {
 			return 1
@@ -109,7 +109,7 @@ func trialExit(rt *router.Runtime, res *router.TrialResult) int {
 	return 0
 }
 
-func printTrial(w io.Writer, res *router.TrialResult, verbose bool) {
+func printTrial(w io.Writer, res *dispatch.TrialResult, verbose bool) {
 	name := res.EventName
 	if name == "" {
 		name = "(unnamed)"
@@ -208,12 +208,12 @@ func Test(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	// The config's own tests run as it loads: a failing one is reported
 	// here as a config error, like check does.
-	rt, err := router.LoadFile(*cfg, sinks.NewCaptureRegistry())
+	rt, err := dispatch.LoadFile(*cfg, sinks.NewCaptureRegistry())
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	var tests []*router.RuleTest
+	var tests []*dispatch.RuleTest
 	if len(files) == 0 {
 		if tests, err = rt.ConfigTests(); err != nil {
 			fmt.Fprintln(stderr, err)
@@ -226,7 +226,7 @@ func Test(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	broken := false
 	for _, f := range files {
-		ts, err := router.LoadRuleTestFile(f)
+		ts, err := dispatch.LoadRuleTestFile(f)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			broken = true
@@ -341,7 +341,7 @@ func (h *headerFlags) Set(v string) error {
 }
 
 // egressAllow reads the config's egress.allow (validated at load).
-func egressAllow(rt *router.Runtime) []netip.Prefix {
+func egressAllow(rt *dispatch.Runtime) []netip.Prefix {
 	var out []netip.Prefix
 	for _, a := range rt.Config.Egress.Allow {
 		if p, err := netip.ParsePrefix(a); err == nil {

@@ -196,7 +196,7 @@ func (s *Store) syncMarker() {
 	// The writer connection rests at synchronous=FULL (relaxed batches
 	// restore it), so this autocommit syncs the WAL.
 	if _, err := s.w.ExecContext(context.Background(), `UPDATE sync_marker SET at = ? WHERE id = 1`, time.Now().UnixNano()); err != nil {
-		s.logs.Log(s.log, slog.LevelWarn, "sqlite-sync", "sqlite: syncing relaxed commits failed; retrying", "err", err)
+		s.logs.Log(s.log, time.Now(), slog.LevelWarn, "sqlite-sync", "sqlite: syncing relaxed commits failed; retrying", "err", err)
 		s.unsyncedSince = time.Now().Add(-syncWindow / 2)
 		return
 	}
@@ -296,7 +296,7 @@ func (s *Store) commit(reqs []*writeReq) {
 	if err := s.runBatch(live, errs, relaxed); err != nil {
 		// Each caller reports its own error; only this shows how many
 		// writes one failure took down.
-		s.logs.Log(s.log, slog.LevelWarn, "sqlite-commit", "sqlite: group commit failed", "writes", len(live), "err", err)
+		s.logs.Log(s.log, time.Now(), slog.LevelWarn, "sqlite-commit", "sqlite: group commit failed", "writes", len(live), "err", err)
 		s.stats.failed.Add(int64(len(live)))
 		err = fmt.Errorf("group commit: %w", err)
 		for _, r := range live {
@@ -373,7 +373,7 @@ func (s *Store) tryBatch(live []*writeReq, errs []error, relaxed bool) (redo boo
 			if _, rerr := conn.ExecContext(ctx, "PRAGMA synchronous = FULL"); rerr != nil {
 				// Never hand the connection back relaxed: a new one
 				// gets FULL from the DSN, and checkPragmas' promise holds.
-				s.logs.Log(s.log, slog.LevelWarn, "sqlite-restore-sync", "sqlite: restoring synchronous=FULL failed; reopening the writer connection", "err", rerr)
+				s.logs.Log(s.log, time.Now(), slog.LevelWarn, "sqlite-restore-sync", "sqlite: restoring synchronous=FULL failed; reopening the writer connection", "err", rerr)
 				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 			}
 		}()

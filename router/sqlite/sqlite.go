@@ -30,6 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hookroute/hookroute/internal/lograte"
 	"github.com/hookroute/hookroute/router"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -54,7 +55,7 @@ const readConns = 4
 type Options struct {
 	// Logger receives open and commit-failure messages; nil discards them.
 	// Commit failures repeat for every batch while they last (a full
-	// disk), so they go through a router.LogLimiter.
+	// disk), so they go through a lograte.Limiter.
 	Logger *slog.Logger
 	// MaxBatch caps how many queued writes share one transaction; 0 means
 	// DefaultMaxBatch.
@@ -67,7 +68,7 @@ type Store struct {
 	w    *sql.DB // the single writer connection
 	r    *sql.DB // the read pool
 	log  *slog.Logger
-	logs *router.LogLimiter // for the committer's failures, which repeat per batch
+	logs *lograte.Limiter // for the committer's failures, which repeat per batch
 
 	maxBatch int
 	fillWait time.Duration // see committer.go
@@ -108,7 +109,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		log:      opts.Logger,
-		logs:     router.NewLogLimiter(),
+		logs:     lograte.NewDefault(),
 		maxBatch: opts.MaxBatch,
 		fillWait: fillWait,
 	}

@@ -1,0 +1,649 @@
+package dispatch
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+	"gopkg.in/yaml.v3"
+
+	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/verify"
+)
+
+// Runtime is a loaded, fully compiled config: what serve runs and what a
+// reload swaps atomically.
+type Runtime struct {
+	File     string
+	Config   *Config
+	Sources  []*Source
+	Sinks    map[string]*SinkRuntime
+	Rules    []*Rule
+	Warnings []string // problems that do not stop the router (printed by check)
+
+	byPath map[string]*Source
+	// dropHeaders are server.drop_headers, lower-cased (see dropsHeader).
+	dropHeaders map[string]bool
+}
+
+// Source is a compiled webhook source.
+type Source struct {
+	Name string
+	Type string
+	// Kind is what Type names: the source's scheme and view.
+	Kind     *SourceKind
+	Path     string
+	Verifier verify.Verifier
+	adapter  adapter
+	// config is what the source was compiled from, for what its kind
+	// decides after compiling: its trial samples, how send signs.
+	config *SourceConfig
+	// eventProg and idProg are the event: and id: expressions of generic
+	// sources.
+	eventProg, idProg *vm.Program
+	// eventDefault is set when eventProg is the scheme's default, not the
+	// config's.
+	eventDefault bool
+}
+
+// adapter turns a verified body into the event view.
+type adapter interface {
+	env() any
+	decode(in *router.Incoming) (*router.View, error)
+}
+
+// SinkRuntime is a configured sink with its delivery settings.
+type SinkRuntime struct {
+	Name        string
+	Kind        string
+	Sink        router.Sink
+	Timeout     time.Duration
+	Retry       RetryConfig
+	Concurrency int
+	PauseAfter  int
+	PauseProbe  time.Duration
+	// Disabled is set for an optional sink whose credentials are empty:
+	// routes to it create no deliveries.
+	Disabled bool
+}
+
+// Rule is a compiled routing rule.
+type Rule struct {
+	Name   string
+	Source string // "" for every source
+	// progs holds the when: program per source, since each source type has
+	// its own typed view.
+	progs  map[string]*vm.Program
+	Routes []*Route
+}
+
+// Route is one entry of a rule's to: list.
+type Route struct {
+	Index    int
+	Sink     string
+	Fields   []*fieldTemplate
+	DedupKey *fieldTemplate
+	// OnExisting says what a delivery with an already-seen dedup key does:
+	// comment, skip or create.
+	OnExisting string
+}
+
+// SourceByPath returns the source served at path.
+func (rt *Runtime) SourceByPath(path string) (*Source, bool) {
+	s, ok := rt.byPath[path]
+	return s, ok
+}
+
+// Source returns the named source.
+func (rt *Runtime) Source(name string) (*Source, bool) {
+	for _, s := range rt.Sources {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return nil, false
+}
+
+// Rule returns the named rule.
+func (rt *Runtime) Rule(name string) (*Rule, bool) {
+	for _, r := range rt.Rules {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return nil, false
+}
+
+// compiler collects every problem instead of stopping at the first.
+type compiler struct {
+	file  string
+	doc   *yaml.Node
+	errs  ConfigErrors
+	rt    *Runtime
+	sinks SinkFactory
+}
+
+func (c *compiler) add(e *ConfigError) { c.errs = append(c.errs, e) }
+
+// errAt returns a reporter of problems with the keys of the mapping node
+// at path, each at its key's value.
+func (c *compiler) errAt(node *yaml.Node, path string) func(key, format string, args ...any) {
+	return func(key, format string, args ...any) {
+		c.add(NodeError(lookupNode(node, key), path+"."+key, format, args...))
+	}
+}
+
+func compile(file string, cfg *Config, doc *yaml.Node, sinks SinkFactory) (*Runtime, ConfigErrors) {
+	c := &compiler{file: file, doc: doc, sinks: sinks, rt: &Runtime{
+		File: file, Config: cfg, Sinks: map[string]*SinkRuntime{}, byPath: map[string]*Source{},
+	}}
+	cfg.validateStatic(doc, c.add)
+	for i := range cfg.Sources {
+		c.source(i, &cfg.Sources[i])
+	}
+	c.dropHeaders()
+	for i := range cfg.Sinks {
+		c.sink(i, &cfg.Sinks[i])
+	}
+	names := map[string]bool{}
+	for i := range cfg.Rules {
+		r := &cfg.Rules[i]
+		if names[r.Name] {
+			c.add(NodeError(lookupNode(doc, "rules", fmt.Sprint(i), "name"), fmt.Sprintf("rules[%d].name", i), "duplicate rule name %q", r.Name))
+		}
+		names[r.Name] = true
+		c.rule(i, r)
+	}
+	if len(cfg.Sources) == 0 {
+		c.add(NodeError(doc, "sources", "at least one source is needed"))
+	}
+	used := map[string]bool{}
+	for _, r := range c.rt.Rules {
+		for _, rt := range r.Routes {
+			used[rt.Sink] = true
+		}
+	}
+	for _, name := range sortedKeys(c.rt.Sinks) {
+		if !used[name] {
+			c.rt.Warnings = append(c.rt.Warnings, fmt.Sprintf("sink %q is not used by any rule", name))
+		}
+	}
+	c.warnDroppedReads()
+	c.ruleTests()
+	return c.rt, c.errs
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func (c *compiler) source(i int, sc *SourceConfig) {
+	path := fmt.Sprintf("sources[%d]", i)
+	node := lookupNode(c.doc, "sources", fmt.Sprint(i))
+	errAt := c.errAt(node, path)
+	if !validName(sc.Name) {
+		errAt("name", "must be set, of letters, digits, '-' and '_'")
+		return
+	}
+	if _, dup := c.rt.Source(sc.Name); dup {
+		errAt("name", "duplicate source name %q", sc.Name)
+		return
+	}
+	kind, ok := sourceKinds[sc.Type]
+	if !ok {
+		errAt("type", "unknown source type %q (want %s)", sc.Type, orList(SourceKinds()))
+		return
+	}
+	for j := 0; j+1 < len(node.Content); j += 2 {
+		k := node.Content[j].Value
+		if k != "name" && k != "type" && k != "path" && !contains(kind.Keys, k) {
+			c.add(NodeError(node.Content[j], path+"."+k, "not a key of a %s source", sc.Type))
+		}
+	}
+	s := &Source{Name: sc.Name, Type: sc.Type, Kind: kind, Path: sc.Path, config: sc}
+	if s.Path == "" {
+		s.Path = "/hooks/" + sc.Name
+	}
+	if !strings.HasPrefix(s.Path, "/hooks/") || strings.ContainsAny(s.Path[len("/hooks/"):], "/?#") {
+		errAt("path", "must be /hooks/NAME")
+	} else if _, dup := c.rt.byPath[s.Path]; dup {
+		errAt("path", "path %s is used by another source", s.Path)
+	}
+	v, err := kind.Verifier(sc, filepath.Dir(c.file))
+	var ke *keyError
+	switch {
+	case errors.As(err, &ke):
+		errAt(ke.key, "%s", ke.msg)
+	case err != nil:
+		errAt("type", "%s", err)
+	}
+	if err == nil && kind.Warn != nil {
+		for _, w := range kind.Warn(sc, filepath.Dir(c.file)) {
+			c.rt.Warnings = append(c.rt.Warnings, fmt.Sprintf("source %q %s", sc.Name, w))
+		}
+	}
+	s.Verifier = v
+	if kind.typed != nil {
+		s.adapter = kind.typed(sc)
+	} else {
+		s.adapter = genericAdapter{src: s}
+		eventSrc := sc.Event
+		if eventSrc == "" && kind.DefaultEvent != "" {
+			eventSrc = kind.DefaultEvent
+			s.eventDefault = true
+		}
+		s.eventProg = c.stringExpr(eventSrc, node, path, "event")
+		s.idProg = c.stringExpr(sc.ID, node, path, "id")
+	}
+	c.rt.Sources = append(c.rt.Sources, s)
+	c.rt.byPath[s.Path] = s
+}
+
+// viewHeaders are the headers a source's event view takes its id or event
+// name from by its kind's say: its IDHeader, and those its kind's default
+// event expression reads when the config gives none. What the config's
+// own expressions read is its author's choice, warned about instead (see
+// warnDroppedReads).
+func viewHeaders(s *Source) []string {
+	var hs []string
+	if s.Kind.IDHeader != "" {
+		hs = append(hs, s.Kind.IDHeader)
+	}
+	if s.eventDefault && s.eventProg != nil {
+		hs = append(hs, headersRead(s.eventProg)...)
+	}
+	return hs
+}
+
+// dropHeaders compiles server.drop_headers. A header a source's scheme
+// reads its event id or name from may not be dropped: its events would
+// silently get other ids or names, and lose the dedup the id gave them.
+func (c *compiler) dropHeaders() {
+	names := c.rt.Config.Server.DropHeaders
+	c.rt.dropHeaders = make(map[string]bool, len(names))
+	for i, h := range names {
+		path := fmt.Sprintf("server.drop_headers[%d]", i)
+		node := lookupNode(c.doc, "server", "drop_headers", fmt.Sprint(i))
+		if !validHeaderName(h) {
+			c.add(NodeError(node, path, "not a header name (letters, digits and !#$%%&'*+-.^_`|~)"))
+			continue
+		}
+		h = strings.ToLower(h)
+		for _, s := range c.rt.Sources {
+			if contains(viewHeaders(s), h) {
+				c.add(NodeError(node, path, "%s source %q takes its event id or name from %s; it cannot be dropped", s.Type, s.Name, h))
+			}
+		}
+		c.rt.dropHeaders[h] = true
+	}
+}
+
+// warnDroppedReads warns about expressions that read a dropped header:
+// they see nothing, which a rule written for it may not expect.
+func (c *compiler) warnDroppedReads() {
+	warn := func(what string, p *vm.Program) {
+		if p == nil {
+			return
+		}
+		for _, h := range headersRead(p) {
+			if c.rt.dropsHeader(h) {
+				c.rt.Warnings = append(c.rt.Warnings, fmt.Sprintf("%s reads headers[%q], which is dropped (server.drop_headers): it is always empty", what, h))
+			}
+		}
+	}
+	for _, s := range c.rt.Sources {
+		warn(fmt.Sprintf("source %q: id", s.Name), s.idProg)
+		if !s.eventDefault {
+			warn(fmt.Sprintf("source %q: event", s.Name), s.eventProg)
+		}
+	}
+	for _, r := range c.rt.Rules {
+		// One program per source, all from the same text: the first one
+		// (by source name) speaks for them.
+		for _, name := range sortedKeys(r.progs) {
+			warn(fmt.Sprintf("rule %q: when", r.Name), r.progs[name])
+			break
+		}
+	}
+}
+
+// headersRead lists the names p reads as headers["name"] or headers.name.
+func headersRead(p *vm.Program) []string {
+	v := &headerReads{}
+	n := p.Node()
+	ast.Walk(&n, v)
+	return v.names
+}
+
+type headerReads struct{ names []string }
+
+func (v *headerReads) Visit(n *ast.Node) {
+	m, ok := (*n).(*ast.MemberNode)
+	if !ok {
+		return
+	}
+	if id, ok := m.Node.(*ast.IdentifierNode); !ok || id.Value != "headers" {
+		return
+	}
+	if s, ok := m.Property.(*ast.StringNode); ok && !contains(v.names, s.Value) {
+		v.names = append(v.names, s.Value)
+	}
+}
+
+// validHeaderName reports whether name is an RFC 9110 token.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *compiler) stringExpr(src string, node *yaml.Node, path, key string) *vm.Program {
+	if src == "" {
+		return nil
+	}
+	p, err := expr.Compile(src, expr.Env(genericEnv()), expr.AllowUndefinedVariables(), expr.AsKind(reflect.String), expr.MaxNodes(1000))
+	if err != nil {
+		c.add(exprError(err, lookupNode(node, key), path+"."+key))
+		return nil
+	}
+	return p
+}
+
+func (c *compiler) sink(i int, node *yaml.Node) {
+	path := fmt.Sprintf("sinks[%d]", i)
+	if node.Kind != yaml.MappingNode {
+		c.add(NodeError(node, path, "want a mapping"))
+		return
+	}
+	common := &yaml.Node{Kind: yaml.MappingNode, Line: node.Line, Column: node.Column}
+	rest := &yaml.Node{Kind: yaml.MappingNode, Line: node.Line, Column: node.Column}
+	emptyRef := false
+	for j := 0; j+1 < len(node.Content); j += 2 {
+		k, v := node.Content[j], node.Content[j+1]
+		if sinkCommonKeys[k.Value] {
+			common.Content = append(common.Content, k, v)
+			continue
+		}
+		rest.Content = append(rest.Content, k, v)
+		if v.Kind == yaml.ScalarNode && v.Style&envRef != 0 && v.Value == "" {
+			emptyRef = true
+		}
+	}
+	d := c.rt.Config.Defaults
+	retry := d.Retry
+	sc := sinkCommon{Timeout: d.Timeout, Concurrency: d.Concurrency, Retry: &retry, PauseAfter: d.PauseAfter, PauseProbe: d.PauseProbe}
+	if err := DecodeStrict(common, path, &sc); err != nil {
+		c.errs = append(c.errs, AsConfigErrors(err, node, path)...)
+		return
+	}
+	errAt := c.errAt(node, path)
+	if !validName(sc.Name) {
+		errAt("name", "must be set, of letters, digits, '-' and '_'")
+		return
+	}
+	if _, dup := c.rt.Sinks[sc.Name]; dup {
+		errAt("name", "duplicate sink name %q", sc.Name)
+		return
+	}
+	validateRetry(*sc.Retry, lookupNode(node, "retry"), path+".retry", c.add)
+	if sc.Timeout <= 0 {
+		errAt("timeout", "must be positive")
+	}
+	if sc.Concurrency < 1 || sc.Concurrency > 256 {
+		errAt("concurrency", "must be between 1 and 256")
+	}
+	if sc.PauseAfter < 0 {
+		errAt("pause_after", "must be 0 (never) or more")
+	}
+	if sc.PauseProbe <= 0 {
+		errAt("pause_probe", "must be positive")
+	}
+	sr := &SinkRuntime{Name: sc.Name, Kind: sc.Type, Timeout: time.Duration(sc.Timeout), Retry: *sc.Retry, Concurrency: sc.Concurrency,
+		PauseAfter: sc.PauseAfter, PauseProbe: time.Duration(sc.PauseProbe)}
+	c.rt.Sinks[sc.Name] = sr
+	if _, ok := c.sinks.RouteFields(sc.Type); !ok {
+		errAt("type", "unknown sink type %q", sc.Type)
+		return
+	}
+	if sc.Optional && emptyRef {
+		sr.Disabled = true
+		c.rt.Warnings = append(c.rt.Warnings, fmt.Sprintf("sink %q is switched off: a variable it needs is empty", sc.Name))
+		return
+	}
+	s, err := c.sinks.Build(sc.Type, sc.Name, rest)
+	if err != nil {
+		for _, e := range AsConfigErrors(err, node, "") {
+			e.Path = strings.TrimSuffix(path+"."+e.Path, ".")
+			c.add(e)
+		}
+		return
+	}
+	sr.Sink = s
+}
+
+func (c *compiler) rule(i int, rc *RuleConfig) {
+	path := fmt.Sprintf("rules[%d]", i)
+	node := lookupNode(c.doc, "rules", fmt.Sprint(i))
+	errAt := c.errAt(node, path)
+	if !validName(rc.Name) {
+		errAt("name", "must be set, of letters, digits, '-' and '_'")
+	}
+	r := &Rule{Name: rc.Name, Source: rc.Source, progs: map[string]*vm.Program{}}
+	var sources []*Source
+	if rc.Source != "" {
+		s, ok := c.rt.Source(rc.Source)
+		if !ok {
+			errAt("source", "unknown source %q", rc.Source)
+			return
+		}
+		sources = []*Source{s}
+	} else {
+		sources = c.rt.Sources
+	}
+	if strings.TrimSpace(rc.When) == "" {
+		errAt("when", "must be set (use true to match every event)")
+		return
+	}
+	whenNode := lookupNode(node, "when")
+	seen := map[string]bool{}
+	for _, s := range sources {
+		p, err := compileWhen(rc.When, s.adapter.env())
+		if err != nil {
+			// Report once per distinct message: a rule for every source
+			// would otherwise repeat it per source.
+			e := exprError(err, whenNode, path+".when")
+			if !seen[e.Msg] {
+				seen[e.Msg] = true
+				c.add(e)
+			}
+			continue
+		}
+		r.progs[s.Name] = p
+	}
+	if len(rc.To) == 0 {
+		errAt("to", "a rule needs at least one route")
+	}
+	for j := range rc.To {
+		if rt := c.route(path, j, &rc.To[j], sources); rt != nil {
+			r.Routes = append(r.Routes, rt)
+		}
+	}
+	c.rt.Rules = append(c.rt.Rules, r)
+}
+
+func compileWhen(src string, env any) (*vm.Program, error) {
+	opts := []expr.Option{expr.Env(env), expr.AsBool(), expr.MaxNodes(2000)}
+	if _, generic := env.(map[string]any); generic {
+		opts = append(opts, expr.AllowUndefinedVariables())
+	}
+	return expr.Compile(src, opts...)
+}
+
+// exprError positions an expr compile error inside the config file.
+func exprError(err error, node *yaml.Node, path string) *ConfigError {
+	var fe *file.Error
+	if !errors.As(err, &fe) {
+		return NodeError(node, path, "%v", err)
+	}
+	e := NodeError(node, path, "%s", fe.Message)
+	switch {
+	case node == nil:
+	case node.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0:
+		e.Line, e.Col = node.Line+fe.Line, 0
+	default:
+		e.Line = node.Line + fe.Line - 1
+		e.Col = node.Column + fe.Column
+		if node.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
+			e.Col++
+		}
+	}
+	return e
+}
+
+func (c *compiler) route(rulePath string, j int, node *yaml.Node, sources []*Source) *Route {
+	path := fmt.Sprintf("%s.to[%d]", rulePath, j)
+	if node.Kind != yaml.MappingNode {
+		c.add(NodeError(node, path, "want a mapping with sink: and the message fields"))
+		return nil
+	}
+	rt := &Route{Index: j, OnExisting: "comment"}
+	sinkNode := lookupNode(node, "sink")
+	for k := 0; k+1 < len(node.Content); k += 2 {
+		if node.Content[k].Value == "sink" {
+			rt.Sink = node.Content[k+1].Value
+		}
+	}
+	sr, ok := c.rt.Sinks[rt.Sink]
+	if !ok {
+		c.add(NodeError(sinkNode, path+".sink", "unknown sink %q", rt.Sink))
+		return nil
+	}
+	specs, _ := c.sinks.RouteFields(sr.Kind)
+	var schema reflect.Type
+	if len(sources) == 1 || allTyped(sources) {
+		// Check template fields when every source the rule can see has
+		// the same typed view.
+		if env := sources[0].adapter.env(); reflect.TypeOf(env).Kind() == reflect.Struct {
+			schema = reflect.TypeOf(env)
+		}
+	}
+	set := map[string]bool{}
+	for k := 0; k+1 < len(node.Content); k += 2 {
+		key, val := node.Content[k], node.Content[k+1]
+		kp := path + "." + key.Value
+		set[key.Value] = true
+		switch key.Value {
+		case "sink":
+			continue
+		case "on_existing":
+			if !contains([]string{"comment", "skip", "create"}, val.Value) {
+				c.add(NodeError(val, kp, "want comment, skip or create"))
+			}
+			rt.OnExisting = val.Value
+			continue
+		case "dedup_key":
+			t, err := compileTemplate(key.Value, val.Value, nil, schema)
+			if err != nil {
+				c.add(NodeError(val, kp, "%v", err))
+			}
+			rt.DedupKey = t
+			continue
+		}
+		spec, ok := findSpec(specs, key.Value)
+		if !ok {
+			c.add(NodeError(key, kp, "a route to a %s sink takes no %q (it takes: %s)", sr.Kind, key.Value, specNames(specs)))
+			continue
+		}
+		if val.Kind != yaml.ScalarNode {
+			c.add(NodeError(val, kp, "want a string (a template)"))
+			continue
+		}
+		t, err := compileTemplate(key.Value, val.Value, spec.Escape, schema)
+		if err != nil {
+			c.add(NodeError(val, kp, "%v", err))
+			continue
+		}
+		rt.Fields = append(rt.Fields, t)
+	}
+	for _, s := range specs {
+		if s.Required && !set[s.Name] {
+			c.add(NodeError(node, path, "a route to a %s sink needs %q", sr.Kind, s.Name))
+		}
+	}
+	return rt
+}
+
+// allTyped reports whether the sources share one typed view, which a
+// rule over all of them can then check its templates against.
+func allTyped(sources []*Source) bool {
+	if len(sources) == 0 {
+		return false
+	}
+	t := reflect.TypeOf(sources[0].adapter.env())
+	if t.Kind() != reflect.Struct {
+		return false
+	}
+	for _, s := range sources[1:] {
+		if reflect.TypeOf(s.adapter.env()) != t {
+			return false
+		}
+	}
+	return true
+}
+
+func findSpec(specs []router.FieldSpec, name string) (router.FieldSpec, bool) {
+	for _, s := range specs {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return router.FieldSpec{}, false
+}
+
+func specNames(specs []router.FieldSpec) string {
+	names := []string{"dedup_key", "on_existing"}
+	for _, s := range specs {
+		names = append(names, s.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}

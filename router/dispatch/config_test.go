@@ -1,0 +1,422 @@
+package dispatch
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookroute/hookroute/router"
+)
+
+// baseConfig is a valid config; tests append or replace parts of it.
+const baseConfig = `
+sources:
+  - name: siq
+    type: salesiq
+    public_keys:
+      - pem: ${PUBKEY}
+  - name: gen
+    type: none
+sinks:
+  - name: out
+    type: fake
+rules:
+  - name: sad
+    source: siq
+    when: chat.rating == "sad"
+    to:
+      - sink: out
+        text: "{{ .visitor.name }}"
+`
+
+func testLookup(extra map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		if k == "PUBKEY" {
+			return testPublicPEM, true
+		}
+		v, ok := extra[k]
+		return v, ok
+	}
+}
+
+func mustLoad(t *testing.T, src string, env map[string]string) (*Runtime, *fakeFactory) {
+	t.Helper()
+	f := &fakeFactory{}
+	rt, err := Load("rules.yaml", []byte(src), f, testLookup(env))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return rt, f
+}
+
+func loadErr(t *testing.T, src string, env map[string]string) string {
+	t.Helper()
+	_, err := Load("rules.yaml", []byte(src), &fakeFactory{}, testLookup(env))
+	if err == nil {
+		t.Fatalf("Load succeeded, want an error")
+	}
+	var es ConfigErrors
+	if !errors.As(err, &es) {
+		t.Fatalf("Load error %T %v, want ConfigErrors", err, err)
+	}
+	return err.Error()
+}
+
+func TestLoadValid(t *testing.T) {
+	rt, f := mustLoad(t, baseConfig, nil)
+	if len(rt.Sources) != 2 || len(rt.Rules) != 1 || f.sinks["out"] == nil {
+		t.Fatalf("got %d sources, %d rules, sinks %v", len(rt.Sources), len(rt.Rules), f.sinks)
+	}
+	if s, ok := rt.SourceByPath("/hooks/siq"); !ok || s.Name != "siq" {
+		t.Fatalf("SourceByPath(/hooks/siq) = %v, %v", s, ok)
+	}
+}
+
+func TestLoadErrorsWithPositions(t *testing.T) {
+	cases := []struct {
+		name, src string
+		env       map[string]string
+		want      []string // each must appear in the error text
+	}{
+		{"typo in when", strings.Replace(baseConfig, `chat.rating == "sad"`, `chat.ratng == "sad"`, 1), nil,
+			[]string{`rules.yaml:15:16: rules[0].when: type router.SalesIQChat has no field ratng`}},
+		{"typo in template", strings.Replace(baseConfig, `{{ .visitor.name }}`, `{{ .visitor.nmae }}`, 1), nil,
+			[]string{`rules.yaml:18:15: rules[0].to[0].text: template: visitor has no field "nmae"`}},
+		{"unknown top-level key", baseConfig + "\nbogus: 1\n", nil,
+			[]string{`rules.yaml:20:1: bogus: unknown key "bogus"`}},
+		{"unknown sink key", strings.Replace(baseConfig, "type: fake", "type: fake\n    chanel: x", 1), nil,
+			[]string{`rules.yaml:12:5: sinks[0].chanel: unknown key "chanel"`}},
+		{"unknown route key", strings.Replace(baseConfig, `text: "{{ .visitor.name }}"`, `txt: hi`, 1), nil,
+			[]string{`rules.yaml:18:9: rules[0].to[0].txt: a route to a fake sink takes no "txt"`, `needs "text"`}},
+		{"unset env", strings.Replace(baseConfig, "type: fake", "type: fake\n    token: ${NOPE_TOKEN}", 1), nil,
+			[]string{`rules.yaml:12:12: environment variable NOPE_TOKEN is not set`}},
+		{"literal secret", strings.Replace(baseConfig, "type: fake", "type: fake\n    token: hunter2hunter2", 1), nil,
+			[]string{`rules.yaml:12:12: sinks[0].token: secrets must be given by reference`}},
+		{"unknown sink in route", strings.Replace(baseConfig, "- sink: out", "- sink: nope", 1), nil,
+			[]string{`rules.yaml:17:15: rules[0].to[0].sink: unknown sink "nope"`}},
+		{"missing secret", strings.Replace(baseConfig, "type: none", "type: github\n    secret: ${GH_SECRET:-}", 1), nil,
+			[]string{`sources[1].secret: a github source needs a secret`}},
+		{"non-bool when", strings.Replace(baseConfig, `chat.rating == "sad"`, `chat.rating`, 1), nil,
+			[]string{`rules[0].when: expected bool, but got string`}},
+		{"syntax", "sources: [\n", nil, []string{`rules.yaml:`}},
+		{"alias bomb", "a: &a [x]\nb: *a\n", nil, []string{"aliases"}},
+		{"unknown source type", strings.Replace(baseConfig, "type: none", "type: nonee", 1), nil,
+			[]string{`rules.yaml:8:11: sources[1].type: unknown source type "nonee"`}},
+		{"source key of other type", strings.Replace(baseConfig, "type: none", "type: none\n    header: X-Sig", 1), nil,
+			[]string{`sources[1].header: not a key of a none source`}},
+		{"bad duration", baseConfig + "defaults:\n  timeout: 5 parsecs\n", nil, []string{"defaults.timeout", "invalid duration"}},
+		{"retention too short", baseConfig + "store:\n  retention: 1d\n", nil, []string{"store.retention: must be at least 7d"}},
+		{"same listener", baseConfig + "server:\n  listen: ':9000'\n  admin_listen: ':9000'\n", nil, []string{"must differ from server.listen"}},
+		{"drop_headers: not a header name", baseConfig + "server:\n  drop_headers: [x-ok, 'x bad']\n", nil,
+			[]string{`rules.yaml:20:24: server.drop_headers[1]: not a header name`}},
+		{"drop_headers: a header the id comes from", strings.Replace(baseConfig, "type: none", "type: github\n    secret: ${GH}", 1) +
+			"server:\n  drop_headers: [X-GitHub-Delivery, x-github-event]\n", map[string]string{"GH": "s3cr3t-s3cr3t"},
+			[]string{`rules.yaml:21:18: server.drop_headers[0]: github source "gen" takes its event id or name from x-github-delivery; it cannot be dropped`,
+				`rules.yaml:21:37: server.drop_headers[1]: github source "gen" takes its event id or name from x-github-event`}},
+		{"read_timeout zero", baseConfig + "server:\n  read_timeout: 0s\n", nil, []string{"rules.yaml:20:17: server.read_timeout: must be positive"}},
+		{"read_timeout negative", baseConfig + "server:\n  read_timeout: -1s\n", nil, []string{"rules.yaml:20:17: server.read_timeout: invalid duration"}},
+		{"read_timeout not a duration", baseConfig + "server:\n  read_timeout: soon\n", nil, []string{"rules.yaml:20:17: server.read_timeout: invalid duration"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.want == nil {
+				return
+			}
+			got := loadErr(t, c.src, c.env)
+			for _, w := range c.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("error:\n%s\nwant it to contain:\n%s", got, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadReportsEveryError(t *testing.T) {
+	src := strings.Replace(baseConfig, `chat.rating == "sad"`, `chat.ratng == "sad"`, 1)
+	src = strings.Replace(src, "type: fake", "type: fake\n    chanel: x", 1)
+	got := loadErr(t, src, nil)
+	if n := strings.Count(got, "\n") + 1; n != 2 {
+		t.Fatalf("got %d errors, want 2:\n%s", n, got)
+	}
+	if !strings.HasPrefix(got, "rules.yaml:12:") {
+		t.Fatalf("errors not sorted by position:\n%s", got)
+	}
+}
+
+func TestSecretsNeverInErrors(t *testing.T) {
+	const canary = "CANARY-s3cr3t-value-9f8e7d"
+	src := strings.Replace(baseConfig, "type: fake", "type: fake\n    token: ${TOK}\n    note: [${TOK}]", 1)
+	got := loadErr(t, src, map[string]string{"TOK": canary})
+	if strings.Contains(got, canary) {
+		t.Fatalf("error leaks the secret: %s", got)
+	}
+	if router.Secret(canary).String() == canary {
+		t.Fatal("Secret.String reveals the value")
+	}
+}
+
+func TestEnvExpansion(t *testing.T) {
+	look := func(k string) (string, bool) {
+		m := map[string]string{"A": "x", "EMPTY": ""}
+		v, ok := m[k]
+		return v, ok
+	}
+	cases := []struct{ in, want, err string }{
+		{"plain", "plain", ""},
+		{"${A}", "x", ""},
+		{"a${A}b${A}", "axbx", ""},
+		{"${B:-dflt}", "dflt", ""},
+		{"${EMPTY:-dflt}", "dflt", ""},
+		{"${EMPTY}", "", ""},
+		{"$${A}", "${A}", ""},
+		{"${B}", "", "environment variable B is not set"},
+		{"${A", "", "unterminated"},
+		{"${1A}", "", "invalid environment variable name"},
+		{"${A:x}", "", "invalid environment variable name"},
+		{"${A:?set A}", "x", ""},
+		{"${B:?set B to the PEM, or mount it and set B_FILE}", "", "environment variable B is not set: set B to the PEM, or mount it and set B_FILE"},
+		{"${EMPTY:?give it a value}", "", "environment variable EMPTY is empty: give it a value"},
+		{"${B:?}", "", "environment variable B is not set"},
+		{"${B:?no: defaults:-here}", "", "environment variable B is not set: no: defaults:-here"},
+		{"${B:-d:?m}", "d:?m", ""},
+	}
+	for _, c := range cases {
+		got, _, err := expandEnv(c.in, look)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("expandEnv(%q) error = %v, want %q", c.in, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("expandEnv(%q) = %q, %v, want %q", c.in, got, err, c.want)
+		}
+	}
+}
+
+// TestEnvFromFile: a variable that is unset or empty while NAME_FILE is
+// set is read from that file (trailing newlines off), as container
+// platforms mount secrets; errors name the variable, never the path.
+func TestEnvFromFile(t *testing.T) {
+	dir := t.TempDir()
+	pemFile := filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(pemFile, []byte(testPublicPEM+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, make([]byte, 65<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "CANARY-path-4f3a")
+	env := func(m map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
+	cases := []struct {
+		name, in string
+		env      map[string]string
+		want     string
+		err      string
+	}{
+		{"file", "${K}", map[string]string{"K_FILE": pemFile}, strings.TrimRight(testPublicPEM, "\n"), ""},
+		{"file for an empty variable", "${K:?m}", map[string]string{"K": "", "K_FILE": pemFile}, strings.TrimRight(testPublicPEM, "\n"), ""},
+		{"empty _FILE ignored", "${K:-d}", map[string]string{"K_FILE": ""}, "d", ""},
+		{"the variable wins", "${K}", map[string]string{"K": "x", "K_FILE": pemFile}, "x", ""},
+		{"missing file", "${K}", map[string]string{"K_FILE": missing}, "", "environment variable K_FILE: cannot read the file it names: no such file or directory"},
+		{"empty file", "${K:?say how}", map[string]string{"K_FILE": empty}, "", "environment variable K is empty: say how"},
+		{"too large", "${K}", map[string]string{"K_FILE": big}, "", "environment variable K_FILE: the file it names is larger than 64 KiB"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, _, err := expandEnv(c.in, env(c.env))
+			if c.err != "" {
+				if err == nil || err.Error() != c.err {
+					t.Fatalf("expandEnv(%q) error = %v, want %q", c.in, err, c.err)
+				}
+				return
+			}
+			if err != nil || got != c.want {
+				t.Fatalf("expandEnv(%q) = %q, %v, want %q", c.in, got, err, c.want)
+			}
+		})
+	}
+	// Through a load: the key from a file, by reference.
+	mustLoad(t, strings.Replace(baseConfig, "${PUBKEY}", "${FILED_KEY}", 1), map[string]string{"FILED_KEY_FILE": pemFile})
+}
+
+// TestSecretMustBeOneReference: a credential field holds exactly one
+// ${NAME} reference with at most an empty default; anything else would put
+// part of the secret in the file. Each form is a load error at the
+// scalar's position that quotes neither the file's text nor the value.
+func TestSecretMustBeOneReference(t *testing.T) {
+	const lit = "lit3ral-s3cret"
+	env := map[string]string{"TOK": "from-the-env-0123", "TOK2": "other-env-4567"}
+	sink := func(v string) string {
+		return strings.Replace(baseConfig, "type: fake", "type: fake\n    token: "+v, 1)
+	}
+	const (
+		one     = "a secret must be exactly one ${NAME} reference, with nothing before or after it"
+		deflt   = "a secret's default must be empty (${NAME:-})"
+		literal = "secrets must be given by reference (${NAME})"
+	)
+	for _, c := range []struct{ name, src, want string }{
+		{"literal default", sink("${TOK:-" + lit + "}"), "rules.yaml:12:12: sinks[0].token: " + deflt},
+		{"literal default, variable unset", sink("${UNSET:-" + lit + "}"), "rules.yaml:12:12: sinks[0].token: " + deflt},
+		{"text after", sink("${TOK}" + lit), "rules.yaml:12:12: sinks[0].token: " + one},
+		{"text before", sink(lit + "${TOK}"), "rules.yaml:12:12: sinks[0].token: " + one},
+		{"two references", sink("${TOK}${TOK2}"), "rules.yaml:12:12: sinks[0].token: " + one},
+		{"two empty defaults", sink("${TOK:-}${TOK2:-}"), "rules.yaml:12:12: sinks[0].token: " + one},
+		{"quoted, a space after", sink(`"${TOK} "`), "rules.yaml:12:12: sinks[0].token: " + one},
+		{"escaped", sink("$${TOK}" + lit), "rules.yaml:12:12: sinks[0].token: " + literal},
+		{"escape beside a reference", sink("${TOK}$${" + lit + "}"), "rules.yaml:12:12: sinks[0].token: " + one},
+		{"source secret", strings.Replace(baseConfig, "type: none", "type: github\n    secret: ${TOK:-"+lit+"}", 1),
+			"rules.yaml:9:13: sources[1].secret: " + deflt},
+		{"source secrets list", strings.Replace(baseConfig, "type: none", "type: hmac-sha256\n    header: X-Sig\n    secrets: ['${TOK}', 'x${TOK2}']", 1),
+			"rules.yaml:10:25: sources[1].secrets[1]: " + one},
+		{"admin token", baseConfig + "admin:\n  tokens:\n    - {name: ops, token: '" + lit + "${TOK}', scopes: [read]}\n",
+			"rules.yaml:21:26: admin.tokens[0].token: " + one},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := loadErr(t, c.src, env)
+			if !strings.Contains(got, c.want) {
+				t.Errorf("error:\n%s\nwant it to contain:\n%s", got, c.want)
+			}
+			for _, leak := range []string{lit, env["TOK"], env["TOK2"]} {
+				if strings.Contains(got, leak) {
+					t.Errorf("the error quotes %q:\n%s", leak, got)
+				}
+			}
+		})
+	}
+	// One reference alone, its default empty or absent, loads.
+	for _, v := range []string{"${TOK}", "${TOK:-}", `"${TOK}"`, "${UNSET:-}"} {
+		rt, f := mustLoad(t, sink(v), env)
+		if got := f.sinks["out"]; rt.Sinks["out"] == nil || got == nil {
+			t.Errorf("token: %s did not load a sink", v)
+		}
+	}
+}
+
+func TestOptionalSinkSwitchedOff(t *testing.T) {
+	src := strings.Replace(baseConfig, "type: fake", "type: fake\n    optional: true\n    token: ${TOK:-}", 1)
+	rt, f := mustLoad(t, src, nil)
+	if !rt.Sinks["out"].Disabled || f.sinks["out"] != nil {
+		t.Fatalf("optional sink with empty credentials: disabled=%v built=%v", rt.Sinks["out"].Disabled, f.sinks["out"] != nil)
+	}
+}
+
+func TestKeyFileRelativeToConfig(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "k.pem"), []byte(testPublicPEM), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := strings.Replace(baseConfig, "- pem: ${PUBKEY}", "- file: k.pem", 1)
+	cfg := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadFile(cfg, &fakeFactory{}); err != nil {
+		t.Fatalf("LoadFile: %v", err)
+	}
+}
+
+// TestAdminListenerBeyondLoopbackNeedsToken: an admin listener that the
+// network can reach, with no admin token, would serve /metrics to anyone:
+// a load error at the admin_listen value that says what to do. On
+// loopback, or with a token, it loads.
+func TestAdminListenerBeyondLoopbackNeedsToken(t *testing.T) {
+	const token = "admin:\n  tokens: [{name: ops, token: '${ADMIN_TOKEN}', scopes: [read]}]\n"
+	env := map[string]string{"ADMIN_TOKEN": "0123456789abcdef0123"}
+	for _, addr := range []string{"0.0.0.0:9090", ":9090", "[::]:9090", "10.1.2.3:9090", "admin.internal:9090", "[::ffff:10.1.2.3]:9090"} {
+		t.Run(addr, func(t *testing.T) {
+			src := baseConfig + "server:\n  admin_listen: '" + addr + "'\n"
+			got := loadErr(t, src, nil)
+			for _, want := range []string{
+				"rules.yaml:20:17: server.admin_listen: the admin listener would be reachable from the network with no admin token",
+				"Add a token (admin.tokens:",
+				"or listen on loopback (127.0.0.1:PORT, [::1]:PORT or localhost:PORT",
+			} {
+				if !strings.Contains(got, want) {
+					t.Errorf("error:\n%s\nwant it to contain:\n%s", got, want)
+				}
+			}
+			mustLoad(t, src+token, env)
+		})
+	}
+	for _, addr := range []string{"127.0.0.1:9090", "127.0.0.2:0", "[::1]:9090", "localhost:9090", "LocalHost:9090", "[::ffff:127.0.0.1]:9090", ""} {
+		t.Run("loopback "+addr, func(t *testing.T) {
+			mustLoad(t, baseConfig+"server:\n  admin_listen: '"+addr+"'\n", nil)
+		})
+	}
+}
+
+func TestReadTimeout(t *testing.T) {
+	rt, _ := mustLoad(t, baseConfig, nil)
+	if got := time.Duration(rt.Config.Server.ReadTimeout); got != 10*time.Second {
+		t.Errorf("default server.read_timeout = %v, want 10s", got)
+	}
+	rt, _ = mustLoad(t, baseConfig+"server:\n  read_timeout: 3s\n", nil)
+	if got := time.Duration(rt.Config.Server.ReadTimeout); got != 3*time.Second {
+		t.Errorf("server.read_timeout = %v, want 3s", got)
+	}
+}
+
+// TestDemoKeyWarned: a salesiq source that trusts the demo key, whose
+// private half is in the repository, loads (the example config runs with
+// it) but with a warning that check prints and serve logs.
+func TestDemoKeyWarned(t *testing.T) {
+	demo, err := filepath.Abs("../../examples/keys/demo-salesiq-public.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, _ := mustLoad(t, strings.Replace(baseConfig, "- pem: ${PUBKEY}", "- pem: ${PUBKEY}\n      - file: "+demo, 1), nil)
+	if !slices.ContainsFunc(rt.Warnings, func(w string) bool {
+		return strings.Contains(w, `source "siq" trusts the demo SalesIQ key`)
+	}) {
+		t.Errorf("warnings %q, want one about the demo key", rt.Warnings)
+	}
+	rt, _ = mustLoad(t, baseConfig, nil)
+	for _, w := range rt.Warnings {
+		if strings.Contains(w, "demo") {
+			t.Errorf("warning %q for a source without the demo key", w)
+		}
+	}
+}
+
+func TestSinkDefaultsAndOverrides(t *testing.T) {
+	src := strings.Replace(baseConfig, "type: fake", "type: fake\n    timeout: 2s\n    retry: {max_attempts: 3}", 1)
+	rt, _ := mustLoad(t, src, nil)
+	s := rt.Sinks["out"]
+	if s.Timeout.Seconds() != 2 || s.Retry.MaxAttempts != 3 || s.Retry.Multiplier != 2 || s.Concurrency != 4 {
+		t.Fatalf("sink settings %+v", s)
+	}
+}
+
+// A source's own event: expression may replace the header GitHub's
+// default reads, which can then be dropped; expressions that read a
+// dropped header are warned about, since they only ever see nothing.
+func TestDropHeadersWarnings(t *testing.T) {
+	src := strings.Replace(baseConfig, "type: none", "type: github\n    secret: ${GH}\n    event: payload.kind\n    id: headers[\"x-api-key\"]", 1) +
+		"  - {name: gen-key, source: gen, when: 'headers[\"x-tenant-secret\"] != \"\"', to: [{sink: out, text: hi}]}\n" +
+		"  - {name: siq-key, source: siq, when: 'headers[\"x-api-key\"] != \"\"', to: [{sink: out, text: hi}]}\n" +
+		"server:\n  drop_headers: [x-github-event, X-Tenant-Secret]\n"
+	rt, _ := mustLoad(t, src, map[string]string{"GH": "s3cr3t-s3cr3t"})
+	got := strings.Join(rt.Warnings, "\n")
+	for _, w := range []string{`source "gen": id reads headers["x-api-key"]`, `rule "gen-key": when reads headers["x-tenant-secret"]`,
+		`rule "siq-key": when reads headers["x-api-key"]`} {
+		if !strings.Contains(got, w) {
+			t.Errorf("warnings:\n%s\nwant one containing %s", got, w)
+		}
+	}
+	if strings.Contains(got, "sad") {
+		t.Errorf("warnings:\n%s\nwant none for rule sad, which reads no header", got)
+	}
+}

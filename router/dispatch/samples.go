@@ -1,0 +1,193 @@
+package dispatch
+
+// Sample payloads for the trial run (GET /api/trial/samples): a realistic
+// one per known event of each source type, embedded, and, once traffic has
+// arrived, the most recent real event of each name.
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/hookroute/hookroute/router"
+)
+
+//go:embed samples/*.json
+var sampleFiles embed.FS
+
+// TrialSample is one sample payload for a source.
+type TrialSample struct {
+	Source string `json:"source"`
+	Type   string `json:"type"` // the source's type
+	Event  string `json:"event"`
+	Label  string `json:"label"`
+	// Payload is the JSON body as the sender posts it.
+	Payload json.RawMessage `json:"payload"`
+	// Real is true for an event that arrived (the latest of its name),
+	// false for an embedded example.
+	Real bool `json:"real"`
+}
+
+type embeddedSample struct{ event, label, file string }
+
+// genericSample is offered for a source of a kind without samples of its
+// own, whose events are whatever its sender posts.
+var genericSample = embeddedSample{"", "generic JSON event", "generic-event.json"}
+
+// trialSamples are the embedded samples offered for a source of the kind.
+func (k *SourceKind) trialSamples(sc *SourceConfig) []embeddedSample {
+	if k.samples == nil {
+		return []embeddedSample{genericSample}
+	}
+	return k.samples(sc)
+}
+
+// maxRealNames bounds the real events offered per source; maxScan is how
+// many recent events are looked at to find them.
+const (
+	maxRealNames = 50
+	maxScan      = 500
+	// maxRealBody skips real events too large to edit by hand in a form.
+	maxRealBody = 256 << 10
+)
+
+// TrialSamples returns the embedded samples of every configured source
+// and, from the store, the most recent real event of each name, with
+// credential-like fields blanked out (signatures live in headers, which
+// are not included). A store that cannot be read yields the embedded
+// samples alone.
+func (r *Router) TrialSamples(ctx context.Context) []TrialSample {
+	rt := r.rt.Load()
+	out := []TrialSample{}
+	for _, src := range rt.Sources {
+		real, order := r.realSamples(ctx, src)
+		known := src.Kind.trialSamples(src.config)
+		done := map[string]bool{}
+		for i, k := range known {
+			out = append(out, embedded(src, k))
+			// The real one goes after the last sample of its name.
+			if last := i+1 == len(known) || known[i+1].event != k.event; last && k.event != "" {
+				if s, ok := real[k.event]; ok && !done[k.event] {
+					out = append(out, s)
+					done[k.event] = true
+				}
+			}
+		}
+		for _, name := range order {
+			if !done[name] {
+				out = append(out, real[name])
+			}
+		}
+	}
+	return out
+}
+
+func embedded(src *Source, k embeddedSample) TrialSample {
+	b, err := sampleFiles.ReadFile("samples/" + k.file)
+	if err != nil {
+		panic("router: embedded sample missing: " + k.file) // a build mistake, caught by the tests
+	}
+	return TrialSample{Source: src.Name, Type: src.Type, Event: k.event, Label: k.label, Payload: compactJSON(b)}
+}
+
+func compactJSON(b []byte) json.RawMessage {
+	var buf bytes.Buffer
+	if json.Compact(&buf, b) != nil {
+		return b
+	}
+	return buf.Bytes()
+}
+
+// realSamples returns the latest stored event of each name for src, and
+// the names newest first.
+func (r *Router) realSamples(ctx context.Context, src *Source) (map[string]TrialSample, []string) {
+	out := map[string]TrialSample{}
+	var order []string
+	evs, err := r.store.ListEvents(ctx, router.EventFilter{Source: src.Name, Limit: maxScan})
+	if err != nil {
+		r.logs.Log(r.log, r.now(), slog.LevelWarn, "trial-samples", "trial samples: list events", "err", err)
+		return out, nil
+	}
+	for _, e := range evs {
+		if e.Quarantined || e.Name == "" || len(order) >= maxRealNames {
+			continue
+		}
+		if _, seen := out[e.Name]; seen {
+			continue
+		}
+		full, err := r.store.GetEvent(ctx, e.Source, e.ID)
+		if err != nil || len(full.Body) > maxRealBody {
+			continue
+		}
+		payload, ok := stripCredentials(full.Body)
+		if !ok {
+			continue
+		}
+		out[e.Name] = TrialSample{Source: src.Name, Type: src.Type, Event: e.Name, Real: true, Payload: payload,
+			Label: fmt.Sprintf("latest real %s (received %s)", e.Name, e.ReceivedAt.UTC().Format("2006-01-02 15:04:05 MST"))}
+		order = append(order, e.Name)
+	}
+	return out, order
+}
+
+// stripCredentials blanks the values of fields whose names say they hold
+// a credential, at any depth, keeping numbers exact.
+func stripCredentials(body []byte) (json.RawMessage, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, false
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(scrubCredentials(v)); err != nil {
+		return nil, false
+	}
+	return bytes.TrimSpace(buf.Bytes()), true
+}
+
+func scrubCredentials(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			if credentialKey(k) {
+				if x != nil && x != "" {
+					t[k] = redactedValue
+				}
+				continue
+			}
+			t[k] = scrubCredentials(x)
+		}
+	case []any:
+		for i, x := range t {
+			t[i] = scrubCredentials(x)
+		}
+	}
+	return v
+}
+
+// credentialKey reports whether a field name says it holds a credential.
+func credentialKey(k string) bool {
+	k = strings.ToLower(strings.ReplaceAll(k, "-", "_"))
+	switch k {
+	case "token", "secret", "password", "passwd", "signature", "authorization", "api_key", "apikey", "private_key", "cookie":
+		return true
+	}
+	for _, suffix := range []string{"_token", "_secret", "_password", "_signature", "_api_key", "_private_key"} {
+		if strings.HasSuffix(k, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Router) apiTrialSamples(w http.ResponseWriter, req *http.Request) {
+	writeJSON(w, http.StatusOK, listReply[TrialSample]{Items: r.TrialSamples(req.Context())})
+}

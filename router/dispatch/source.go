@@ -1,0 +1,135 @@
+package dispatch
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/verify"
+)
+
+// SourceKind is one source type: everything its type: value decides. Each
+// kind is one file, source_NAME.go, whose init registers it; the rest of
+// the router asks a source's kind and never names one, so adding a kind
+// edits nothing else.
+//
+// A kind reaches the rest of the router only through SourceConfig,
+// keyError, the helpers in this file and, for a typed view, the adapter
+// interface: little enough for the kinds to move to a package of their
+// own.
+type SourceKind struct {
+	// Name is the kind's value of type: in the config.
+	Name string
+	// Keys are the config keys a source of the kind may set besides name,
+	// type and path; any other is an error rather than silently ignored.
+	Keys []string
+	// Verifier builds a source's verifier from its config; key files are
+	// read relative to dir, the config file's directory, so a config works
+	// from any working directory. A *keyError is reported at its key, any
+	// other error at type:. A kind that verifies refuses a missing key or
+	// an empty secret: an unverified endpoint must be asked for by writing
+	// type: none.
+	Verifier func(sc *SourceConfig, dir string) (verify.Verifier, error)
+	// DefaultEvent is the event: expression of a generic source whose
+	// config gives none, for senders that name their events in a known
+	// place.
+	DefaultEvent string
+	// IDHeader is the header that carries the sender's own id of the
+	// event, if the scheme has one; it is the event's id, ahead of the id:
+	// expression, and server.drop_headers may not drop it.
+	IDHeader string
+	// SignsBodyOnly is set when the signature covers the body and nothing
+	// else (no id, no time) while the event's id may come from what it
+	// does not cover (IDHeader, an id: expression over the headers): a
+	// captured request posted again under a new id would verify as a new
+	// event, so the body's hash is a dedup key of its own. A kind whose ids
+	// are made of the body, or that signs its id, leaves it unset.
+	SignsBodyOnly bool
+	// Sign signs body as the kind's sender would, for hookroute send;
+	// keyFile is send's --key, for a kind that signs with a private key
+	// the config does not hold. Nil when send cannot sign for the kind.
+	Sign func(sc *SourceConfig, keyFile string, body []byte) (http.Header, error)
+	// CannotSign is send's answer for a kind without Sign: why, and what
+	// to use instead.
+	CannotSign string
+	// Warn, if set, lists what is allowed but risky in a source's config
+	// (a salesiq source that trusts the demo key); check prints each, and
+	// serve logs it. It is called only for a config whose verifier built.
+	Warn func(sc *SourceConfig, dir string) []string
+
+	// typed builds the kind's typed event view; nil gives the generic view
+	// (the JSON payload, with event: and id: expressions). Unexported, as
+	// is samples, because what they return is the router's own.
+	typed func(sc *SourceConfig) adapter
+	// samples are the embedded events a trial offers for a source of the
+	// kind; nil offers the generic one.
+	samples func(sc *SourceConfig) []embeddedSample
+}
+
+// sourceKinds are the registered kinds by name.
+var sourceKinds = map[string]*SourceKind{}
+
+// registerSource adds a kind; each kind's file calls it from init. Two
+// kinds of one name are a programming mistake that must not depend on
+// which init ran last, so it panics, as does a kind without a name.
+func registerSource(k *SourceKind) {
+	if k.Name == "" {
+		panic("router: registerSource: a source kind needs a name")
+	}
+	if _, dup := sourceKinds[k.Name]; dup {
+		panic("router: registerSource: source kind " + k.Name + " is registered twice")
+	}
+	sourceKinds[k.Name] = k
+}
+
+// SourceKinds lists the names of the registered source kinds, sorted.
+func SourceKinds() []string { return sortedKeys(sourceKinds) }
+
+// SendHeaders signs body as the source's sender would, for hookroute
+// send; keyFile is send's --key.
+func (s *Source) SendHeaders(keyFile string, body []byte) (http.Header, error) {
+	if s.Kind.Sign == nil {
+		return nil, errors.New(s.Kind.CannotSign)
+	}
+	return s.Kind.Sign(s.config, keyFile, body)
+}
+
+// keyError is a problem with one key of a source's config, reported at
+// that key's value.
+type keyError struct{ key, msg string }
+
+func (e *keyError) Error() string { return e.key + ": " + e.msg }
+
+// sourceSecrets are the non-empty secrets of a source: secret: and, during
+// a rotation, secrets:. None is an error, not an empty key: a MAC with an
+// empty key is one anyone can compute.
+func sourceSecrets(sc *SourceConfig) ([][]byte, error) {
+	var out [][]byte
+	for _, s := range append([]router.Secret{sc.Secret}, sc.Secrets...) {
+		if s != "" {
+			out = append(out, []byte(s.Reveal()))
+		}
+	}
+	if len(out) == 0 {
+		return nil, &keyError{"secret", "a " + sc.Type + " source needs a secret (${NAME}); it is missing or empty"}
+	}
+	return out, nil
+}
+
+// signingSecret is the secret send signs with: secret:, or during a
+// rotation that left it empty, the first of secrets:.
+func signingSecret(sc *SourceConfig) string {
+	if s := sc.Secret.Reveal(); s != "" || len(sc.Secrets) == 0 {
+		return s
+	}
+	return sc.Secrets[0].Reveal()
+}
+
+// orList writes names as "a, b or c".
+func orList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}

@@ -1,0 +1,551 @@
+package dispatch
+
+// The trial run (README: Trying a rule before it goes live): which rules an event matches and why
+// the others do not, and the exact request each matched route's sink would
+// make, without sending it; or, asked to send, real deliveries through the
+// real sinks that leave no trace in the store (no event, no delivery, no
+// dedup key).
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/expr-lang/expr"
+	"gopkg.in/yaml.v3"
+
+	"github.com/hookroute/hookroute/router"
+)
+
+// CapturedRequest is an HTTP request as a sink made it, recorded instead
+// of sent.
+type CapturedRequest struct {
+	Method string
+	URL    string
+	Header http.Header
+	Body   []byte
+}
+
+// Capturer builds sinks whose HTTP requests are recorded rather than sent,
+// so that a trial shows the request a sink's own code makes. Package sinks
+// provides one (sinks.NewCaptureRegistry).
+type Capturer interface {
+	SinkFactory
+	// Capture returns a context under which the first HTTP request a
+	// capturing sink makes is recorded (and answered with an error, so
+	// nothing leaves the process), and a function returning that request,
+	// nil if none was made. It returns a nil function when this factory's
+	// sinks would really send: the trial then shows no request.
+	Capture(ctx context.Context) (context.Context, func() *CapturedRequest)
+}
+
+var trialCapturer struct {
+	sync.Mutex
+	new func() Capturer
+}
+
+// SetTrialCapturer sets what POST /api/trial builds its capturing sinks
+// with. Package sinks calls it when it is linked in, the way database
+// drivers register themselves, so that the router needs no import of it.
+func SetTrialCapturer(f func() Capturer) {
+	trialCapturer.Lock()
+	trialCapturer.new = f
+	trialCapturer.Unlock()
+}
+
+func defaultCapturer() Capturer {
+	trialCapturer.Lock()
+	defer trialCapturer.Unlock()
+	if trialCapturer.new == nil {
+		return nil
+	}
+	return trialCapturer.new()
+}
+
+// TrialInput is the event a trial runs on.
+type TrialInput struct {
+	// Source names the configured source; "" means the only one.
+	Source string
+	// Payload is the JSON body as the sender would post it.
+	Payload []byte
+	// Headers are request headers (any case), for generic sources that
+	// name or identify events by them (GitHub's X-GitHub-Event).
+	Headers map[string]string
+	// Send delivers for real through the sinks of TrialOptions.Sinks.
+	Send bool
+}
+
+// TrialOptions say how a trial renders and sends.
+type TrialOptions struct {
+	// Capture builds the sinks that render requests; nil shows no request
+	// (fields only).
+	Capture Capturer
+	// Sinks are the live sinks a Send delivers through; nil: the
+	// runtime's own.
+	Sinks map[string]*SinkRuntime
+	// Now is the clock (received_at of the event); default time.Now.
+	Now func() time.Time
+	// SigningKey returns the key a secured sink signs with (the router's
+	// keyring); nil: a Send to a secured sink fails, since an unsigned
+	// request must never go out.
+	SigningKey func(ctx context.Context, sink string) (*rsa.PrivateKey, error)
+}
+
+// TrialResult is the answer of POST /api/trial, field for field.
+type TrialResult struct {
+	Source    string       `json:"source"`
+	EventName string       `json:"event_name"`
+	EventID   string       `json:"event_id"`
+	Send      bool         `json:"send"`
+	Rules     []TrialRule  `json:"rules"`
+	Routes    []TrialRoute `json:"routes"`
+}
+
+// TrialRule says whether a rule matched, and why.
+type TrialRule struct {
+	Name    string `json:"name"`
+	Matched bool   `json:"matched"`
+	// Explanation has one line per comparison and boolean step of the
+	// rule's when, in evaluation order, e.g.
+	// chat.rating == "sad" → "happy" == "sad" → false.
+	Explanation []string `json:"explanation"`
+	// Error is the run-time error that made the rule count as not
+	// matched, "" if none.
+	Error string `json:"error"`
+}
+
+// TrialRoute is one route of a matched rule.
+type TrialRoute struct {
+	Rule  string `json:"rule"`
+	Route int    `json:"route"`
+	Sink  string `json:"sink"`
+	Kind  string `json:"kind"`
+	// Request is the HTTP request the sink would make, secrets redacted;
+	// nil for sinks that do not speak HTTP (log) or when none was made.
+	Request *TrialRequest `json:"request"`
+	// Fields are the route's rendered message fields.
+	Fields map[string]string `json:"fields"`
+	// DedupKey is the rendered dedup_key, if the route has one. A trial
+	// neither looks it up nor records it.
+	DedupKey string `json:"dedup_key,omitempty"`
+	// Error says why no delivery would be made (a template that fails, a
+	// sink that is switched off or refuses the fields), "" if none.
+	Error string `json:"error"`
+	// Result is what the sink answered a real send; nil without one.
+	Result *TrialSendResult `json:"result"`
+}
+
+// TrialRequest is a rendered HTTP request.
+type TrialRequest struct {
+	Method  string            `json:"method"`
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers"`
+	Body    string            `json:"body"`
+}
+
+// TrialSendResult is the outcome of one real trial delivery.
+type TrialSendResult struct {
+	StatusCode int    `json:"status_code"`
+	RemoteID   string `json:"remote_id"`
+	Error      string `json:"error"`
+}
+
+// TrialError is a trial that cannot run: an unknown source, or a payload
+// that does not decode.
+type TrialError struct{ Msg string }
+
+// Error returns the message.
+func (e *TrialError) Error() string { return e.Msg }
+
+// Trial runs the rules on in's event. Without Send it delivers nothing:
+// requests are rendered through o.Capture's sinks. With Send, each route
+// of a matched rule is delivered once through o.Sinks (one attempt with
+// the sink's timeout, delivery id "trial-…", no dedup key), and nothing is
+// written to the store either way.
+func (rt *Runtime) Trial(ctx context.Context, in TrialInput, o TrialOptions) (*TrialResult, error) {
+	src, err := rt.trialSource(in.Source)
+	if err != nil {
+		return nil, err
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Sinks == nil {
+		o.Sinks = rt.Sinks
+	}
+	headers := make(map[string]string, len(in.Headers))
+	for k, v := range in.Headers {
+		if k = strings.ToLower(k); !rt.dropsHeader(k) {
+			headers[k] = v
+		}
+	}
+	view, err := src.Decode(&router.Incoming{Source: src.Name, Headers: headers, Body: in.Payload, ReceivedAt: o.Now()})
+	if err != nil {
+		return nil, &TrialError{Msg: fmt.Sprintf("the event does not decode as a %s event (the router would quarantine it): %v", src.Type, err)}
+	}
+	res := &TrialResult{Source: src.Name, EventName: view.Name, EventID: view.ID, Send: in.Send, Rules: []TrialRule{}, Routes: []TrialRoute{}}
+	var matched []*Rule
+	for _, r := range rt.Rules {
+		tr := rt.trialRule(r, src, view)
+		res.Rules = append(res.Rules, tr)
+		if tr.Matched {
+			matched = append(matched, r)
+		}
+	}
+	rt.trialRoutes(ctx, res, matched, view, in.Send, o)
+	return res, nil
+}
+
+func (rt *Runtime) trialSource(name string) (*Source, error) {
+	if name == "" {
+		if len(rt.Sources) == 1 {
+			return rt.Sources[0], nil
+		}
+		names := make([]string, len(rt.Sources))
+		for i, s := range rt.Sources {
+			names[i] = s.Name
+		}
+		return nil, &TrialError{Msg: "name a source: the config has " + strings.Join(names, ", ")}
+	}
+	s, ok := rt.Source(name)
+	if !ok {
+		return nil, &TrialError{Msg: fmt.Sprintf("no source %q in the config", name)}
+	}
+	return s, nil
+}
+
+// whenOf returns the when: text of the named rule.
+func (rt *Runtime) whenOf(rule string) string {
+	for _, rc := range rt.Config.Rules {
+		if rc.Name == rule {
+			return rc.When
+		}
+	}
+	return ""
+}
+
+func (rt *Runtime) trialRule(r *Rule, src *Source, view *router.View) TrialRule {
+	tr := TrialRule{Name: r.Name, Explanation: []string{}}
+	p := r.progs[src.Name]
+	if p == nil {
+		tr.Explanation = append(tr.Explanation, fmt.Sprintf("the rule is for source %q only", r.Source))
+		return tr
+	}
+	out, err := expr.Run(p, view.Env)
+	if err != nil {
+		tr.Error = exprMessage(err, true)
+	} else {
+		tr.Matched, _ = out.(bool)
+	}
+	tr.Explanation = ExplainWhen(rt.whenOf(r.Name), src.adapter.env(), view.Env, out, err)
+	return tr
+}
+
+// trialRoutes renders (and, with send, delivers) every route of the
+// matched rules.
+func (rt *Runtime) trialRoutes(ctx context.Context, res *TrialResult, matched []*Rule, view *router.View, send bool, o TrialOptions) {
+	var capture *captureSinks
+	if o.Capture != nil && len(matched) > 0 {
+		needed := map[string]bool{}
+		for _, rule := range matched {
+			for _, route := range rule.Routes {
+				needed[route.Sink] = true
+			}
+		}
+		capture = rt.buildCaptureSinks(o.Capture, needed)
+	}
+	type pending struct {
+		i int
+		d *router.Delivery
+	}
+	var sends []pending
+	for _, rule := range matched {
+		for _, route := range rule.Routes {
+			tr := TrialRoute{Rule: rule.Name, Route: route.Index, Sink: route.Sink, Fields: map[string]string{}}
+			sr := rt.Sinks[route.Sink]
+			if sr != nil {
+				tr.Kind = sr.Kind
+			}
+			d, err := trialDelivery(rule, route, view)
+			if d != nil {
+				tr.Fields = d.Fields
+				tr.DedupKey = d.DedupKey
+			}
+			switch {
+			case err != nil:
+				tr.Error = err.Error()
+			case sr == nil:
+				tr.Error = fmt.Sprintf("sink %q is not in the config", route.Sink)
+			case sr.Disabled:
+				tr.Error = "the sink is switched off (it is optional, and a variable it needs is empty): no delivery would be made"
+			default:
+				if capture != nil {
+					tr.Request, tr.Error = capture.render(ctx, sr, copyDelivery(d))
+				}
+				if send && tr.Error == "" {
+					sends = append(sends, pending{len(res.Routes), copyDelivery(d)})
+				}
+			}
+			res.Routes = append(res.Routes, tr)
+		}
+	}
+	// In parallel, as the workers would: one slow sink must not hold up
+	// the others' answers.
+	var wg sync.WaitGroup
+	for _, s := range sends {
+		tr := &res.Routes[s.i]
+		var red *redactor
+		if capture != nil {
+			red = capture.redactors[tr.Sink]
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tr.Result = trialSend(ctx, o.Sinks[tr.Sink], s.d, red, o.SigningKey)
+		}()
+	}
+	wg.Wait()
+}
+
+// trialDelivery renders a route as the worker would, with a trial id. The
+// dedup key is rendered for show only: copyDelivery takes it off before a
+// sink sees the delivery.
+func trialDelivery(rule *Rule, route *Route, view *router.View) (*router.Delivery, error) {
+	d := &router.Delivery{ID: trialID(), Rule: rule.Name, Sink: route.Sink, Attempt: 1, Event: view.Data(), Fields: map[string]string{}}
+	for _, f := range route.Fields {
+		s, err := f.render(view.Data())
+		if err != nil {
+			return d, fmt.Errorf("render %s: %w", f.name, err)
+		}
+		d.Fields[f.name] = s
+	}
+	if route.DedupKey != nil {
+		s, err := route.DedupKey.render(view.Data())
+		if err != nil {
+			return d, fmt.Errorf("render dedup_key: %w", err)
+		}
+		d.DedupKey = strings.TrimSpace(s)
+	}
+	return d, nil
+}
+
+// copyDelivery gives each Deliver its own delivery, with a fresh id and
+// without the dedup key: a trial must neither follow up on the object a
+// key names nor leave a mark (a label, a correlation id) that a later real
+// delivery with the key would take for its own.
+func copyDelivery(d *router.Delivery) *router.Delivery {
+	c := *d
+	c.ID, c.DedupKey, c.RemoteID = trialID(), "", ""
+	c.Fields = make(map[string]string, len(d.Fields))
+	for k, v := range d.Fields {
+		c.Fields[k] = v
+	}
+	return &c
+}
+
+func trialID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return "trial-" + hex.EncodeToString(b)
+}
+
+// trialSend makes one real attempt, paced like the workers' (Slack's
+// per-channel budget is shared with them), within the sink's timeout.
+func trialSend(ctx context.Context, sr *SinkRuntime, d *router.Delivery, red *redactor, signingKey func(context.Context, string) (*rsa.PrivateKey, error)) *TrialSendResult {
+	if sr == nil || sr.Sink == nil || sr.Disabled {
+		return &TrialSendResult{Error: "the sink is not running"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, sr.Timeout)
+	defer cancel()
+	if isSecured(sr.Sink) {
+		if signingKey == nil {
+			return &TrialSendResult{Error: "the sink is secured and its signing keys are in the router's store: run this trial through the admin API (POST /api/trial)"}
+		}
+		key, err := signingKey(ctx, sr.Name)
+		if err != nil {
+			return &TrialSendResult{Error: "not sent: no signing key: " + err.Error()}
+		}
+		d.SigningKey = key
+	}
+	if pc, ok := sr.Sink.(router.Paced); ok {
+		if err := pc.Pace(ctx); err != nil {
+			return &TrialSendResult{Error: "waiting for the sink's rate limit: " + err.Error()}
+		}
+	}
+	res, err := sr.Sink.Deliver(ctx, d)
+	out := &TrialSendResult{StatusCode: res.StatusCode, RemoteID: res.RemoteID}
+	if err != nil {
+		out.Error = red.text(err.Error())
+	}
+	return out
+}
+
+// captureSinks are the config's sinks built by a Capturer, with what to
+// redact from each one's requests.
+type captureSinks struct {
+	c         Capturer
+	sinks     map[string]router.Sink
+	errs      map[string]string
+	redactors map[string]*redactor
+}
+
+// buildCaptureSinks builds the needed sinks of the config again with the
+// capturer, from the same (expanded) YAML, so that each sink's own code
+// renders the request. Sinks are cheap to build; a trial is rare.
+func (rt *Runtime) buildCaptureSinks(c Capturer, needed map[string]bool) *captureSinks {
+	cs := &captureSinks{c: c, sinks: map[string]router.Sink{}, errs: map[string]string{}, redactors: map[string]*redactor{}}
+	for i := range rt.Config.Sinks {
+		node := &rt.Config.Sinks[i]
+		var name, kind string
+		rest := &yaml.Node{Kind: yaml.MappingNode, Line: node.Line, Column: node.Column}
+		for j := 0; j+1 < len(node.Content); j += 2 {
+			k, v := node.Content[j], node.Content[j+1]
+			switch {
+			case k.Value == "name":
+				name = v.Value
+			case k.Value == "type":
+				kind = v.Value
+			case !sinkCommonKeys[k.Value]:
+				rest.Content = append(rest.Content, k, v)
+			}
+		}
+		sr := rt.Sinks[name]
+		if sr == nil || sr.Disabled || !needed[name] {
+			continue
+		}
+		cs.redactors[name] = newRedactor(envValues(rest))
+		s, err := c.Build(kind, name, rest)
+		if err != nil {
+			cs.errs[name] = "cannot build the sink to render its request: " + cs.redactors[name].text(err.Error())
+			continue
+		}
+		cs.sinks[name] = s
+	}
+	return cs
+}
+
+// render runs the capturing sink on d and returns the request it made,
+// redacted, or why it made none.
+func (cs *captureSinks) render(ctx context.Context, sr *SinkRuntime, d *router.Delivery) (*TrialRequest, string) {
+	if sr.Kind == "log" {
+		return nil, "" // no request: the fields are what it prints
+	}
+	if msg, ok := cs.errs[sr.Name]; ok {
+		return nil, msg
+	}
+	s := cs.sinks[sr.Name]
+	if s == nil {
+		return nil, ""
+	}
+	cctx, captured := cs.c.Capture(ctx)
+	if captured == nil {
+		return nil, ""
+	}
+	cctx, cancel := context.WithTimeout(cctx, sr.Timeout)
+	defer cancel()
+	if isSecured(s) {
+		// The real key stays where it is: a stand-in signs, and the
+		// signature is not shown.
+		d.SigningKey = placeholderKey()
+	}
+	_, err := s.Deliver(cctx, d)
+	red := cs.redactors[sr.Name]
+	req := captured()
+	if req == nil {
+		if err != nil {
+			// The sink refused before sending (a required field renders
+			// empty, a value it cannot use): the real delivery would fail
+			// the same way.
+			return nil, red.text(err.Error())
+		}
+		return nil, ""
+	}
+	return red.request(req), ""
+}
+
+// ---- admin API ----
+
+// registerTrialRoutes adds POST /api/trial and GET /api/trial/samples.
+func registerTrialRoutes(api func(pattern, scope string, h http.HandlerFunc), r *Router) {
+	api("POST /api/trial", "trial", r.apiTrial)
+	api("GET /api/trial/samples", "trial", r.apiTrialSamples)
+}
+
+// trialRequest is the body of POST /api/trial.
+type trialRequest struct {
+	Source  string            `json:"source"`
+	Event   json.RawMessage   `json:"event"`
+	Send    bool              `json:"send"`
+	Headers map[string]string `json:"headers"`
+}
+
+func (r *Router) apiTrial(w http.ResponseWriter, req *http.Request) {
+	rt := r.rt.Load()
+	// The event may be as large as an ingested one, plus the envelope.
+	limit := int64(rt.Config.Server.MaxBody) + 64<<10
+	var b trialRequest
+	dec := json.NewDecoder(io.LimitReader(req.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		httpError(w, http.StatusBadRequest, "invalid body: "+err.Error())
+		return
+	}
+	if len(b.Event) == 0 || string(b.Event) == "null" {
+		httpError(w, http.StatusBadRequest, "invalid body: event (the webhook payload) is missing")
+		return
+	}
+	res, err := rt.Trial(req.Context(), TrialInput{Source: b.Source, Payload: b.Event, Headers: b.Headers, Send: b.Send},
+		TrialOptions{Capture: defaultCapturer(), Now: r.now, SigningKey: r.trialSigningKey})
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	matched := 0
+	for _, rl := range res.Rules {
+		if rl.Matched {
+			matched++
+		}
+	}
+	r.log.Info("trial run", "by", tokenName(req), "source", res.Source, "event", res.EventName, "send", res.Send, "matched", matched, "routes", len(res.Routes))
+	for _, rr := range res.Routes {
+		if rr.Result != nil {
+			lv := slog.LevelInfo
+			if rr.Result.Error != "" {
+				lv = slog.LevelWarn
+			}
+			r.log.Log(req.Context(), lv, "trial delivery sent (not recorded)", "by", tokenName(req), "rule", rr.Rule, "sink", rr.Sink,
+				"status_code", rr.Result.StatusCode, "remote_id", rr.Result.RemoteID, "err", rr.Result.Error)
+		}
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// utf8Body is body as text for JSON: invalid UTF-8 would be mangled
+// silently, so it is marked instead.
+func utf8Body(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return fmt.Sprintf("(%d bytes of binary data)", len(b))
+}
+
+// trialSigningKey reads a secured sink's key as the worker does (the
+// keyring only reads the store).
+func (r *Router) trialSigningKey(ctx context.Context, sink string) (*rsa.PrivateKey, error) {
+	if r.keys == nil {
+		return nil, errors.New("signing keys are not available")
+	}
+	_, key, err := r.keys.get(ctx, sink)
+	return key, err
+}

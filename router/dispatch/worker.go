@@ -1,0 +1,809 @@
+package dispatch
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/hookroute/hookroute/router"
+)
+
+type atomicRuntime struct{ p atomic.Pointer[Runtime] }
+
+func (a *atomicRuntime) Load() *Runtime    { return a.p.Load() }
+func (a *atomicRuntime) Store(rt *Runtime) { a.p.Store(rt) }
+
+func defaultOwner() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// leaseMargin is added to the attempt timeout to form the lease, so that a
+// lease never runs out while its attempt can still be running.
+const leaseMargin = 10 * time.Second
+
+// pools holds one worker pool per sink.
+type pools struct {
+	r    *Router
+	poll time.Duration
+	mu   sync.Mutex
+	m    map[string]*pool
+	base context.Context // Run's; nil before Run
+	wg   sync.WaitGroup
+}
+
+func newPools(r *Router, poll time.Duration) *pools {
+	return &pools{r: r, poll: poll, m: map[string]*pool{}}
+}
+
+func (ps *pools) get(sink string) *pool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.m[sink]
+}
+
+// pool claims and delivers the deliveries of one sink, with at most
+// Concurrency attempts in flight.
+type pool struct {
+	ps    *pools
+	sink  string
+	wakeC chan struct{}
+	slots chan struct{} // one token per attempt in flight
+	// recording holds one token per attempt whose request is over and
+	// whose outcome is being written (see release).
+	recording chan struct{}
+	cancel    context.CancelFunc
+	// failing counts consecutive failed attempts, for pausing.
+	failing atomic.Int64
+	// behind is how long the oldest delivery of the last claim that got
+	// any had been due (see maxYieldLag); run's goroutine only.
+	behind time.Duration
+	// pressure adapts sending to a receiver that pushes back.
+	pressure *pressure
+}
+
+func (p *pool) wake() {
+	select {
+	case p.wakeC <- struct{}{}:
+	default:
+	}
+}
+
+// apply makes the pools match rt: a pool for every enabled sink, stopped
+// for sinks that went away or were switched off, restarted where the
+// concurrency changed. A sink whose settings changed otherwise keeps its
+// pool, which reads the new settings at its next claim. Stopping a pool
+// stops its claiming only: attempts in flight finish on their own
+// timeouts, so a reload neither cancels nor repeats a delivery.
+func (ps *pools) apply(rt *Runtime) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.base == nil {
+		return
+	}
+	for name, p := range ps.m {
+		sr := rt.Sinks[name]
+		if sr == nil || sr.Disabled || sr.Sink == nil || cap(p.slots) != sr.Concurrency {
+			p.cancel()
+			delete(ps.m, name)
+		}
+	}
+	for _, name := range sortedKeys(rt.Sinks) {
+		sr := rt.Sinks[name]
+		if _, ok := ps.m[name]; ok || sr.Disabled || sr.Sink == nil {
+			continue
+		}
+		ctx, cancel := context.WithCancel(ps.base)
+		p := &pool{ps: ps, sink: name, wakeC: make(chan struct{}, 1), slots: make(chan struct{}, sr.Concurrency),
+			recording: make(chan struct{}, 2*sr.Concurrency), cancel: cancel, pressure: newPressure(sr.Concurrency)}
+		ps.m[name] = p
+		ps.wg.Add(1)
+		go func() {
+			defer ps.wg.Done()
+			defer cancel()
+			p.run(ctx)
+		}()
+	}
+}
+
+// Run starts a worker pool per enabled sink, the pruner and the store's
+// notifications, and blocks until ctx is done. Then it stops claiming and
+// waits for the attempts in flight: they run on their own timeouts, not on
+// ctx, so a shutdown finishes them rather than cutting them off (a cut-off
+// attempt might have been delivered and would be sent again).
+func (r *Router) Run(ctx context.Context) {
+	ps := r.pools
+	ps.mu.Lock()
+	ps.base = ctx
+	ps.mu.Unlock()
+	r.refreshSinkStates(ctx)
+	ps.apply(r.rt.Load())
+	r.background(ctx, "sink states", sinkStateRefresh, r.refreshSinkStates)
+	r.background(ctx, "pruner", r.pruneEvery, func(ctx context.Context) { r.PruneOnce(ctx) })
+	if n, ok := r.store.(router.Notifier); ok {
+		ps.wg.Add(1)
+		go func() {
+			defer ps.wg.Done()
+			if err := n.Listen(ctx, func(sink string) {
+				if p := ps.get(sink); p != nil {
+					p.wake()
+				}
+			}); err != nil && ctx.Err() == nil {
+				r.log.Error("store notifications stopped; workers fall back to polling", "err", err)
+			}
+		}()
+	}
+	<-ctx.Done()
+	ps.wg.Wait()
+}
+
+// background runs fn every interval until ctx is done.
+func (r *Router) background(ctx context.Context, name string, every time.Duration, fn func(context.Context)) {
+	if every <= 0 {
+		return
+	}
+	r.pools.wg.Add(1)
+	go func() {
+		defer r.pools.wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				fn(ctx)
+			}
+		}
+	}()
+}
+
+func (p *pool) run(ctx context.Context) {
+	r := p.ps.r
+	var inflight sync.WaitGroup
+	defer inflight.Wait()
+	// Deliveries claimed ahead, waiting for a slot; handed back to the
+	// store when the pool stops or may not send them now.
+	var ahead []aheadClaim
+	defer func() { p.giveBack(ahead) }()
+	start := func(rt *Runtime, sr *SinkRuntime, c *router.Claimed) {
+		inflight.Add(1)
+		go func() {
+			defer inflight.Done()
+			released := false
+			defer func() {
+				if released {
+					p.recorded()
+				} else {
+					<-p.slots
+				}
+			}()
+			r.attempt(rt, sr, p, c, func() { released = true; p.release() })
+		}()
+	}
+	failures := 0
+	backlog := false // the last claim got all it asked for: more may wait
+	// Nothing claimed yet. A sink found paused at start (the pause is kept
+	// in the store, across a restart) is probed at once, not a whole
+	// PauseProbe after a crash or deploy that may have ended the outage.
+	fresh := true
+	yielded := false // the last turn held back for the ingest: this one claims
+	for ctx.Err() == nil {
+		rt := r.rt.Load()
+		sr := rt.Sinks[p.sink]
+		if sr == nil || sr.Sink == nil {
+			return
+		}
+		if isSecured(sr.Sink) && r.keys.waiting(p.sink) {
+			// No key to sign with: leave the backlog in the store rather
+			// than claim it only to put it back. Creating a key wakes us.
+			p.giveBack(ahead)
+			ahead = nil
+			p.sleep(ctx, unsignedWait)
+			continue
+		}
+		if held := p.heldUntil(); held.After(r.now()) {
+			// The receiver asked for no request before then: whatever
+			// was claimed ahead waits in the store meanwhile.
+			p.giveBack(ahead)
+			ahead = nil
+			p.sleepUntil(ctx, held.Sub(r.now()))
+			continue
+		}
+		// Take a slot first: never claim more than can be sent at once,
+		// but for the round claimed ahead.
+		select {
+		case p.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		// A receiver that pushed back gets one delivery per claim, at
+		// the adaptive rate, within the adaptive window.
+		adaptive := p.pressure.settle(r.now())
+		if adaptive && !p.pressure.admits(len(p.slots)-1) {
+			<-p.slots
+			p.sleep(ctx, windowPoll)
+			continue
+		}
+		_, paced := sr.Sink.(router.Paced)
+		paced = paced || adaptive
+		if len(ahead) > 0 {
+			if paced || r.sinkPaused(p.sink) {
+				// Paused (one probe at a time) or paced since the claim.
+				p.giveBack(ahead)
+				ahead = nil
+				<-p.slots
+				continue
+			}
+			a := ahead[0]
+			ahead = ahead[1:]
+			if a.until.Sub(r.now()) < sr.Timeout+leaseMargin/2 {
+				// Too little lease left to attempt and record it.
+				p.giveBack([]aheadClaim{a})
+				<-p.slots
+				continue
+			}
+			start(rt, sr, a.c)
+			continue
+		}
+		if !yielded && !paced && !r.sinkPaused(p.sink) && p.behind < maxYieldLag && r.ingestSaturated() {
+			r.metrics.claimDeferred(p.sink)
+			p.yieldToIngest(ctx)
+			// Then claim, whatever the ingest does: from the top, which
+			// reads the config again (a reload may have come meanwhile).
+			yielded = true
+			<-p.slots
+			continue
+		}
+		yielded = false
+		n := 1
+		claimAhead := false
+		if r.sinkPaused(p.sink) {
+			// A paused sink gets one probe at a time, every PauseProbe;
+			// its deliveries wait in the store meanwhile. Wake-ups from
+			// new deliveries must not turn its probes into traffic at the
+			// ingest rate; a resume must end the wait at once.
+			deadline := time.Now().Add(sr.PauseProbe)
+			for !fresh && r.sinkPaused(p.sink) && time.Until(deadline) > 0 && ctx.Err() == nil {
+				p.sleep(ctx, time.Until(deadline))
+			}
+			if ctx.Err() != nil {
+				<-p.slots
+				return
+			}
+		} else if paced {
+			if err := p.pace(ctx, sr.Sink); err != nil {
+				<-p.slots
+				return
+			}
+		} else {
+			n += p.reserve(ctx, backlog)
+			claimAhead = backlog
+		}
+		fresh = false
+		want, lease := n, sr.Timeout+leaseMargin
+		if claimAhead {
+			// Under a backlog, claim one round ahead: a claim is a store
+			// write, and each one then serves twice the attempts. Those
+			// ahead wait for a slot at most about one attempt, which
+			// their longer lease covers (and start checks).
+			want += cap(p.slots)
+			lease += sr.Timeout
+		}
+		now := r.now()
+		claimed, err := r.store.Claim(ctx, p.sink, r.owner, now, lease, want)
+		for i := len(claimed); i < n; i++ {
+			<-p.slots
+		}
+		backlog = err == nil && len(claimed) == want
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			// Back off while the store is down: no hot loop, and one log
+			// line per outage rather than per try (and, for a store that
+			// fails now and then, no more than the limiter allows). The
+			// cap keeps recovery within seconds of the store's return.
+			if failures == 1 {
+				r.logs.Log(r.log, r.now(), slog.LevelError, "claim:"+p.sink, "worker: claim failed; retrying with backoff", "sink", p.sink, "err", err)
+			}
+			p.sleep(ctx, min(time.Duration(failures)*500*time.Millisecond, 3*time.Second))
+			continue
+		}
+		if failures > 0 {
+			r.logs.Log(r.log, r.now(), slog.LevelInfo, "claim-again:"+p.sink, "worker: claiming again", "sink", p.sink, "failed_tries", failures)
+		}
+		failures = 0
+		if len(claimed) > 0 && !claimed[0].Due.IsZero() {
+			p.behind = now.Sub(claimed[0].Due) // claims come oldest due first
+		}
+		for i, c := range claimed {
+			if i < n {
+				start(rt, sr, c)
+				continue
+			}
+			ahead = append(ahead, aheadClaim{c: c, until: now.Add(lease)})
+		}
+		if len(claimed) == 0 {
+			p.idle(ctx)
+		}
+	}
+}
+
+// windowPoll is how often a pool whose adaptive window is full looks for
+// a free place in it.
+const windowPoll = 5 * time.Millisecond
+
+// pace waits for the sink's own limiter, if it has one, and for the
+// adaptive rate, if it is on.
+func (p *pool) pace(ctx context.Context, s router.Sink) error {
+	if pc, ok := s.(router.Paced); ok {
+		if err := pc.Pace(ctx); err != nil {
+			return err
+		}
+	}
+	return p.pressure.wait(ctx)
+}
+
+// heldUntil is the end of the sink's hold: this process's own, or one
+// another replica recorded in the store. A hold learnt from the store is
+// taken as pushback here too: the replicas share the receiver's rate, and
+// one that did not slow down would be the next to overshoot it.
+func (p *pool) heldUntil() time.Time {
+	own, shared := p.pressure.held(), p.ps.r.sinkHeldUntil(p.sink)
+	if now := p.ps.r.now(); shared.After(own) && shared.After(now) {
+		own = p.pressure.pushedBack(now, shared.Sub(now), true)
+	}
+	return maxTime(own, shared)
+}
+
+// sleepUntil sleeps for d or until ctx is done; wake-ups do not end it.
+func (p *pool) sleepUntil(ctx context.Context, d time.Duration) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+}
+
+// aheadClaim is a delivery claimed ahead of a free slot, and when its
+// lease ends.
+type aheadClaim struct {
+	c     *router.Claimed
+	until time.Time
+}
+
+// giveBack returns deliveries claimed ahead to the store, for this or
+// another worker to claim again, at their old place in the queue (due
+// when they were due, so not behind those that fell due since); one that
+// cannot be given back waits for its lease to run out.
+func (p *pool) giveBack(ahead []aheadClaim) {
+	if len(ahead) == 0 {
+		return
+	}
+	r := p.ps.r
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, a := range ahead {
+		until := r.now()
+		if due := a.c.Due; !due.IsZero() && due.Before(until) {
+			until = due
+		}
+		if err := r.store.Postpone(ctx, a.c.ID, r.owner, until); err != nil && !errors.Is(err, router.ErrLeaseLost) {
+			r.logs.Log(r.log, r.now(), slog.LevelWarn, "hand-back:"+p.sink, "worker: could not hand back a delivery claimed ahead; it waits for its lease", "sink", p.sink, "delivery_id", a.c.ID, "err", err)
+		}
+	}
+	p.wake()
+}
+
+// release frees the slot of an attempt whose request is over. Its outcome
+// is then recorded off the slot (see attempt), but only while fewer than
+// twice Concurrency outcomes are being recorded: a slow store slows the
+// sink's attempts instead of piling up goroutines.
+func (p *pool) release() {
+	p.recording <- struct{}{}
+	<-p.slots
+}
+
+// recorded ends what release began.
+func (p *pool) recorded() { <-p.recording }
+
+// batchWait bounds how long a worker holding a free slot waits for more
+// to free up before it claims: long enough to gather the slots of attempts
+// finishing at about the same time, short next to any attempt.
+const batchWait = 2 * time.Millisecond
+
+// reserve takes the free slots beyond the one already held and returns how
+// many it took. With a backlog in the store it also waits, briefly, until
+// half the slots are free: every claim is a store write, and claiming
+// deliveries two or more at a time instead of one per finished attempt
+// halves that cost when the sink is fast.
+func (p *pool) reserve(ctx context.Context, backlog bool) int {
+	got := 0
+	for got+1 < cap(p.slots) {
+		select {
+		case p.slots <- struct{}{}:
+			got++
+			continue
+		default:
+		}
+		break
+	}
+	want := cap(p.slots) / 2
+	if !backlog || got+1 >= want {
+		return got
+	}
+	t := time.NewTimer(batchWait)
+	defer t.Stop()
+	for got+1 < want {
+		select {
+		case p.slots <- struct{}{}:
+			got++
+		case <-t.C:
+			return got
+		case <-ctx.Done():
+			return got
+		}
+	}
+	return got
+}
+
+// idle waits until a delivery may be due: woken by an insert, by the next
+// scheduled attempt, or by the poll interval (other processes' inserts on
+// a shared store, expired leases).
+func (p *pool) idle(ctx context.Context) {
+	r := p.ps.r
+	wait := p.ps.poll
+	if next, ok, err := r.store.NextDue(ctx, p.sink); err == nil && ok {
+		if d := next.Sub(r.now()); d < wait {
+			wait = max(d, time.Millisecond)
+		}
+	}
+	p.sleep(ctx, wait)
+}
+
+// Acknowledgements first. While webhook requests queue up (more in flight
+// than ingestSaturated allows), the CPU they wait for is shared with the
+// deliveries of earlier events, and an acknowledgement that comes too late
+// can lose an event, while a delivery that waits loses nothing: it is in
+// the store. So a pool defers each claim while ingest is saturated, for at
+// most ingestYieldMax (one claim round per sink per ingestYieldMax at
+// least), and only while its deliveries are less than maxYieldLag behind:
+// a burst is seconds, and a saturation that lasts longer than that is an
+// overload in which deliveries that wait would only pile up, so they take
+// their share of the CPU again. Deliveries already claimed still go out.
+const (
+	ingestYieldMax  = 250 * time.Millisecond
+	ingestYieldPoll = 5 * time.Millisecond
+	maxYieldLag     = 30 * time.Second
+)
+
+// IngestInFlight is the number of webhook requests, read and verified,
+// that are being decoded or wait for their commit. Requests still being
+// read are not counted: a slow or hostile client is not ingest load.
+func (r *Router) IngestInFlight() int { return int(r.ingesting.Load()) }
+
+// ingestSaturated reports whether more webhook requests are in flight than
+// four per CPU: more than the CPUs and the group commit are working on, so
+// that the rest are queueing.
+func (r *Router) ingestSaturated() bool {
+	return r.ingesting.Load() > r.saturatedAbove
+}
+
+// yieldToIngest waits until ingest is no longer saturated, at most
+// ingestYieldMax. Wake-ups from new deliveries do not end the wait: each
+// acknowledged event sends one.
+func (p *pool) yieldToIngest(ctx context.Context) {
+	r := p.ps.r
+	deadline := time.Now().Add(ingestYieldMax)
+	t := time.NewTicker(ingestYieldPoll)
+	defer t.Stop()
+	for r.ingestSaturated() && time.Now().Before(deadline) {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (p *pool) sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-p.wakeC:
+	case <-ctx.Done():
+	}
+}
+
+// attempt delivers one claimed delivery and records the outcome.
+//
+// requestDone, called once the sink is done with the delivery and before
+// its outcome is written, frees the attempt's slot early: the write waits
+// for a group commit, and the next attempt need not wait for it.
+func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, p *pool, c *router.Claimed, requestDone func()) {
+	d, route, err := r.buildDelivery(rt, sr.Sink, c)
+	if err == nil && isSecured(sr.Sink) {
+		// Before the dedup key is locked: a delivery that cannot be
+		// signed waits without holding anything.
+		sk, ok := r.signingKey(c)
+		if !ok {
+			return // postponed: nothing to sign with yet
+		}
+		d.SigningKey = sk
+	}
+	skip := false
+	var key string
+	if err == nil && d.DedupKey != "" {
+		key = d.DedupKey
+		remote, ok := r.acquireKey(sr, c, key)
+		if !ok {
+			return // postponed: another delivery with this key is running
+		}
+		d.RemoteID = remote
+		switch {
+		case remote != "" && route.OnExisting == "skip":
+			skip = true
+		case route.OnExisting == "create":
+			// A new object every time: to the sink this is a plain
+			// delivery (no key to search by, nothing to follow up on);
+			// the key then names the newest object.
+			d.RemoteID, d.DedupKey = "", ""
+		}
+	}
+	start := r.now()
+	var res router.Result
+	switch {
+	case skip:
+		res.RemoteID = d.RemoteID // the object exists: nothing to send
+	case err == nil:
+		ctx, cancel := context.WithTimeout(context.Background(), sr.Timeout)
+		res, err = sr.Sink.Deliver(ctx, d)
+		cancel()
+	}
+	end := r.now()
+	dur := end.Sub(start)
+	wait, hold, pushedBack := p.pressure.observe(end, res, err)
+	if hold {
+		// Before the slot is freed: no worker of this process sends
+		// within the window (pressure already says so), and, once this
+		// is written, none of another replica either.
+		r.holdSink(c.Sink, p.pressure.held())
+	}
+	if key != "" {
+		// Record the remote object before the delivery's own outcome: if
+		// the process dies in between, the delivery is sent again and
+		// follows up on the object instead of creating a second one.
+		r.releaseKey(c, key, res.RemoteID)
+	}
+	requestDone()
+	paused := r.sinkPaused(c.Sink)
+	f := nextStep(sr, c, start, end, err, paused, pushedBack, wait)
+	f.Attempt.StatusCode, f.Attempt.RemoteID = res.StatusCode, res.RemoteID
+	if f.Backpressure {
+		r.metrics.pushedBack(c.Sink)
+	} else {
+		r.trackHealth(sr, c.Sink, err, paused)
+	}
+	if err != nil {
+		f.Attempt.Error = truncateRunes(err.Error(), 2000)
+		// One line per failure, but a sink failing for every delivery is
+		// summarised: 10 lines, then one a second per status code and
+		// outcome. Not per error text: texts that carry a request id or
+		// a local port differ for every delivery, and would each have a
+		// budget of their own.
+		r.logs.Log(r.log, r.now(), slog.LevelWarn, "delivery:"+c.Sink+":"+f.Attempt.Outcome+":"+strconv.Itoa(res.StatusCode), "delivery failed",
+			"sink", c.Sink, "rule", c.Rule, "delivery_id", c.ID, "attempt", c.Attempts+1,
+			"outcome", f.Attempt.Outcome, "backpressure", f.Backpressure, "status_code", res.StatusCode, "err", f.Attempt.Error)
+	}
+	r.metrics.attempt(c.Sink, f.Attempt.Outcome, dur)
+	if !r.finish(c, f) {
+		return
+	}
+	if f.Status == router.StatusPending {
+		if p := r.pools.get(c.Sink); p != nil {
+			p.wake()
+		}
+	}
+}
+
+// nextStep decides what follows an attempt that began at start and ended
+// at end with err: delivered; dead (a permanent error, or the last
+// attempt, unless the sink is paused); waiting out a backpressure answer
+// (pushedBack, with the wait it asked for) without spending an attempt,
+// for the first maxBackpressure of them;
+// or a retry after the backoff, or after the pause probe while the sink
+// is paused. It is the whole retry policy, and reads nothing else.
+func nextStep(sr *SinkRuntime, c *router.Claimed, start, end time.Time, err error, paused, pushedBack bool, wait time.Duration) router.Finish {
+	f := router.Finish{Attempt: router.AttemptRecord{At: start, Duration: end.Sub(start)}}
+	switch {
+	case err == nil:
+		f.Status, f.Attempt.Outcome = router.StatusDelivered, router.OutcomeDelivered
+		return f
+	case pushedBack && c.Throttled < maxBackpressure:
+		// Not a failure: the receiver said when to come back.
+		f.Status, f.Attempt.Outcome, f.Backpressure = router.StatusPending, router.OutcomeRetry, true
+		f.NextAttemptAt = end.Add(wait)
+	case router.IsPermanent(err) || (c.Attempts+1 >= sr.Retry.MaxAttempts && !paused):
+		f.Status, f.Attempt.Outcome = router.StatusDead, router.OutcomeDead
+		return f
+	case paused:
+		// Pause, don't drop: while the sink is down as a whole, its
+		// deliveries wait for it instead of running out of attempts.
+		f.Status, f.Attempt.Outcome = router.StatusPending, router.OutcomeRetry
+		f.NextAttemptAt = end.Add(max(sr.PauseProbe, router.RetryAfterOf(err)))
+	default:
+		f.Status, f.Attempt.Outcome = router.StatusPending, router.OutcomeRetry
+		f.NextAttemptAt = end.Add(NextDelay(sr.Retry, c.Attempts+1, router.RetryAfterOf(err)))
+	}
+	if ra := router.RetryAfterOf(err); ra > 0 {
+		f.NotBefore = end.Add(ra) // a resume pulls retries forward, never past this
+	}
+	return f
+}
+
+// holdSink records the sink's hold in the store, so that other replicas
+// honour it too. A failure is logged and otherwise ignored: this process
+// honours the hold anyway, and the others learn of the window from their
+// own answers.
+func (r *Router) holdSink(sink string, until time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.store.HoldSink(ctx, sink, until); err != nil {
+		r.logs.Log(r.log, r.now(), slog.LevelError, "hold-sink:"+sink, "delivery: record the sink's Retry-After hold", "sink", sink, "err", err)
+	}
+}
+
+// keyBusyWait is how long a delivery waits when another delivery holds its
+// dedup key: long enough not to spin, short next to an attempt.
+const keyBusyWait = 250 * time.Millisecond
+
+// acquireKey locks the delivery's dedup key and returns the remote id
+// recorded for it. When the key is busy (or the store cannot say), the
+// delivery is put back to wait, without spending an attempt.
+func (r *Router) acquireKey(sr *SinkRuntime, c *router.Claimed, key string) (string, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	remote, ok, err := r.store.AcquireKey(ctx, c.Sink, key, keyOwner(r.owner, c.ID), r.now(), sr.Timeout+leaseMargin)
+	if err == nil && ok {
+		return remote, true
+	}
+	if err != nil {
+		r.logs.Log(r.log, r.now(), slog.LevelError, "acquire-key:"+c.Sink, "delivery: lock dedup key", "sink", c.Sink, "delivery_id", c.ID, "err", err)
+	}
+	if err := r.store.Postpone(ctx, c.ID, r.owner, r.now().Add(keyBusyWait)); err != nil && !errors.Is(err, router.ErrLeaseLost) {
+		r.logs.Log(r.log, r.now(), slog.LevelError, "postpone:"+c.Sink, "delivery: postpone", "sink", c.Sink, "delivery_id", c.ID, "err", err)
+	}
+	return "", false
+}
+
+// keyOwner names the holder of a dedup key lock: the delivery, not the
+// process, since the workers of one process must exclude each other too.
+func keyOwner(owner, deliveryID string) string { return owner + "/" + deliveryID }
+
+func (r *Router) releaseKey(c *router.Claimed, key, remoteID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.store.ReleaseKey(ctx, c.Sink, key, keyOwner(r.owner, c.ID), remoteID); err != nil {
+		// The lock runs out by itself; the remote id is what matters.
+		r.logs.Log(r.log, r.now(), slog.LevelError, "release-key:"+c.Sink, "delivery: record remote object", "sink", c.Sink, "delivery_id", c.ID, "remote_id", remoteID, "err", err)
+	}
+}
+
+// finish records an attempt's outcome, retrying for a while if the store
+// is unreachable: an unrecorded success would be sent again once the lease
+// runs out. It goes on while shutting down, for the same reason.
+func (r *Router) finish(c *router.Claimed, f router.Finish) bool {
+	deadline := time.Now().Add(leaseMargin / 2)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := r.store.Finish(ctx, c.ID, r.owner, f)
+		cancel()
+		switch {
+		case err == nil:
+			return true
+		case errors.Is(err, router.ErrLeaseLost):
+			r.logs.Log(r.log, r.now(), slog.LevelWarn, "lease-lost:"+c.Sink, "delivery lease lost; another worker owns it now", "sink", c.Sink, "delivery_id", c.ID)
+			return false
+		case time.Now().Add(wait).After(deadline):
+			r.logs.Log(r.log, r.now(), slog.LevelError, "finish:"+c.Sink, "delivery: record outcome; it will be attempted again after its lease", "sink", c.Sink, "delivery_id", c.ID, "err", err)
+			return false
+		}
+		time.Sleep(wait)
+	}
+}
+
+// buildDelivery renders the route's fields over the rebuilt event view.
+// Failures here are permanent: retrying the same render gives the same
+// result.
+func (r *Router) buildDelivery(rt *Runtime, sink router.Sink, c *router.Claimed) (*router.Delivery, *Route, error) {
+	rule, ok := rt.Rule(c.Rule)
+	if !ok || c.Route >= len(rule.Routes) || rule.Routes[c.Route].Sink != c.Sink {
+		return nil, nil, router.Permanent(fmt.Errorf("rule %q route %d to sink %q is no longer in the config", c.Rule, c.Route, c.Sink))
+	}
+	route := rule.Routes[c.Route]
+	if src, ok := rt.Source(c.Event.Source); ok && takesEventJSON(src, route, sink) {
+		if b, ok := src.adapter.(salesiqAdapter).eventJSON(&router.Incoming{Source: c.Event.Source, Headers: c.Event.Headers, Body: c.Event.Body, ReceivedAt: c.Event.ReceivedAt}); ok {
+			return &router.Delivery{ID: c.ID, Rule: c.Rule, Sink: c.Sink, Attempt: c.Attempts + 1, EventJSON: b, Fields: map[string]string{}}, route, nil
+		}
+	}
+	view, err := r.view(rt, c.Event)
+	if err != nil {
+		return nil, nil, router.Permanent(fmt.Errorf("decode event: %w", err))
+	}
+	d := &router.Delivery{ID: c.ID, Rule: c.Rule, Sink: c.Sink, Attempt: c.Attempts + 1, Event: view.Data(), Fields: map[string]string{}}
+	for _, f := range route.Fields {
+		s, err := f.render(view.Data())
+		if err != nil {
+			return nil, nil, router.Permanent(fmt.Errorf("render %s: %w", f.name, err))
+		}
+		d.Fields[f.name] = s
+	}
+	if route.DedupKey != nil {
+		s, err := route.DedupKey.render(view.Data())
+		if err != nil {
+			return nil, nil, router.Permanent(fmt.Errorf("render dedup_key: %w", err))
+		}
+		d.DedupKey = strings.TrimSpace(s)
+	}
+	return d, route, nil
+}
+
+// takesEventJSON reports whether deliveries of src's events over route to
+// sink are handed the event as JSON written straight from the stored body
+// (Delivery.EventJSON) instead of the decoded view: the sink reads nothing
+// else of the event on such a route, and the source can (salesiq).
+func takesEventJSON(src *Source, route *Route, sink router.Sink) bool {
+	if _, ok := src.adapter.(salesiqAdapter); !ok || len(route.Fields) > 0 || route.DedupKey != nil {
+		return false
+	}
+	j, ok := sink.(router.EventJSONSink)
+	return ok && j.EventJSONOnly()
+}
+
+// view rebuilds an event's view from its stored raw body.
+func (r *Router) view(rt *Runtime, ev *router.EventRecord) (*router.View, error) {
+	if v := r.views.get(rt, ev.Source, ev.ID); v != nil {
+		return v, nil
+	}
+	in := &router.Incoming{Source: ev.Source, Headers: ev.Headers, Body: ev.Body, ReceivedAt: ev.ReceivedAt}
+	if src, ok := rt.Source(ev.Source); ok {
+		return src.Decode(in)
+	}
+	// The source left the config since: a generic view still renders.
+	return genericAdapter{src: &Source{Name: ev.Source}}.decode(in)
+}
+
+// NextDelay is the wait before the next attempt after attempt number n
+// (1-based) failed: exponential with jitter from rc, computed with
+// cenkalti/backoff, and never less than retryAfter.
+func NextDelay(rc RetryConfig, n int, retryAfter time.Duration) time.Duration {
+	b := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(time.Duration(rc.Initial)),
+		backoff.WithMultiplier(rc.Multiplier),
+		backoff.WithMaxInterval(time.Duration(rc.MaxInterval)),
+		backoff.WithRandomizationFactor(rc.Jitter),
+		backoff.WithMaxElapsedTime(0),
+	)
+	var d time.Duration
+	for i := 0; i < max(n, 1); i++ {
+		d = b.NextBackOff()
+	}
+	return max(d, retryAfter)
+}
