@@ -96,16 +96,30 @@ func bucketOf(t time.Time) int64 {
 	return t.UnixNano() / int64(acceptedWindow/acceptedBuckets)
 }
 
-// acceptedRate is the number of requests accepted over the last
-// acceptedWindow, per second. Callers hold mu.
-func (p *pressure) acceptedRate(now time.Time) float64 {
-	cur, n := bucketOf(now), 0
+// minMeasure is the least sending time a rate is measured over: less
+// says more about chance than about the receiver.
+const minMeasure = acceptedWindow / 4
+
+// acceptedRate is the rate of requests accepted over the last
+// acceptedWindow, or since the last hold ended if that is later: a hold
+// is time the receiver was not asked, not time it refused. ok is false
+// when that leaves less than minMeasure. Callers hold mu.
+func (p *pressure) acceptedRate(now time.Time) (perSecond float64, ok bool) {
+	from := now.Add(-acceptedWindow)
+	if p.heldUntil.After(from) {
+		from = p.heldUntil
+	}
+	span := now.Sub(from)
+	if span < minMeasure {
+		return 0, false
+	}
+	cur, first, n := bucketOf(now), bucketOf(from), 0
 	for i := range p.accepted {
-		if cur-p.stamp[i] < acceptedBuckets {
+		if b := p.stamp[i]; b >= first && cur-b < acceptedBuckets {
 			n += p.accepted[i]
 		}
 	}
-	return float64(n) / acceptedWindow.Seconds()
+	return float64(n) / span.Seconds(), true
 }
 
 // succeeded records an accepted request.
@@ -166,9 +180,14 @@ func (p *pressure) tooMany(now time.Time) {
 func (p *pressure) cut(now time.Time) {
 	p.lastEvent = now
 	p.window = max(1, p.window/2)
-	limit := p.acceptedRate(now) * pressureBackoff
+	accepted, measured := p.acceptedRate(now)
+	limit := accepted * pressureBackoff
 	if p.limiter != nil {
-		limit = max(limit, float64(p.limiter.Limit())/2)
+		in := float64(p.limiter.Limit())
+		if !measured {
+			limit = in * pressureBackoff
+		}
+		limit = max(limit, in/2)
 	}
 	limit = max(limit, minRate)
 	if p.limiter == nil {

@@ -87,6 +87,31 @@ func TestPressureCutsToWhatWasAccepted(t *testing.T) {
 	}
 }
 
+// TestPressureMeasuresSinceTheHold: the rate a receiver accepted is
+// measured over the time it was asked, not over its own hold; too soon
+// after a hold there is nothing to measure, and the cut is a plain 0.9.
+func TestPressureMeasuresSinceTheHold(t *testing.T) {
+	p := newPressure(4)
+	for i := range 40 {
+		p.observe(tBP.Add(time.Duration(i)*25*time.Millisecond), router.Result{StatusCode: 200}, nil)
+	}
+	p.observe(tBP.Add(time.Second), router.Result{StatusCode: 429}, tooManyRequests(3*time.Second)) // 36/s, held to +4s
+	end := tBP.Add(4 * time.Second)
+	for i := range 18 {
+		p.observe(end.Add(time.Duration(i)*27*time.Millisecond), router.Result{StatusCode: 200}, nil)
+	}
+	p.observe(end.Add(500*time.Millisecond), router.Result{StatusCode: 429}, tooManyRequests(time.Second))
+	if l, _ := p.limit(); math.Abs(l-0.9*36) > 0.5 {
+		t.Errorf("cut half a second after a hold: %.2f/s, want about %.1f (0.9 × 18 accepted in 0.5 s)", l, 0.9*36)
+	}
+	before, _ := p.limit()
+	again := end.Add(1500 * time.Millisecond) // the second hold ended at +1.5 s
+	p.observe(again.Add(50*time.Millisecond), router.Result{StatusCode: 429}, tooManyRequests(time.Second))
+	if l, _ := p.limit(); math.Abs(l-0.9*before) > 0.01 {
+		t.Errorf("cut 50 ms after a hold: %.2f/s, want 0.9 × %.2f", l, before)
+	}
+}
+
 // TestPressureFloorsAndOtherSignals: a rate never drops below half the rate
 // in force or below one a second; a timeout halves the window without a
 // hold; a 429 without Retry-After cuts but holds nothing; our own pacing
