@@ -49,8 +49,6 @@ func (r *Router) AdminHandler(g prometheus.Gatherer) http.Handler {
 	return mux
 }
 
-// Scopes are what an admin token may do.
-var Scopes = []string{"read", "replay", "trial", "reload", "webhooks.create", "webhooks.delete"}
 
 type tokenKey struct{}
 

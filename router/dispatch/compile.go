@@ -3,6 +3,7 @@ package dispatch
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -137,7 +138,7 @@ func (c *compiler) add(e *ConfigError) { c.errs = append(c.errs, e) }
 // at path, each at its key's value.
 func (c *compiler) errAt(node *yaml.Node, path string) func(key, format string, args ...any) {
 	return func(key, format string, args ...any) {
-		c.add(NodeError(lookupNode(node, key), path+"."+key, format, args...))
+		c.add(NodeError(LookupNode(node, key), path+"."+key, format, args...))
 	}
 }
 
@@ -145,7 +146,7 @@ func compile(file string, cfg *Config, doc *yaml.Node, sinks SinkFactory) (*Runt
 	c := &compiler{file: file, doc: doc, sinks: sinks, rt: &Runtime{
 		File: file, Config: cfg, Sinks: map[string]*SinkRuntime{}, byPath: map[string]*Source{},
 	}}
-	cfg.validateStatic(doc, c.add)
+	cfg.ValidateStatic(doc, c.add)
 	for i := range cfg.Sources {
 		c.source(i, &cfg.Sources[i])
 	}
@@ -157,7 +158,7 @@ func compile(file string, cfg *Config, doc *yaml.Node, sinks SinkFactory) (*Runt
 	for i := range cfg.Rules {
 		r := &cfg.Rules[i]
 		if names[r.Name] {
-			c.add(NodeError(lookupNode(doc, "rules", fmt.Sprint(i), "name"), fmt.Sprintf("rules[%d].name", i), "duplicate rule name %q", r.Name))
+			c.add(NodeError(LookupNode(doc, "rules", fmt.Sprint(i), "name"), fmt.Sprintf("rules[%d].name", i), "duplicate rule name %q", r.Name))
 		}
 		names[r.Name] = true
 		c.rule(i, r)
@@ -192,7 +193,7 @@ func sortedKeys[V any](m map[string]V) []string {
 
 func (c *compiler) source(i int, sc *SourceConfig) {
 	path := fmt.Sprintf("sources[%d]", i)
-	node := lookupNode(c.doc, "sources", fmt.Sprint(i))
+	node := LookupNode(c.doc, "sources", fmt.Sprint(i))
 	errAt := c.errAt(node, path)
 	if !validName(sc.Name) {
 		errAt("name", "must be set, of letters, digits, '-' and '_'")
@@ -276,7 +277,7 @@ func (c *compiler) dropHeaders() {
 	c.rt.dropHeaders = make(map[string]bool, len(names))
 	for i, h := range names {
 		path := fmt.Sprintf("server.drop_headers[%d]", i)
-		node := lookupNode(c.doc, "server", "drop_headers", fmt.Sprint(i))
+		node := LookupNode(c.doc, "server", "drop_headers", fmt.Sprint(i))
 		if !validHeaderName(h) {
 			c.add(NodeError(node, path, "not a header name (letters, digits and !#$%%&'*+-.^_`|~)"))
 			continue
@@ -362,7 +363,7 @@ func (c *compiler) stringExpr(src string, node *yaml.Node, path, key string) *vm
 	}
 	p, err := expr.Compile(src, expr.Env(genericEnv()), expr.AllowUndefinedVariables(), expr.AsKind(reflect.String), expr.MaxNodes(1000))
 	if err != nil {
-		c.add(exprError(err, lookupNode(node, key), path+"."+key))
+		c.add(exprError(err, LookupNode(node, key), path+"."+key))
 		return nil
 	}
 	return p
@@ -379,18 +380,18 @@ func (c *compiler) sink(i int, node *yaml.Node) {
 	emptyRef := false
 	for j := 0; j+1 < len(node.Content); j += 2 {
 		k, v := node.Content[j], node.Content[j+1]
-		if sinkCommonKeys[k.Value] {
+		if SinkCommonKeys[k.Value] {
 			common.Content = append(common.Content, k, v)
 			continue
 		}
 		rest.Content = append(rest.Content, k, v)
-		if v.Kind == yaml.ScalarNode && v.Style&envRef != 0 && v.Value == "" {
+		if v.Kind == yaml.ScalarNode && v.Style&EnvRef != 0 && v.Value == "" {
 			emptyRef = true
 		}
 	}
 	d := c.rt.Config.Defaults
 	retry := d.Retry
-	sc := sinkCommon{Timeout: d.Timeout, Concurrency: d.Concurrency, Retry: &retry, PauseAfter: d.PauseAfter, PauseProbe: d.PauseProbe}
+	sc := SinkCommon{Timeout: d.Timeout, Concurrency: d.Concurrency, Retry: &retry, PauseAfter: d.PauseAfter, PauseProbe: d.PauseProbe}
 	if err := DecodeStrict(common, path, &sc); err != nil {
 		c.errs = append(c.errs, AsConfigErrors(err, node, path)...)
 		return
@@ -404,7 +405,7 @@ func (c *compiler) sink(i int, node *yaml.Node) {
 		errAt("name", "duplicate sink name %q", sc.Name)
 		return
 	}
-	validateRetry(*sc.Retry, lookupNode(node, "retry"), path+".retry", c.add)
+	ValidateRetry(*sc.Retry, LookupNode(node, "retry"), path+".retry", c.add)
 	if sc.Timeout <= 0 {
 		errAt("timeout", "must be positive")
 	}
@@ -442,7 +443,7 @@ func (c *compiler) sink(i int, node *yaml.Node) {
 
 func (c *compiler) rule(i int, rc *RuleConfig) {
 	path := fmt.Sprintf("rules[%d]", i)
-	node := lookupNode(c.doc, "rules", fmt.Sprint(i))
+	node := LookupNode(c.doc, "rules", fmt.Sprint(i))
 	errAt := c.errAt(node, path)
 	if !validName(rc.Name) {
 		errAt("name", "must be set, of letters, digits, '-' and '_'")
@@ -463,7 +464,7 @@ func (c *compiler) rule(i int, rc *RuleConfig) {
 		errAt("when", "must be set (use true to match every event)")
 		return
 	}
-	whenNode := lookupNode(node, "when")
+	whenNode := LookupNode(node, "when")
 	seen := map[string]bool{}
 	for _, s := range sources {
 		p, err := compileWhen(rc.When, s.adapter.env())
@@ -526,7 +527,7 @@ func (c *compiler) route(rulePath string, j int, node *yaml.Node, sources []*Sou
 		return nil
 	}
 	rt := &Route{Index: j, OnExisting: "comment"}
-	sinkNode := lookupNode(node, "sink")
+	sinkNode := LookupNode(node, "sink")
 	for k := 0; k+1 < len(node.Content); k += 2 {
 		if node.Content[k].Value == "sink" {
 			rt.Sink = node.Content[k+1].Value
@@ -646,4 +647,35 @@ func validName(s string) bool {
 		}
 	}
 	return true
+}
+
+// LoadFile reads, expands, validates and compiles a config file. Every
+// problem found is returned, as ConfigErrors.
+func LoadFile(path string, sinks SinkFactory) (*Runtime, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Load(path, data, sinks, nil)
+}
+
+// Load compiles a config from data; file names it in errors. lookup reads
+// environment variables (nil: the process environment).
+func Load(file string, data []byte, sinks SinkFactory, lookup func(string) (string, bool)) (*Runtime, error) {
+	cfg, doc, errs := Parse(file, data, lookup)
+	if errs != nil {
+		errs.Sort()
+		return nil, errs
+	}
+	rt, errs := compile(file, cfg, doc, sinks)
+	if len(errs) > 0 {
+		for _, e := range errs {
+			if e.File == "" {
+				e.File = file
+			}
+		}
+		errs.Sort()
+		return nil, errs
+	}
+	return rt, nil
 }

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -147,7 +147,7 @@ type RuleConfig struct {
 }
 
 // sinkCommon holds the keys every sink takes; the rest belong to its kind.
-type sinkCommon struct {
+type SinkCommon struct {
 	Name        string       `yaml:"name"`
 	Type        string       `yaml:"type"`
 	Optional    bool         `yaml:"optional"`
@@ -158,7 +158,7 @@ type sinkCommon struct {
 	PauseProbe  Duration     `yaml:"pause_probe"`
 }
 
-var sinkCommonKeys = map[string]bool{"name": true, "type": true, "optional": true, "timeout": true, "retry": true, "concurrency": true, "pause_after": true, "pause_probe": true}
+var SinkCommonKeys = map[string]bool{"name": true, "type": true, "optional": true, "timeout": true, "retry": true, "concurrency": true, "pause_after": true, "pause_probe": true}
 
 // DefaultConfig returns the defaults that a config file overrides.
 func DefaultConfig() Config {
@@ -190,29 +190,29 @@ func DefaultConfig() Config {
 
 // maxConfigSize bounds the config file: a rules file is small, and the cap
 // keeps an alias bomb or a runaway file from eating memory at load.
-const maxConfigSize = 4 << 20
+const MaxConfigSize = 4 << 20
 
 // parseConfig reads the file into a Config, with env expansion and strict
 // keys. The returned root node keeps positions for later checks.
-func parseConfig(file string, data []byte, lookup func(string) (string, bool)) (*Config, *yaml.Node, ConfigErrors) {
+func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Config, *yaml.Node, ConfigErrors) {
 	pos := func(es ConfigErrors) ConfigErrors {
 		for _, e := range es {
 			e.File = file
 		}
 		return es
 	}
-	if len(data) > maxConfigSize {
-		return nil, nil, ConfigErrors{{Pos: Pos{File: file}, Msg: fmt.Sprintf("file is larger than %d bytes", maxConfigSize)}}
+	if len(data) > MaxConfigSize {
+		return nil, nil, ConfigErrors{{Pos: Pos{File: file}, Msg: fmt.Sprintf("file is larger than %d bytes", MaxConfigSize)}}
 	}
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
-		return nil, nil, pos(ConfigErrors{yamlSyntaxError(err)})
+		return nil, nil, pos(ConfigErrors{YAMLSyntaxError(err)})
 	}
 	if root.Kind != yaml.DocumentNode || len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
 		return nil, nil, pos(ConfigErrors{{Pos: Pos{Line: 1, Col: 1}, Msg: "config must be a YAML mapping"}})
 	}
-	if hasAlias(&root) {
+	if HasAlias(&root) {
 		// Aliases buy nothing in a rules file and are how YAML bombs work.
 		return nil, nil, pos(ConfigErrors{{Pos: Pos{Line: 1, Col: 1}, Msg: "YAML aliases (*name) are not allowed"}})
 	}
@@ -227,12 +227,12 @@ func parseConfig(file string, data []byte, lookup func(string) (string, bool)) (
 	return &cfg, doc, nil
 }
 
-func hasAlias(n *yaml.Node) bool {
+func HasAlias(n *yaml.Node) bool {
 	if n.Kind == yaml.AliasNode {
 		return true
 	}
 	for _, c := range n.Content {
-		if hasAlias(c) {
+		if HasAlias(c) {
 			return true
 		}
 	}
@@ -241,7 +241,7 @@ func hasAlias(n *yaml.Node) bool {
 
 // yamlSyntaxError turns "yaml: line 3: mapping values are not allowed" into
 // a positioned error.
-func yamlSyntaxError(err error) *ConfigError {
+func YAMLSyntaxError(err error) *ConfigError {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	e := &ConfigError{Msg: msg}
 	var line int
@@ -252,40 +252,9 @@ func yamlSyntaxError(err error) *ConfigError {
 	return e
 }
 
-// LoadFile reads, expands, validates and compiles a config file. Every
-// problem found is returned, as ConfigErrors.
-func LoadFile(path string, sinks SinkFactory) (*Runtime, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	return Load(path, data, sinks, nil)
-}
-
-// Load compiles a config from data; file names it in errors. lookup reads
-// environment variables (nil: the process environment).
-func Load(file string, data []byte, sinks SinkFactory, lookup func(string) (string, bool)) (*Runtime, error) {
-	cfg, doc, errs := parseConfig(file, data, lookup)
-	if errs != nil {
-		errs.sort()
-		return nil, errs
-	}
-	rt, errs := compile(file, cfg, doc, sinks)
-	if len(errs) > 0 {
-		for _, e := range errs {
-			if e.File == "" {
-				e.File = file
-			}
-		}
-		errs.sort()
-		return nil, errs
-	}
-	return rt, nil
-}
-
-// validateStatic checks the parts of the config that need no compiling.
-func (c *Config) validateStatic(doc *yaml.Node, add func(*ConfigError)) {
-	at := func(path ...string) *yaml.Node { return lookupNode(doc, path...) }
+// ValidateStatic checks the parts of the config that need no compiling.
+func (c *Config) ValidateStatic(doc *yaml.Node, add func(*ConfigError)) {
+	at := func(path ...string) *yaml.Node { return LookupNode(doc, path...) }
 	if c.Server.Listen == "" {
 		add(NodeError(at("server", "listen"), "server.listen", "must not be empty"))
 	}
@@ -319,9 +288,9 @@ func (c *Config) validateStatic(doc *yaml.Node, add func(*ConfigError)) {
 		// Dedup keys must outlive every sender's retries.
 		add(NodeError(at("store", "retention"), "store.retention", "must be at least 7d, so that dedup ids outlive senders' retries"))
 	}
-	scopes := map[string]bool{}
-	for _, s := range Scopes {
-		scopes[s] = true
+	known := map[string]bool{}
+	for _, s := range scopes {
+		known[s] = true
 	}
 	names := map[string]bool{}
 	for i, t := range c.Admin.Tokens {
@@ -332,11 +301,11 @@ func (c *Config) validateStatic(doc *yaml.Node, add func(*ConfigError)) {
 		}
 		names[t.Name] = true
 		if len(t.Token.Reveal()) < 16 {
-			add(NodeError(lookupNode(n, "token"), p+".token", "must be at least 16 characters"))
+			add(NodeError(LookupNode(n, "token"), p+".token", "must be at least 16 characters"))
 		}
 		for j, s := range t.Scopes {
-			if !scopes[s] {
-				add(NodeError(lookupNode(n, "scopes", fmt.Sprint(j)), fmt.Sprintf("%s.scopes[%d]", p, j), "unknown scope %q (want one of %s)", s, strings.Join(Scopes, ", ")))
+			if !known[s] {
+				add(NodeError(LookupNode(n, "scopes", fmt.Sprint(j)), fmt.Sprintf("%s.scopes[%d]", p, j), "unknown scope %q (want one of %s)", s, strings.Join(scopes, ", ")))
 			}
 		}
 	}
@@ -345,7 +314,7 @@ func (c *Config) validateStatic(doc *yaml.Node, add func(*ConfigError)) {
 			add(NodeError(at("egress", "allow", fmt.Sprint(i)), fmt.Sprintf("egress.allow[%d]", i), "not a CIDR (e.g. 127.0.0.1/32)"))
 		}
 	}
-	validateRetry(c.Defaults.Retry, at("defaults", "retry"), "defaults.retry", add)
+	ValidateRetry(c.Defaults.Retry, at("defaults", "retry"), "defaults.retry", add)
 	if c.Defaults.Timeout <= 0 {
 		add(NodeError(at("defaults", "timeout"), "defaults.timeout", "must be positive"))
 	}
@@ -364,7 +333,7 @@ func isLoopbackHost(host string) bool {
 	return err == nil && a.IsLoopback()
 }
 
-func validateRetry(r RetryConfig, n *yaml.Node, path string, add func(*ConfigError)) {
+func ValidateRetry(r RetryConfig, n *yaml.Node, path string, add func(*ConfigError)) {
 	switch {
 	case r.MaxAttempts < 1 || r.MaxAttempts > 100:
 		add(NodeError(n, path+".max_attempts", "must be between 1 and 100"))
@@ -379,7 +348,7 @@ func validateRetry(r RetryConfig, n *yaml.Node, path string, add func(*ConfigErr
 
 // lookupNode follows mapping keys and sequence indexes from n; it returns
 // the deepest node found, so errors point as close as possible.
-func lookupNode(n *yaml.Node, path ...string) *yaml.Node {
+func LookupNode(n *yaml.Node, path ...string) *yaml.Node {
 	for _, p := range path {
 		if n == nil {
 			return nil
@@ -416,3 +385,9 @@ type SinkFactory interface {
 	// may set, and whether the kind exists at all.
 	RouteFields(kind string) (fields []router.FieldSpec, ok bool)
 }
+
+// scopes are what an admin token may do.
+var scopes = []string{"read", "replay", "trial", "reload", "webhooks.create", "webhooks.delete"}
+
+// Scopes returns what an admin token may do, in a fresh slice.
+func Scopes() []string { return slices.Clone(scopes) }

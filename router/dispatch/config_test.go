@@ -186,7 +186,7 @@ func TestEnvExpansion(t *testing.T) {
 		{"${B:-d:?m}", "d:?m", ""},
 	}
 	for _, c := range cases {
-		got, _, err := expandEnv(c.in, look)
+		got, _, err := ExpandString(c.in, look)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("expandEnv(%q) error = %v, want %q", c.in, err, c.err)
@@ -236,7 +236,7 @@ func TestEnvFromFile(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, _, err := expandEnv(c.in, env(c.env))
+			got, _, err := ExpandString(c.in, env(c.env))
 			if c.err != "" {
 				if err == nil || err.Error() != c.err {
 					t.Fatalf("expandEnv(%q) error = %v, want %q", c.in, err, c.err)

@@ -63,7 +63,7 @@ func (es ConfigErrors) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-func (es ConfigErrors) sort() {
+func (es ConfigErrors) Sort() {
 	sort.SliceStable(es, func(i, j int) bool {
 		a, b := es[i], es[j]
 		if a.Line != b.Line {
@@ -102,7 +102,7 @@ func AsConfigErrors(err error, node *yaml.Node, path string) ConfigErrors {
 		if e.Line == 0 && node != nil {
 			key, _, _ := strings.Cut(e.Path, ".")
 			key, _, _ = strings.Cut(key, "[")
-			n := lookupNode(node, key)
+			n := LookupNode(node, key)
 			e.Line, e.Col = n.Line, n.Column
 		}
 	}
@@ -136,7 +136,7 @@ func DecodeStrict(node *yaml.Node, path string, v any) error {
 // default or the text beside the reference is a secret written in the
 // file.
 const (
-	envRef     = yaml.FlowStyle
+	EnvRef     = yaml.FlowStyle
 	envDefault = yaml.FlowStyle << 1 // ${NAME:-default} with a non-empty default
 	envMixed   = yaml.FlowStyle << 2 // text beside the reference, or several references
 )
@@ -152,14 +152,14 @@ func ExpandEnv(node *yaml.Node, lookup func(string) (string, bool)) ConfigErrors
 			return
 		}
 		if n.Kind == yaml.ScalarNode {
-			v, use, err := expandEnv(n.Value, lookup)
+			v, use, err := ExpandString(n.Value, lookup)
 			if err != nil {
 				errs = append(errs, NodeError(n, "", "%v", err))
 				return
 			}
 			if use.ref() {
 				n.Value = v
-				n.Style |= envRef
+				n.Style |= EnvRef
 				if use.hasDefault {
 					n.Style |= envDefault
 				}
@@ -218,7 +218,7 @@ func scrubYAMLValue(msg string) string {
 // nothing at all. The message never quotes the value.
 func secretShape(n *yaml.Node) string {
 	switch {
-	case n.Style&envRef == 0 && n.Value != "":
+	case n.Style&EnvRef == 0 && n.Value != "":
 		return "secrets must be given by reference (${NAME}), not written in the file"
 	case n.Style&envMixed != 0:
 		return "a secret must be exactly one ${NAME} reference, with nothing before or after it: the rest would be part of the secret written in the file"
@@ -260,7 +260,7 @@ func checkKeys(node *yaml.Node, path string, t reflect.Type, errs *ConfigErrors)
 		if _, ok := reflect.New(t).Interface().(yaml.Unmarshaler); ok {
 			return
 		}
-		fields := yamlFields(t)
+		fields := YAMLFields(t)
 		for i := 0; i+1 < len(node.Content); i += 2 {
 			k, v := node.Content[i], node.Content[i+1]
 			ft, ok := fields[k.Value]
@@ -289,7 +289,7 @@ func checkKeys(node *yaml.Node, path string, t reflect.Type, errs *ConfigErrors)
 
 // yamlFields maps the yaml keys of struct t (inline fields included) to
 // their types.
-func yamlFields(t reflect.Type) map[string]reflect.Type {
+func YAMLFields(t reflect.Type) map[string]reflect.Type {
 	m := map[string]reflect.Type{}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
@@ -299,7 +299,7 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 			continue
 		}
 		if strings.Contains(opts, "inline") {
-			for k, v := range yamlFields(f.Type) {
+			for k, v := range YAMLFields(f.Type) {
 				m[k] = v
 			}
 			continue

@@ -30,7 +30,7 @@ func (u envUse) ref() bool { return u.refs > 0 }
 // A variable that is unset or empty while NAME_FILE is set is read from the
 // file NAME_FILE names, trailing newlines removed: the way container
 // platforms hand out secrets (mounted files), without a second config.
-func expandEnv(s string, lookup func(string) (string, bool)) (string, envUse, error) {
+func ExpandString(s string, lookup func(string) (string, bool)) (string, envUse, error) {
 	var use envUse
 	if !strings.Contains(s, "${") {
 		return s, use, nil

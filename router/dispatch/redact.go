@@ -101,7 +101,7 @@ func envValues(n *yaml.Node) []string {
 		if n == nil {
 			return
 		}
-		if n.Kind == yaml.ScalarNode && n.Style&envRef != 0 && n.Value != "" {
+		if n.Kind == yaml.ScalarNode && n.Style&EnvRef != 0 && n.Value != "" {
 			out = append(out, n.Value)
 		}
 		for _, c := range n.Content {

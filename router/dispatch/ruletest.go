@@ -112,20 +112,20 @@ func LoadRuleTestFile(path string) ([]*RuleTest, error) {
 				e.File = path
 			}
 		}
-		es.sort()
+		es.Sort()
 		return es
 	}
-	if len(data) > maxConfigSize {
-		return nil, withFile(ConfigErrors{{Msg: fmt.Sprintf("file is larger than %d bytes", maxConfigSize)}})
+	if len(data) > MaxConfigSize {
+		return nil, withFile(ConfigErrors{{Msg: fmt.Sprintf("file is larger than %d bytes", MaxConfigSize)}})
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, withFile(ConfigErrors{yamlSyntaxError(err)})
+		return nil, withFile(ConfigErrors{YAMLSyntaxError(err)})
 	}
 	if root.Kind != yaml.DocumentNode || len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
 		return nil, withFile(ConfigErrors{{Pos: Pos{Line: 1, Col: 1}, Msg: "a rule test file must be a YAML mapping with a tests: list"}})
 	}
-	if hasAlias(&root) {
+	if HasAlias(&root) {
 		return nil, withFile(ConfigErrors{{Pos: Pos{Line: 1, Col: 1}, Msg: "YAML aliases (*name) are not allowed"}})
 	}
 	doc := root.Content[0]
@@ -160,7 +160,7 @@ func decodeRuleTests(file string, nodes []yaml.Node) ([]*RuleTest, ConfigErrors)
 			continue
 		}
 		errAt := func(key, format string, args ...any) {
-			errs = append(errs, NodeError(lookupNode(node, key), path+"."+key, format, args...))
+			errs = append(errs, NodeError(LookupNode(node, key), path+"."+key, format, args...))
 		}
 		switch {
 		case strings.TrimSpace(t.Name) == "":
@@ -207,7 +207,7 @@ func decodeRuleTests(file string, nodes []yaml.Node) ([]*RuleTest, ConfigErrors)
 				if j >= len(e.Routes) {
 					key, k = "no_routes", j-len(e.Routes)
 				}
-				errs = append(errs, NodeError(lookupNode(node, "expect", key, strconv.Itoa(k)), fmt.Sprintf("%s.expect.%s[%d].sink", path, key, k), "a route expectation needs sink:"))
+				errs = append(errs, NodeError(LookupNode(node, "expect", key, strconv.Itoa(k)), fmt.Sprintf("%s.expect.%s[%d].sink", path, key, k), "a route expectation needs sink:"))
 			}
 		}
 		tests = append(tests, t)
@@ -527,7 +527,7 @@ func (rt *Runtime) ConfigTests() ([]*RuleTest, error) {
 				e.File = rt.File
 			}
 		}
-		errs.sort()
+		errs.Sort()
 		return nil, errs
 	}
 	return tests, nil

@@ -23,7 +23,7 @@ func TestSourceKindsComplete(t *testing.T) {
 			t.Errorf("kind %q is not registered (have %v)", want, names)
 		}
 	}
-	fields := yamlFields(reflect.TypeOf(SourceConfig{}))
+	fields := YAMLFields(reflect.TypeOf(SourceConfig{}))
 	for _, name := range names {
 		k := sourceKinds[name]
 		if k.Name != name {

@@ -416,7 +416,7 @@ func (rt *Runtime) buildCaptureSinks(c Capturer, needed map[string]bool) *captur
 				name = v.Value
 			case k.Value == "type":
 				kind = v.Value
-			case !sinkCommonKeys[k.Value]:
+			case !SinkCommonKeys[k.Value]:
 				rest.Content = append(rest.Content, k, v)
 			}
 		}
