@@ -16,7 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hookroute/hookroute/router"
-	"github.com/hookroute/hookroute/router/dispatch"
+	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/egress"
 )
 
@@ -234,17 +234,17 @@ func checkURL(raw string) (*url.URL, string) {
 
 // configProblems collects a sink's field-level config errors; the router
 // adds the sink's path in the file.
-type configProblems dispatch.ConfigErrors
+type configProblems config.ConfigErrors
 
 func (p *configProblems) add(key, format string, args ...any) {
-	*p = append(*p, &dispatch.ConfigError{Path: key, Msg: fmt.Sprintf(format, args...)})
+	*p = append(*p, &config.ConfigError{Path: key, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (p configProblems) err() error {
 	if len(p) == 0 {
 		return nil
 	}
-	return dispatch.ConfigErrors(p)
+	return config.ConfigErrors(p)
 }
 
 // escapeJSONString escapes s for use inside a JSON string literal, without

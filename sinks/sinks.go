@@ -21,7 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hookroute/hookroute/router"
-	"github.com/hookroute/hookroute/router/dispatch"
+	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/egress"
 )
 
@@ -41,7 +41,7 @@ func register[C any, S router.Sink](name string, fields []router.FieldSpec, defa
 		fields: fields,
 		build: func(r *Registry, sink string, node *yaml.Node) (router.Sink, error) {
 			c := defaults()
-			if err := dispatch.DecodeStrict(node, "", &c); err != nil {
+			if err := config.DecodeStrict(node, "", &c); err != nil {
 				return nil, err
 			}
 			return newSink(r, sink, c)
@@ -160,14 +160,14 @@ func (r *Registry) withCA(node *yaml.Node) (*Registry, error) {
 	}
 	pem, err := os.ReadFile(caNode.Value)
 	if err != nil {
-		return nil, dispatch.NodeError(caNode, "ca_file", "%v", err)
+		return nil, config.NodeError(caNode, "ca_file", "%v", err)
 	}
 	pool, err := x509.SystemCertPool()
 	if err != nil {
 		pool = x509.NewCertPool()
 	}
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, dispatch.NodeError(caNode, "ca_file", "no PEM certificate in the file")
+		return nil, config.NodeError(caNode, "ca_file", "no PEM certificate in the file")
 	}
 	t := r.shared.transport.Clone()
 	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}

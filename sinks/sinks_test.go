@@ -20,7 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hookroute/hookroute/router"
-	"github.com/hookroute/hookroute/router/dispatch"
+	"github.com/hookroute/hookroute/router/config"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -35,7 +35,7 @@ func node(t *testing.T, snippet string, env map[string]string) *yaml.Node {
 	}
 	n := doc.Content[0]
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	if errs := dispatch.ExpandEnv(n, lookup); len(errs) > 0 {
+	if errs := config.ExpandEnv(n, lookup); len(errs) > 0 {
 		t.Fatalf("expand: %v", errs)
 	}
 	return n
@@ -71,7 +71,7 @@ func wantConfigError(t *testing.T, err error, path, msg string) {
 	if err == nil {
 		t.Fatalf("want a config error at %s, got none", path)
 	}
-	for _, e := range dispatch.AsConfigErrors(err, nil, "") {
+	for _, e := range config.AsConfigErrors(err, nil, "") {
 		if e.Path == path && strings.Contains(e.Msg, msg) {
 			return
 		}
@@ -159,7 +159,7 @@ func nodeWith(t *testing.T, snippet string, lookup func(string) (string, bool)) 
 		t.Fatalf("yaml: %v", err)
 	}
 	n := doc.Content[0]
-	if errs := dispatch.ExpandEnv(n, lookup); len(errs) > 0 {
+	if errs := config.ExpandEnv(n, lookup); len(errs) > 0 {
 		t.Fatalf("expand: %v", errs)
 	}
 	return n

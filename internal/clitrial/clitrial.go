@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/dispatch"
 	"github.com/hookroute/hookroute/sinks"
 )
@@ -66,7 +67,7 @@ func Trial(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Without --send, the config's sinks are built by a capture registry
 	// alone: no sink of this process can reach the network.
 	capture := sinks.NewCaptureRegistry()
-	var reg dispatch.SinkFactory = capture
+	var reg config.SinkFactory = capture
 	live := sinks.NewRegistry()
 	if *send {
 		reg = live

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/ui"
 )
 
@@ -49,7 +50,6 @@ func (r *Router) AdminHandler(g prometheus.Gatherer) http.Handler {
 	return mux
 }
 
-
 type tokenKey struct{}
 
 func constantTimeEqual(a, b string) bool {
@@ -80,7 +80,7 @@ func (r *Router) requireScope(scope string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		tokens := r.rt.Load().Config.Admin.Tokens
 		got, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
-		var match *TokenConfig
+		var match *config.TokenConfig
 		if ok && got != "" {
 			for i := range tokens {
 				if constantTimeEqual(got, tokens[i].Token.Reveal()) {
@@ -247,7 +247,7 @@ func parseTimeParam(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t, nil
 	}
-	d, err := ParseDuration(s)
+	d, err := config.ParseDuration(s)
 	if err != nil {
 		return time.Time{}, errors.New("want an RFC 3339 time or a duration such as 24h or 7d")
 	}

@@ -7,10 +7,11 @@ import (
 	"time"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/config"
 )
 
 func TestNextDelaySchedule(t *testing.T) {
-	rc := RetryConfig{MaxAttempts: 8, Initial: Duration(10 * time.Second), MaxInterval: Duration(30 * time.Minute), Multiplier: 2, Jitter: 0.2}
+	rc := config.RetryConfig{MaxAttempts: 8, Initial: config.Duration(10 * time.Second), MaxInterval: config.Duration(30 * time.Minute), Multiplier: 2, Jitter: 0.2}
 	for n := 1; n <= 12; n++ {
 		nominal := 10 * time.Second
 		for i := 1; i < n; i++ {
@@ -28,7 +29,7 @@ func TestNextDelaySchedule(t *testing.T) {
 }
 
 func TestNextDelayRetryAfterIsAFloor(t *testing.T) {
-	rc := RetryConfig{MaxAttempts: 8, Initial: Duration(100 * time.Millisecond), MaxInterval: Duration(time.Second), Multiplier: 2}
+	rc := config.RetryConfig{MaxAttempts: 8, Initial: config.Duration(100 * time.Millisecond), MaxInterval: config.Duration(time.Second), Multiplier: 2}
 	if d := NextDelay(rc, 1, 7*time.Second); d != 7*time.Second {
 		t.Fatalf("NextDelay with Retry-After 7s = %v, want 7s", d)
 	}

@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/verify"
 )
 
@@ -24,7 +25,7 @@ import (
 // reload swaps atomically.
 type Runtime struct {
 	File     string
-	Config   *Config
+	Config   *config.Config
 	Sources  []*Source
 	Sinks    map[string]*SinkRuntime
 	Rules    []*Rule
@@ -46,7 +47,7 @@ type Source struct {
 	adapter  adapter
 	// config is what the source was compiled from, for what its kind
 	// decides after compiling: its trial samples, how send signs.
-	config *SourceConfig
+	config *config.SourceConfig
 	// eventProg and idProg are the event: and id: expressions of generic
 	// sources.
 	eventProg, idProg *vm.Program
@@ -67,7 +68,7 @@ type SinkRuntime struct {
 	Kind        string
 	Sink        router.Sink
 	Timeout     time.Duration
-	Retry       RetryConfig
+	Retry       config.RetryConfig
 	Concurrency int
 	PauseAfter  int
 	PauseProbe  time.Duration
@@ -127,22 +128,22 @@ func (rt *Runtime) Rule(name string) (*Rule, bool) {
 type compiler struct {
 	file  string
 	doc   *yaml.Node
-	errs  ConfigErrors
+	errs  config.ConfigErrors
 	rt    *Runtime
-	sinks SinkFactory
+	sinks config.SinkFactory
 }
 
-func (c *compiler) add(e *ConfigError) { c.errs = append(c.errs, e) }
+func (c *compiler) add(e *config.ConfigError) { c.errs = append(c.errs, e) }
 
 // errAt returns a reporter of problems with the keys of the mapping node
 // at path, each at its key's value.
 func (c *compiler) errAt(node *yaml.Node, path string) func(key, format string, args ...any) {
 	return func(key, format string, args ...any) {
-		c.add(NodeError(LookupNode(node, key), path+"."+key, format, args...))
+		c.add(config.NodeError(config.LookupNode(node, key), path+"."+key, format, args...))
 	}
 }
 
-func compile(file string, cfg *Config, doc *yaml.Node, sinks SinkFactory) (*Runtime, ConfigErrors) {
+func compile(file string, cfg *config.Config, doc *yaml.Node, sinks config.SinkFactory) (*Runtime, config.ConfigErrors) {
 	c := &compiler{file: file, doc: doc, sinks: sinks, rt: &Runtime{
 		File: file, Config: cfg, Sinks: map[string]*SinkRuntime{}, byPath: map[string]*Source{},
 	}}
@@ -158,13 +159,13 @@ func compile(file string, cfg *Config, doc *yaml.Node, sinks SinkFactory) (*Runt
 	for i := range cfg.Rules {
 		r := &cfg.Rules[i]
 		if names[r.Name] {
-			c.add(NodeError(LookupNode(doc, "rules", fmt.Sprint(i), "name"), fmt.Sprintf("rules[%d].name", i), "duplicate rule name %q", r.Name))
+			c.add(config.NodeError(config.LookupNode(doc, "rules", fmt.Sprint(i), "name"), fmt.Sprintf("rules[%d].name", i), "duplicate rule name %q", r.Name))
 		}
 		names[r.Name] = true
 		c.rule(i, r)
 	}
 	if len(cfg.Sources) == 0 {
-		c.add(NodeError(doc, "sources", "at least one source is needed"))
+		c.add(config.NodeError(doc, "sources", "at least one source is needed"))
 	}
 	used := map[string]bool{}
 	for _, r := range c.rt.Rules {
@@ -191,9 +192,9 @@ func sortedKeys[V any](m map[string]V) []string {
 	return ks
 }
 
-func (c *compiler) source(i int, sc *SourceConfig) {
+func (c *compiler) source(i int, sc *config.SourceConfig) {
 	path := fmt.Sprintf("sources[%d]", i)
-	node := LookupNode(c.doc, "sources", fmt.Sprint(i))
+	node := config.LookupNode(c.doc, "sources", fmt.Sprint(i))
 	errAt := c.errAt(node, path)
 	if !validName(sc.Name) {
 		errAt("name", "must be set, of letters, digits, '-' and '_'")
@@ -211,7 +212,7 @@ func (c *compiler) source(i int, sc *SourceConfig) {
 	for j := 0; j+1 < len(node.Content); j += 2 {
 		k := node.Content[j].Value
 		if k != "name" && k != "type" && k != "path" && !contains(kind.Keys, k) {
-			c.add(NodeError(node.Content[j], path+"."+k, "not a key of a %s source", sc.Type))
+			c.add(config.NodeError(node.Content[j], path+"."+k, "not a key of a %s source", sc.Type))
 		}
 	}
 	s := &Source{Name: sc.Name, Type: sc.Type, Kind: kind, Path: sc.Path, config: sc}
@@ -277,15 +278,15 @@ func (c *compiler) dropHeaders() {
 	c.rt.dropHeaders = make(map[string]bool, len(names))
 	for i, h := range names {
 		path := fmt.Sprintf("server.drop_headers[%d]", i)
-		node := LookupNode(c.doc, "server", "drop_headers", fmt.Sprint(i))
+		node := config.LookupNode(c.doc, "server", "drop_headers", fmt.Sprint(i))
 		if !validHeaderName(h) {
-			c.add(NodeError(node, path, "not a header name (letters, digits and !#$%%&'*+-.^_`|~)"))
+			c.add(config.NodeError(node, path, "not a header name (letters, digits and !#$%%&'*+-.^_`|~)"))
 			continue
 		}
 		h = strings.ToLower(h)
 		for _, s := range c.rt.Sources {
 			if contains(viewHeaders(s), h) {
-				c.add(NodeError(node, path, "%s source %q takes its event id or name from %s; it cannot be dropped", s.Type, s.Name, h))
+				c.add(config.NodeError(node, path, "%s source %q takes its event id or name from %s; it cannot be dropped", s.Type, s.Name, h))
 			}
 		}
 		c.rt.dropHeaders[h] = true
@@ -363,7 +364,7 @@ func (c *compiler) stringExpr(src string, node *yaml.Node, path, key string) *vm
 	}
 	p, err := expr.Compile(src, expr.Env(genericEnv()), expr.AllowUndefinedVariables(), expr.AsKind(reflect.String), expr.MaxNodes(1000))
 	if err != nil {
-		c.add(exprError(err, LookupNode(node, key), path+"."+key))
+		c.add(exprError(err, config.LookupNode(node, key), path+"."+key))
 		return nil
 	}
 	return p
@@ -372,7 +373,7 @@ func (c *compiler) stringExpr(src string, node *yaml.Node, path, key string) *vm
 func (c *compiler) sink(i int, node *yaml.Node) {
 	path := fmt.Sprintf("sinks[%d]", i)
 	if node.Kind != yaml.MappingNode {
-		c.add(NodeError(node, path, "want a mapping"))
+		c.add(config.NodeError(node, path, "want a mapping"))
 		return
 	}
 	common := &yaml.Node{Kind: yaml.MappingNode, Line: node.Line, Column: node.Column}
@@ -380,20 +381,20 @@ func (c *compiler) sink(i int, node *yaml.Node) {
 	emptyRef := false
 	for j := 0; j+1 < len(node.Content); j += 2 {
 		k, v := node.Content[j], node.Content[j+1]
-		if SinkCommonKeys[k.Value] {
+		if config.SinkCommonKeys[k.Value] {
 			common.Content = append(common.Content, k, v)
 			continue
 		}
 		rest.Content = append(rest.Content, k, v)
-		if v.Kind == yaml.ScalarNode && v.Style&EnvRef != 0 && v.Value == "" {
+		if v.Kind == yaml.ScalarNode && v.Style&config.EnvRef != 0 && v.Value == "" {
 			emptyRef = true
 		}
 	}
 	d := c.rt.Config.Defaults
 	retry := d.Retry
-	sc := SinkCommon{Timeout: d.Timeout, Concurrency: d.Concurrency, Retry: &retry, PauseAfter: d.PauseAfter, PauseProbe: d.PauseProbe}
-	if err := DecodeStrict(common, path, &sc); err != nil {
-		c.errs = append(c.errs, AsConfigErrors(err, node, path)...)
+	sc := config.SinkCommon{Timeout: d.Timeout, Concurrency: d.Concurrency, Retry: &retry, PauseAfter: d.PauseAfter, PauseProbe: d.PauseProbe}
+	if err := config.DecodeStrict(common, path, &sc); err != nil {
+		c.errs = append(c.errs, config.AsConfigErrors(err, node, path)...)
 		return
 	}
 	errAt := c.errAt(node, path)
@@ -405,7 +406,7 @@ func (c *compiler) sink(i int, node *yaml.Node) {
 		errAt("name", "duplicate sink name %q", sc.Name)
 		return
 	}
-	ValidateRetry(*sc.Retry, LookupNode(node, "retry"), path+".retry", c.add)
+	config.ValidateRetry(*sc.Retry, config.LookupNode(node, "retry"), path+".retry", c.add)
 	if sc.Timeout <= 0 {
 		errAt("timeout", "must be positive")
 	}
@@ -432,7 +433,7 @@ func (c *compiler) sink(i int, node *yaml.Node) {
 	}
 	s, err := c.sinks.Build(sc.Type, sc.Name, rest)
 	if err != nil {
-		for _, e := range AsConfigErrors(err, node, "") {
+		for _, e := range config.AsConfigErrors(err, node, "") {
 			e.Path = strings.TrimSuffix(path+"."+e.Path, ".")
 			c.add(e)
 		}
@@ -441,9 +442,9 @@ func (c *compiler) sink(i int, node *yaml.Node) {
 	sr.Sink = s
 }
 
-func (c *compiler) rule(i int, rc *RuleConfig) {
+func (c *compiler) rule(i int, rc *config.RuleConfig) {
 	path := fmt.Sprintf("rules[%d]", i)
-	node := LookupNode(c.doc, "rules", fmt.Sprint(i))
+	node := config.LookupNode(c.doc, "rules", fmt.Sprint(i))
 	errAt := c.errAt(node, path)
 	if !validName(rc.Name) {
 		errAt("name", "must be set, of letters, digits, '-' and '_'")
@@ -464,7 +465,7 @@ func (c *compiler) rule(i int, rc *RuleConfig) {
 		errAt("when", "must be set (use true to match every event)")
 		return
 	}
-	whenNode := LookupNode(node, "when")
+	whenNode := config.LookupNode(node, "when")
 	seen := map[string]bool{}
 	for _, s := range sources {
 		p, err := compileWhen(rc.When, s.adapter.env())
@@ -500,12 +501,12 @@ func compileWhen(src string, env any) (*vm.Program, error) {
 }
 
 // exprError positions an expr compile error inside the config file.
-func exprError(err error, node *yaml.Node, path string) *ConfigError {
+func exprError(err error, node *yaml.Node, path string) *config.ConfigError {
 	var fe *file.Error
 	if !errors.As(err, &fe) {
-		return NodeError(node, path, "%v", err)
+		return config.NodeError(node, path, "%v", err)
 	}
-	e := NodeError(node, path, "%s", fe.Message)
+	e := config.NodeError(node, path, "%s", fe.Message)
 	switch {
 	case node == nil:
 	case node.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0:
@@ -523,11 +524,11 @@ func exprError(err error, node *yaml.Node, path string) *ConfigError {
 func (c *compiler) route(rulePath string, j int, node *yaml.Node, sources []*Source) *Route {
 	path := fmt.Sprintf("%s.to[%d]", rulePath, j)
 	if node.Kind != yaml.MappingNode {
-		c.add(NodeError(node, path, "want a mapping with sink: and the message fields"))
+		c.add(config.NodeError(node, path, "want a mapping with sink: and the message fields"))
 		return nil
 	}
 	rt := &Route{Index: j, OnExisting: "comment"}
-	sinkNode := LookupNode(node, "sink")
+	sinkNode := config.LookupNode(node, "sink")
 	for k := 0; k+1 < len(node.Content); k += 2 {
 		if node.Content[k].Value == "sink" {
 			rt.Sink = node.Content[k+1].Value
@@ -535,7 +536,7 @@ func (c *compiler) route(rulePath string, j int, node *yaml.Node, sources []*Sou
 	}
 	sr, ok := c.rt.Sinks[rt.Sink]
 	if !ok {
-		c.add(NodeError(sinkNode, path+".sink", "unknown sink %q", rt.Sink))
+		c.add(config.NodeError(sinkNode, path+".sink", "unknown sink %q", rt.Sink))
 		return nil
 	}
 	specs, _ := c.sinks.RouteFields(sr.Kind)
@@ -557,37 +558,37 @@ func (c *compiler) route(rulePath string, j int, node *yaml.Node, sources []*Sou
 			continue
 		case "on_existing":
 			if !contains([]string{"comment", "skip", "create"}, val.Value) {
-				c.add(NodeError(val, kp, "want comment, skip or create"))
+				c.add(config.NodeError(val, kp, "want comment, skip or create"))
 			}
 			rt.OnExisting = val.Value
 			continue
 		case "dedup_key":
 			t, err := compileTemplate(key.Value, val.Value, nil, schema)
 			if err != nil {
-				c.add(NodeError(val, kp, "%v", err))
+				c.add(config.NodeError(val, kp, "%v", err))
 			}
 			rt.DedupKey = t
 			continue
 		}
 		spec, ok := findSpec(specs, key.Value)
 		if !ok {
-			c.add(NodeError(key, kp, "a route to a %s sink takes no %q (it takes: %s)", sr.Kind, key.Value, specNames(specs)))
+			c.add(config.NodeError(key, kp, "a route to a %s sink takes no %q (it takes: %s)", sr.Kind, key.Value, specNames(specs)))
 			continue
 		}
 		if val.Kind != yaml.ScalarNode {
-			c.add(NodeError(val, kp, "want a string (a template)"))
+			c.add(config.NodeError(val, kp, "want a string (a template)"))
 			continue
 		}
 		t, err := compileTemplate(key.Value, val.Value, spec.Escape, schema)
 		if err != nil {
-			c.add(NodeError(val, kp, "%v", err))
+			c.add(config.NodeError(val, kp, "%v", err))
 			continue
 		}
 		rt.Fields = append(rt.Fields, t)
 	}
 	for _, s := range specs {
 		if s.Required && !set[s.Name] {
-			c.add(NodeError(node, path, "a route to a %s sink needs %q", sr.Kind, s.Name))
+			c.add(config.NodeError(node, path, "a route to a %s sink needs %q", sr.Kind, s.Name))
 		}
 	}
 	return rt
@@ -651,7 +652,7 @@ func validName(s string) bool {
 
 // LoadFile reads, expands, validates and compiles a config file. Every
 // problem found is returned, as ConfigErrors.
-func LoadFile(path string, sinks SinkFactory) (*Runtime, error) {
+func LoadFile(path string, sinks config.SinkFactory) (*Runtime, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -661,8 +662,8 @@ func LoadFile(path string, sinks SinkFactory) (*Runtime, error) {
 
 // Load compiles a config from data; file names it in errors. lookup reads
 // environment variables (nil: the process environment).
-func Load(file string, data []byte, sinks SinkFactory, lookup func(string) (string, bool)) (*Runtime, error) {
-	cfg, doc, errs := Parse(file, data, lookup)
+func Load(file string, data []byte, sinks config.SinkFactory, lookup func(string) (string, bool)) (*Runtime, error) {
+	cfg, doc, errs := config.Parse(file, data, lookup)
 	if errs != nil {
 		errs.Sort()
 		return nil, errs

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/config"
 )
 
 // baseConfig is a valid config; tests append or replace parts of it.
@@ -59,7 +60,7 @@ func loadErr(t *testing.T, src string, env map[string]string) string {
 	if err == nil {
 		t.Fatalf("Load succeeded, want an error")
 	}
-	var es ConfigErrors
+	var es config.ConfigErrors
 	if !errors.As(err, &es) {
 		t.Fatalf("Load error %T %v, want ConfigErrors", err, err)
 	}
@@ -186,7 +187,7 @@ func TestEnvExpansion(t *testing.T) {
 		{"${B:-d:?m}", "d:?m", ""},
 	}
 	for _, c := range cases {
-		got, _, err := ExpandString(c.in, look)
+		got, _, err := config.ExpandString(c.in, look)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("expandEnv(%q) error = %v, want %q", c.in, err, c.err)
@@ -236,7 +237,7 @@ func TestEnvFromFile(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, _, err := ExpandString(c.in, env(c.env))
+			got, _, err := config.ExpandString(c.in, env(c.env))
 			if c.err != "" {
 				if err == nil || err.Error() != c.err {
 					t.Fatalf("expandEnv(%q) error = %v, want %q", c.in, err, c.err)

@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/config"
 )
 
 // fakeFactory builds "fake" sinks that record deliveries, so router tests
@@ -49,7 +50,7 @@ type fakeConfig struct {
 
 func (f *fakeFactory) Build(kind, name string, node *yaml.Node) (router.Sink, error) {
 	var c fakeConfig
-	if err := DecodeStrict(node, "", &c); err != nil {
+	if err := config.DecodeStrict(node, "", &c); err != nil {
 		return nil, err
 	}
 	s := &fakeSink{}

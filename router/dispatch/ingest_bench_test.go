@@ -46,6 +46,7 @@ import (
 
 	"github.com/hookroute/hookroute/bench/loadgen"
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/dispatch"
 	"github.com/hookroute/hookroute/router/postgres"
 	"github.com/hookroute/hookroute/router/sqlite"
@@ -161,7 +162,7 @@ rules:
 ` + rules
 }
 
-func loadBench(tb testing.TB, cfg string, f dispatch.SinkFactory) *dispatch.Runtime {
+func loadBench(tb testing.TB, cfg string, f config.SinkFactory) *dispatch.Runtime {
 	rt, err := dispatch.Load("bench.yaml", []byte(cfg), f, func(name string) (string, bool) {
 		if name == "BENCH_PUBLIC_KEY" {
 			return benchPublicPEM, true
@@ -186,7 +187,7 @@ func (idleSink) Deliver(context.Context, *router.Delivery) (router.Result, error
 
 func (idleFactory) Build(kind, name string, node *yaml.Node) (router.Sink, error) {
 	var c struct{}
-	if err := dispatch.DecodeStrict(node, "", &c); err != nil {
+	if err := config.DecodeStrict(node, "", &c); err != nil {
 		return nil, err
 	}
 	return idleSink{}, nil

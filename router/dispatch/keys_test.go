@@ -24,6 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/dispatch"
 	"github.com/hookroute/hookroute/router/sqlite"
 	"github.com/hookroute/hookroute/router/verify"
@@ -92,7 +93,7 @@ func (f *signerFactory) Build(kind, name string, node *yaml.Node) (router.Sink, 
 	var c struct {
 		Secured bool `yaml:"secured"`
 	}
-	if err := dispatch.DecodeStrict(node, "", &c); err != nil {
+	if err := config.DecodeStrict(node, "", &c); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()

@@ -14,6 +14,8 @@ import (
 	"sync"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/hookroute/hookroute/router/config"
 )
 
 // redactedValue replaces secrets in trial output.
@@ -101,7 +103,7 @@ func envValues(n *yaml.Node) []string {
 		if n == nil {
 			return
 		}
-		if n.Kind == yaml.ScalarNode && n.Style&EnvRef != 0 && n.Value != "" {
+		if n.Kind == yaml.ScalarNode && n.Style&config.EnvRef != 0 && n.Value != "" {
 			out = append(out, n.Value)
 		}
 		for _, c := range n.Content {

@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/dispatch"
 	"github.com/hookroute/hookroute/router/sqlite"
 	"github.com/hookroute/hookroute/router/verify"
@@ -106,7 +107,7 @@ func pubPEM() string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 }
 
-const config = `
+const routerConfig = `
 sources:
   - {name: siq, type: salesiq, public_keys: [{pem: "${PUB}"}]}
 sinks:
@@ -163,7 +164,7 @@ func (s *flakyStore) Ingest(ctx context.Context, ev *router.EventRecord, ds []ro
 
 // loadWithStore loads conf with sinks from f and variables from env, and
 // opens a SQLite store in a temporary directory, closed after the test.
-func loadWithStore(t *testing.T, conf string, f dispatch.SinkFactory, env func(string) (string, bool)) (*dispatch.Runtime, *sqlite.Store) {
+func loadWithStore(t *testing.T, conf string, f config.SinkFactory, env func(string) (string, bool)) (*dispatch.Runtime, *sqlite.Store) {
 	t.Helper()
 	rt, err := dispatch.Load("rules.yaml", []byte(conf), f, env)
 	if err != nil {
@@ -183,7 +184,7 @@ func pubEnv(k string) (string, bool) { return pubPEM(), k == "PUB" }
 func setup(t *testing.T) (*dispatch.Router, *flakyStore, *countingFactory) {
 	t.Helper()
 	f := &countingFactory{}
-	rt, st := loadWithStore(t, config, f, pubEnv)
+	rt, st := loadWithStore(t, routerConfig, f, pubEnv)
 	fs := &flakyStore{Store: st}
 	return dispatch.New(rt, fs, dispatch.Options{PollInterval: 50 * time.Millisecond}), fs, f
 }
@@ -286,7 +287,7 @@ func TestExpiredLeaseIsClaimedAgain(t *testing.T) {
 // id (had two run at once, both would have created one).
 func TestDedupKeySerialises(t *testing.T) {
 	f := &countingFactory{}
-	src := strings.Replace(config, `{sink: b}]}
+	src := strings.Replace(routerConfig, `{sink: b}]}
   - {name: all`, `{sink: b, dedup_key: "chat-{{ .entity.chat_id }}"}]}
   - {name: all`, 1)
 	rt, st := loadWithStore(t, src, f, pubEnv)
@@ -334,7 +335,7 @@ func TestReadyProbesWithAWrite(t *testing.T) {
 	clock.Store(time.Now().UnixNano())
 	tick := func(d time.Duration) { clock.Add(int64(d)) }
 	f := &countingFactory{}
-	rt, st := loadWithStore(t, config, f, pubEnv)
+	rt, st := loadWithStore(t, routerConfig, f, pubEnv)
 	fs := &flakyStore{Store: st}
 	r := dispatch.New(rt, fs, dispatch.Options{Now: func() time.Time { return time.Unix(0, clock.Load()) }})
 	h := r.IngestHandler()

@@ -41,6 +41,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/hookroute/hookroute/router/config"
 )
 
 // RuleTest is one rule test.
@@ -53,8 +55,8 @@ type RuleTest struct {
 	Expect    RuleTestExpect    `yaml:"expect"`
 
 	// Pos is where the test is written; Path names it (tests[2]).
-	Pos  Pos    `yaml:"-"`
-	Path string `yaml:"-"`
+	Pos  config.Pos `yaml:"-"`
+	Path string     `yaml:"-"`
 
 	payload []byte
 }
@@ -106,7 +108,7 @@ func LoadRuleTestFile(path string) ([]*RuleTest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rule tests: %w", err)
 	}
-	withFile := func(es ConfigErrors) error {
+	withFile := func(es config.ConfigErrors) error {
 		for _, e := range es {
 			if e.File == "" {
 				e.File = path
@@ -115,28 +117,28 @@ func LoadRuleTestFile(path string) ([]*RuleTest, error) {
 		es.Sort()
 		return es
 	}
-	if len(data) > MaxConfigSize {
-		return nil, withFile(ConfigErrors{{Msg: fmt.Sprintf("file is larger than %d bytes", MaxConfigSize)}})
+	if len(data) > config.MaxConfigSize {
+		return nil, withFile(config.ConfigErrors{{Msg: fmt.Sprintf("file is larger than %d bytes", config.MaxConfigSize)}})
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, withFile(ConfigErrors{YAMLSyntaxError(err)})
+		return nil, withFile(config.ConfigErrors{config.YAMLSyntaxError(err)})
 	}
 	if root.Kind != yaml.DocumentNode || len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
-		return nil, withFile(ConfigErrors{{Pos: Pos{Line: 1, Col: 1}, Msg: "a rule test file must be a YAML mapping with a tests: list"}})
+		return nil, withFile(config.ConfigErrors{{Pos: config.Pos{Line: 1, Col: 1}, Msg: "a rule test file must be a YAML mapping with a tests: list"}})
 	}
-	if HasAlias(&root) {
-		return nil, withFile(ConfigErrors{{Pos: Pos{Line: 1, Col: 1}, Msg: "YAML aliases (*name) are not allowed"}})
+	if config.HasAlias(&root) {
+		return nil, withFile(config.ConfigErrors{{Pos: config.Pos{Line: 1, Col: 1}, Msg: "YAML aliases (*name) are not allowed"}})
 	}
 	doc := root.Content[0]
 	var f struct {
 		Tests []yaml.Node `yaml:"tests"`
 	}
-	if err := DecodeStrict(doc, "", &f); err != nil {
-		return nil, withFile(AsConfigErrors(err, doc, ""))
+	if err := config.DecodeStrict(doc, "", &f); err != nil {
+		return nil, withFile(config.AsConfigErrors(err, doc, ""))
 	}
 	if len(f.Tests) == 0 {
-		return nil, withFile(ConfigErrors{NodeError(doc, "tests", "no tests in the file")})
+		return nil, withFile(config.ConfigErrors{config.NodeError(doc, "tests", "no tests in the file")})
 	}
 	tests, errs := decodeRuleTests(path, f.Tests)
 	if len(errs) > 0 {
@@ -147,20 +149,20 @@ func LoadRuleTestFile(path string) ([]*RuleTest, error) {
 
 // decodeRuleTests decodes tests: entries strictly and reads their events;
 // event files are relative to file.
-func decodeRuleTests(file string, nodes []yaml.Node) ([]*RuleTest, ConfigErrors) {
+func decodeRuleTests(file string, nodes []yaml.Node) ([]*RuleTest, config.ConfigErrors) {
 	var tests []*RuleTest
-	var errs ConfigErrors
+	var errs config.ConfigErrors
 	names := map[string]bool{}
 	for i := range nodes {
 		node := &nodes[i]
 		path := fmt.Sprintf("tests[%d]", i)
-		t := &RuleTest{Path: path, Pos: Pos{File: file, Line: node.Line, Col: node.Column}}
-		if err := DecodeStrict(node, path, t); err != nil {
-			errs = append(errs, AsConfigErrors(err, node, path)...)
+		t := &RuleTest{Path: path, Pos: config.Pos{File: file, Line: node.Line, Col: node.Column}}
+		if err := config.DecodeStrict(node, path, t); err != nil {
+			errs = append(errs, config.AsConfigErrors(err, node, path)...)
 			continue
 		}
 		errAt := func(key, format string, args ...any) {
-			errs = append(errs, NodeError(LookupNode(node, key), path+"."+key, format, args...))
+			errs = append(errs, config.NodeError(config.LookupNode(node, key), path+"."+key, format, args...))
 		}
 		switch {
 		case strings.TrimSpace(t.Name) == "":
@@ -207,7 +209,7 @@ func decodeRuleTests(file string, nodes []yaml.Node) ([]*RuleTest, ConfigErrors)
 				if j >= len(e.Routes) {
 					key, k = "no_routes", j-len(e.Routes)
 				}
-				errs = append(errs, NodeError(LookupNode(node, "expect", key, strconv.Itoa(k)), fmt.Sprintf("%s.expect.%s[%d].sink", path, key, k), "a route expectation needs sink:"))
+				errs = append(errs, config.NodeError(config.LookupNode(node, "expect", key, strconv.Itoa(k)), fmt.Sprintf("%s.expect.%s[%d].sink", path, key, k), "a route expectation needs sink:"))
 			}
 		}
 		tests = append(tests, t)
@@ -503,7 +505,7 @@ func (c *compiler) ruleTests() {
 	}
 	for _, res := range c.rt.RunRuleTests(context.Background(), tests) {
 		for _, f := range res.Failures {
-			c.add(&ConfigError{Pos: res.Test.Pos, Path: res.Test.Path, Msg: fmt.Sprintf("test %q failed: %s", res.Test.Name, oneLine(f))})
+			c.add(&config.ConfigError{Pos: res.Test.Pos, Path: res.Test.Path, Msg: fmt.Sprintf("test %q failed: %s", res.Test.Name, oneLine(f))})
 		}
 	}
 }

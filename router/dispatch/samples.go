@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/config"
 )
 
 //go:embed samples/*.json
@@ -40,7 +41,7 @@ type embeddedSample struct{ event, label, file string }
 var genericSample = embeddedSample{"", "generic JSON event", "generic-event.json"}
 
 // trialSamples are the embedded samples offered for a source of the kind.
-func (k *SourceKind) trialSamples(sc *SourceConfig) []embeddedSample {
+func (k *SourceKind) trialSamples(sc *config.SourceConfig) []embeddedSample {
 	if k.samples == nil {
 		return []embeddedSample{genericSample}
 	}

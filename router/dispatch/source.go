@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/verify"
 )
 
@@ -30,7 +31,7 @@ type SourceKind struct {
 	// other error at type:. A kind that verifies refuses a missing key or
 	// an empty secret: an unverified endpoint must be asked for by writing
 	// type: none.
-	Verifier func(sc *SourceConfig, dir string) (verify.Verifier, error)
+	Verifier func(sc *config.SourceConfig, dir string) (verify.Verifier, error)
 	// DefaultEvent is the event: expression of a generic source whose
 	// config gives none, for senders that name their events in a known
 	// place.
@@ -49,22 +50,22 @@ type SourceKind struct {
 	// Sign signs body as the kind's sender would, for hookroute send;
 	// keyFile is send's --key, for a kind that signs with a private key
 	// the config does not hold. Nil when send cannot sign for the kind.
-	Sign func(sc *SourceConfig, keyFile string, body []byte) (http.Header, error)
+	Sign func(sc *config.SourceConfig, keyFile string, body []byte) (http.Header, error)
 	// CannotSign is send's answer for a kind without Sign: why, and what
 	// to use instead.
 	CannotSign string
 	// Warn, if set, lists what is allowed but risky in a source's config
 	// (a salesiq source that trusts the demo key); check prints each, and
 	// serve logs it. It is called only for a config whose verifier built.
-	Warn func(sc *SourceConfig, dir string) []string
+	Warn func(sc *config.SourceConfig, dir string) []string
 
 	// typed builds the kind's typed event view; nil gives the generic view
 	// (the JSON payload, with event: and id: expressions). Unexported, as
 	// is samples, because what they return is the router's own.
-	typed func(sc *SourceConfig) adapter
+	typed func(sc *config.SourceConfig) adapter
 	// samples are the embedded events a trial offers for a source of the
 	// kind; nil offers the generic one.
-	samples func(sc *SourceConfig) []embeddedSample
+	samples func(sc *config.SourceConfig) []embeddedSample
 }
 
 // sourceKinds are the registered kinds by name.
@@ -104,7 +105,7 @@ func (e *keyError) Error() string { return e.key + ": " + e.msg }
 // sourceSecrets are the non-empty secrets of a source: secret: and, during
 // a rotation, secrets:. None is an error, not an empty key: a MAC with an
 // empty key is one anyone can compute.
-func sourceSecrets(sc *SourceConfig) ([][]byte, error) {
+func sourceSecrets(sc *config.SourceConfig) ([][]byte, error) {
 	var out [][]byte
 	for _, s := range append([]router.Secret{sc.Secret}, sc.Secrets...) {
 		if s != "" {
@@ -119,7 +120,7 @@ func sourceSecrets(sc *SourceConfig) ([][]byte, error) {
 
 // signingSecret is the secret send signs with: secret:, or during a
 // rotation that left it empty, the first of secrets:.
-func signingSecret(sc *SourceConfig) string {
+func signingSecret(sc *config.SourceConfig) string {
 	if s := sc.Secret.Reveal(); s != "" || len(sc.Secrets) == 0 {
 		return s
 	}

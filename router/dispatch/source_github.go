@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/verify"
 )
 
@@ -17,14 +18,14 @@ func init() {
 		DefaultEvent:  `headers["x-github-event"]`,
 		IDHeader:      "x-github-delivery",
 		SignsBodyOnly: true,
-		Verifier: func(sc *SourceConfig, _ string) (verify.Verifier, error) {
+		Verifier: func(sc *config.SourceConfig, _ string) (verify.Verifier, error) {
 			ss, err := sourceSecrets(sc)
 			if err != nil {
 				return nil, err
 			}
 			return verify.NewGitHub(ss)
 		},
-		Sign: func(sc *SourceConfig, _ string, body []byte) (http.Header, error) {
+		Sign: func(sc *config.SourceConfig, _ string, body []byte) (http.Header, error) {
 			h := http.Header{}
 			h.Set("X-Hub-Signature-256", verify.SignGitHub([]byte(signingSecret(sc)), body))
 			h.Set("X-GitHub-Delivery", fmt.Sprintf("send-%d", time.Now().UnixNano()))

@@ -1,6 +1,9 @@
 package dispatch
 
-import "github.com/hookroute/hookroute/router/verify"
+import (
+	"github.com/hookroute/hookroute/router/config"
+	"github.com/hookroute/hookroute/router/verify"
+)
 
 // hmac-sha256 is the scheme of many senders without one of their own: the
 // MAC of the raw body in one header, hex or base64, maybe after a prefix.
@@ -10,7 +13,7 @@ func init() {
 		Keys:          []string{"secret", "secrets", "header", "encoding", "prefix", "event", "id"},
 		SignsBodyOnly: true,
 		CannotSign:    "send does not sign hmac-sha256 sources yet; use curl with your sender's header",
-		Verifier: func(sc *SourceConfig, _ string) (verify.Verifier, error) {
+		Verifier: func(sc *config.SourceConfig, _ string) (verify.Verifier, error) {
 			ss, err := sourceSecrets(sc)
 			if err != nil {
 				return nil, err

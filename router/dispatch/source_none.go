@@ -3,6 +3,7 @@ package dispatch
 import (
 	"net/http"
 
+	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/verify"
 )
 
@@ -12,10 +13,10 @@ func init() {
 	registerSource(&SourceKind{
 		Name: "none",
 		Keys: []string{"event", "id"},
-		Verifier: func(*SourceConfig, string) (verify.Verifier, error) {
+		Verifier: func(*config.SourceConfig, string) (verify.Verifier, error) {
 			return verify.None(), nil
 		},
-		Sign: func(*SourceConfig, string, []byte) (http.Header, error) {
+		Sign: func(*config.SourceConfig, string, []byte) (http.Header, error) {
 			return http.Header{}, nil
 		},
 	})

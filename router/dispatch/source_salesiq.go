@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/verify"
 )
 
@@ -24,7 +25,7 @@ func init() {
 		Name:     "salesiq",
 		Keys:     []string{"public_keys", "event"},
 		Verifier: salesiqVerifier,
-		typed:    func(sc *SourceConfig) adapter { return salesiqAdapter{bareEvent: sc.Event} },
+		typed:    func(sc *config.SourceConfig) adapter { return salesiqAdapter{bareEvent: sc.Event} },
 		samples:  salesiqTrialSamples,
 		Sign:     salesiqSign,
 		Warn:     salesiqWarn,
@@ -46,7 +47,7 @@ var salesiqSamples = []embeddedSample{
 
 // salesiqSign signs with the private key in keyFile: a config holds only
 // public keys.
-func salesiqSign(_ *SourceConfig, keyFile string, body []byte) (http.Header, error) {
+func salesiqSign(_ *config.SourceConfig, keyFile string, body []byte) (http.Header, error) {
 	if keyFile == "" {
 		return nil, errors.New("a salesiq source needs --key PRIVATE.pem")
 	}
@@ -69,7 +70,7 @@ func salesiqSign(_ *SourceConfig, keyFile string, body []byte) (http.Header, err
 
 // salesiqTrialSamples adds, for a source that takes workflow webhooks, a
 // bare entity named by its event:.
-func salesiqTrialSamples(sc *SourceConfig) []embeddedSample {
+func salesiqTrialSamples(sc *config.SourceConfig) []embeddedSample {
 	if sc.Event == "" {
 		return salesiqSamples
 	}
@@ -79,7 +80,7 @@ func salesiqTrialSamples(sc *SourceConfig) []embeddedSample {
 
 // salesiqVerifier accepts a signature by any of the public keys, so a
 // rotation lists two.
-func salesiqVerifier(sc *SourceConfig, dir string) (verify.Verifier, error) {
+func salesiqVerifier(sc *config.SourceConfig, dir string) (verify.Verifier, error) {
 	keys, err := salesiqKeys(sc, dir)
 	if err != nil {
 		return nil, err
@@ -93,7 +94,7 @@ const demoKeySHA256 = "5f4d3e2936b8a1b5ee33eaa58c2cf1caad8a140470986fa08eed05668
 
 // salesiqWarn warns of the demo key, whose private half is public; the
 // example config runs with it, so it is a warning, not an error.
-func salesiqWarn(sc *SourceConfig, dir string) []string {
+func salesiqWarn(sc *config.SourceConfig, dir string) []string {
 	keys, _ := salesiqKeys(sc, dir)
 	for _, pk := range keys {
 		der, err := x509.MarshalPKIXPublicKey(pk)
@@ -107,7 +108,7 @@ func salesiqWarn(sc *SourceConfig, dir string) []string {
 
 // salesiqKeys reads the source's public keys; key files are relative to
 // dir.
-func salesiqKeys(sc *SourceConfig, dir string) ([]*rsa.PublicKey, error) {
+func salesiqKeys(sc *config.SourceConfig, dir string) ([]*rsa.PublicKey, error) {
 	var keys []*rsa.PublicKey
 	for j, k := range sc.PublicKeys {
 		data := []byte(k.PEM.Reveal())

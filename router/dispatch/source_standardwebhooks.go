@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/verify"
 )
 
@@ -15,7 +16,7 @@ func init() {
 		Name:     "standard-webhooks",
 		Keys:     []string{"secret", "secrets", "tolerance", "event", "id"},
 		IDHeader: "webhook-id",
-		Verifier: func(sc *SourceConfig, _ string) (verify.Verifier, error) {
+		Verifier: func(sc *config.SourceConfig, _ string) (verify.Verifier, error) {
 			ss, err := sourceSecrets(sc)
 			if err != nil {
 				return nil, err
@@ -26,7 +27,7 @@ func init() {
 			}
 			return verify.NewStandardWebhooks(strs, time.Duration(sc.Tolerance))
 		},
-		Sign: func(sc *SourceConfig, _ string, body []byte) (http.Header, error) {
+		Sign: func(sc *config.SourceConfig, _ string, body []byte) (http.Header, error) {
 			id, now := fmt.Sprintf("msg_send%d", time.Now().UnixNano()), time.Now()
 			sig, err := verify.SignStandardWebhooks(signingSecret(sc), id, now, body)
 			if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/config"
 )
 
 // TestSourceKindsComplete checks that every registered kind has what the
@@ -23,7 +24,7 @@ func TestSourceKindsComplete(t *testing.T) {
 			t.Errorf("kind %q is not registered (have %v)", want, names)
 		}
 	}
-	fields := YAMLFields(reflect.TypeOf(SourceConfig{}))
+	fields := config.YAMLFields(reflect.TypeOf(config.SourceConfig{}))
 	for _, name := range names {
 		k := sourceKinds[name]
 		if k.Name != name {
@@ -51,14 +52,14 @@ func TestSourceKindsComplete(t *testing.T) {
 		src := &Source{Name: "s", Type: name, Kind: k}
 		var view adapter = genericAdapter{src: src}
 		if k.typed != nil {
-			view = k.typed(&SourceConfig{Type: name})
+			view = k.typed(&config.SourceConfig{Type: name})
 		} else if k.DefaultEvent != "" {
 			c := &compiler{}
 			if src.eventProg = c.stringExpr(k.DefaultEvent, nil, "", "event"); len(c.errs) > 0 {
 				t.Errorf("%s: DefaultEvent: %v", name, c.errs)
 			}
 		}
-		samples := k.trialSamples(&SourceConfig{Type: name})
+		samples := k.trialSamples(&config.SourceConfig{Type: name})
 		if len(samples) == 0 {
 			t.Errorf("%s: no trial samples", name)
 		}

@@ -26,6 +26,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/config"
 )
 
 // CapturedRequest is an HTTP request as a sink made it, recorded instead
@@ -41,7 +42,7 @@ type CapturedRequest struct {
 // so that a trial shows the request a sink's own code makes. Package sinks
 // provides one (sinks.NewCaptureRegistry).
 type Capturer interface {
-	SinkFactory
+	config.SinkFactory
 	// Capture returns a context under which the first HTTP request a
 	// capturing sink makes is recorded (and answered with an error, so
 	// nothing leaves the process), and a function returning that request,
@@ -416,7 +417,7 @@ func (rt *Runtime) buildCaptureSinks(c Capturer, needed map[string]bool) *captur
 				name = v.Value
 			case k.Value == "type":
 				kind = v.Value
-			case !SinkCommonKeys[k.Value]:
+			case !config.SinkCommonKeys[k.Value]:
 				rest.Content = append(rest.Content, k, v)
 			}
 		}

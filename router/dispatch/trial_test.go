@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/config"
 )
 
 // salesiqView decodes a test event as a salesiq source does.
@@ -211,7 +212,7 @@ func (s *tokenSink) Deliver(ctx context.Context, d *router.Delivery) (router.Res
 
 func (f *captureFactory) Build(kind, name string, node *yaml.Node) (router.Sink, error) {
 	var c fakeConfig
-	if err := DecodeStrict(node, "", &c); err != nil {
+	if err := config.DecodeStrict(node, "", &c); err != nil {
 		return nil, err
 	}
 	return &tokenSink{token: c.Token.Reveal(), c: &http.Client{Transport: recordingTransport{}}}, nil

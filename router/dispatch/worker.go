@@ -17,6 +17,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/config"
 )
 
 type atomicRuntime struct{ p atomic.Pointer[Runtime] }
@@ -793,7 +794,7 @@ func (r *Router) view(rt *Runtime, ev *router.EventRecord) (*router.View, error)
 // NextDelay is the wait before the next attempt after attempt number n
 // (1-based) failed: exponential with jitter from rc, computed with
 // cenkalti/backoff, and never less than retryAfter.
-func NextDelay(rc RetryConfig, n int, retryAfter time.Duration) time.Duration {
+func NextDelay(rc config.RetryConfig, n int, retryAfter time.Duration) time.Duration {
 	b := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(time.Duration(rc.Initial)),
 		backoff.WithMultiplier(rc.Multiplier),

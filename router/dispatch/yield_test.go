@@ -28,7 +28,7 @@ import (
 // deliveries go out at once.
 func TestDeliveriesYieldToSaturatedIngest(t *testing.T) {
 	f := &countingFactory{}
-	rt, st := loadWithStore(t, config, f, pubEnv)
+	rt, st := loadWithStore(t, routerConfig, f, pubEnv)
 	hs := newHoldStore(st)
 	reg := prometheus.NewRegistry()
 	r := dispatch.New(rt, hs, dispatch.Options{PollInterval: 50 * time.Millisecond, Metrics: dispatch.NewMetrics(reg)})
@@ -130,7 +130,7 @@ func saturateIngest(t *testing.T, r *dispatch.Router, hs *holdStore) (n int, rel
 // verified, while it waits for its commit, it is.
 func TestSlowBodyIsNotIngestLoad(t *testing.T) {
 	f := &countingFactory{}
-	rt, st := loadWithStore(t, config, f, pubEnv)
+	rt, st := loadWithStore(t, routerConfig, f, pubEnv)
 	hs := newHoldStore(st)
 	r := dispatch.New(rt, hs, dispatch.Options{PollInterval: 50 * time.Millisecond})
 	h := r.IngestHandler()
@@ -182,7 +182,7 @@ func TestSlowBodyIsNotIngestLoad(t *testing.T) {
 func TestYieldEndsWhenDeliveriesFallBehind(t *testing.T) {
 	clock := &fakeClock{t: time.Now()}
 	f := &countingFactory{}
-	rt, st := loadWithStore(t, config, f, pubEnv)
+	rt, st := loadWithStore(t, routerConfig, f, pubEnv)
 	hs := newHoldStore(st)
 	r := dispatch.New(rt, hs, dispatch.Options{PollInterval: 50 * time.Millisecond, Now: clock.Now})
 	runRouter(t, r)
