@@ -263,7 +263,7 @@ func serve(ctx context.Context, rt *dispatch.Runtime, reload func() (*dispatch.R
 	if err != nil {
 		return err
 	}
-	r := dispatch.New(rt, store, dispatch.Options{Logger: log, Metrics: dispatch.NewMetrics(reg), Reload: reload, MasterKey: masterKey})
+	r := dispatch.New(rt, store, dispatch.Options{Logger: log, Metrics: dispatch.NewMetrics(reg), Reload: reload, MasterKey: masterKey, Capture: sinks.TrialCapturer})
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -12,7 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hookroute/hookroute/router"
-	"github.com/hookroute/hookroute/router/dispatch"
+	"github.com/hookroute/hookroute/router/config"
 )
 
 // The trial run shows the exact request a sink would make without making
@@ -21,15 +21,12 @@ import (
 // context from Capture and answers every request with an error: nothing
 // leaves the process, and the sink's own code has built the request.
 
-func init() {
-	// The admin API's trial builds its capturing sinks through the router,
-	// which does not import this package; this is how it finds them.
-	dispatch.SetTrialCapturer(func() dispatch.Capturer { return captureRegistry() })
-}
+// TrialCapturer is the capture registry the admin API's trials share (main
+// hands it to the router): what sinks cache between deliveries (Slack
+// limiters) is harmless there, and building a registry per trial would
+// only churn.
+func TrialCapturer() config.Capturer { return captureRegistry() }
 
-// captureRegistry is shared by the admin API's trials: what sinks cache
-// between deliveries (Slack limiters) is harmless there, and building a
-// registry per trial would only churn.
 var captureRegistry = sync.OnceValue(NewCaptureRegistry)
 
 // errNotSent answers every request a capture registry's client is asked
@@ -46,7 +43,7 @@ type captureKey struct{}
 // captureSlot holds the first request made under one Capture context.
 type captureSlot struct {
 	mu  sync.Mutex
-	req *dispatch.CapturedRequest
+	req *config.CapturedRequest
 }
 
 func (s *captureSlot) record(req *http.Request) {
@@ -59,10 +56,10 @@ func (s *captureSlot) record(req *http.Request) {
 	if s.req != nil {
 		return // only the first: later ones follow from the canned error
 	}
-	s.req = &dispatch.CapturedRequest{Method: req.Method, URL: req.URL.String(), Header: req.Header.Clone(), Body: body}
+	s.req = &config.CapturedRequest{Method: req.Method, URL: req.URL.String(), Header: req.Header.Clone(), Body: body}
 }
 
-func (s *captureSlot) get() *dispatch.CapturedRequest {
+func (s *captureSlot) get() *config.CapturedRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.req
@@ -99,7 +96,7 @@ type CaptureRegistry struct {
 	*Registry
 }
 
-var _ dispatch.Capturer = (*CaptureRegistry)(nil)
+var _ config.Capturer = (*CaptureRegistry)(nil)
 
 // NewCaptureRegistry returns a CaptureRegistry.
 func NewCaptureRegistry() *CaptureRegistry {
@@ -153,7 +150,7 @@ const captureAccountsHost = "accounts.trial-capture.invalid"
 // Capture implements router.Capturer: it returns a context under which
 // the first request a sink of c makes is recorded, and a function that
 // returns it (nil if none was made).
-func (c *CaptureRegistry) Capture(ctx context.Context) (context.Context, func() *dispatch.CapturedRequest) {
+func (c *CaptureRegistry) Capture(ctx context.Context) (context.Context, func() *config.CapturedRequest) {
 	slot := &captureSlot{}
 	return context.WithValue(ctx, captureKey{}, slot), slot.get
 }

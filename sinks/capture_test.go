@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/hookroute/hookroute/router"
-	"github.com/hookroute/hookroute/router/dispatch"
+	"github.com/hookroute/hookroute/router/config"
 )
 
 // countingServer counts the requests that reach it: a capture must leave
@@ -30,7 +30,7 @@ func countingServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
 
 // captureOne builds a sink with a capture registry and runs one delivery
 // under a capture context.
-func captureOne(t *testing.T, kind, snippet string, env map[string]string, d *router.Delivery) (*dispatch.CapturedRequest, error) {
+func captureOne(t *testing.T, kind, snippet string, env map[string]string, d *router.Delivery) (*config.CapturedRequest, error) {
 	t.Helper()
 	reg := NewCaptureRegistry()
 	s, err := reg.Build(kind, "test-sink", node(t, snippet, env))

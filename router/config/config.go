@@ -2,8 +2,10 @@ package config
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
@@ -391,3 +393,25 @@ var scopes = []string{"read", "replay", "trial", "reload", "webhooks.create", "w
 
 // Scopes returns what an admin token may do, in a fresh slice.
 func Scopes() []string { return slices.Clone(scopes) }
+
+// CapturedRequest is an HTTP request as a sink made it, recorded instead
+// of sent.
+type CapturedRequest struct {
+	Method string
+	URL    string
+	Header http.Header
+	Body   []byte
+}
+
+// Capturer builds sinks whose HTTP requests are recorded rather than sent,
+// so that a trial shows the request a sink's own code makes. Package sinks
+// provides one (sinks.TrialCapturer).
+type Capturer interface {
+	SinkFactory
+	// Capture returns a context under which the first HTTP request a
+	// capturing sink makes is recorded (and answered with an error, so
+	// nothing leaves the process), and a function returning that request,
+	// nil if none was made. It returns a nil function when this factory's
+	// sinks would really send: the trial then shows no request.
+	Capture(ctx context.Context) (context.Context, func() *CapturedRequest)
+}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/hookroute/hookroute/internal/lograte"
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/config"
 )
 
 func (s *Source) evalString(p *vm.Program, env map[string]any) (string, error) {
@@ -268,6 +269,7 @@ type Router struct {
 	keys    *keyring // outbound signing keys (keys.go)
 
 	reload     func() (*Runtime, error)
+	capture    func() config.Capturer
 	reloadMu   sync.Mutex
 	pruneEvery time.Duration
 
@@ -307,6 +309,10 @@ type Options struct {
 	// from HOOKROUTE_MASTER_KEY through ParseMasterKey). nil: the key API
 	// answers 503 and secured sinks cannot sign, so their deliveries wait.
 	MasterKey []byte
+	// Capture builds the capturing sinks a trial (POST /api/trial) shows
+	// requests with; main passes the sinks package's. nil: trials show no
+	// request.
+	Capture func() config.Capturer
 }
 
 // New returns a Router for rt on store.
@@ -330,7 +336,7 @@ func New(rt *Runtime, store router.Store, o Options) *Router {
 		o.PruneEvery = time.Hour
 	}
 	r := &Router{store: store, log: o.Logger, metrics: o.Metrics, now: o.Now, owner: o.Owner,
-		logs: lograte.NewDefault(), reload: o.Reload, pruneEvery: o.PruneEvery, views: newViewCache(),
+		logs: lograte.NewDefault(), reload: o.Reload, capture: o.Capture, pruneEvery: o.PruneEvery, views: newViewCache(),
 		saturatedAbove: int64(4 * runtime.GOMAXPROCS(0))}
 	r.rt.Store(rt)
 	r.pools = newPools(r, o.PollInterval)

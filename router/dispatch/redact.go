@@ -77,7 +77,7 @@ var placeholderKey = sync.OnceValue(func() *rsa.PrivateKey {
 	return k
 })
 
-func (r *redactor) request(c *CapturedRequest) *TrialRequest {
+func (r *redactor) request(c *config.CapturedRequest) *TrialRequest {
 	out := &TrialRequest{Method: c.Method, URL: r.text(c.URL), Headers: map[string]string{}, Body: r.text(utf8Body(c.Body))}
 	for k, vs := range c.Header {
 		k = http.CanonicalHeaderKey(k)

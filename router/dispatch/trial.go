@@ -29,51 +29,6 @@ import (
 	"github.com/hookroute/hookroute/router/config"
 )
 
-// CapturedRequest is an HTTP request as a sink made it, recorded instead
-// of sent.
-type CapturedRequest struct {
-	Method string
-	URL    string
-	Header http.Header
-	Body   []byte
-}
-
-// Capturer builds sinks whose HTTP requests are recorded rather than sent,
-// so that a trial shows the request a sink's own code makes. Package sinks
-// provides one (sinks.NewCaptureRegistry).
-type Capturer interface {
-	config.SinkFactory
-	// Capture returns a context under which the first HTTP request a
-	// capturing sink makes is recorded (and answered with an error, so
-	// nothing leaves the process), and a function returning that request,
-	// nil if none was made. It returns a nil function when this factory's
-	// sinks would really send: the trial then shows no request.
-	Capture(ctx context.Context) (context.Context, func() *CapturedRequest)
-}
-
-var trialCapturer struct {
-	sync.Mutex
-	new func() Capturer
-}
-
-// SetTrialCapturer sets what POST /api/trial builds its capturing sinks
-// with. Package sinks calls it when it is linked in, the way database
-// drivers register themselves, so that the router needs no import of it.
-func SetTrialCapturer(f func() Capturer) {
-	trialCapturer.Lock()
-	trialCapturer.new = f
-	trialCapturer.Unlock()
-}
-
-func defaultCapturer() Capturer {
-	trialCapturer.Lock()
-	defer trialCapturer.Unlock()
-	if trialCapturer.new == nil {
-		return nil
-	}
-	return trialCapturer.new()
-}
-
 // TrialInput is the event a trial runs on.
 type TrialInput struct {
 	// Source names the configured source; "" means the only one.
@@ -91,7 +46,7 @@ type TrialInput struct {
 type TrialOptions struct {
 	// Capture builds the sinks that render requests; nil shows no request
 	// (fields only).
-	Capture Capturer
+	Capture config.Capturer
 	// Sinks are the live sinks a Send delivers through; nil: the
 	// runtime's own.
 	Sinks map[string]*SinkRuntime
@@ -392,10 +347,19 @@ func trialSend(ctx context.Context, sr *SinkRuntime, d *router.Delivery, red *re
 	return out
 }
 
+// capturer returns what trials build capturing sinks with, nil if the
+// router was given none.
+func (r *Router) capturer() config.Capturer {
+	if r.capture == nil {
+		return nil
+	}
+	return r.capture()
+}
+
 // captureSinks are the config's sinks built by a Capturer, with what to
 // redact from each one's requests.
 type captureSinks struct {
-	c         Capturer
+	c         config.Capturer
 	sinks     map[string]router.Sink
 	errs      map[string]string
 	redactors map[string]*redactor
@@ -404,7 +368,7 @@ type captureSinks struct {
 // buildCaptureSinks builds the needed sinks of the config again with the
 // capturer, from the same (expanded) YAML, so that each sink's own code
 // renders the request. Sinks are cheap to build; a trial is rare.
-func (rt *Runtime) buildCaptureSinks(c Capturer, needed map[string]bool) *captureSinks {
+func (rt *Runtime) buildCaptureSinks(c config.Capturer, needed map[string]bool) *captureSinks {
 	cs := &captureSinks{c: c, sinks: map[string]router.Sink{}, errs: map[string]string{}, redactors: map[string]*redactor{}}
 	for i := range rt.Config.Sinks {
 		node := &rt.Config.Sinks[i]
@@ -507,7 +471,7 @@ func (r *Router) apiTrial(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	res, err := rt.Trial(req.Context(), TrialInput{Source: b.Source, Payload: b.Event, Headers: b.Headers, Send: b.Send},
-		TrialOptions{Capture: defaultCapturer(), Now: r.now, SigningKey: r.trialSigningKey})
+		TrialOptions{Capture: r.capturer(), Now: r.now, SigningKey: r.trialSigningKey})
 	if err != nil {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return

@@ -171,7 +171,7 @@ type slotKey struct{}
 
 type slot struct {
 	mu  sync.Mutex
-	req *CapturedRequest
+	req *config.CapturedRequest
 }
 
 type recordingTransport struct{}
@@ -181,7 +181,7 @@ func (recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		b, _ := io.ReadAll(req.Body)
 		s.mu.Lock()
 		if s.req == nil {
-			s.req = &CapturedRequest{Method: req.Method, URL: req.URL.String(), Header: req.Header.Clone(), Body: b}
+			s.req = &config.CapturedRequest{Method: req.Method, URL: req.URL.String(), Header: req.Header.Clone(), Body: b}
 		}
 		s.mu.Unlock()
 	}
@@ -218,9 +218,9 @@ func (f *captureFactory) Build(kind, name string, node *yaml.Node) (router.Sink,
 	return &tokenSink{token: c.Token.Reveal(), c: &http.Client{Transport: recordingTransport{}}}, nil
 }
 
-func (f *captureFactory) Capture(ctx context.Context) (context.Context, func() *CapturedRequest) {
+func (f *captureFactory) Capture(ctx context.Context) (context.Context, func() *config.CapturedRequest) {
 	s := &slot{}
-	return context.WithValue(ctx, slotKey{}, s), func() *CapturedRequest {
+	return context.WithValue(ctx, slotKey{}, s), func() *config.CapturedRequest {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.req
@@ -415,11 +415,9 @@ func (s *trialStore) GetEvent(_ context.Context, source, id string) (*router.Eve
 func trialAPI(t *testing.T, st router.Store) (*Runtime, *fakeFactory, http.Handler) {
 	t.Helper()
 	rt, f := trialRuntime(t)
-	r := New(rt, st, Options{})
+	r := New(rt, st, Options{Capture: func() config.Capturer { return &captureFactory{} }})
 	mux := http.NewServeMux()
 	registerTrialRoutes(func(pattern, scope string, h http.HandlerFunc) { mux.Handle(pattern, r.requireScope(scope, h)) }, r)
-	SetTrialCapturer(func() Capturer { return &captureFactory{} })
-	t.Cleanup(func() { SetTrialCapturer(nil) })
 	return rt, f, mux
 }
 
