@@ -172,56 +172,38 @@ func (r *Router) background(ctx context.Context, name string, every time.Duratio
 	}()
 }
 
+// runState is what one pool's loop carries from turn to turn.
+type runState struct {
+	inflight sync.WaitGroup
+	// ahead are deliveries claimed ahead, waiting for a slot; handed back
+	// to the store when the pool stops or may not send them now.
+	ahead    []aheadClaim
+	failures int  // claims failed in a row
+	backlog  bool // the last claim got all it asked for: more may wait
+	// fresh: nothing claimed yet. A sink found paused at start (the pause
+	// is kept in the store, across a restart) is probed at once, not a
+	// whole PauseProbe after a crash or deploy that may have ended the
+	// outage.
+	fresh   bool
+	yielded bool // the last turn held back for the ingest: this one claims
+}
+
+// run claims and sends the sink's deliveries until ctx is done or the sink
+// leaves the config. Each turn: wait while the sink may not be sent to
+// (no signing key, a receiver's hold); take a slot; then send one claimed
+// ahead, or hold back for a saturated ingest, or claim.
 func (p *pool) run(ctx context.Context) {
 	r := p.ps.r
-	var inflight sync.WaitGroup
-	defer inflight.Wait()
-	// Deliveries claimed ahead, waiting for a slot; handed back to the
-	// store when the pool stops or may not send them now.
-	var ahead []aheadClaim
-	defer func() { p.giveBack(ahead) }()
-	start := func(rt *Runtime, sr *SinkRuntime, c *router.Claimed) {
-		inflight.Add(1)
-		go func() {
-			defer inflight.Done()
-			released := false
-			defer func() {
-				if released {
-					p.recorded()
-				} else {
-					<-p.slots
-				}
-			}()
-			r.attempt(rt, sr, p, c, func() { released = true; p.release() })
-		}()
-	}
-	failures := 0
-	backlog := false // the last claim got all it asked for: more may wait
-	// Nothing claimed yet. A sink found paused at start (the pause is kept
-	// in the store, across a restart) is probed at once, not a whole
-	// PauseProbe after a crash or deploy that may have ended the outage.
-	fresh := true
-	yielded := false // the last turn held back for the ingest: this one claims
+	s := &runState{fresh: true}
+	defer s.inflight.Wait()
+	defer func() { p.giveBack(s.ahead) }()
 	for ctx.Err() == nil {
 		rt := r.rt.Load()
 		sr := rt.Sinks[p.sink]
 		if sr == nil || sr.Sink == nil {
 			return
 		}
-		if isSecured(sr.Sink) && r.keys.waiting(p.sink) {
-			// No key to sign with: leave the backlog in the store rather
-			// than claim it only to put it back. Creating a key wakes us.
-			p.giveBack(ahead)
-			ahead = nil
-			p.sleep(ctx, unsignedWait)
-			continue
-		}
-		if held := p.heldUntil(); held.After(r.now()) {
-			// The receiver asked for no request before then: whatever
-			// was claimed ahead waits in the store meanwhile.
-			p.giveBack(ahead)
-			ahead = nil
-			p.sleepUntil(ctx, held.Sub(r.now()))
+		if p.blocked(ctx, s, sr) {
 			continue
 		}
 		// Take a slot first: never claim more than can be sent at once,
@@ -231,118 +213,206 @@ func (p *pool) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		// A receiver that pushed back gets one delivery per claim, at
-		// the adaptive rate, within the adaptive window.
-		adaptive := p.pressure.settle(r.now())
-		if adaptive && !p.pressure.admits(len(p.slots)-1) {
+		paced, ok := p.admit(sr)
+		switch {
+		case !ok:
 			<-p.slots
 			p.sleep(ctx, windowPoll)
-			continue
-		}
-		_, paced := sr.Sink.(router.Paced)
-		paced = paced || adaptive
-		if len(ahead) > 0 {
-			if paced || r.sinkPaused(p.sink) {
-				// Paused (one probe at a time) or paced since the claim.
-				p.giveBack(ahead)
-				ahead = nil
-				<-p.slots
-				continue
-			}
-			a := ahead[0]
-			ahead = ahead[1:]
-			if a.until.Sub(r.now()) < sr.Timeout+leaseMargin/2 {
-				// Too little lease left to attempt and record it.
-				p.giveBack([]aheadClaim{a})
-				<-p.slots
-				continue
-			}
-			start(rt, sr, a.c)
-			continue
-		}
-		if !yielded && !paced && !r.sinkPaused(p.sink) && p.behind < maxYieldLag && r.ingestSaturated() {
-			r.metrics.claimDeferred(p.sink)
-			p.yieldToIngest(ctx)
-			// Then claim, whatever the ingest does: from the top, which
-			// reads the config again (a reload may have come meanwhile).
-			yielded = true
+		case len(s.ahead) > 0:
+			p.sendAhead(s, rt, sr, paced)
+		case p.yieldFirst(ctx, s, paced):
 			<-p.slots
-			continue
-		}
-		yielded = false
-		n := 1
-		claimAhead := false
-		if r.sinkPaused(p.sink) {
-			// A paused sink gets one probe at a time, every PauseProbe;
-			// its deliveries wait in the store meanwhile. Wake-ups from
-			// new deliveries must not turn its probes into traffic at the
-			// ingest rate; a resume must end the wait at once.
-			deadline := time.Now().Add(sr.PauseProbe)
-			for !fresh && r.sinkPaused(p.sink) && time.Until(deadline) > 0 && ctx.Err() == nil {
-				p.sleep(ctx, time.Until(deadline))
-			}
-			if ctx.Err() != nil {
-				<-p.slots
+		default:
+			if !p.claim(ctx, s, rt, sr, paced) {
 				return
 			}
-		} else if paced {
-			if err := p.pace(ctx, sr.Sink); err != nil {
-				<-p.slots
-				return
-			}
-		} else {
-			n += p.reserve(ctx, backlog)
-			claimAhead = backlog
-		}
-		fresh = false
-		want, lease := n, sr.Timeout+leaseMargin
-		if claimAhead {
-			// Under a backlog, claim one round ahead: a claim is a store
-			// write, and each one then serves twice the attempts. Those
-			// ahead wait for a slot at most about one attempt, which
-			// their longer lease covers (and start checks).
-			want += cap(p.slots)
-			lease += sr.Timeout
-		}
-		now := r.now()
-		claimed, err := r.store.Claim(ctx, p.sink, r.owner, now, lease, want)
-		for i := len(claimed); i < n; i++ {
-			<-p.slots
-		}
-		backlog = err == nil && len(claimed) == want
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			failures++
-			// Back off while the store is down: no hot loop, and one log
-			// line per outage rather than per try (and, for a store that
-			// fails now and then, no more than the limiter allows). The
-			// cap keeps recovery within seconds of the store's return.
-			if failures == 1 {
-				r.logs.Log(r.log, r.now(), slog.LevelError, "claim:"+p.sink, "worker: claim failed; retrying with backoff", "sink", p.sink, "err", err)
-			}
-			p.sleep(ctx, min(time.Duration(failures)*500*time.Millisecond, 3*time.Second))
-			continue
-		}
-		if failures > 0 {
-			r.logs.Log(r.log, r.now(), slog.LevelInfo, "claim-again:"+p.sink, "worker: claiming again", "sink", p.sink, "failed_tries", failures)
-		}
-		failures = 0
-		if len(claimed) > 0 && !claimed[0].Due.IsZero() {
-			p.behind = now.Sub(claimed[0].Due) // claims come oldest due first
-		}
-		for i, c := range claimed {
-			if i < n {
-				start(rt, sr, c)
-				continue
-			}
-			ahead = append(ahead, aheadClaim{c: c, until: now.Add(lease)})
-		}
-		if len(claimed) == 0 {
-			p.idle(ctx)
 		}
 	}
+}
+
+// blocked waits, holding no slot, while the sink may not be sent to: a
+// secured sink without a key (creating one wakes the pool), or a
+// receiver's Retry-After hold. What was claimed ahead goes back to the
+// store meanwhile. It reports whether it waited.
+func (p *pool) blocked(ctx context.Context, s *runState, sr *SinkRuntime) bool {
+	r := p.ps.r
+	unsigned := isSecured(sr.Sink) && r.keys.waiting(p.sink)
+	held := time.Duration(0)
+	if !unsigned {
+		held = p.heldUntil().Sub(r.now())
+	}
+	if !unsigned && held <= 0 {
+		return false
+	}
+	p.giveBack(s.ahead)
+	s.ahead = nil
+	if unsigned {
+		p.sleep(ctx, unsignedWait)
+	} else {
+		p.sleepUntil(ctx, held)
+	}
+	return true
+}
+
+// admit decides, holding a slot, whether this turn may send: a receiver
+// that pushed back gets one delivery per claim, at the adaptive rate,
+// within the adaptive window. paced reports one-at-a-time sending (the
+// sink's own pacing, or adaptive sending); ok is false when the window is
+// full.
+func (p *pool) admit(sr *SinkRuntime) (paced, ok bool) {
+	adaptive := p.pressure.settle(p.ps.r.now())
+	if adaptive && !p.pressure.admits(len(p.slots)-1) {
+		return false, false
+	}
+	_, paced = sr.Sink.(router.Paced)
+	return paced || adaptive, true
+}
+
+// sendAhead starts the oldest delivery claimed ahead on the slot held, or
+// hands it back (and the slot) when the sink became paused or paced since
+// the claim, or its lease is too short to attempt and record it.
+func (p *pool) sendAhead(s *runState, rt *Runtime, sr *SinkRuntime, paced bool) {
+	r := p.ps.r
+	if paced || r.sinkPaused(p.sink) {
+		p.giveBack(s.ahead)
+		s.ahead = nil
+		<-p.slots
+		return
+	}
+	a := s.ahead[0]
+	s.ahead = s.ahead[1:]
+	if a.until.Sub(r.now()) < sr.Timeout+leaseMargin/2 {
+		p.giveBack([]aheadClaim{a})
+		<-p.slots
+		return
+	}
+	p.start(s, rt, sr, a.c)
+}
+
+// yieldFirst holds this turn back while ingest is saturated
+// (acknowledgements first; see ingestYieldMax), and reports whether it
+// did. The next turn claims, whatever the ingest does, from the top,
+// which reads the config again (a reload may have come meanwhile).
+func (p *pool) yieldFirst(ctx context.Context, s *runState, paced bool) bool {
+	r := p.ps.r
+	if s.yielded || paced || r.sinkPaused(p.sink) || p.behind >= maxYieldLag || !r.ingestSaturated() {
+		s.yielded = false
+		return false
+	}
+	r.metrics.claimDeferred(p.sink)
+	p.yieldToIngest(ctx)
+	s.yielded = true
+	return true
+}
+
+// claim waits for the sink's turn (a paused sink's probe interval, or its
+// pacing), reserves what slots it can, claims, and starts what it got. It
+// returns false when ctx is done.
+func (p *pool) claim(ctx context.Context, s *runState, rt *Runtime, sr *SinkRuntime, paced bool) bool {
+	r := p.ps.r
+	n, claimAhead := 1, false
+	switch {
+	case r.sinkPaused(p.sink):
+		if !p.waitProbe(ctx, s, sr) {
+			<-p.slots
+			return false
+		}
+	case paced:
+		if err := p.pace(ctx, sr.Sink); err != nil {
+			<-p.slots
+			return false
+		}
+	default:
+		n += p.reserve(ctx, s.backlog)
+		claimAhead = s.backlog
+	}
+	s.fresh = false
+	want, lease := n, sr.Timeout+leaseMargin
+	if claimAhead {
+		// Under a backlog, claim one round ahead: a claim is a store
+		// write, and each one then serves twice the attempts. Those ahead
+		// wait for a slot at most about one attempt, which their longer
+		// lease covers (and sendAhead checks).
+		want += cap(p.slots)
+		lease += sr.Timeout
+	}
+	now := r.now()
+	claimed, err := r.store.Claim(ctx, p.sink, r.owner, now, lease, want)
+	for i := len(claimed); i < n; i++ {
+		<-p.slots
+	}
+	s.backlog = err == nil && len(claimed) == want
+	if err != nil {
+		return p.claimFailed(ctx, s, err)
+	}
+	if s.failures > 0 {
+		r.logs.Log(r.log, r.now(), slog.LevelInfo, "claim-again:"+p.sink, "worker: claiming again", "sink", p.sink, "failed_tries", s.failures)
+	}
+	s.failures = 0
+	if len(claimed) > 0 && !claimed[0].Due.IsZero() {
+		p.behind = now.Sub(claimed[0].Due) // claims come oldest due first
+	}
+	for i, c := range claimed {
+		if i < n {
+			p.start(s, rt, sr, c)
+			continue
+		}
+		s.ahead = append(s.ahead, aheadClaim{c: c, until: now.Add(lease)})
+	}
+	if len(claimed) == 0 {
+		p.idle(ctx)
+	}
+	return true
+}
+
+// waitProbe spaces a paused sink's probes: one at a time, every
+// PauseProbe, while its deliveries wait in the store. Wake-ups from new
+// deliveries must not turn its probes into traffic at the ingest rate; a
+// resume ends the wait at once. It returns false when ctx is done.
+func (p *pool) waitProbe(ctx context.Context, s *runState, sr *SinkRuntime) bool {
+	r := p.ps.r
+	deadline := time.Now().Add(sr.PauseProbe)
+	for !s.fresh && r.sinkPaused(p.sink) && time.Until(deadline) > 0 && ctx.Err() == nil {
+		p.sleep(ctx, time.Until(deadline))
+	}
+	return ctx.Err() == nil
+}
+
+// claimFailed backs off while the store is down: no hot loop, and one log
+// line per outage rather than per try (and, for a store that fails now
+// and then, no more than the limiter allows). The cap keeps recovery
+// within seconds of the store's return. It returns false when ctx is
+// done.
+func (p *pool) claimFailed(ctx context.Context, s *runState, err error) bool {
+	r := p.ps.r
+	if ctx.Err() != nil {
+		return false
+	}
+	s.failures++
+	if s.failures == 1 {
+		r.logs.Log(r.log, r.now(), slog.LevelError, "claim:"+p.sink, "worker: claim failed; retrying with backoff", "sink", p.sink, "err", err)
+	}
+	p.sleep(ctx, min(time.Duration(s.failures)*500*time.Millisecond, 3*time.Second))
+	return true
+}
+
+// start runs one attempt on the slot held. The slot is freed as soon as
+// the request is over (release), before the outcome is written; if the
+// attempt ends before that (postponed), the slot is freed when it ends.
+func (p *pool) start(s *runState, rt *Runtime, sr *SinkRuntime, c *router.Claimed) {
+	s.inflight.Add(1)
+	go func() {
+		defer s.inflight.Done()
+		released := false
+		defer func() {
+			if released {
+				p.recorded()
+			} else {
+				<-p.slots
+			}
+		}()
+		p.ps.r.attempt(rt, sr, p, c, func() { released = true; p.release() })
+	}()
 }
 
 // windowPoll is how often a pool whose adaptive window is full looks for
@@ -533,53 +603,87 @@ func (p *pool) sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// attempt delivers one claimed delivery and records the outcome.
+// attempt delivers one claimed delivery and records the outcome: prepare
+// it (render, sign, lock its dedup key), send it, settle what follows.
 //
 // requestDone, called once the sink is done with the delivery and before
 // its outcome is written, frees the attempt's slot early: the write waits
 // for a group commit, and the next attempt need not wait for it.
 func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, p *pool, c *router.Claimed, requestDone func()) {
+	a, ok := r.prepareDelivery(rt, sr, c)
+	if !ok {
+		return // postponed: nothing to sign with yet, or its dedup key is busy
+	}
+	start := r.now()
+	var res router.Result
+	err := a.err
+	switch {
+	case err != nil:
+	case a.skip:
+		res.RemoteID = a.d.RemoteID // the object exists: nothing to send
+	default:
+		ctx, cancel := context.WithTimeout(context.Background(), sr.Timeout)
+		res, err = sr.Sink.Deliver(ctx, a.d)
+		cancel()
+	}
+	r.settle(sr, p, c, a, start, r.now(), res, err, requestDone)
+}
+
+// prepared is a claimed delivery ready to send: rendered, signed, its
+// dedup key (if any) locked. err is a render failure, which is recorded
+// as a permanent one; skip means the remote object exists already and the
+// route says not to send (on_existing: skip).
+type prepared struct {
+	d    *router.Delivery
+	key  string // the dedup key held, "" for none
+	skip bool
+	err  error
+}
+
+// prepareDelivery renders the delivery, signs it for a secured sink and locks its
+// dedup key. ok is false when the delivery was put back to wait (no key
+// to sign with, or its dedup key busy), with nothing held.
+func (r *Router) prepareDelivery(rt *Runtime, sr *SinkRuntime, c *router.Claimed) (a *prepared, ok bool) {
 	d, route, err := r.buildDelivery(rt, sr.Sink, c)
-	if err == nil && isSecured(sr.Sink) {
+	a = &prepared{d: d, err: err}
+	if err != nil {
+		return a, true
+	}
+	if isSecured(sr.Sink) {
 		// Before the dedup key is locked: a delivery that cannot be
 		// signed waits without holding anything.
 		sk, ok := r.signingKey(c)
 		if !ok {
-			return // postponed: nothing to sign with yet
+			return nil, false
 		}
 		d.SigningKey = sk
 	}
-	skip := false
-	var key string
-	if err == nil && d.DedupKey != "" {
-		key = d.DedupKey
-		remote, ok := r.acquireKey(sr, c, key)
-		if !ok {
-			return // postponed: another delivery with this key is running
-		}
-		d.RemoteID = remote
-		switch {
-		case remote != "" && route.OnExisting == "skip":
-			skip = true
-		case route.OnExisting == "create":
-			// A new object every time: to the sink this is a plain
-			// delivery (no key to search by, nothing to follow up on);
-			// the key then names the newest object.
-			d.RemoteID, d.DedupKey = "", ""
-		}
+	if d.DedupKey == "" {
+		return a, true
 	}
-	start := r.now()
-	var res router.Result
+	a.key = d.DedupKey
+	remote, ok := r.acquireKey(sr, c, a.key)
+	if !ok {
+		return nil, false
+	}
+	d.RemoteID = remote
 	switch {
-	case skip:
-		res.RemoteID = d.RemoteID // the object exists: nothing to send
-	case err == nil:
-		ctx, cancel := context.WithTimeout(context.Background(), sr.Timeout)
-		res, err = sr.Sink.Deliver(ctx, d)
-		cancel()
+	case remote != "" && route.OnExisting == "skip":
+		a.skip = true
+	case route.OnExisting == "create":
+		// A new object every time: to the sink this is a plain delivery
+		// (no key to search by, nothing to follow up on); the key then
+		// names the newest object.
+		d.RemoteID, d.DedupKey = "", ""
 	}
-	end := r.now()
-	dur := end.Sub(start)
+	return a, true
+}
+
+// settle does what follows an attempt that ran from start to end: feeds
+// the sink's adaptive sending (and holds the sink on a Retry-After),
+// records the remote object under the dedup key, frees the slot, decides
+// the next step (nextStep), and records it.
+func (r *Router) settle(sr *SinkRuntime, p *pool, c *router.Claimed, a *prepared, start, end time.Time, res router.Result, err error, requestDone func()) {
 	wait, hold, pushedBack := p.pressure.observe(end, res, err)
 	if hold {
 		// Before the slot is freed: no worker of this process sends
@@ -587,11 +691,11 @@ func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, p *pool, c *router.Claime
 		// is written, none of another replica either.
 		r.holdSink(c.Sink, p.pressure.held())
 	}
-	if key != "" {
+	if a.key != "" {
 		// Record the remote object before the delivery's own outcome: if
 		// the process dies in between, the delivery is sent again and
 		// follows up on the object instead of creating a second one.
-		r.releaseKey(c, key, res.RemoteID)
+		r.releaseKey(c, a.key, res.RemoteID)
 	}
 	requestDone()
 	paused := r.sinkPaused(c.Sink)
@@ -604,16 +708,9 @@ func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, p *pool, c *router.Claime
 	}
 	if err != nil {
 		f.Attempt.Error = truncateRunes(err.Error(), 2000)
-		// One line per failure, but a sink failing for every delivery is
-		// summarised: 10 lines, then one a second per status code and
-		// outcome. Not per error text: texts that carry a request id or
-		// a local port differ for every delivery, and would each have a
-		// budget of their own.
-		r.logs.Log(r.log, r.now(), slog.LevelWarn, "delivery:"+c.Sink+":"+f.Attempt.Outcome+":"+strconv.Itoa(res.StatusCode), "delivery failed",
-			"sink", c.Sink, "rule", c.Rule, "delivery_id", c.ID, "attempt", c.Attempts+1,
-			"outcome", f.Attempt.Outcome, "backpressure", f.Backpressure, "status_code", res.StatusCode, "err", f.Attempt.Error)
+		r.logFailure(c, f, res.StatusCode)
 	}
-	r.metrics.attempt(c.Sink, f.Attempt.Outcome, dur)
+	r.metrics.attempt(c.Sink, f.Attempt.Outcome, end.Sub(start))
 	if !r.finish(c, f) {
 		return
 	}
@@ -622,6 +719,17 @@ func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, p *pool, c *router.Claime
 			p.wake()
 		}
 	}
+}
+
+// logFailure logs a failed attempt. One line per failure, but a sink
+// failing for every delivery is summarised: 10 lines, then one a second
+// per status code and outcome. Not per error text: texts that carry a
+// request id or a local port differ for every delivery, and would each
+// have a budget of their own.
+func (r *Router) logFailure(c *router.Claimed, f router.Finish, status int) {
+	r.logs.Log(r.log, r.now(), slog.LevelWarn, "delivery:"+c.Sink+":"+f.Attempt.Outcome+":"+strconv.Itoa(status), "delivery failed",
+		"sink", c.Sink, "rule", c.Rule, "delivery_id", c.ID, "attempt", c.Attempts+1,
+		"outcome", f.Attempt.Outcome, "backpressure", f.Backpressure, "status_code", status, "err", f.Attempt.Error)
 }
 
 // nextStep decides what follows an attempt that began at start and ended
