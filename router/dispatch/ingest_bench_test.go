@@ -1,6 +1,6 @@
 // Ingest and delivery benchmarks. Run them side by side:
 //
-//	go test -run='^$' -bench=. -benchtime=3s ./router
+//	go test -run='^$' -bench=. -benchtime=3s ./router/dispatch
 //
 // This file is an external test (package dispatch_test) although most of
 // its neighbours are internal tests: it was written when the engine and
