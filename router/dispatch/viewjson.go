@@ -542,13 +542,40 @@ func (a salesiqAdapter) eventJSON(in *router.Incoming) ([]byte, bool) {
 		return nil, false
 	}
 	w := eventWriter{t: t, ok: true}
+	ev, ok := a.envelope(&w, in.Body)
+	if !ok {
+		return nil, false
+	}
+	// The view's map written with its keys in sorted order. The entity
+	// is written within the chat's fields and the payload too, from the
+	// same body: room for the body three times over is enough.
+	w.b = make([]byte, 0, 3*len(in.Body)+1024)
+	err := w.view(in, &ev)
+	if !w.ok || err != nil {
+		return nil, false
+	}
+	return w.b, true
+}
+
+// envelope is what the view takes from a SalesIQ body's envelope, and
+// where its entity is (the root, for a bare entity).
+type envelope struct {
+	event, entityType, entityID, orgID, appID, version, eventTime, id string
+	attempt                                                           int
+	entity                                                            int32
+	fields                                                            [entKeys]int32
+}
+
+// envelope reads the envelope's fields from the parsed body, or names the
+// bare entity's event from the source's config, and finds the entity's
+// fields. ok is false for what the long way must decide.
+func (a salesiqAdapter) envelope(w *eventWriter, body []byte) (ev envelope, ok bool) {
+	t := w.t
 	const root = 0
 	var top [rootKeys]int32
 	t.pick(root, envelopeKeys, top[:])
-	var ev struct{ event, entityType, entityID, orgID, appID, version, eventTime, id string }
-	attempt := 0
-	entity := top[rootEntity]
-	if entity >= 0 && t.nodes[entity].kind == '{' {
+	ev.entity = top[rootEntity]
+	if ev.entity >= 0 && t.nodes[ev.entity].kind == '{' {
 		ev.event = w.strOf(top[rootEvent])
 		ev.entityType = w.strOf(top[rootEntityType])
 		ev.entityID = w.strOf(top[rootEntityID])
@@ -557,56 +584,41 @@ func (a salesiqAdapter) eventJSON(in *router.Incoming) ([]byte, bool) {
 		ev.version = w.strOf(top[rootVersion])
 		ev.eventTime = w.strOf(top[rootEventTime])
 		if n := top[rootAttempt]; n >= 0 && t.nodes[n].kind == '0' {
-			attempt, _ = t.numberOf(n).(int)
+			ev.attempt, _ = t.numberOf(n).(int)
 		}
 		if !w.ok || ev.event == "" || ev.entityID == "" || ev.eventTime == "" {
-			return nil, false
+			return ev, false
 		}
 		ev.id = ev.event + ":" + ev.entityID + ":" + ev.eventTime
 	} else {
 		if a.bareEvent == "" {
-			return nil, false
+			return ev, false
 		}
-		entity = root
+		ev.entity = root
 		ev.event = a.bareEvent
 		ev.entityID = w.strOf(top[rootID])
 		if !w.ok {
-			return nil, false
+			return ev, false
 		}
-		ev.id = ev.event + ":" + ev.entityID + ":" + bodyHash(in.Body)[:16]
+		ev.id = ev.event + ":" + ev.entityID + ":" + bodyHash(body)[:16]
 	}
-	var e [entKeys]int32
-	t.pick(entity, entityKeys, e[:])
+	t.pick(ev.entity, entityKeys, ev.fields[:])
+	return ev, true
+}
 
-	// The view's map written with its keys in sorted order. The entity
-	// is written within the chat's fields and the payload too, from the
-	// same body: room for the body three times over is enough.
-	w.b = make([]byte, 0, 3*len(in.Body)+1024)
+// view writes the view's map, its keys in sorted order.
+func (w *eventWriter) view(in *router.Incoming, ev *envelope) error {
+	const root = 0
+	t, e := w.t, &ev.fields
 	w.b = append(w.b, `{"app_id":`...)
 	w.b = appendJSONString(w.b, ev.appID)
 	w.key("attempt")
-	w.b = strconv.AppendInt(w.b, int64(attempt), 10)
+	w.b = strconv.AppendInt(w.b, int64(ev.attempt), 10)
 	w.key("chat")
-	w.b = append(w.b, '{')
-	for i, f := range chatFields {
-		if i > 0 {
-			w.comma()
-		}
-		switch f.how {
-		case 's':
-			w.str(f.name, w.strOf(e[f.from]))
-		case 'r':
-			w.str(f.name, NormalizeRating(w.strOf(e[f.from])))
-		case 'v':
-			w.value(f.name, e[f.from], 0)
-		default:
-			w.value(f.name, e[f.from], f.how)
-		}
-	}
-	w.b = append(w.b, '}')
+	w.chat(e)
 	w.key("entity")
 	at := len(w.b)
-	w.value("", entity, '{')
+	w.value("", ev.entity, '{')
 	entityJSON := w.b[at:len(w.b):len(w.b)]
 	w.key("entity_id")
 	w.b = appendJSONString(w.b, ev.entityID)
@@ -625,11 +637,11 @@ func (a salesiqAdapter) eventJSON(in *router.Incoming) ([]byte, bool) {
 	w.key("org_id")
 	w.b = appendJSONString(w.b, ev.orgID)
 	w.key("payload")
-	if entity == root {
+	if ev.entity == root {
 		w.b = append(w.b, entityJSON...)
 	} else {
 		var ok bool
-		w.b, ok = t.appendRootWithEntity(w.b, root, entity, entityJSON)
+		w.b, ok = t.appendRootWithEntity(w.b, root, ev.entity, entityJSON)
 		w.ok = w.ok && ok
 	}
 	w.key("received_at")
@@ -644,10 +656,29 @@ func (a salesiqAdapter) eventJSON(in *router.Incoming) ([]byte, bool) {
 	w.key("visitor")
 	w.person(e[entVisitor])
 	w.b = append(w.b, '}')
-	if !w.ok || err != nil {
-		return nil, false
+	return err
+}
+
+// chat writes the chat map's fields, from the entity's, as chatFields
+// says.
+func (w *eventWriter) chat(e *[entKeys]int32) {
+	w.b = append(w.b, '{')
+	for i, f := range chatFields {
+		if i > 0 {
+			w.comma()
+		}
+		switch f.how {
+		case 's':
+			w.str(f.name, w.strOf(e[f.from]))
+		case 'r':
+			w.str(f.name, NormalizeRating(w.strOf(e[f.from])))
+		case 'v':
+			w.value(f.name, e[f.from], 0)
+		default:
+			w.value(f.name, e[f.from], f.how)
+		}
 	}
-	return w.b, true
+	w.b = append(w.b, '}')
 }
 
 // eventWriter writes a view's JSON; ok turns false, for good, at the
