@@ -11,6 +11,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 )
 
@@ -137,7 +138,7 @@ func (s *freshdeskSink) Deliver(ctx context.Context, d *router.Delivery) (router
 		return s.note(ctx, d.RemoteID, html, !public)
 	}
 	t := freshdeskTicket{
-		Subject:     truncateRunes(strings.TrimSpace(d.Fields["subject"]), freshdeskMaxSubject),
+		Subject:     runes.Truncate(strings.TrimSpace(d.Fields["subject"]), freshdeskMaxSubject),
 		Description: html,
 		Email:       strings.TrimSpace(d.Fields["requester"]),
 		Name:        strings.TrimSpace(d.Fields["requester_name"]),
@@ -152,7 +153,7 @@ func (s *freshdeskSink) Deliver(ctx context.Context, d *router.Delivery) (router
 	}
 	if p := strings.ToLower(strings.TrimSpace(d.Fields["priority"])); p != "" {
 		if t.Priority = freshdeskPriorities[p]; t.Priority == 0 {
-			return router.Result{}, router.Permanent(fmt.Errorf("freshdesk: priority %q is not one of low, medium, high, urgent or 1–4", truncateRunes(p, 40)))
+			return router.Result{}, router.Permanent(fmt.Errorf("freshdesk: priority %q is not one of low, medium, high, urgent or 1–4", runes.Truncate(p, 40)))
 		}
 	}
 	code, answer, err := s.post(ctx, "/api/v2/tickets", t)
@@ -171,7 +172,7 @@ func (s *freshdeskSink) Deliver(ctx context.Context, d *router.Delivery) (router
 // note adds an HTML note to ticket id.
 func (s *freshdeskSink) note(ctx context.Context, id, html string, private bool) (router.Result, error) {
 	if !deskDigits(id) {
-		return router.Result{}, router.Permanent(fmt.Errorf("freshdesk: remote id %q is not a ticket id", truncateRunes(id, 40)))
+		return router.Result{}, router.Permanent(fmt.Errorf("freshdesk: remote id %q is not a ticket id", runes.Truncate(id, 40)))
 	}
 	code, _, err := s.post(ctx, "/api/v2/tickets/"+id+"/notes", map[string]any{"body": html, "private": private})
 	if err != nil {

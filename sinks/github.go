@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 )
 
@@ -159,14 +160,14 @@ func (s *githubSink) Deliver(ctx context.Context, d *router.Delivery) (router.Re
 // create opens an issue marked with tag.
 func (s *githubSink) create(ctx context.Context, d *router.Delivery, tag string) (router.Result, error) {
 	// A title is one line; GitHub would keep the newlines as text.
-	title := truncateRunes(strings.Join(strings.Fields(d.Fields["subject"]), " "), githubMaxTitle)
+	title := runes.Truncate(strings.Join(strings.Fields(d.Fields["subject"]), " "), githubMaxTitle)
 	if title == "" {
 		return router.Result{}, router.Permanent(errors.New("github: subject rendered empty"))
 	}
 	marker := "<!-- " + tag + " -->"
 	body := marker
 	if text := strings.TrimRight(d.Fields["body"], " \t\r\n"); text != "" {
-		body = truncateRunes(text, githubMaxBody-len(marker)-2) + "\n\n" + marker
+		body = runes.Truncate(text, githubMaxBody-len(marker)-2) + "\n\n" + marker
 	}
 	assignees := splitList(d.Fields["assignees"])
 	issue := githubIssue{Title: title, Body: body, Labels: splitList(d.Fields["labels"]), Assignees: assignees[:min(len(assignees), githubMaxAssignees)]}
@@ -199,7 +200,7 @@ func (s *githubSink) comment(ctx context.Context, d *router.Delivery) (router.Re
 		return router.Result{}, router.Permanent(errors.New("github: subject and body rendered empty"))
 	}
 	path := "/repos/" + s.repo + "/issues/" + d.RemoteID + "/comments"
-	code, _, err := s.do(ctx, http.MethodPost, path, map[string]string{"body": truncateRunes(text, githubMaxBody)})
+	code, _, err := s.do(ctx, http.MethodPost, path, map[string]string{"body": runes.Truncate(text, githubMaxBody)})
 	if err != nil {
 		return router.Result{StatusCode: code}, fmt.Errorf("github: comment on issue %s: %w", d.RemoteID, err)
 	}

@@ -258,12 +258,3 @@ func escapeJSONString(s string) string {
 	out := b.Bytes()
 	return string(out[1 : len(out)-2]) // drop the quotes and Encode's newline
 }
-
-// truncateRunes cuts s to at most n runes, marking the cut with "…".
-func truncateRunes(s string, n int) string {
-	if n <= 0 || utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
-}

@@ -164,15 +164,6 @@ func TestEscapeJSONString(t *testing.T) {
 	}
 }
 
-func TestTruncateRunes(t *testing.T) {
-	if got := truncateRunes("héllo", 5); got != "héllo" {
-		t.Errorf("got %q", got)
-	}
-	if got := truncateRunes("héllo wörld", 5); got != "héll…" {
-		t.Errorf("got %q", got)
-	}
-}
-
 // TestAmbiguousIPSpellingsRefusedAtLoad: a sink URL whose host is one of
 // the numeric spellings of an IPv4 address that resolvers disagree on is a
 // load error at the URL's line and column, written in the file or given

@@ -15,6 +15,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 )
 
@@ -309,7 +310,7 @@ func jiraMarker(d *router.Delivery) string {
 // jiraSummary makes a summary one line (Jira refuses line breaks in it)
 // of at most jiraMaxSummary characters.
 func jiraSummary(s string) string {
-	return truncateRunes(strings.Join(strings.FieldsFunc(s, jiraSeparator), " "), jiraMaxSummary)
+	return runes.Truncate(strings.Join(strings.FieldsFunc(s, jiraSeparator), " "), jiraMaxSummary)
 }
 
 // jiraLabels reads the labels field, then adds marker. A label's inner
@@ -318,7 +319,7 @@ func jiraLabels(field, marker string) []string {
 	out := []string{}
 	seen := map[string]bool{marker: true}
 	for _, l := range splitList(field) {
-		l = truncateRunes(strings.Join(strings.FieldsFunc(l, jiraSeparator), "-"), jiraMaxLabel)
+		l = runes.Truncate(strings.Join(strings.FieldsFunc(l, jiraSeparator), "-"), jiraMaxLabel)
 		if l != "" && !seen[l] {
 			seen[l] = true
 			out = append(out, l)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 )
 
@@ -151,7 +152,7 @@ func (s *pagerdutySink) event(d *router.Delivery) (*pagerdutyEvent, error) {
 		action = "trigger"
 	}
 	if !pagerdutyActions[action] {
-		return nil, fmt.Errorf("action %q: want trigger, acknowledge or resolve", truncateRunes(action, 40))
+		return nil, fmt.Errorf("action %q: want trigger, acknowledge or resolve", runes.Truncate(action, 40))
 	}
 	ev := &pagerdutyEvent{RoutingKey: s.key, EventAction: action, DedupKey: pagerdutyDedupKey(d)}
 	if action != "trigger" {
@@ -162,20 +163,20 @@ func (s *pagerdutySink) event(d *router.Delivery) (*pagerdutyEvent, error) {
 		severity = "error"
 	}
 	if !pagerdutySeverities[severity] {
-		return nil, fmt.Errorf("severity %q: want critical, error, warning or info", truncateRunes(severity, 40))
+		return nil, fmt.Errorf("severity %q: want critical, error, warning or info", runes.Truncate(severity, 40))
 	}
 	summary := field("subject")
 	if summary == "" {
 		summary = pagerdutyFallbackSummary(d)
 	}
-	summary = truncateRunes(summary, pagerdutyMaxSummary)
+	summary = runes.Truncate(summary, pagerdutyMaxSummary)
 	source := field("source")
 	if source == "" {
 		source = pagerdutySource
 	}
 	ev.Payload = &pagerdutyPayload{Summary: summary, Source: source, Severity: severity, Component: field("component"), Group: field("group"), Class: field("class")}
 	if body := field("body"); body != "" {
-		ev.Payload.CustomDetails = map[string]string{"body": truncateRunes(body, pagerdutyMaxBody)}
+		ev.Payload.CustomDetails = map[string]string{"body": runes.Truncate(body, pagerdutyMaxBody)}
 	}
 	return ev, nil
 }

@@ -14,6 +14,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 )
 
@@ -184,8 +185,8 @@ type snowRecord struct {
 
 func (s *serviceNowSink) create(ctx context.Context, d *router.Delivery, corr string) (router.Result, error) {
 	rec := snowRecord{
-		ShortDescription: truncateRunes(strings.Join(strings.FieldsFunc(d.Fields["subject"], snowSeparator), " "), snowMaxShort),
-		Description:      truncateRunes(snowPlain(d.Fields["body"]), snowMaxText),
+		ShortDescription: runes.Truncate(strings.Join(strings.FieldsFunc(d.Fields["subject"], snowSeparator), " "), snowMaxShort),
+		Description:      runes.Truncate(snowPlain(d.Fields["body"]), snowMaxText),
 		CallerID:         s.conf.CallerID,
 		AssignmentGroup:  s.conf.AssignmentGroup,
 		CorrelationID:    corr,
@@ -199,7 +200,7 @@ func (s *serviceNowSink) create(ctx context.Context, d *router.Delivery, corr st
 	}{{"urgency", &rec.Urgency}, {"impact", &rec.Impact}} {
 		v := strings.TrimSpace(d.Fields[f.name])
 		if v != "" && v != "1" && v != "2" && v != "3" {
-			return router.Result{}, router.Permanent(fmt.Errorf("servicenow: %s rendered %q, want 1, 2 or 3", f.name, truncateRunes(v, 20)))
+			return router.Result{}, router.Permanent(fmt.Errorf("servicenow: %s rendered %q, want 1, 2 or 3", f.name, runes.Truncate(v, 20)))
 		}
 		*f.to = v
 	}
@@ -228,7 +229,7 @@ func (s *serviceNowSink) note(ctx context.Context, d *router.Delivery) (router.R
 		return router.Result{}, router.Permanent(errors.New("servicenow: subject and body rendered empty: no work note to add"))
 	}
 	path := "/api/now/table/" + s.conf.Table + "/" + url.PathEscape(d.RemoteID)
-	code, err := s.do(ctx, http.MethodPatch, path, map[string]string{"work_notes": truncateRunes(text, snowMaxText)}, nil)
+	code, err := s.do(ctx, http.MethodPatch, path, map[string]string{"work_notes": runes.Truncate(text, snowMaxText)}, nil)
 	if err != nil {
 		return router.Result{StatusCode: code}, fmt.Errorf("servicenow: add work note to %s: %w", d.RemoteID, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/slack-go/slack"
 	"golang.org/x/time/rate"
 
+	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 )
 
@@ -228,7 +229,7 @@ func (s *slackSink) waitChannel(ctx context.Context, channel string) error {
 // found, bad token, invalid blocks) are permanent; rate limits, server
 // errors and network failures are retried.
 func (s *slackSink) Deliver(ctx context.Context, d *router.Delivery) (router.Result, error) {
-	text := truncateRunes(d.Fields["text"], slackMaxText)
+	text := runes.Truncate(d.Fields["text"], slackMaxText)
 	blocks, err := parseBlocks(d.Fields["blocks"])
 	if err != nil {
 		return router.Result{}, router.Permanent(fmt.Errorf("slack: %w", err))

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 )
 
@@ -183,7 +184,7 @@ func (s *zendeskSink) Deliver(ctx context.Context, d *router.Delivery) (router.R
 		return s.comment(ctx, d.RemoteID, comment)
 	}
 	t := zendeskTicket{
-		Subject:    truncateRunes(strings.TrimSpace(d.Fields["subject"]), zendeskMaxSubject),
+		Subject:    runes.Truncate(strings.TrimSpace(d.Fields["subject"]), zendeskMaxSubject),
 		Comment:    comment,
 		Priority:   strings.ToLower(strings.TrimSpace(d.Fields["priority"])),
 		Tags:       splitList(d.Fields["tags"]),
@@ -193,7 +194,7 @@ func (s *zendeskSink) Deliver(ctx context.Context, d *router.Delivery) (router.R
 		return router.Result{}, router.Permanent(errors.New("zendesk: subject rendered empty"))
 	}
 	if t.Priority != "" && !zendeskPriorities[t.Priority] {
-		return router.Result{}, router.Permanent(fmt.Errorf("zendesk: priority %q is not one of low, normal, high, urgent", truncateRunes(t.Priority, 40)))
+		return router.Result{}, router.Permanent(fmt.Errorf("zendesk: priority %q is not one of low, normal, high, urgent", runes.Truncate(t.Priority, 40)))
 	}
 	if email := strings.TrimSpace(d.Fields["requester"]); email != "" {
 		t.Requester = &zendeskRequester{Email: email, Name: strings.TrimSpace(d.Fields["requester_name"])}
@@ -218,7 +219,7 @@ func (s *zendeskSink) Deliver(ctx context.Context, d *router.Delivery) (router.R
 // comment adds c to ticket id.
 func (s *zendeskSink) comment(ctx context.Context, id string, c zendeskComment) (router.Result, error) {
 	if !deskDigits(id) {
-		return router.Result{}, router.Permanent(fmt.Errorf("zendesk: remote id %q is not a ticket id", truncateRunes(id, 40)))
+		return router.Result{}, router.Permanent(fmt.Errorf("zendesk: remote id %q is not a ticket id", runes.Truncate(id, 40)))
 	}
 	u := endpoint(s.base, "/api/v2/tickets/"+id)
 	req, err := jsonRequest(ctx, http.MethodPut, u, map[string]any{"ticket": map[string]any{"comment": c}})
@@ -318,7 +319,7 @@ func deskBool(fields map[string]string, name string) (v, set bool, err error) {
 	case "false":
 		return false, true, nil
 	}
-	return false, false, fmt.Errorf("%s rendered %q; want true or false", name, truncateRunes(raw, 40))
+	return false, false, fmt.Errorf("%s rendered %q; want true or false", name, runes.Truncate(raw, 40))
 }
 
 // deskFindID returns the id at path (such as "ticket", "id") in a JSON

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 )
 
@@ -192,7 +193,7 @@ func (s *zohodeskSink) Deliver(ctx context.Context, d *router.Delivery) (router.
 	html := deskHTML(body, zohoMaxBody)
 	if d.RemoteID != "" {
 		if !deskDigits(d.RemoteID) {
-			return router.Result{}, router.Permanent(fmt.Errorf("zohodesk: remote id %q is not a ticket id", truncateRunes(d.RemoteID, 40)))
+			return router.Result{}, router.Permanent(fmt.Errorf("zohodesk: remote id %q is not a ticket id", runes.Truncate(d.RemoteID, 40)))
 		}
 		if strings.TrimSpace(html) == "" {
 			return router.Result{}, router.Permanent(errors.New("zohodesk: body and subject rendered empty"))
@@ -204,13 +205,13 @@ func (s *zohodeskSink) Deliver(ctx context.Context, d *router.Delivery) (router.
 		return router.Result{StatusCode: code, RemoteID: d.RemoteID}, nil
 	}
 	t := zohoTicket{
-		Subject:      truncateRunes(strings.TrimSpace(d.Fields["subject"]), zohoMaxSubject),
+		Subject:      runes.Truncate(strings.TrimSpace(d.Fields["subject"]), zohoMaxSubject),
 		Description:  html,
 		DepartmentID: s.conf.DepartmentID,
 		Channel:      "Web",
 	}
 	if p := strings.TrimSpace(d.Fields["priority"]); p != "" {
-		t.Priority = cmp.Or(zohoPriorities[strings.ToLower(p)], truncateRunes(p, 100))
+		t.Priority = cmp.Or(zohoPriorities[strings.ToLower(p)], runes.Truncate(p, 100))
 	}
 	if email := strings.TrimSpace(d.Fields["requester"]); email != "" {
 		name, _, _ := strings.Cut(email, "@")

@@ -42,6 +42,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router/config"
 )
 
@@ -486,7 +487,7 @@ func (rt *Runtime) checkFields(e RouteExpect, r TrialRoute) []string {
 		}
 		if !strings.Contains(got, want) {
 			fails = append(fails, fmt.Sprintf("%s: field %s does not contain what the test wants\n    want substring: %s\n    got:            %s",
-				name, k, strconv.Quote(want), strconv.Quote(truncateRunes(got, 500))))
+				name, k, strconv.Quote(want), strconv.Quote(runes.Truncate(got, 500))))
 		}
 	}
 	return fails
