@@ -5,11 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"mime"
 	"net/http"
 	"net/textproto"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -79,12 +80,7 @@ func (c *httpConfig) validate() (*url.URL, error) {
 	if _, _, err := mime.ParseMediaType(c.ContentType); err != nil {
 		p.add("content_type", "not a media type: %v", err)
 	}
-	names := make([]string, 0, len(c.Headers))
-	for name := range c.Headers {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(c.Headers)) {
 		why, reserved := reservedHeaders[textproto.CanonicalMIMEHeaderKey(name)]
 		switch key := "headers." + name; {
 		case !validHeaderName(name):

@@ -7,10 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -286,12 +287,7 @@ func jiraErrorText(body []byte) string {
 		return ""
 	}
 	parts := e.Messages
-	keys := make([]string, 0, len(e.Errors))
-	for k := range e.Errors {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(e.Errors)) {
 		parts = append(parts, k+": "+e.Errors[k])
 	}
 	return strings.Join(parts, "; ")

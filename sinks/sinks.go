@@ -8,11 +8,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,14 +51,7 @@ func register[C any, S router.Sink](name string, fields []router.FieldSpec, defa
 }
 
 // Kinds lists the registered sink kinds.
-func Kinds() []string {
-	out := make([]string, 0, len(kinds))
-	for k := range kinds {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func Kinds() []string { return slices.Sorted(maps.Keys(kinds)) }
 
 // Registry builds sinks. It also owns what the sinks of one process share:
 // rate limiters keyed by destination (so two rules, or two sinks, posting to

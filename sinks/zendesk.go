@@ -8,10 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -270,12 +271,7 @@ func zendeskMessage(body []byte) string {
 		parts = append(parts, obj.Title, obj.Message)
 	}
 	parts = append(parts, e.Description)
-	keys := make([]string, 0, len(e.Details))
-	for k := range e.Details {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(e.Details)) {
 		for _, d := range e.Details[k] {
 			parts = append(parts, d.Description)
 		}

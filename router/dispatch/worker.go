@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -102,7 +104,7 @@ func (ps *pools) apply(rt *Runtime) {
 			delete(ps.m, name)
 		}
 	}
-	for _, name := range sortedKeys(rt.Sinks) {
+	for _, name := range slices.Sorted(maps.Keys(rt.Sinks)) {
 		sr := rt.Sinks[name]
 		if _, ok := ps.m[name]; ok || sr.Disabled || sr.Sink == nil {
 			continue
