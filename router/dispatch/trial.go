@@ -8,9 +8,7 @@ package dispatch
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -310,11 +308,9 @@ func copyDelivery(d *router.Delivery) *router.Delivery {
 	return &c
 }
 
-func trialID() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return "trial-" + hex.EncodeToString(b)
-}
+// trialID is the id of a trial's delivery: "trial-" marks it as one to
+// whoever receives it.
+func trialID() string { return "trial-" + randomID(10) }
 
 // trialSend makes one real attempt, paced like the workers' (Slack's
 // per-channel budget is shared with them), within the sink's timeout.

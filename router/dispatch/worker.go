@@ -2,8 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,9 +27,7 @@ func (a *atomicRuntime) Store(rt *Runtime) { a.p.Store(rt) }
 
 func defaultOwner() string {
 	host, _ := os.Hostname()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), randomID(5))
 }
 
 // leaseMargin is added to the attempt timeout to form the lease, so that a
