@@ -11,6 +11,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/hookroute/hookroute/internal/redact"
 	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 )
@@ -93,7 +94,7 @@ type freshdeskSink struct {
 	shown  string
 	auth   string
 	client *http.Client
-	red    *redactor
+	red    *redact.Redactor
 }
 
 var _ router.Sink = (*freshdeskSink)(nil)
@@ -105,7 +106,7 @@ func newFreshdeskSink(r *Registry, _ string, c freshdeskConfig) (*freshdeskSink,
 	}
 	basic := base64.StdEncoding.EncodeToString([]byte(c.APIKey.Reveal() + ":X"))
 	return &freshdeskSink{base: base, shown: showURL(base), auth: "Basic " + basic, client: r.Client,
-		red: newRedactor(c.APIKey.Reveal(), basic)}, nil
+		red: redact.New(c.APIKey.Reveal(), basic)}, nil
 }
 
 type freshdeskTicket struct {
@@ -186,7 +187,7 @@ func (s *freshdeskSink) note(ctx context.Context, id, html string, private bool)
 func (s *freshdeskSink) post(ctx context.Context, path string, payload any) (int, []byte, error) {
 	req, err := jsonRequest(ctx, http.MethodPost, endpoint(s.base, path), payload)
 	if err != nil {
-		return 0, nil, s.red.error(err, s.shown)
+		return 0, nil, s.red.Err(err, s.shown)
 	}
 	req.Header.Set("Authorization", s.auth)
 	code, body, err := send(s.client, req, s.red, s.shown)

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/hookroute/hookroute/internal/redact"
 	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 )
@@ -118,7 +119,7 @@ type githubSink struct {
 	token  string
 	shown  string
 	client *http.Client
-	red    *redactor
+	red    *redact.Redactor
 }
 
 var _ router.Sink = (*githubSink)(nil)
@@ -129,7 +130,7 @@ func newGitHubSink(r *Registry, _ string, c githubConfig) (*githubSink, error) {
 		return nil, err
 	}
 	token := c.Token.Reveal()
-	return &githubSink{repo: c.Repository, base: base, token: token, shown: showURL(base), client: r.Client, red: newRedactor(token)}, nil
+	return &githubSink{repo: c.Repository, base: base, token: token, shown: showURL(base), client: r.Client, red: redact.New(token)}, nil
 }
 
 // githubIssue is the create request.
@@ -248,13 +249,13 @@ func (s *githubSink) do(ctx context.Context, method, path string, body any) (int
 	req.Header.Set("User-Agent", userAgent) // GitHub refuses requests without one
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return 0, nil, s.red.error(err, s.shown)
+		return 0, nil, s.red.Err(err, s.shown)
 	}
 	// Not readBody: GitHub answers an issue with its whole body, which
 	// may be far over maxResponseBody.
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, githubMaxAnswer))
 	_ = resp.Body.Close()
-	answer = []byte(s.red.text(string(answer)))
+	answer = []byte(s.red.Text(string(answer)))
 	return resp.StatusCode, answer, githubClassify(resp.StatusCode, resp.Header, answer, time.Now())
 }
 

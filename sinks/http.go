@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookroute/hookroute/internal/redact"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/verify"
 )
@@ -145,7 +146,7 @@ type httpSink struct {
 	url    string
 	shown  string // the URL as errors show it
 	client *http.Client
-	red    *redactor
+	red    *redact.Redactor
 	now    func() time.Time // the Standard Webhooks timestamp's clock
 }
 
@@ -170,7 +171,7 @@ func newHTTPSink(r *Registry, _ string, c httpConfig) (*httpSink, error) {
 		secrets = append(secrets, v, v[strings.LastIndexByte(v, ' ')+1:])
 	}
 	secrets = append(secrets, u.RawQuery, c.Secret.Reveal())
-	return &httpSink{conf: c, url: u.String(), shown: showURL(u), client: r.Client, red: newRedactor(secrets...), now: time.Now}, nil
+	return &httpSink{conf: c, url: u.String(), shown: showURL(u), client: r.Client, red: redact.New(secrets...), now: time.Now}, nil
 }
 
 // body is what a delivery sends: the rendered body field, or the event
@@ -199,7 +200,7 @@ func (s *httpSink) Deliver(ctx context.Context, d *router.Delivery) (router.Resu
 	}
 	req, err := http.NewRequestWithContext(ctx, s.conf.Method, s.url, bytes.NewReader(body))
 	if err != nil {
-		return router.Result{}, router.Permanent(fmt.Errorf("http: %w", s.red.error(err, s.shown)))
+		return router.Result{}, router.Permanent(fmt.Errorf("http: %w", s.red.Err(err, s.shown)))
 	}
 	for k, v := range s.conf.Headers {
 		req.Header.Set(k, v)

@@ -16,6 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/hookroute/hookroute/internal/redact"
 	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 )
@@ -148,7 +149,7 @@ type jiraSink struct {
 	shown  string // the base URL as errors show it
 	auth   string // the Authorization header
 	client *http.Client
-	red    *redactor
+	red    *redact.Redactor
 }
 
 var _ router.Sink = (*jiraSink)(nil)
@@ -258,7 +259,7 @@ func (s *jiraSink) find(ctx context.Context, label string) (int, string, error) 
 func (s *jiraSink) do(ctx context.Context, method, path string, body, out any) (int, error) {
 	req, err := jsonRequest(ctx, method, endpoint(s.base, path), body)
 	if err != nil {
-		return 0, s.red.error(err, s.shown)
+		return 0, s.red.Err(err, s.shown)
 	}
 	req.Header.Set("Authorization", s.auth)
 	code, resp, err := send(s.client, req, s.red, s.shown)

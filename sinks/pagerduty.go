@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookroute/hookroute/internal/redact"
 	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 )
@@ -78,7 +79,7 @@ type pagerdutySink struct {
 	url    *url.URL // {base_url}/v2/enqueue
 	shown  string
 	client *http.Client
-	red    *redactor
+	red    *redact.Redactor
 }
 
 var _ router.Sink = (*pagerdutySink)(nil)
@@ -99,7 +100,7 @@ func newPagerDutySink(r *Registry, _ string, c pagerdutyConfig) (*pagerdutySink,
 		return nil, err
 	}
 	u := endpoint(base, "/v2/enqueue")
-	return &pagerdutySink{key: c.RoutingKey.Reveal(), url: u, shown: showURL(u), client: r.Client, red: newRedactor(c.RoutingKey.Reveal())}, nil
+	return &pagerdutySink{key: c.RoutingKey.Reveal(), url: u, shown: showURL(u), client: r.Client, red: redact.New(c.RoutingKey.Reveal())}, nil
 }
 
 // pagerdutyEvent is an Events API v2 event; only a trigger has a payload.

@@ -14,6 +14,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/hookroute/hookroute/internal/redact"
 	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 )
@@ -144,7 +145,7 @@ type serviceNowSink struct {
 	shown  string // the base URL as errors show it
 	auth   string // the Authorization header
 	client *http.Client
-	red    *redactor
+	red    *redact.Redactor
 }
 
 var _ router.Sink = (*serviceNowSink)(nil)
@@ -261,7 +262,7 @@ func (s *serviceNowSink) find(ctx context.Context, corr string) (int, string, er
 func (s *serviceNowSink) do(ctx context.Context, method, path string, body, out any) (int, error) {
 	req, err := jsonRequest(ctx, method, endpoint(s.base, path), body)
 	if err != nil {
-		return 0, s.red.error(err, s.shown)
+		return 0, s.red.Err(err, s.shown)
 	}
 	req.Header.Set("Authorization", s.auth)
 	code, resp, err := send(s.client, req, s.red, s.shown)

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/hookroute/hookroute/internal/redact"
 	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 )
@@ -121,7 +122,7 @@ type zendeskSink struct {
 	shown  string
 	auth   string // the Authorization header
 	client *http.Client
-	red    *redactor
+	red    *redact.Redactor
 }
 
 var _ router.Sink = (*zendeskSink)(nil)
@@ -135,10 +136,10 @@ func newZendeskSink(r *Registry, _ string, c zendeskConfig) (*zendeskSink, error
 	if c.Token != "" {
 		basic := base64.StdEncoding.EncodeToString([]byte(c.Email + "/token:" + c.Token.Reveal()))
 		s.auth = "Basic " + basic
-		s.red = newRedactor(c.Token.Reveal(), basic)
+		s.red = redact.New(c.Token.Reveal(), basic)
 	} else {
 		s.auth = "Bearer " + c.OAuthToken.Reveal()
-		s.red = newRedactor(c.OAuthToken.Reveal())
+		s.red = redact.New(c.OAuthToken.Reveal())
 	}
 	return s, nil
 }
@@ -202,7 +203,7 @@ func (s *zendeskSink) Deliver(ctx context.Context, d *router.Delivery) (router.R
 	}
 	req, err := jsonRequest(ctx, http.MethodPost, endpoint(s.base, "/api/v2/tickets"), map[string]any{"ticket": t})
 	if err != nil {
-		return router.Result{}, fmt.Errorf("zendesk: %w", s.red.error(err, s.shown))
+		return router.Result{}, fmt.Errorf("zendesk: %w", s.red.Err(err, s.shown))
 	}
 	req.Header.Set("Idempotency-Key", d.ID)
 	code, answer, err := s.send(req)
@@ -225,7 +226,7 @@ func (s *zendeskSink) comment(ctx context.Context, id string, c zendeskComment) 
 	u := endpoint(s.base, "/api/v2/tickets/"+id)
 	req, err := jsonRequest(ctx, http.MethodPut, u, map[string]any{"ticket": map[string]any{"comment": c}})
 	if err != nil {
-		return router.Result{}, fmt.Errorf("zendesk: %w", s.red.error(err, s.shown))
+		return router.Result{}, fmt.Errorf("zendesk: %w", s.red.Err(err, s.shown))
 	}
 	code, _, err := s.send(req)
 	if err != nil {
