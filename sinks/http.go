@@ -126,18 +126,10 @@ func (c *httpConfig) validateSigning(p *configProblems) {
 		p.add("signing", "want salesiq or standard-webhooks")
 	}
 	for name := range c.Headers {
-		if signatureHeaders[textproto.CanonicalMIMEHeaderKey(name)] {
+		if signed, _ := verify.SigningHeader(name); signed {
 			p.add("headers."+name, "is set by hookroute on a secured sink (the signature)")
 		}
 	}
-}
-
-// signatureHeaders are what a secured sink sets.
-var signatureHeaders = map[string]bool{
-	"X-Siqsignature":    true,
-	"Webhook-Id":        true,
-	"Webhook-Timestamp": true,
-	"Webhook-Signature": true,
 }
 
 // httpSink sends deliveries to one URL.

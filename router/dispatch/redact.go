@@ -13,11 +13,8 @@ import (
 
 	"github.com/hookroute/hookroute/internal/redact"
 	"github.com/hookroute/hookroute/router/config"
+	"github.com/hookroute/hookroute/router/verify"
 )
-
-// signatureHeaders hold signatures over the body, which a rendered request
-// cannot show: they are made with the sink's key, per attempt.
-var signatureHeaders = map[string]bool{"X-Siqsignature": true, "Webhook-Signature": true}
 
 // signatureShown stands for a signature in a rendered request.
 const signatureShown = "<signature, made when sent>"
@@ -43,7 +40,7 @@ func redactRequest(red *redact.Redactor, c *config.CapturedRequest) *TrialReques
 			out.Headers[k] = redact.Placeholder
 			continue
 		}
-		if signatureHeaders[k] {
+		if _, signature := verify.SigningHeader(k); signature {
 			out.Headers[k] = signatureShown
 			continue
 		}
