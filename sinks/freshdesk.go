@@ -11,6 +11,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/hookroute/hookroute/internal/redact"
+	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 )
 
@@ -92,7 +94,7 @@ type freshdeskSink struct {
 	shown  string
 	auth   string
 	client *http.Client
-	red    *redactor
+	red    *redact.Redactor
 }
 
 var _ router.Sink = (*freshdeskSink)(nil)
@@ -104,7 +106,7 @@ func newFreshdeskSink(r *Registry, _ string, c freshdeskConfig) (*freshdeskSink,
 	}
 	basic := base64.StdEncoding.EncodeToString([]byte(c.APIKey.Reveal() + ":X"))
 	return &freshdeskSink{base: base, shown: showURL(base), auth: "Basic " + basic, client: r.Client,
-		red: newRedactor(c.APIKey.Reveal(), basic)}, nil
+		red: redact.New(c.APIKey.Reveal(), basic)}, nil
 }
 
 type freshdeskTicket struct {
@@ -137,7 +139,7 @@ func (s *freshdeskSink) Deliver(ctx context.Context, d *router.Delivery) (router
 		return s.note(ctx, d.RemoteID, html, !public)
 	}
 	t := freshdeskTicket{
-		Subject:     truncateRunes(strings.TrimSpace(d.Fields["subject"]), freshdeskMaxSubject),
+		Subject:     runes.Truncate(strings.TrimSpace(d.Fields["subject"]), freshdeskMaxSubject),
 		Description: html,
 		Email:       strings.TrimSpace(d.Fields["requester"]),
 		Name:        strings.TrimSpace(d.Fields["requester_name"]),
@@ -152,7 +154,7 @@ func (s *freshdeskSink) Deliver(ctx context.Context, d *router.Delivery) (router
 	}
 	if p := strings.ToLower(strings.TrimSpace(d.Fields["priority"])); p != "" {
 		if t.Priority = freshdeskPriorities[p]; t.Priority == 0 {
-			return router.Result{}, router.Permanent(fmt.Errorf("freshdesk: priority %q is not one of low, medium, high, urgent or 1–4", truncateRunes(p, 40)))
+			return router.Result{}, router.Permanent(fmt.Errorf("freshdesk: priority %q is not one of low, medium, high, urgent or 1–4", runes.Truncate(p, 40)))
 		}
 	}
 	code, answer, err := s.post(ctx, "/api/v2/tickets", t)
@@ -171,7 +173,7 @@ func (s *freshdeskSink) Deliver(ctx context.Context, d *router.Delivery) (router
 // note adds an HTML note to ticket id.
 func (s *freshdeskSink) note(ctx context.Context, id, html string, private bool) (router.Result, error) {
 	if !deskDigits(id) {
-		return router.Result{}, router.Permanent(fmt.Errorf("freshdesk: remote id %q is not a ticket id", truncateRunes(id, 40)))
+		return router.Result{}, router.Permanent(fmt.Errorf("freshdesk: remote id %q is not a ticket id", runes.Truncate(id, 40)))
 	}
 	code, _, err := s.post(ctx, "/api/v2/tickets/"+id+"/notes", map[string]any{"body": html, "private": private})
 	if err != nil {
@@ -185,7 +187,7 @@ func (s *freshdeskSink) note(ctx context.Context, id, html string, private bool)
 func (s *freshdeskSink) post(ctx context.Context, path string, payload any) (int, []byte, error) {
 	req, err := jsonRequest(ctx, http.MethodPost, endpoint(s.base, path), payload)
 	if err != nil {
-		return 0, nil, s.red.error(err, s.shown)
+		return 0, nil, s.red.Err(err, s.shown)
 	}
 	req.Header.Set("Authorization", s.auth)
 	code, body, err := send(s.client, req, s.red, s.shown)

@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/hookroute/hookroute/internal/redact"
+	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 )
 
@@ -117,7 +119,7 @@ type githubSink struct {
 	token  string
 	shown  string
 	client *http.Client
-	red    *redactor
+	red    *redact.Redactor
 }
 
 var _ router.Sink = (*githubSink)(nil)
@@ -128,7 +130,7 @@ func newGitHubSink(r *Registry, _ string, c githubConfig) (*githubSink, error) {
 		return nil, err
 	}
 	token := c.Token.Reveal()
-	return &githubSink{repo: c.Repository, base: base, token: token, shown: showURL(base), client: r.Client, red: newRedactor(token)}, nil
+	return &githubSink{repo: c.Repository, base: base, token: token, shown: showURL(base), client: r.Client, red: redact.New(token)}, nil
 }
 
 // githubIssue is the create request.
@@ -159,14 +161,14 @@ func (s *githubSink) Deliver(ctx context.Context, d *router.Delivery) (router.Re
 // create opens an issue marked with tag.
 func (s *githubSink) create(ctx context.Context, d *router.Delivery, tag string) (router.Result, error) {
 	// A title is one line; GitHub would keep the newlines as text.
-	title := truncateRunes(strings.Join(strings.Fields(d.Fields["subject"]), " "), githubMaxTitle)
+	title := runes.Truncate(strings.Join(strings.Fields(d.Fields["subject"]), " "), githubMaxTitle)
 	if title == "" {
 		return router.Result{}, router.Permanent(errors.New("github: subject rendered empty"))
 	}
 	marker := "<!-- " + tag + " -->"
 	body := marker
 	if text := strings.TrimRight(d.Fields["body"], " \t\r\n"); text != "" {
-		body = truncateRunes(text, githubMaxBody-len(marker)-2) + "\n\n" + marker
+		body = runes.Truncate(text, githubMaxBody-len(marker)-2) + "\n\n" + marker
 	}
 	assignees := splitList(d.Fields["assignees"])
 	issue := githubIssue{Title: title, Body: body, Labels: splitList(d.Fields["labels"]), Assignees: assignees[:min(len(assignees), githubMaxAssignees)]}
@@ -199,7 +201,7 @@ func (s *githubSink) comment(ctx context.Context, d *router.Delivery) (router.Re
 		return router.Result{}, router.Permanent(errors.New("github: subject and body rendered empty"))
 	}
 	path := "/repos/" + s.repo + "/issues/" + d.RemoteID + "/comments"
-	code, _, err := s.do(ctx, http.MethodPost, path, map[string]string{"body": truncateRunes(text, githubMaxBody)})
+	code, _, err := s.do(ctx, http.MethodPost, path, map[string]string{"body": runes.Truncate(text, githubMaxBody)})
 	if err != nil {
 		return router.Result{StatusCode: code}, fmt.Errorf("github: comment on issue %s: %w", d.RemoteID, err)
 	}
@@ -247,13 +249,13 @@ func (s *githubSink) do(ctx context.Context, method, path string, body any) (int
 	req.Header.Set("User-Agent", userAgent) // GitHub refuses requests without one
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return 0, nil, s.red.error(err, s.shown)
+		return 0, nil, s.red.Err(err, s.shown)
 	}
 	// Not readBody: GitHub answers an issue with its whole body, which
 	// may be far over maxResponseBody.
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, githubMaxAnswer))
 	_ = resp.Body.Close()
-	answer = []byte(s.red.text(string(answer)))
+	answer = []byte(s.red.Text(string(answer)))
 	return resp.StatusCode, answer, githubClassify(resp.StatusCode, resp.Header, answer, time.Now())
 }
 

@@ -5,15 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"mime"
 	"net/http"
 	"net/textproto"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hookroute/hookroute/internal/redact"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/verify"
 )
@@ -79,12 +81,7 @@ func (c *httpConfig) validate() (*url.URL, error) {
 	if _, _, err := mime.ParseMediaType(c.ContentType); err != nil {
 		p.add("content_type", "not a media type: %v", err)
 	}
-	names := make([]string, 0, len(c.Headers))
-	for name := range c.Headers {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(c.Headers)) {
 		why, reserved := reservedHeaders[textproto.CanonicalMIMEHeaderKey(name)]
 		switch key := "headers." + name; {
 		case !validHeaderName(name):
@@ -129,18 +126,10 @@ func (c *httpConfig) validateSigning(p *configProblems) {
 		p.add("signing", "want salesiq or standard-webhooks")
 	}
 	for name := range c.Headers {
-		if signatureHeaders[textproto.CanonicalMIMEHeaderKey(name)] {
+		if signed, _ := verify.SigningHeader(name); signed {
 			p.add("headers."+name, "is set by hookroute on a secured sink (the signature)")
 		}
 	}
-}
-
-// signatureHeaders are what a secured sink sets.
-var signatureHeaders = map[string]bool{
-	"X-Siqsignature":    true,
-	"Webhook-Id":        true,
-	"Webhook-Timestamp": true,
-	"Webhook-Signature": true,
 }
 
 // httpSink sends deliveries to one URL.
@@ -149,7 +138,7 @@ type httpSink struct {
 	url    string
 	shown  string // the URL as errors show it
 	client *http.Client
-	red    *redactor
+	red    *redact.Redactor
 	now    func() time.Time // the Standard Webhooks timestamp's clock
 }
 
@@ -174,7 +163,7 @@ func newHTTPSink(r *Registry, _ string, c httpConfig) (*httpSink, error) {
 		secrets = append(secrets, v, v[strings.LastIndexByte(v, ' ')+1:])
 	}
 	secrets = append(secrets, u.RawQuery, c.Secret.Reveal())
-	return &httpSink{conf: c, url: u.String(), shown: showURL(u), client: r.Client, red: newRedactor(secrets...), now: time.Now}, nil
+	return &httpSink{conf: c, url: u.String(), shown: showURL(u), client: r.Client, red: redact.New(secrets...), now: time.Now}, nil
 }
 
 // body is what a delivery sends: the rendered body field, or the event
@@ -203,7 +192,7 @@ func (s *httpSink) Deliver(ctx context.Context, d *router.Delivery) (router.Resu
 	}
 	req, err := http.NewRequestWithContext(ctx, s.conf.Method, s.url, bytes.NewReader(body))
 	if err != nil {
-		return router.Result{}, router.Permanent(fmt.Errorf("http: %w", s.red.error(err, s.shown)))
+		return router.Result{}, router.Permanent(fmt.Errorf("http: %w", s.red.Err(err, s.shown)))
 	}
 	for k, v := range s.conf.Headers {
 		req.Header.Set(k, v)

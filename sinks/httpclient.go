@@ -8,13 +8,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/hookroute/hookroute/internal/redact"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/egress"
@@ -34,9 +33,6 @@ const maxResponseBody = 64 << 10
 // maxSnippet bounds the part of an answer's body quoted in an error, which
 // ends up in the delivery log.
 const maxSnippet = 200
-
-// redactedText replaces a credential in error text.
-const redactedText = "<redacted>"
 
 // statusError is a non-2xx answer. The snippet helps a human see what the
 // far side said (Slack webhooks answer "channel_is_archived" and the like).
@@ -115,92 +111,25 @@ func readBody(resp *http.Response) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
 }
 
-// redactor keeps a sink's credentials out of the errors it returns: a
-// *url.Error quotes the whole URL (a Slack webhook URL is a credential),
-// and a far side may echo a request back in its error body.
-type redactor struct {
-	secrets []string
-}
-
-// newRedactor hides every secret given. Very short values are skipped:
-// replacing them would garble the text and they protect nothing.
-func newRedactor(secrets ...string) *redactor {
-	r := &redactor{}
-	for _, s := range secrets {
-		if len(s) >= 4 {
-			r.secrets = append(r.secrets, s)
-		}
-	}
-	// Longest first: a secret that contains another must go whole.
-	sort.Slice(r.secrets, func(i, j int) bool { return len(r.secrets[i]) > len(r.secrets[j]) })
-	return r
-}
-
-func (r *redactor) text(s string) string {
-	for _, sec := range r.secrets {
-		s = strings.ReplaceAll(s, sec, redactedText)
-	}
-	return s
-}
-
-// redactedError is an error whose text had credentials removed. It unwraps
-// to the cause without its URL, so that context and network errors can
-// still be recognised.
-type redactedError struct {
-	msg   string
-	cause error
-}
-
-// Error returns the text without the credentials.
-func (e *redactedError) Error() string { return e.msg }
-
-// Unwrap returns the cause, itself free of credentials.
-func (e *redactedError) Unwrap() error { return e.cause }
-
-// error returns err with the URL of any *url.Error in it replaced by shown,
-// and the secrets removed from its text.
-func (r *redactor) error(err error, shown string) error {
-	if err == nil {
-		return nil
-	}
-	var ue *url.Error
-	if !errors.As(err, &ue) {
-		if msg := r.text(err.Error()); msg != err.Error() {
-			return &redactedError{msg: msg}
-		}
-		return err
-	}
-	cause := ue.Err
-	if cause != nil && r.text(cause.Error()) != cause.Error() {
-		cause = &redactedError{msg: r.text(cause.Error())}
-	}
-	if ue == err { // the common case: keep the *url.Error shape
-		return &url.Error{Op: ue.Op, URL: shown, Err: cause}
-	}
-	msg := strings.ReplaceAll(err.Error(), strconv.Quote(ue.URL), strconv.Quote(shown))
-	msg = r.text(strings.ReplaceAll(msg, ue.URL, shown))
-	return &redactedError{msg: msg, cause: cause}
-}
-
 // send does req with client and classifies the answer. It returns the
 // status (0 when none came), the body read (at most maxResponseBody, with
 // the secrets already removed) and the error, with its URL replaced by
 // shown.
-func send(client *http.Client, req *http.Request, red *redactor, shown string) (int, []byte, error) {
+func send(client *http.Client, req *http.Request, red *redact.Redactor, shown string) (int, []byte, error) {
 	req.Header.Set("User-Agent", userAgent)
 	resp, err := client.Do(req)
 	if err != nil {
 		if errors.Is(err, egress.ErrBlocked) {
 			// Retrying cannot make a refused destination allowed.
-			return 0, nil, router.Permanent(red.error(err, shown))
+			return 0, nil, router.Permanent(red.Err(err, shown))
 		}
-		return 0, nil, red.error(err, shown)
+		return 0, nil, red.Err(err, shown)
 	}
 	// A body that breaks off is ignored: a 2xx was still accepted
 	// (reporting a failure would only send the delivery twice), and an
 	// error status is classified by its code.
 	body, _ := readBody(resp)
-	body = []byte(red.text(string(body)))
+	body = []byte(red.Text(string(body)))
 	return resp.StatusCode, body, classifyStatus(resp.StatusCode, resp.Header, body, time.Now())
 }
 
@@ -257,13 +186,4 @@ func escapeJSONString(s string) string {
 	_ = enc.Encode(s)        // a string always encodes
 	out := b.Bytes()
 	return string(out[1 : len(out)-2]) // drop the quotes and Encode's newline
-}
-
-// truncateRunes cuts s to at most n runes, marking the cut with "…".
-func truncateRunes(s string, n int) string {
-	if n <= 0 || utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
 }

@@ -7,14 +7,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/hookroute/hookroute/internal/redact"
+	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 )
 
@@ -146,7 +149,7 @@ type jiraSink struct {
 	shown  string // the base URL as errors show it
 	auth   string // the Authorization header
 	client *http.Client
-	red    *redactor
+	red    *redact.Redactor
 }
 
 var _ router.Sink = (*jiraSink)(nil)
@@ -256,7 +259,7 @@ func (s *jiraSink) find(ctx context.Context, label string) (int, string, error) 
 func (s *jiraSink) do(ctx context.Context, method, path string, body, out any) (int, error) {
 	req, err := jsonRequest(ctx, method, endpoint(s.base, path), body)
 	if err != nil {
-		return 0, s.red.error(err, s.shown)
+		return 0, s.red.Err(err, s.shown)
 	}
 	req.Header.Set("Authorization", s.auth)
 	code, resp, err := send(s.client, req, s.red, s.shown)
@@ -285,12 +288,7 @@ func jiraErrorText(body []byte) string {
 		return ""
 	}
 	parts := e.Messages
-	keys := make([]string, 0, len(e.Errors))
-	for k := range e.Errors {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(e.Errors)) {
 		parts = append(parts, k+": "+e.Errors[k])
 	}
 	return strings.Join(parts, "; ")
@@ -309,7 +307,7 @@ func jiraMarker(d *router.Delivery) string {
 // jiraSummary makes a summary one line (Jira refuses line breaks in it)
 // of at most jiraMaxSummary characters.
 func jiraSummary(s string) string {
-	return truncateRunes(strings.Join(strings.FieldsFunc(s, jiraSeparator), " "), jiraMaxSummary)
+	return runes.Truncate(strings.Join(strings.FieldsFunc(s, jiraSeparator), " "), jiraMaxSummary)
 }
 
 // jiraLabels reads the labels field, then adds marker. A label's inner
@@ -318,7 +316,7 @@ func jiraLabels(field, marker string) []string {
 	out := []string{}
 	seen := map[string]bool{marker: true}
 	for _, l := range splitList(field) {
-		l = truncateRunes(strings.Join(strings.FieldsFunc(l, jiraSeparator), "-"), jiraMaxLabel)
+		l = runes.Truncate(strings.Join(strings.FieldsFunc(l, jiraSeparator), "-"), jiraMaxLabel)
 		if l != "" && !seen[l] {
 			seen[l] = true
 			out = append(out, l)

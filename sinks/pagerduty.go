@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookroute/hookroute/internal/redact"
+	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 )
 
@@ -77,7 +79,7 @@ type pagerdutySink struct {
 	url    *url.URL // {base_url}/v2/enqueue
 	shown  string
 	client *http.Client
-	red    *redactor
+	red    *redact.Redactor
 }
 
 var _ router.Sink = (*pagerdutySink)(nil)
@@ -98,7 +100,7 @@ func newPagerDutySink(r *Registry, _ string, c pagerdutyConfig) (*pagerdutySink,
 		return nil, err
 	}
 	u := endpoint(base, "/v2/enqueue")
-	return &pagerdutySink{key: c.RoutingKey.Reveal(), url: u, shown: showURL(u), client: r.Client, red: newRedactor(c.RoutingKey.Reveal())}, nil
+	return &pagerdutySink{key: c.RoutingKey.Reveal(), url: u, shown: showURL(u), client: r.Client, red: redact.New(c.RoutingKey.Reveal())}, nil
 }
 
 // pagerdutyEvent is an Events API v2 event; only a trigger has a payload.
@@ -151,7 +153,7 @@ func (s *pagerdutySink) event(d *router.Delivery) (*pagerdutyEvent, error) {
 		action = "trigger"
 	}
 	if !pagerdutyActions[action] {
-		return nil, fmt.Errorf("action %q: want trigger, acknowledge or resolve", truncateRunes(action, 40))
+		return nil, fmt.Errorf("action %q: want trigger, acknowledge or resolve", runes.Truncate(action, 40))
 	}
 	ev := &pagerdutyEvent{RoutingKey: s.key, EventAction: action, DedupKey: pagerdutyDedupKey(d)}
 	if action != "trigger" {
@@ -162,20 +164,20 @@ func (s *pagerdutySink) event(d *router.Delivery) (*pagerdutyEvent, error) {
 		severity = "error"
 	}
 	if !pagerdutySeverities[severity] {
-		return nil, fmt.Errorf("severity %q: want critical, error, warning or info", truncateRunes(severity, 40))
+		return nil, fmt.Errorf("severity %q: want critical, error, warning or info", runes.Truncate(severity, 40))
 	}
 	summary := field("subject")
 	if summary == "" {
 		summary = pagerdutyFallbackSummary(d)
 	}
-	summary = truncateRunes(summary, pagerdutyMaxSummary)
+	summary = runes.Truncate(summary, pagerdutyMaxSummary)
 	source := field("source")
 	if source == "" {
 		source = pagerdutySource
 	}
 	ev.Payload = &pagerdutyPayload{Summary: summary, Source: source, Severity: severity, Component: field("component"), Group: field("group"), Class: field("class")}
 	if body := field("body"); body != "" {
-		ev.Payload.CustomDetails = map[string]string{"body": truncateRunes(body, pagerdutyMaxBody)}
+		ev.Payload.CustomDetails = map[string]string{"body": runes.Truncate(body, pagerdutyMaxBody)}
 	}
 	return ev, nil
 }

@@ -14,6 +14,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/hookroute/hookroute/internal/redact"
+	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 )
 
@@ -143,7 +145,7 @@ type serviceNowSink struct {
 	shown  string // the base URL as errors show it
 	auth   string // the Authorization header
 	client *http.Client
-	red    *redactor
+	red    *redact.Redactor
 }
 
 var _ router.Sink = (*serviceNowSink)(nil)
@@ -184,8 +186,8 @@ type snowRecord struct {
 
 func (s *serviceNowSink) create(ctx context.Context, d *router.Delivery, corr string) (router.Result, error) {
 	rec := snowRecord{
-		ShortDescription: truncateRunes(strings.Join(strings.FieldsFunc(d.Fields["subject"], snowSeparator), " "), snowMaxShort),
-		Description:      truncateRunes(snowPlain(d.Fields["body"]), snowMaxText),
+		ShortDescription: runes.Truncate(strings.Join(strings.FieldsFunc(d.Fields["subject"], snowSeparator), " "), snowMaxShort),
+		Description:      runes.Truncate(snowPlain(d.Fields["body"]), snowMaxText),
 		CallerID:         s.conf.CallerID,
 		AssignmentGroup:  s.conf.AssignmentGroup,
 		CorrelationID:    corr,
@@ -199,7 +201,7 @@ func (s *serviceNowSink) create(ctx context.Context, d *router.Delivery, corr st
 	}{{"urgency", &rec.Urgency}, {"impact", &rec.Impact}} {
 		v := strings.TrimSpace(d.Fields[f.name])
 		if v != "" && v != "1" && v != "2" && v != "3" {
-			return router.Result{}, router.Permanent(fmt.Errorf("servicenow: %s rendered %q, want 1, 2 or 3", f.name, truncateRunes(v, 20)))
+			return router.Result{}, router.Permanent(fmt.Errorf("servicenow: %s rendered %q, want 1, 2 or 3", f.name, runes.Truncate(v, 20)))
 		}
 		*f.to = v
 	}
@@ -228,7 +230,7 @@ func (s *serviceNowSink) note(ctx context.Context, d *router.Delivery) (router.R
 		return router.Result{}, router.Permanent(errors.New("servicenow: subject and body rendered empty: no work note to add"))
 	}
 	path := "/api/now/table/" + s.conf.Table + "/" + url.PathEscape(d.RemoteID)
-	code, err := s.do(ctx, http.MethodPatch, path, map[string]string{"work_notes": truncateRunes(text, snowMaxText)}, nil)
+	code, err := s.do(ctx, http.MethodPatch, path, map[string]string{"work_notes": runes.Truncate(text, snowMaxText)}, nil)
 	if err != nil {
 		return router.Result{StatusCode: code}, fmt.Errorf("servicenow: add work note to %s: %w", d.RemoteID, err)
 	}
@@ -260,7 +262,7 @@ func (s *serviceNowSink) find(ctx context.Context, corr string) (int, string, er
 func (s *serviceNowSink) do(ctx context.Context, method, path string, body, out any) (int, error) {
 	req, err := jsonRequest(ctx, method, endpoint(s.base, path), body)
 	if err != nil {
-		return 0, s.red.error(err, s.shown)
+		return 0, s.red.Err(err, s.shown)
 	}
 	req.Header.Set("Authorization", s.auth)
 	code, resp, err := send(s.client, req, s.red, s.shown)

@@ -8,11 +8,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,10 +34,16 @@ type kind struct {
 
 var kinds = map[string]kind{}
 
-// register adds a kind. Each sink declares a typed config struct C, decoded
-// strictly (unknown keys are errors with positions); newSink may return a
-// router.ConfigError for field-level problems.
+// register adds a kind; each sink's file calls it from init. Each sink
+// declares a typed config struct C, decoded strictly (unknown keys are
+// errors with positions); newSink may return a router.ConfigError for
+// field-level problems. Two kinds of one name are a programming mistake
+// that must not depend on which init ran last, so it panics, as the
+// router's registerSource does for source kinds.
 func register[C any, S router.Sink](name string, fields []router.FieldSpec, defaults func() C, newSink func(r *Registry, sink string, c C) (S, error)) {
+	if _, dup := kinds[name]; dup {
+		panic("sinks: register: sink kind " + name + " is registered twice")
+	}
 	kinds[name] = kind{
 		fields: fields,
 		build: func(r *Registry, sink string, node *yaml.Node) (router.Sink, error) {
@@ -50,14 +57,7 @@ func register[C any, S router.Sink](name string, fields []router.FieldSpec, defa
 }
 
 // Kinds lists the registered sink kinds.
-func Kinds() []string {
-	out := make([]string, 0, len(kinds))
-	for k := range kinds {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func Kinds() []string { return slices.Sorted(maps.Keys(kinds)) }
 
 // Registry builds sinks. It also owns what the sinks of one process share:
 // rate limiters keyed by destination (so two rules, or two sinks, posting to

@@ -325,3 +325,19 @@ func TestEgressGuardedByDefault(t *testing.T) {
 		t.Fatalf("the canary on loopback saw %d connections, want 0", n)
 	}
 }
+
+// TestRegisterPanicsOnDuplicateKind: a second kind of a registered name is
+// refused loudly, and the first stays as it was.
+func TestRegisterPanicsOnDuplicateKind(t *testing.T) {
+	before := kinds["http"]
+	defer func() {
+		msg, _ := recover().(string)
+		if !strings.Contains(msg, "sink kind http is registered twice") {
+			t.Errorf("recovered %q, want a panic naming the kind", msg)
+		}
+		if len(kinds["http"].fields) != len(before.fields) {
+			t.Error("the first http kind was replaced")
+		}
+	}()
+	register("http", nil, func() logConfig { return logConfig{} }, newLogSink)
+}

@@ -18,6 +18,8 @@ import (
 	"github.com/slack-go/slack"
 	"golang.org/x/time/rate"
 
+	"github.com/hookroute/hookroute/internal/redact"
+	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 )
 
@@ -117,7 +119,7 @@ type slackSink struct {
 	hook    string
 	shown   string // the webhook URL as errors show it
 	client  *http.Client
-	red     *redactor
+	red     *redact.Redactor
 	limiter *rate.Limiter // a webhook's; a bot's are per channel (channelLimiter)
 	reg     *Registry
 	scope   string // the workspace a bot posts to: API URL and token, hashed
@@ -137,7 +139,7 @@ func newSlackSink(r *Registry, _ string, c slackConfig) (*slackSink, error) {
 	var l *rate.Limiter
 	if hook != nil {
 		s.hook, s.shown = hook.String(), showURL(hook)
-		s.red = newRedactor(s.hook, hook.EscapedPath(), hook.Path, hook.RawQuery)
+		s.red = redact.New(s.hook, hook.EscapedPath(), hook.Path, hook.RawQuery)
 		s.limiter = r.limiter("slack-webhook\x00"+secretHash(s.hook), rate.Limit(c.Rate), slackBurst)
 		l = s.limiter
 	} else {
@@ -145,7 +147,7 @@ func newSlackSink(r *Registry, _ string, c slackConfig) (*slackSink, error) {
 		// slack-go's own retries stay off (its default): the router
 		// retries, durably, and nested retries would multiply.
 		s.api = slack.New(token, slack.OptionHTTPClient(&bearerClient{c: r.Client, token: token}), slack.OptionAPIURL(c.APIURL))
-		s.red = newRedactor(token)
+		s.red = redact.New(token)
 		s.scope = c.APIURL + "\x00" + secretHash(token)
 		l = s.channelLimiter(c.Channel)
 	}
@@ -228,7 +230,7 @@ func (s *slackSink) waitChannel(ctx context.Context, channel string) error {
 // found, bad token, invalid blocks) are permanent; rate limits, server
 // errors and network failures are retried.
 func (s *slackSink) Deliver(ctx context.Context, d *router.Delivery) (router.Result, error) {
-	text := truncateRunes(d.Fields["text"], slackMaxText)
+	text := runes.Truncate(d.Fields["text"], slackMaxText)
 	blocks, err := parseBlocks(d.Fields["blocks"])
 	if err != nil {
 		return router.Result{}, router.Permanent(fmt.Errorf("slack: %w", err))
@@ -314,7 +316,7 @@ func (s *slackSink) classify(err error) (int, error) {
 	case errors.As(err, &badWait): // slack-go's answer to a 429 whose Retry-After is not a number
 		return http.StatusTooManyRequests, errors.New("rate limited")
 	}
-	return 0, s.red.error(err, s.conf.APIURL+"chat.postMessage")
+	return 0, s.red.Err(err, s.conf.APIURL+"chat.postMessage")
 }
 
 // postWebhook sends msg with our own request rather than slack-go's
@@ -327,7 +329,7 @@ func (s *slackSink) postWebhook(ctx context.Context, msg *slack.WebhookMessage) 
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.hook, bytes.NewReader(body))
 	if err != nil {
-		return router.Result{}, router.Permanent(fmt.Errorf("slack: webhook: %w", s.red.error(err, s.shown)))
+		return router.Result{}, router.Permanent(fmt.Errorf("slack: webhook: %w", s.red.Err(err, s.shown)))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	code, _, err := send(s.client, req, s.red, s.shown)

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/hookroute/hookroute/internal/redact"
 	"github.com/hookroute/hookroute/router"
 )
 
@@ -167,10 +168,10 @@ func createOrFollowUp(ctx context.Context, d *router.Delivery, find findFunc,
 // authHeader returns the Authorization header of a sink that takes either
 // an OAuth bearer token or a user and secret for Basic auth, and a
 // redactor that hides the secret in every form it travels in.
-func authHeader(bearer router.Secret, user string, secret router.Secret) (string, *redactor) {
+func authHeader(bearer router.Secret, user string, secret router.Secret) (string, *redact.Redactor) {
 	if bearer != "" {
-		return "Bearer " + bearer.Reveal(), newRedactor(bearer.Reveal())
+		return "Bearer " + bearer.Reveal(), redact.New(bearer.Reveal())
 	}
 	basic := base64.StdEncoding.EncodeToString([]byte(user + ":" + secret.Reveal()))
-	return "Basic " + basic, newRedactor(secret.Reveal(), basic)
+	return "Basic " + basic, redact.New(secret.Reveal(), basic)
 }

@@ -8,13 +8,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/hookroute/hookroute/internal/redact"
+	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 )
 
@@ -119,7 +122,7 @@ type zendeskSink struct {
 	shown  string
 	auth   string // the Authorization header
 	client *http.Client
-	red    *redactor
+	red    *redact.Redactor
 }
 
 var _ router.Sink = (*zendeskSink)(nil)
@@ -133,10 +136,10 @@ func newZendeskSink(r *Registry, _ string, c zendeskConfig) (*zendeskSink, error
 	if c.Token != "" {
 		basic := base64.StdEncoding.EncodeToString([]byte(c.Email + "/token:" + c.Token.Reveal()))
 		s.auth = "Basic " + basic
-		s.red = newRedactor(c.Token.Reveal(), basic)
+		s.red = redact.New(c.Token.Reveal(), basic)
 	} else {
 		s.auth = "Bearer " + c.OAuthToken.Reveal()
-		s.red = newRedactor(c.OAuthToken.Reveal())
+		s.red = redact.New(c.OAuthToken.Reveal())
 	}
 	return s, nil
 }
@@ -183,7 +186,7 @@ func (s *zendeskSink) Deliver(ctx context.Context, d *router.Delivery) (router.R
 		return s.comment(ctx, d.RemoteID, comment)
 	}
 	t := zendeskTicket{
-		Subject:    truncateRunes(strings.TrimSpace(d.Fields["subject"]), zendeskMaxSubject),
+		Subject:    runes.Truncate(strings.TrimSpace(d.Fields["subject"]), zendeskMaxSubject),
 		Comment:    comment,
 		Priority:   strings.ToLower(strings.TrimSpace(d.Fields["priority"])),
 		Tags:       splitList(d.Fields["tags"]),
@@ -193,14 +196,14 @@ func (s *zendeskSink) Deliver(ctx context.Context, d *router.Delivery) (router.R
 		return router.Result{}, router.Permanent(errors.New("zendesk: subject rendered empty"))
 	}
 	if t.Priority != "" && !zendeskPriorities[t.Priority] {
-		return router.Result{}, router.Permanent(fmt.Errorf("zendesk: priority %q is not one of low, normal, high, urgent", truncateRunes(t.Priority, 40)))
+		return router.Result{}, router.Permanent(fmt.Errorf("zendesk: priority %q is not one of low, normal, high, urgent", runes.Truncate(t.Priority, 40)))
 	}
 	if email := strings.TrimSpace(d.Fields["requester"]); email != "" {
 		t.Requester = &zendeskRequester{Email: email, Name: strings.TrimSpace(d.Fields["requester_name"])}
 	}
 	req, err := jsonRequest(ctx, http.MethodPost, endpoint(s.base, "/api/v2/tickets"), map[string]any{"ticket": t})
 	if err != nil {
-		return router.Result{}, fmt.Errorf("zendesk: %w", s.red.error(err, s.shown))
+		return router.Result{}, fmt.Errorf("zendesk: %w", s.red.Err(err, s.shown))
 	}
 	req.Header.Set("Idempotency-Key", d.ID)
 	code, answer, err := s.send(req)
@@ -218,12 +221,12 @@ func (s *zendeskSink) Deliver(ctx context.Context, d *router.Delivery) (router.R
 // comment adds c to ticket id.
 func (s *zendeskSink) comment(ctx context.Context, id string, c zendeskComment) (router.Result, error) {
 	if !deskDigits(id) {
-		return router.Result{}, router.Permanent(fmt.Errorf("zendesk: remote id %q is not a ticket id", truncateRunes(id, 40)))
+		return router.Result{}, router.Permanent(fmt.Errorf("zendesk: remote id %q is not a ticket id", runes.Truncate(id, 40)))
 	}
 	u := endpoint(s.base, "/api/v2/tickets/"+id)
 	req, err := jsonRequest(ctx, http.MethodPut, u, map[string]any{"ticket": map[string]any{"comment": c}})
 	if err != nil {
-		return router.Result{}, fmt.Errorf("zendesk: %w", s.red.error(err, s.shown))
+		return router.Result{}, fmt.Errorf("zendesk: %w", s.red.Err(err, s.shown))
 	}
 	code, _, err := s.send(req)
 	if err != nil {
@@ -269,12 +272,7 @@ func zendeskMessage(body []byte) string {
 		parts = append(parts, obj.Title, obj.Message)
 	}
 	parts = append(parts, e.Description)
-	keys := make([]string, 0, len(e.Details))
-	for k := range e.Details {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(e.Details)) {
 		for _, d := range e.Details[k] {
 			parts = append(parts, d.Description)
 		}
@@ -318,7 +316,7 @@ func deskBool(fields map[string]string, name string) (v, set bool, err error) {
 	case "false":
 		return false, true, nil
 	}
-	return false, false, fmt.Errorf("%s rendered %q; want true or false", name, truncateRunes(raw, 40))
+	return false, false, fmt.Errorf("%s rendered %q; want true or false", name, runes.Truncate(raw, 40))
 }
 
 // deskFindID returns the id at path (such as "ticket", "id") in a JSON

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hookroute/hookroute/internal/redact"
+	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 )
 
@@ -157,7 +159,7 @@ func newZohodeskSink(r *Registry, _ string, c zohodeskConfig) (*zohodeskSink, er
 	defer sh.mu.Unlock()
 	a := sh.zohoAuths[key]
 	if a == nil {
-		a = &zohoAuth{tokenURL: tokenURL.String(), shown: showURL(accounts), red: newRedactor(secrets...), now: time.Now}
+		a = &zohoAuth{tokenURL: tokenURL.String(), shown: showURL(accounts), red: redact.New(secrets...), now: time.Now}
 		sh.zohoAuths[key] = a
 	}
 	return &zohodeskSink{conf: c, base: base, shown: showURL(base), client: r.Client, secrets: secrets, auth: a}, nil
@@ -192,7 +194,7 @@ func (s *zohodeskSink) Deliver(ctx context.Context, d *router.Delivery) (router.
 	html := deskHTML(body, zohoMaxBody)
 	if d.RemoteID != "" {
 		if !deskDigits(d.RemoteID) {
-			return router.Result{}, router.Permanent(fmt.Errorf("zohodesk: remote id %q is not a ticket id", truncateRunes(d.RemoteID, 40)))
+			return router.Result{}, router.Permanent(fmt.Errorf("zohodesk: remote id %q is not a ticket id", runes.Truncate(d.RemoteID, 40)))
 		}
 		if strings.TrimSpace(html) == "" {
 			return router.Result{}, router.Permanent(errors.New("zohodesk: body and subject rendered empty"))
@@ -204,13 +206,13 @@ func (s *zohodeskSink) Deliver(ctx context.Context, d *router.Delivery) (router.
 		return router.Result{StatusCode: code, RemoteID: d.RemoteID}, nil
 	}
 	t := zohoTicket{
-		Subject:      truncateRunes(strings.TrimSpace(d.Fields["subject"]), zohoMaxSubject),
+		Subject:      runes.Truncate(strings.TrimSpace(d.Fields["subject"]), zohoMaxSubject),
 		Description:  html,
 		DepartmentID: s.conf.DepartmentID,
 		Channel:      "Web",
 	}
 	if p := strings.TrimSpace(d.Fields["priority"]); p != "" {
-		t.Priority = cmp.Or(zohoPriorities[strings.ToLower(p)], truncateRunes(p, 100))
+		t.Priority = cmp.Or(zohoPriorities[strings.ToLower(p)], runes.Truncate(p, 100))
 	}
 	if email := strings.TrimSpace(d.Fields["requester"]); email != "" {
 		name, _, _ := strings.Cut(email, "@")
@@ -245,10 +247,10 @@ func (s *zohodeskSink) post(ctx context.Context, path string, payload any) (int,
 		if err != nil {
 			return code, nil, fmt.Errorf("refresh access token: %w", err)
 		}
-		red := newRedactor(append(slices.Clip(s.secrets), token)...)
+		red := redact.New(append(slices.Clip(s.secrets), token)...)
 		req, err := jsonRequest(ctx, http.MethodPost, endpoint(s.base, path), payload)
 		if err != nil {
-			return 0, nil, red.error(err, s.shown)
+			return 0, nil, red.Err(err, s.shown)
 		}
 		req.Header.Set("Authorization", "Zoho-oauthtoken "+token)
 		req.Header["orgId"] = []string{s.conf.OrgID} // Zoho's spelling
@@ -294,7 +296,7 @@ func zohoMessage(body []byte) string {
 type zohoAuth struct {
 	tokenURL string // with the credentials in its query, as Zoho documents
 	shown    string
-	red      *redactor
+	red      *redact.Redactor
 	now      func() time.Time
 
 	mu     sync.Mutex
@@ -358,7 +360,7 @@ func (a *zohoAuth) refresh(ctx context.Context, client *http.Client, f *zohoFlig
 func (a *zohoAuth) fetch(ctx context.Context, client *http.Client) (string, time.Duration, int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.tokenURL, nil)
 	if err != nil {
-		return "", 0, 0, router.Permanent(a.red.error(err, a.shown))
+		return "", 0, 0, router.Permanent(a.red.Err(err, a.shown))
 	}
 	req.Header.Set("Accept", "application/json")
 	code, body, err := send(client, req, a.red, a.shown)

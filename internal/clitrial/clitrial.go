@@ -13,9 +13,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/hookroute/hookroute/router/config"
@@ -157,12 +158,7 @@ func printTrial(w io.Writer, res *dispatch.TrialResult, verbose bool) {
 		}
 		if r.Request != nil {
 			fmt.Fprintf(w, "%s%s %s\n", ind, r.Request.Method, r.Request.URL)
-			names := make([]string, 0, len(r.Request.Headers))
-			for k := range r.Request.Headers {
-				names = append(names, k)
-			}
-			sort.Strings(names)
-			for _, k := range names {
+			for _, k := range slices.Sorted(maps.Keys(r.Request.Headers)) {
 				fmt.Fprintf(w, "%s%s: %s\n", ind, k, r.Request.Headers[k])
 			}
 			if r.Request.Body != "" {
@@ -174,7 +170,7 @@ func printTrial(w io.Writer, res *dispatch.TrialResult, verbose bool) {
 		} else {
 			// No HTTP request to show (a log sink, or one that refused the
 			// fields): the rendered fields are what it gets.
-			for _, k := range sortedFieldNames(r.Fields) {
+			for _, k := range slices.Sorted(maps.Keys(r.Fields)) {
 				fmt.Fprintf(w, "%s%s: %s\n", ind, k, r.Fields[k])
 			}
 		}
@@ -189,15 +185,6 @@ func printTrial(w io.Writer, res *dispatch.TrialResult, verbose bool) {
 			}
 		}
 	}
-}
-
-func sortedFieldNames(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // Test runs `hookroute test` and returns the exit code.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -92,7 +93,7 @@ func (r *Router) requireScope(scope string, h http.Handler) http.Handler {
 		case match == nil:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="hookroute"`)
 			httpError(w, http.StatusUnauthorized, "unauthorized")
-		case !contains(match.Scopes, scope):
+		case !slices.Contains(match.Scopes, scope):
 			httpError(w, http.StatusForbidden, "this token lacks the "+scope+" scope")
 		default:
 			h.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), tokenKey{}, match.Name)))

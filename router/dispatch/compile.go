@@ -3,10 +3,11 @@ package dispatch
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -173,7 +174,7 @@ func compile(file string, cfg *config.Config, doc *yaml.Node, sinks config.SinkF
 			used[rt.Sink] = true
 		}
 	}
-	for _, name := range sortedKeys(c.rt.Sinks) {
+	for _, name := range slices.Sorted(maps.Keys(c.rt.Sinks)) {
 		if !used[name] {
 			c.rt.Warnings = append(c.rt.Warnings, fmt.Sprintf("sink %q is not used by any rule", name))
 		}
@@ -181,15 +182,6 @@ func compile(file string, cfg *config.Config, doc *yaml.Node, sinks config.SinkF
 	c.warnDroppedReads()
 	c.ruleTests()
 	return c.rt, c.errs
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
 
 func (c *compiler) source(i int, sc *config.SourceConfig) {
@@ -211,7 +203,7 @@ func (c *compiler) source(i int, sc *config.SourceConfig) {
 	}
 	for j := 0; j+1 < len(node.Content); j += 2 {
 		k := node.Content[j].Value
-		if k != "name" && k != "type" && k != "path" && !contains(kind.Keys, k) {
+		if k != "name" && k != "type" && k != "path" && !slices.Contains(kind.Keys, k) {
 			c.add(config.NodeError(node.Content[j], path+"."+k, "not a key of a %s source", sc.Type))
 		}
 	}
@@ -285,7 +277,7 @@ func (c *compiler) dropHeaders() {
 		}
 		h = strings.ToLower(h)
 		for _, s := range c.rt.Sources {
-			if contains(viewHeaders(s), h) {
+			if slices.Contains(viewHeaders(s), h) {
 				c.add(config.NodeError(node, path, "%s source %q takes its event id or name from %s; it cannot be dropped", s.Type, s.Name, h))
 			}
 		}
@@ -315,7 +307,7 @@ func (c *compiler) warnDroppedReads() {
 	for _, r := range c.rt.Rules {
 		// One program per source, all from the same text: the first one
 		// (by source name) speaks for them.
-		for _, name := range sortedKeys(r.progs) {
+		for _, name := range slices.Sorted(maps.Keys(r.progs)) {
 			warn(fmt.Sprintf("rule %q: when", r.Name), r.progs[name])
 			break
 		}
@@ -340,7 +332,7 @@ func (v *headerReads) Visit(n *ast.Node) {
 	if id, ok := m.Node.(*ast.IdentifierNode); !ok || id.Value != "headers" {
 		return
 	}
-	if s, ok := m.Property.(*ast.StringNode); ok && !contains(v.names, s.Value) {
+	if s, ok := m.Property.(*ast.StringNode); ok && !slices.Contains(v.names, s.Value) {
 		v.names = append(v.names, s.Value)
 	}
 }
@@ -557,7 +549,7 @@ func (c *compiler) route(rulePath string, j int, node *yaml.Node, sources []*Sou
 		case "sink":
 			continue
 		case "on_existing":
-			if !contains([]string{"comment", "skip", "create"}, val.Value) {
+			if !slices.Contains([]string{"comment", "skip", "create"}, val.Value) {
 				c.add(config.NodeError(val, kp, "want comment, skip or create"))
 			}
 			rt.OnExisting = val.Value
@@ -627,15 +619,6 @@ func specNames(specs []router.FieldSpec) string {
 		names = append(names, s.Name)
 	}
 	return strings.Join(names, ", ")
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func validName(s string) bool {

@@ -16,6 +16,8 @@ import (
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/parser"
+
+	"github.com/hookroute/hookroute/internal/runes"
 )
 
 // maxExplainLines bounds an explanation: a huge when is explained in part.
@@ -245,7 +247,7 @@ func formatOperand(v any, err error) string {
 		}
 		s = fmt.Sprint(v)
 	}
-	return truncateRunes(s, maxValueRunes)
+	return runes.Truncate(s, maxValueRunes)
 }
 
 func formatResult(v any, err error) string {

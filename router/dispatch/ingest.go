@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -345,7 +347,7 @@ func New(rt *Runtime, store router.Store, o Options) *Router {
 		r.log.Error("signing keys unavailable", "err", err) // never the key: newSealer's errors do not quote it
 	}
 	r.keys = newKeyring(store, sl)
-	o.Metrics.watchStore(store, o.Now, func() []string { return sortedKeys(r.rt.Load().Sinks) }, r.sinkPaused, r.IngestInFlight)
+	o.Metrics.watchStore(store, o.Now, func() []string { return slices.Sorted(maps.Keys(r.rt.Load().Sinks)) }, r.sinkPaused, r.IngestInFlight)
 	return r
 }
 

@@ -9,7 +9,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base32"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -277,11 +276,7 @@ type signingKeyJSON struct {
 const keyBits = 2048
 
 // newKeyID returns a random key id, "k_" and 16 base32 characters.
-func newKeyID() string {
-	b := make([]byte, 10)
-	_, _ = rand.Read(b) // never fails (crypto/rand panics instead)
-	return "k_" + strings.ToLower(base32.HexEncoding.EncodeToString(b))
-}
+func newKeyID() string { return "k_" + randomID(10) }
 
 // keySink checks the screenname in the path and returns the sink named by
 // {id} with the running config's entry for it (nil if not configured).

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -194,7 +196,7 @@ func (r *Router) apiListSinks(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	out := []sinkJSON{}
-	for _, name := range sortedKeys(rt.Sinks) {
+	for _, name := range slices.Sorted(maps.Keys(rt.Sinks)) {
 		sr := rt.Sinks[name]
 		st, c := states[name], counts[name]
 		j := sinkJSON{Name: name, Type: sr.Kind, Disabled: sr.Disabled, Paused: st.Paused, Pending: c.Pending, Dead: c.Dead, OldestDueSec: c.OldestDueAge.Seconds()}

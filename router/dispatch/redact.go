@@ -5,64 +5,16 @@ package dispatch
 import (
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/base64"
-	"encoding/json"
 	"net/http"
-	"net/url"
-	"sort"
 	"strings"
 	"sync"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/hookroute/hookroute/internal/redact"
 	"github.com/hookroute/hookroute/router/config"
+	"github.com/hookroute/hookroute/router/verify"
 )
-
-// redactedValue replaces secrets in trial output.
-const redactedValue = "<redacted>"
-
-// redactor hides a sink's secrets: every value its config took from the
-// environment (${VAR}), in the forms a request may carry it.
-type redactor struct{ secrets []string }
-
-func newRedactor(values []string) *redactor {
-	seen := map[string]bool{}
-	r := &redactor{}
-	for _, v := range values {
-		// Very short values protect nothing and replacing them would
-		// garble the output.
-		if len(v) < 4 {
-			continue
-		}
-		j, _ := json.Marshal(v)
-		for _, f := range []string{v, url.QueryEscape(v), url.PathEscape(v), string(j[1 : len(j)-1]), base64.StdEncoding.EncodeToString([]byte(v))} {
-			if !seen[f] {
-				seen[f] = true
-				r.secrets = append(r.secrets, f)
-			}
-		}
-	}
-	// Longest first: a secret that contains another goes whole.
-	sort.Slice(r.secrets, func(i, j int) bool { return len(r.secrets[i]) > len(r.secrets[j]) })
-	return r
-}
-
-func (r *redactor) text(s string) string {
-	if r == nil {
-		return s
-	}
-	for _, sec := range r.secrets {
-		s = strings.ReplaceAll(s, sec, redactedValue)
-	}
-	return s
-}
-
-// credentialHeaders are shown redacted whatever their value.
-var credentialHeaders = map[string]bool{"Authorization": true, "Proxy-Authorization": true, "Cookie": true}
-
-// signatureHeaders hold signatures over the body, which a rendered request
-// cannot show: they are made with the sink's key, per attempt.
-var signatureHeaders = map[string]bool{"X-Siqsignature": true, "Webhook-Signature": true}
 
 // signatureShown stands for a signature in a rendered request.
 const signatureShown = "<signature, made when sent>"
@@ -77,19 +29,22 @@ var placeholderKey = sync.OnceValue(func() *rsa.PrivateKey {
 	return k
 })
 
-func (r *redactor) request(c *config.CapturedRequest) *TrialRequest {
-	out := &TrialRequest{Method: c.Method, URL: r.text(c.URL), Headers: map[string]string{}, Body: r.text(utf8Body(c.Body))}
+// redactRequest is c as a trial shows it: red's secrets hidden, credential
+// headers hidden whatever their value, and signatures, which a stand-in
+// key made, shown as made when sent.
+func redactRequest(red *redact.Redactor, c *config.CapturedRequest) *TrialRequest {
+	out := &TrialRequest{Method: c.Method, URL: red.Text(c.URL), Headers: map[string]string{}, Body: red.Text(utf8Body(c.Body))}
 	for k, vs := range c.Header {
 		k = http.CanonicalHeaderKey(k)
-		if credentialHeaders[k] {
-			out.Headers[k] = redactedValue
+		if redact.CredentialHeader(k) {
+			out.Headers[k] = redact.Placeholder
 			continue
 		}
-		if signatureHeaders[k] {
+		if _, signature := verify.SigningHeader(k); signature {
 			out.Headers[k] = signatureShown
 			continue
 		}
-		out.Headers[k] = r.text(strings.Join(vs, ", "))
+		out.Headers[k] = red.Text(strings.Join(vs, ", "))
 	}
 	return out
 }

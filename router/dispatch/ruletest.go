@@ -33,15 +33,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router/config"
 )
 
@@ -464,20 +466,15 @@ func (rt *Runtime) checkFields(e RouteExpect, r TrialRoute) []string {
 	if sr := rt.Sinks[r.Sink]; r.Error != "" && sr != nil && !sr.Disabled {
 		return []string{name + ": " + r.Error}
 	}
-	keys := make([]string, 0, len(e.Contains))
-	for k := range e.Contains {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var fails []string
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(e.Contains)) {
 		want := e.Contains[k]
 		got, ok := r.Fields[k]
 		if k == "dedup_key" {
 			got, ok = r.DedupKey, r.DedupKey != ""
 		}
 		if !ok {
-			have := sortedKeys(r.Fields)
+			have := slices.Sorted(maps.Keys(r.Fields))
 			if r.DedupKey != "" {
 				have = append(have, "dedup_key")
 			}
@@ -486,7 +483,7 @@ func (rt *Runtime) checkFields(e RouteExpect, r TrialRoute) []string {
 		}
 		if !strings.Contains(got, want) {
 			fails = append(fails, fmt.Sprintf("%s: field %s does not contain what the test wants\n    want substring: %s\n    got:            %s",
-				name, k, strconv.Quote(want), strconv.Quote(truncateRunes(got, 500))))
+				name, k, strconv.Quote(want), strconv.Quote(runes.Truncate(got, 500))))
 		}
 	}
 	return fails

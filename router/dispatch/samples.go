@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/hookroute/hookroute/internal/redact"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
 )
@@ -160,7 +161,7 @@ func scrubCredentials(v any) any {
 		for k, x := range t {
 			if credentialKey(k) {
 				if x != nil && x != "" {
-					t[k] = redactedValue
+					t[k] = redact.Placeholder
 				}
 				continue
 			}

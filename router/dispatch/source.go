@@ -2,7 +2,9 @@ package dispatch
 
 import (
 	"errors"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/hookroute/hookroute/router"
@@ -85,7 +87,7 @@ func registerSource(k *SourceKind) {
 }
 
 // SourceKinds lists the names of the registered source kinds, sorted.
-func SourceKinds() []string { return sortedKeys(sourceKinds) }
+func SourceKinds() []string { return slices.Sorted(maps.Keys(sourceKinds)) }
 
 // SendHeaders signs body as the source's sender would, for hookroute
 // send; keyFile is send's --key.

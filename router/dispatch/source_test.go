@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ import (
 func TestSourceKindsComplete(t *testing.T) {
 	names := SourceKinds()
 	for _, want := range []string{"github", "hmac-sha256", "none", "salesiq", "standard-webhooks"} {
-		if !contains(names, want) {
+		if !slices.Contains(names, want) {
 			t.Errorf("kind %q is not registered (have %v)", want, names)
 		}
 	}

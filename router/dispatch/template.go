@@ -8,7 +8,8 @@ import (
 	"text/template"
 	"text/template/parse"
 	"time"
-	"unicode/utf8"
+
+	"github.com/hookroute/hookroute/internal/runes"
 )
 
 // rawString is template output that the field's escaper leaves alone.
@@ -53,7 +54,7 @@ func templateFuncs(esc func(string) string) template.FuncMap {
 			}
 			return v
 		},
-		"truncate": func(n int, v any) string { return truncateRunes(fmt.Sprint(v), n) },
+		"truncate": func(n int, v any) string { return runes.Truncate(fmt.Sprint(v), n) },
 		"upper":    func(v any) string { return strings.ToUpper(fmt.Sprint(v)) },
 		"lower":    func(v any) string { return strings.ToLower(fmt.Sprint(v)) },
 		"trim":     func(v any) string { return strings.TrimSpace(fmt.Sprint(v)) },
@@ -69,14 +70,10 @@ func templateFuncs(esc func(string) string) template.FuncMap {
 	}
 }
 
-// truncateRunes cuts s to at most n runes, marking the cut with "…".
-func truncateRunes(s string, n int) string {
-	if n <= 0 || utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
-}
+// truncateRunes is runes.Truncate under the name that attempt (worker.go)
+// calls. That function is being restructured on another branch; this name
+// goes once it calls runes.Truncate itself.
+var truncateRunes = runes.Truncate
 
 // compileTemplate parses src, makes every action go through the field's
 // escaper, and checks field references against schema (nil: unchecked).

@@ -8,9 +8,7 @@ package dispatch
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +23,7 @@ import (
 	"github.com/expr-lang/expr"
 	"gopkg.in/yaml.v3"
 
+	"github.com/hookroute/hookroute/internal/redact"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
 )
@@ -261,7 +260,7 @@ func (rt *Runtime) trialRoutes(ctx context.Context, res *TrialResult, matched []
 	var wg sync.WaitGroup
 	for _, s := range sends {
 		tr := &res.Routes[s.i]
-		var red *redactor
+		var red *redact.Redactor
 		if capture != nil {
 			red = capture.redactors[tr.Sink]
 		}
@@ -310,15 +309,13 @@ func copyDelivery(d *router.Delivery) *router.Delivery {
 	return &c
 }
 
-func trialID() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return "trial-" + hex.EncodeToString(b)
-}
+// trialID is the id of a trial's delivery: "trial-" marks it as one to
+// whoever receives it.
+func trialID() string { return "trial-" + randomID(10) }
 
 // trialSend makes one real attempt, paced like the workers' (Slack's
 // per-channel budget is shared with them), within the sink's timeout.
-func trialSend(ctx context.Context, sr *SinkRuntime, d *router.Delivery, red *redactor, signingKey func(context.Context, string) (*rsa.PrivateKey, error)) *TrialSendResult {
+func trialSend(ctx context.Context, sr *SinkRuntime, d *router.Delivery, red *redact.Redactor, signingKey func(context.Context, string) (*rsa.PrivateKey, error)) *TrialSendResult {
 	if sr == nil || sr.Sink == nil || sr.Disabled {
 		return &TrialSendResult{Error: "the sink is not running"}
 	}
@@ -342,7 +339,7 @@ func trialSend(ctx context.Context, sr *SinkRuntime, d *router.Delivery, red *re
 	res, err := sr.Sink.Deliver(ctx, d)
 	out := &TrialSendResult{StatusCode: res.StatusCode, RemoteID: res.RemoteID}
 	if err != nil {
-		out.Error = red.text(err.Error())
+		out.Error = red.Text(err.Error())
 	}
 	return out
 }
@@ -362,14 +359,14 @@ type captureSinks struct {
 	c         config.Capturer
 	sinks     map[string]router.Sink
 	errs      map[string]string
-	redactors map[string]*redactor
+	redactors map[string]*redact.Redactor
 }
 
 // buildCaptureSinks builds the needed sinks of the config again with the
 // capturer, from the same (expanded) YAML, so that each sink's own code
 // renders the request. Sinks are cheap to build; a trial is rare.
 func (rt *Runtime) buildCaptureSinks(c config.Capturer, needed map[string]bool) *captureSinks {
-	cs := &captureSinks{c: c, sinks: map[string]router.Sink{}, errs: map[string]string{}, redactors: map[string]*redactor{}}
+	cs := &captureSinks{c: c, sinks: map[string]router.Sink{}, errs: map[string]string{}, redactors: map[string]*redact.Redactor{}}
 	for i := range rt.Config.Sinks {
 		node := &rt.Config.Sinks[i]
 		var name, kind string
@@ -389,10 +386,10 @@ func (rt *Runtime) buildCaptureSinks(c config.Capturer, needed map[string]bool) 
 		if sr == nil || sr.Disabled || !needed[name] {
 			continue
 		}
-		cs.redactors[name] = newRedactor(envValues(rest))
+		cs.redactors[name] = redact.New(envValues(rest)...)
 		s, err := c.Build(kind, name, rest)
 		if err != nil {
-			cs.errs[name] = "cannot build the sink to render its request: " + cs.redactors[name].text(err.Error())
+			cs.errs[name] = "cannot build the sink to render its request: " + cs.redactors[name].Text(err.Error())
 			continue
 		}
 		cs.sinks[name] = s
@@ -432,11 +429,11 @@ func (cs *captureSinks) render(ctx context.Context, sr *SinkRuntime, d *router.D
 			// The sink refused before sending (a required field renders
 			// empty, a value it cannot use): the real delivery would fail
 			// the same way.
-			return nil, red.text(err.Error())
+			return nil, red.Text(err.Error())
 		}
 		return nil, ""
 	}
-	return red.request(req), ""
+	return redactRequest(red, req), ""
 }
 
 // ---- admin API ----

@@ -2,12 +2,12 @@ package dispatch
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,9 +27,7 @@ func (a *atomicRuntime) Store(rt *Runtime) { a.p.Store(rt) }
 
 func defaultOwner() string {
 	host, _ := os.Hostname()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), randomID(5))
 }
 
 // leaseMargin is added to the attempt timeout to form the lease, so that a
@@ -102,7 +100,7 @@ func (ps *pools) apply(rt *Runtime) {
 			delete(ps.m, name)
 		}
 	}
-	for _, name := range sortedKeys(rt.Sinks) {
+	for _, name := range slices.Sorted(maps.Keys(rt.Sinks)) {
 		sr := rt.Sinks[name]
 		if _, ok := ps.m[name]; ok || sr.Disabled || sr.Sink == nil {
 			continue

@@ -142,3 +142,25 @@ func validHeaderName(name string) bool {
 	}
 	return true
 }
+
+// signingHeaders are the headers of the schemes hookroute signs its own
+// outbound webhooks with (SignSalesIQ, SignStandardWebhooks), in canonical
+// form; true for those that hold the signature itself, false for those
+// that the signature covers.
+var signingHeaders = map[string]bool{
+	"X-Siqsignature":    true,
+	"Webhook-Signature": true,
+	"Webhook-Id":        false,
+	"Webhook-Timestamp": false,
+}
+
+// SigningHeader reports whether an outbound webhook signed with SignSalesIQ
+// or SignStandardWebhooks carries the header name (any case), so that the
+// signer can keep its config from setting it, and whether the header holds
+// the signature itself, which, unlike an id or a timestamp, depends on the
+// key and on the exact body sent. GitHub's scheme is not among them: only
+// `hookroute send` and tests sign with it.
+func SigningHeader(name string) (signed, signature bool) {
+	signature, signed = signingHeaders[http.CanonicalHeaderKey(name)]
+	return signed, signature
+}

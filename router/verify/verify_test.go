@@ -929,3 +929,18 @@ func TestOversizedInputIsCheap(t *testing.T) {
 		})
 	}
 }
+
+func TestSigningHeader(t *testing.T) {
+	for name, want := range map[string][2]bool{
+		"x-siqsignature":    {true, true},
+		"Webhook-Signature": {true, true},
+		"webhook-id":        {true, false},
+		"WEBHOOK-TIMESTAMP": {true, false},
+		"X-Hub-Signature":   {false, false},
+		"Authorization":     {false, false},
+	} {
+		if signed, signature := SigningHeader(name); signed != want[0] || signature != want[1] {
+			t.Errorf("%s: got %v, %v; want %v", name, signed, signature, want)
+		}
+	}
+}
