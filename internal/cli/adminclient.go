@@ -1,8 +1,9 @@
-// Package adminapi is the HTTP client of hookroute's admin API that the
-// command-line tools share: the address from --admin or
-// HOOKROUTE_ADMIN_URL (default http://127.0.0.1:8081), the bearer token
-// from HOOKROUTE_TOKEN, and the API's error bodies turned into errors.
-package adminapi
+package cli
+
+// The HTTP client of the admin API that deliveries and keys share: the
+// address from --admin or HOOKROUTE_ADMIN_URL (default
+// http://127.0.0.1:8081), the bearer token from HOOKROUTE_TOKEN, and the
+// API's error bodies turned into errors.
 
 import (
 	"bytes"
@@ -17,16 +18,16 @@ import (
 	"time"
 )
 
-// Client calls one router's admin API.
-type Client struct {
+// adminClient calls one router's admin API.
+type adminClient struct {
 	base  string
 	token string
 	http  *http.Client
 }
 
-// New returns a client for the admin API at admin ("" for
+// newAdminClient returns a client for the admin API at admin ("" for
 // HOOKROUTE_ADMIN_URL or the default), authenticated with HOOKROUTE_TOKEN.
-func New(admin string) (*Client, error) {
+func newAdminClient(admin string) (*adminClient, error) {
 	if admin == "" {
 		admin = os.Getenv("HOOKROUTE_ADMIN_URL")
 	}
@@ -37,7 +38,7 @@ func New(admin string) (*Client, error) {
 	if tok == "" {
 		return nil, errors.New("set HOOKROUTE_TOKEN to an admin token")
 	}
-	return &Client{base: strings.TrimSuffix(admin, "/"), token: tok, http: &http.Client{Timeout: 60 * time.Second}}, nil
+	return &adminClient{base: strings.TrimSuffix(admin, "/"), token: tok, http: &http.Client{Timeout: 60 * time.Second}}, nil
 }
 
 // maxAnswer bounds what is read of an answer (a page of 1,000 deliveries
@@ -47,7 +48,7 @@ const maxAnswer = 32 << 20
 // Do sends a request with body as JSON (nil: none) and decodes a 2xx JSON
 // answer into out (nil: the answer is not decoded, as for 204). A non-2xx
 // answer becomes an error with its status and the API's error text.
-func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+func (c *adminClient) Do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)

@@ -1,9 +1,9 @@
-// Package admincli is the command-line client of hookroute's admin API:
-// `hookroute deliveries list|show|replay`. It talks HTTP to a running
-// router (HOOKROUTE_ADMIN_URL, default http://127.0.0.1:8081) with the
-// bearer token in HOOKROUTE_TOKEN, so it works against any replica and
-// needs none of the router's secrets.
-package admincli
+package cli
+
+// hookroute deliveries list|show|replay: the delivery log through the
+// admin API. It talks HTTP to a running router (HOOKROUTE_ADMIN_URL,
+// default http://127.0.0.1:8081) with the bearer token in HOOKROUTE_TOKEN,
+// so it works against any replica and needs none of the router's secrets.
 
 import (
 	"bufio"
@@ -18,11 +18,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/hookroute/hookroute/internal/adminapi"
 )
 
-const usage = `usage:
+const deliveriesUsage = `usage:
   hookroute deliveries list [--status S] [--sink S] [--rule R] [--source S] [--since T] [--until T] [--limit N] [--all] [--json]
   hookroute deliveries show ID [--json]
   hookroute deliveries replay ID...
@@ -42,12 +40,12 @@ the bearer token HOOKROUTE_TOKEN (a token with the read or replay scope).
 // wrong.
 const confirmAbove = 10
 
-// Deliveries runs `hookroute deliveries ARGS`. A replay by filter that
+// cmdDeliveries runs `hookroute deliveries ARGS`. A replay by filter that
 // matches more than confirmAbove deliveries reads its confirmation from
 // stdin.
-func Deliveries(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func cmdDeliveries(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, deliveriesUsage)
 		return 2
 	}
 	sub, args := args[0], args[1:]
@@ -88,20 +86,20 @@ Nothing was replayed.
 			return 2
 		}
 	}
-	c, err := adminapi.New(*admin)
+	c, err := newAdminClient(*admin)
 	if err != nil {
 		fmt.Fprintln(stderr, "hookroute deliveries:", err)
 		return 2
 	}
 	switch sub {
 	case "list":
-		err = list(ctx, c, f, *limit, *all, *asJSON, stdout)
+		err = listDeliveries(ctx, c, f, *limit, *all, *asJSON, stdout)
 	case "show":
 		if fs.NArg() != 1 {
-			fmt.Fprint(stderr, usage)
+			fmt.Fprint(stderr, deliveriesUsage)
 			return 2
 		}
-		err = show(ctx, c, fs.Arg(0), *asJSON, stdout)
+		err = showDelivery(ctx, c, fs.Arg(0), *asJSON, stdout)
 	case "replay":
 		if fs.NArg() > 0 {
 			err = replayIDs(ctx, c, fs.Args(), *asJSON, stdout)
@@ -109,7 +107,7 @@ Nothing was replayed.
 			err = replayFilter(ctx, c, f, *dry, *yes, *asJSON, stdin, stdout, stderr)
 		}
 	default:
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, deliveriesUsage)
 		return 2
 	}
 	if err != nil {
@@ -157,7 +155,7 @@ type delivery struct {
 	} `json:"attempt_log"`
 }
 
-func list(ctx context.Context, c *adminapi.Client, f filters, limit int, all, asJSON bool, w io.Writer) error {
+func listDeliveries(ctx context.Context, c *adminClient, f filters, limit int, all, asJSON bool, w io.Writer) error {
 	q := f.query()
 	q.Set("limit", fmt.Sprint(limit))
 	var items []json.RawMessage
@@ -195,7 +193,7 @@ func list(ctx context.Context, c *adminapi.Client, f filters, limit int, all, as
 	return tw.Flush()
 }
 
-func show(ctx context.Context, c *adminapi.Client, id string, asJSON bool, w io.Writer) error {
+func showDelivery(ctx context.Context, c *adminClient, id string, asJSON bool, w io.Writer) error {
 	var raw json.RawMessage
 	if err := c.Do(ctx, http.MethodGet, "/api/deliveries/"+url.PathEscape(id), nil, &raw); err != nil {
 		return err
@@ -240,7 +238,7 @@ func show(ctx context.Context, c *adminapi.Client, id string, asJSON bool, w io.
 	return tw.Flush()
 }
 
-func replayIDs(ctx context.Context, c *adminapi.Client, ids []string, asJSON bool, w io.Writer) error {
+func replayIDs(ctx context.Context, c *adminClient, ids []string, asJSON bool, w io.Writer) error {
 	var failed error
 	for _, id := range ids {
 		var d delivery
@@ -265,7 +263,7 @@ var errNotConfirmed = errors.New("not confirmed: nothing replayed")
 // for confirmation above confirmAbove unless yes, and replays at most the
 // number confirmed: deliveries that match only after the count are left
 // for another run.
-func replayFilter(ctx context.Context, c *adminapi.Client, f filters, dry, yes, asJSON bool, stdin io.Reader, stdout, stderr io.Writer) error {
+func replayFilter(ctx context.Context, c *adminClient, f filters, dry, yes, asJSON bool, stdin io.Reader, stdout, stderr io.Writer) error {
 	if f.status == "" {
 		f.status = "dead"
 	}
