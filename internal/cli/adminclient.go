@@ -1,9 +1,9 @@
 package cli
 
 // The HTTP client of the admin API that deliveries and keys share: the
-// address from --admin or HOOKROUTE_ADMIN_URL (default
-// http://127.0.0.1:8081), the bearer token from HOOKROUTE_TOKEN, and the
-// API's error bodies turned into errors.
+// bearer token on every request, and the API's error bodies turned into
+// errors. Where it calls and with which token is adminFlags.connect's
+// choice (adminconfig.go).
 
 import (
 	"bytes"
@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 )
@@ -25,20 +24,10 @@ type adminClient struct {
 	http  *http.Client
 }
 
-// newAdminClient returns a client for the admin API at admin ("" for
-// HOOKROUTE_ADMIN_URL or the default), authenticated with HOOKROUTE_TOKEN.
-func newAdminClient(admin string) (*adminClient, error) {
-	if admin == "" {
-		admin = os.Getenv("HOOKROUTE_ADMIN_URL")
-	}
-	if admin == "" {
-		admin = "http://127.0.0.1:8081"
-	}
-	tok := os.Getenv("HOOKROUTE_TOKEN")
-	if tok == "" {
-		return nil, errors.New("set HOOKROUTE_TOKEN to an admin token")
-	}
-	return &adminClient{base: strings.TrimSuffix(admin, "/"), token: tok, http: &http.Client{Timeout: 60 * time.Second}}, nil
+// newAdminClient returns a client for the admin API at base that sends
+// token as its bearer token.
+func newAdminClient(base, token string) *adminClient {
+	return &adminClient{base: strings.TrimSuffix(base, "/"), token: token, http: &http.Client{Timeout: 60 * time.Second}}
 }
 
 // maxAnswer bounds what is read of an answer (a page of 1,000 deliveries

@@ -2,18 +2,16 @@ package cli
 
 // hookroute keys generate|list|delete: outbound signing keys (README:
 // Security, secured outbound webhooks), through a running router's admin
-// API (HOOKROUTE_ADMIN_URL, default http://127.0.0.1:8081, with the bearer
-// token in HOOKROUTE_TOKEN), so they need none of the router's secrets.
+// API, so they need none of the router's secrets: of the config file,
+// only where the admin API listens, the screenname and the admin tokens.
 
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"text/tabwriter"
 	"time"
 )
@@ -26,12 +24,11 @@ const keysUsage = `usage:
 A sink holds at most two keys. To rotate: generate a second key, give its
 public key to the receivers, then delete the old one.
 
-Flags for every subcommand:
-  --screenname NAME   the router's server.screenname (default $HOOKROUTE_SCREENNAME or "default")
-  --admin URL         the admin API (default $HOOKROUTE_ADMIN_URL or http://127.0.0.1:8081)
-The bearer token is HOOKROUTE_TOKEN: generate needs the webhooks.create
-scope, delete webhooks.delete, list read.
-`
+--screenname NAME is the router's server.screenname, the {screenname} of
+the key API's paths: default $HOOKROUTE_SCREENNAME, or the config's.
+generate needs a token with the webhooks.create scope, delete
+webhooks.delete, list read.
+` + adminUsage
 
 // key mirrors the key API's JSON.
 type key struct {
@@ -40,6 +37,9 @@ type key struct {
 	CreatedAt time.Time `json:"created_at"`
 	Signing   bool      `json:"signing"`
 }
+
+// keysScope is the token scope each subcommand needs.
+var keysScope = map[string]string{"generate": "webhooks.create", "list": "read", "delete": "webhooks.delete"}
 
 // cmdKeys runs `hookroute keys ARGS`. It returns 0 on success, 1 when the
 // API refused or could not be reached, 2 for a usage error.
@@ -53,33 +53,24 @@ func cmdKeys(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 		fmt.Fprint(stdout, keysUsage)
 		return 0
 	}
-	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	sink := fs.String("sink", "", "sink `NAME` (an http sink with secured: true)")
-	defScreen := os.Getenv("HOOKROUTE_SCREENNAME")
-	if defScreen == "" {
-		defScreen = "default"
-	}
-	screen := fs.String("screenname", defScreen, "the router's server.screenname")
-	admin := fs.String("admin", "", "admin API `URL` (default $HOOKROUTE_ADMIN_URL or http://127.0.0.1:8081)")
-	asJSON := fs.Bool("json", false, "print the API's JSON")
-	withPEM := fs.Bool("pem", false, "print each public key (list)")
-	rest, err := parseInterleaved(fs, args)
+	af := newAdminFlags("keys "+sub, keysUsage, stderr).withScreenname()
+	sink := af.fs.String("sink", "", "sink `NAME` (an http sink with secured: true)")
+	asJSON := af.fs.Bool("json", false, "print the API's JSON")
+	withPEM := af.fs.Bool("pem", false, "print each public key (list)")
+	rest, err := parseInterleaved(af.fs, args)
 	if err != nil {
 		return 2
 	}
-	want := map[string]int{"generate": 0, "list": 0, "delete": 1}
-	n, known := want[sub]
-	if !known || *sink == "" || len(rest) != n {
+	scope, known := keysScope[sub]
+	if !known || *sink == "" || len(rest) != map[string]int{"delete": 1}[sub] {
 		fmt.Fprint(stderr, keysUsage)
 		return 2
 	}
-	c, err := newAdminClient(*admin)
-	if err != nil {
-		fmt.Fprintln(stderr, "hookroute keys:", err)
-		return 2
+	c, screen, code := af.connect("hookroute keys", scope, stderr)
+	if code != 0 {
+		return code
 	}
-	base := "/api/v2/" + url.PathEscape(*screen) + "/webhooks/" + url.PathEscape(*sink) + "/keys"
+	base := "/api/v2/" + url.PathEscape(screen) + "/webhooks/" + url.PathEscape(*sink) + "/keys"
 	switch sub {
 	case "generate":
 		err = generateKey(ctx, c, base, *sink, *asJSON, stdout, stderr)

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rsa"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -26,6 +25,7 @@ bytes of the body. FILE holds the body as received (default, or "-": stdin).
 --public-key is a file or the PEM itself ("PUBLIC KEY", "RSA PUBLIC KEY" or
 bare base64 DER); give it twice to accept either key of a rotation.
 Exit status: 0 valid, 1 invalid, 2 usage or unreadable input.
+-c FILE is accepted as by every command; verify needs nothing from it.
 `
 
 // keyFlags collects repeated --public-key values.
@@ -37,8 +37,9 @@ func (k *keyFlags) Set(v string) error { *k = append(*k, v); return nil }
 // cmdVerify runs `hookroute verify ARGS`: 0 when the signature verifies, 1
 // when it does not, 2 for a usage error or input it cannot read.
 func cmdVerify(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// -c is taken, as by every command, and not read: what verifies is
+	// the receiver's copy of the public key, not the router's config.
+	fs, _ := newFlags("verify", "", stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, verifyUsage) }
 	var keyArgs keyFlags
 	fs.Var(&keyArgs, "public-key", "public key `PEM` file, or the PEM itself (repeatable)")
