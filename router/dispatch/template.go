@@ -70,11 +70,6 @@ func templateFuncs(esc func(string) string) template.FuncMap {
 	}
 }
 
-// truncateRunes is runes.Truncate under the name that attempt (worker.go)
-// calls. That function is being restructured on another branch; this name
-// goes once it calls runes.Truncate itself.
-var truncateRunes = runes.Truncate
-
 // compileTemplate parses src, makes every action go through the field's
 // escaper, and checks field references against schema (nil: unchecked).
 func compileTemplate(name, src string, esc func(string) string, schema reflect.Type) (*fieldTemplate, error) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
 )
@@ -705,7 +706,7 @@ func (r *Router) settle(sr *SinkRuntime, p *pool, c *router.Claimed, a *prepared
 		r.trackHealth(sr, c.Sink, err, paused)
 	}
 	if err != nil {
-		f.Attempt.Error = truncateRunes(err.Error(), 2000)
+		f.Attempt.Error = runes.Truncate(err.Error(), 2000)
 		r.logFailure(c, f, res.StatusCode)
 	}
 	r.metrics.attempt(c.Sink, f.Attempt.Outcome, end.Sub(start))

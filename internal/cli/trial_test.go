@@ -1,10 +1,7 @@
-package clitrial
+package cli
 
 import (
-	"bytes"
-	"context"
 	"flag"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,15 +17,8 @@ import (
 
 const exampleConfig = "../../rules.example.yaml"
 
-func run(t *testing.T, f func(context.Context, []string, io.Writer, io.Writer) int, args ...string) (int, string, string) {
-	t.Helper()
-	var out, errs bytes.Buffer
-	code := f(context.Background(), args, &out, &errs)
-	return code, out.String(), errs.String()
-}
-
 func TestTrialExplainsAMiss(t *testing.T) {
-	code, out, errs := run(t, Trial, "--event", "../../examples/events/conversation-rated-happy.json", "-c", exampleConfig)
+	code, out, errs := runCmd(cmdTrial, "--event", "../../examples/events/conversation-rated-happy.json", "-c", exampleConfig)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
@@ -38,14 +28,14 @@ func TestTrialExplainsAMiss(t *testing.T) {
 }
 
 func TestTrialUsage(t *testing.T) {
-	if code, _, errs := run(t, Trial, "-c", exampleConfig); code != 2 || !strings.Contains(errs, "usage: hookroute trial") {
+	if code, _, errs := runCmd(cmdTrial, "-c", exampleConfig); code != 2 || !strings.Contains(errs, "usage: hookroute trial") {
 		t.Errorf("no event: exit %d, %s", code, errs)
 	}
 	// The event may be given as the argument, too.
-	if code, out, errs := run(t, Trial, "-c", exampleConfig, "../../examples/events/conversation-missed.json"); code != 0 || !strings.Contains(out, "  match     missed-chat") {
+	if code, out, errs := runCmd(cmdTrial, "-c", exampleConfig, "../../examples/events/conversation-missed.json"); code != 0 || !strings.Contains(out, "  match     missed-chat") {
 		t.Errorf("event as argument: exit %d\n%s%s", code, out, errs)
 	}
-	if code, _, errs := run(t, Trial, "-c", exampleConfig, "--source", "nope", "../../examples/events/conversation-missed.json"); code != 1 || !strings.Contains(errs, `no source "nope"`) {
+	if code, _, errs := runCmd(cmdTrial, "-c", exampleConfig, "--source", "nope", "../../examples/events/conversation-missed.json"); code != 1 || !strings.Contains(errs, `no source "nope"`) {
 		t.Errorf("unknown source: exit %d, %s", code, errs)
 	}
 }
@@ -58,18 +48,18 @@ func TestTestCommand(t *testing.T) {
 	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code, out, errs := run(t, Test, file, "-c", exampleConfig); code != 0 || !strings.HasSuffix(out, "1 passed, 0 failed\n") {
+	if code, out, errs := runCmd(cmdTest, file, "-c", exampleConfig); code != 0 || !strings.HasSuffix(out, "1 passed, 0 failed\n") {
 		t.Errorf("exit %d\n%s%s", code, out, errs)
 	}
 	if err := os.WriteFile(file, []byte(strings.Replace(body, "match: [sad-chat]", "match: [missed-chat]", 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, out, _ := run(t, Test, file, "-c", exampleConfig)
+	code, out, _ := runCmd(cmdTest, file, "-c", exampleConfig)
 	if code != 1 || !strings.Contains(out, "rule missed-chat: want match, got no match") || !strings.HasSuffix(out, "0 passed, 1 failed\n") {
 		t.Errorf("exit %d\n%s", code, out)
 	}
 	// The example's own tests: run when no file is given.
-	if code, out, errs := run(t, Test, "-c", exampleConfig); code != 0 || !strings.HasSuffix(out, "2 passed, 0 failed\n") {
+	if code, out, errs := runCmd(cmdTest, "-c", exampleConfig); code != 0 || !strings.HasSuffix(out, "2 passed, 0 failed\n") {
 		t.Errorf("the example's tests: exit %d\n%s%s", code, out, errs)
 	}
 	// A config without tests: and no file is a usage error.
@@ -83,7 +73,7 @@ func TestTestCommand(t *testing.T) {
 	if err := os.WriteFile(bare, []byte(noTests), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, errs := run(t, Test, "-c", bare); code != 2 || !strings.Contains(errs, "has no tests: section") {
+	if code, _, errs := runCmd(cmdTest, "-c", bare); code != 2 || !strings.Contains(errs, "has no tests: section") {
 		t.Errorf("no tests anywhere: exit %d, %s", code, errs)
 	}
 }
@@ -123,10 +113,10 @@ rules:
 		t.Fatal(err)
 	}
 	event := "../../examples/events/conversation-rated-sad.json"
-	if code, out, errs := run(t, Trial, "-c", cfg, "--event", event); code != 0 || hits.Load() != 0 || !strings.Contains(out, "POST "+srv.URL+"/hook") {
+	if code, out, errs := runCmd(cmdTrial, "-c", cfg, "--event", event); code != 0 || hits.Load() != 0 || !strings.Contains(out, "POST "+srv.URL+"/hook") {
 		t.Fatalf("trial without --send: exit %d, %d requests\n%s%s", code, hits.Load(), out, errs)
 	}
-	code, out, errs := run(t, Trial, "-c", cfg, "--event", event, "--send")
+	code, out, errs := runCmd(cmdTrial, "-c", cfg, "--event", event, "--send")
 	if code != 0 || hits.Load() != 1 || !strings.Contains(out, "sent: status 200") || !strings.HasPrefix(key.Load().(string), "trial-") {
 		t.Fatalf("trial --send: exit %d, %d requests\n%s%s", code, hits.Load(), out, errs)
 	}

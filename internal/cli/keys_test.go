@@ -1,4 +1,4 @@
-package clikeys
+package cli
 
 import (
 	"bytes"
@@ -18,18 +18,11 @@ import (
 	"github.com/hookroute/hookroute/router/verify"
 )
 
-func run(f func(context.Context, []string, *bytes.Buffer, *bytes.Buffer) int, args ...string) (int, string, string) {
+// runCmd runs a command in process, with no standard input.
+func runCmd(f command, args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
-	code := f(context.Background(), args, &out, &errb)
+	code := f(context.Background(), args, strings.NewReader(""), &out, &errb)
 	return code, out.String(), errb.String()
-}
-
-func keysCmd(ctx context.Context, args []string, out, errb *bytes.Buffer) int {
-	return Keys(ctx, args, out, errb)
-}
-
-func verifyCmd(ctx context.Context, args []string, out, errb *bytes.Buffer) int {
-	return Verify(ctx, args, out, errb)
 }
 
 // fakeKeyAPI answers the key API as the router does, for one sink.
@@ -72,31 +65,31 @@ func TestKeys(t *testing.T) {
 	t.Setenv("HOOKROUTE_TOKEN", "tok-0123456789abcdef")
 	t.Setenv("HOOKROUTE_SCREENNAME", "acme")
 
-	code, out, errs := run(keysCmd, "generate", "--sink", "audit")
+	code, out, errs := runCmd(cmdKeys, "generate", "--sink", "audit")
 	if code != 0 || !strings.HasPrefix(out, "-----BEGIN PUBLIC KEY-----") || !strings.Contains(errs, "k_2") || !strings.Contains(errs, "older key keeps signing") {
 		t.Errorf("generate: %d\n%s%s", code, out, errs)
 	}
-	code, out, _ = run(keysCmd, "list", "--sink", "audit", "--pem")
+	code, out, _ = runCmd(cmdKeys, "list", "--sink", "audit", "--pem")
 	if code != 0 || !strings.Contains(out, "KEY ID") || !strings.Contains(out, "k_1") || !strings.Contains(out, "yes") || !strings.Contains(out, "PEM2") {
 		t.Errorf("list: %d\n%s", code, out)
 	}
 	// Flags after the key id work too.
-	if code, out, errs := run(keysCmd, "delete", "k_1", "--sink", "audit"); code != 0 || !strings.Contains(out, "deleted key k_1") {
+	if code, out, errs := runCmd(cmdKeys, "delete", "k_1", "--sink", "audit"); code != 0 || !strings.Contains(out, "deleted key k_1") {
 		t.Errorf("delete: %d %s%s", code, out, errs)
 	}
-	if code, _, errs := run(keysCmd, "delete", "--sink", "audit", "k_9"); code != 1 || !strings.Contains(errs, `no key "k_9"`) {
+	if code, _, errs := runCmd(cmdKeys, "delete", "--sink", "audit", "k_9"); code != 1 || !strings.Contains(errs, `no key "k_9"`) {
 		t.Errorf("delete unknown: %d %s", code, errs)
 	}
-	if code, _, errs := run(keysCmd, "list", "--sink", "audit", "--screenname", "other"); code != 1 || !strings.Contains(errs, "404") {
+	if code, _, errs := runCmd(cmdKeys, "list", "--sink", "audit", "--screenname", "other"); code != 1 || !strings.Contains(errs, "404") {
 		t.Errorf("other screenname: %d %s", code, errs)
 	}
 	for _, args := range [][]string{{}, {"generate"}, {"rotate", "--sink", "a"}, {"delete", "--sink", "a"}, {"list", "--sink", "a", "extra"}} {
-		if code, _, _ := run(keysCmd, args...); code != 2 {
+		if code, _, _ := runCmd(cmdKeys, args...); code != 2 {
 			t.Errorf("keys %v: exit %d, want 2", args, code)
 		}
 	}
 	t.Setenv("HOOKROUTE_TOKEN", "")
-	if code, _, errs := run(keysCmd, "list", "--sink", "audit"); code != 2 || !strings.Contains(errs, "HOOKROUTE_TOKEN") {
+	if code, _, errs := runCmd(cmdKeys, "list", "--sink", "audit"); code != 2 || !strings.Contains(errs, "HOOKROUTE_TOKEN") {
 		t.Errorf("without a token: %d %s", code, errs)
 	}
 	api.mu.Lock()
@@ -129,20 +122,20 @@ func TestVerify(t *testing.T) {
 	k1File, k2File := write("k1.pem", pemOf(k1)), write("k2.pem", pemOf(k2))
 	bodyFile, nlFile := write("body.json", body), write("body-nl.json", body+"\n")
 
-	if code, out, errs := run(verifyCmd, "--public-key", k1File, "--signature", sig, bodyFile); code != 0 || !strings.HasPrefix(out, "valid") {
+	if code, out, errs := runCmd(cmdVerify, "--public-key", k1File, "--signature", sig, bodyFile); code != 0 || !strings.HasPrefix(out, "valid") {
 		t.Errorf("valid: %d %s%s", code, out, errs)
 	}
 	// The PEM inline, and either key of a rotation.
-	if code, out, _ := run(verifyCmd, "--public-key", pemOf(k2), "--public-key", pemOf(k1), "--signature", sig, bodyFile); code != 0 {
+	if code, out, _ := runCmd(cmdVerify, "--public-key", pemOf(k2), "--public-key", pemOf(k1), "--signature", sig, bodyFile); code != 0 {
 		t.Errorf("two keys: %d %s", code, out)
 	}
-	if code, out, _ := run(verifyCmd, "--public-key", k2File, "--signature", sig, bodyFile); code != 1 || !strings.HasPrefix(out, "invalid") {
+	if code, out, _ := runCmd(cmdVerify, "--public-key", k2File, "--signature", sig, bodyFile); code != 1 || !strings.HasPrefix(out, "invalid") {
 		t.Errorf("other key: %d %s", code, out)
 	}
-	if code, out, _ := run(verifyCmd, "--public-key", k1File, "--signature", sig, nlFile); code != 1 || !strings.Contains(out, "final newline") {
+	if code, out, _ := runCmd(cmdVerify, "--public-key", k1File, "--signature", sig, nlFile); code != 1 || !strings.Contains(out, "final newline") {
 		t.Errorf("extra newline: %d %s", code, out)
 	}
-	if code, out, _ := run(verifyCmd, "--public-key", k1File, "--signature", "not base64!", bodyFile); code != 1 {
+	if code, out, _ := runCmd(cmdVerify, "--public-key", k1File, "--signature", "not base64!", bodyFile); code != 1 {
 		t.Errorf("garbage signature: %d %s", code, out)
 	}
 	for _, args := range [][]string{
@@ -153,7 +146,7 @@ func TestVerify(t *testing.T) {
 		{"--public-key", k1File, "--signature", sig, filepath.Join(dir, "missing.json")},
 		{"--public-key", k1File, "--signature", sig, bodyFile, bodyFile},
 	} {
-		if code, _, _ := run(verifyCmd, args...); code != 2 {
+		if code, _, _ := runCmd(cmdVerify, args...); code != 2 {
 			t.Errorf("verify %v: exit %d, want 2", args, code)
 		}
 	}

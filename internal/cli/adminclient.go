@@ -1,8 +1,9 @@
-// Package adminapi is the HTTP client of hookroute's admin API that the
-// command-line tools share: the address from --admin or
-// HOOKROUTE_ADMIN_URL (default http://127.0.0.1:8081), the bearer token
-// from HOOKROUTE_TOKEN, and the API's error bodies turned into errors.
-package adminapi
+package cli
+
+// The HTTP client of the admin API that deliveries and keys share: the
+// bearer token on every request, and the API's error bodies turned into
+// errors. Where it calls and with which token is adminFlags.connect's
+// choice (adminconfig.go).
 
 import (
 	"bytes"
@@ -12,32 +13,21 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 )
 
-// Client calls one router's admin API.
-type Client struct {
+// adminClient calls one router's admin API.
+type adminClient struct {
 	base  string
 	token string
 	http  *http.Client
 }
 
-// New returns a client for the admin API at admin ("" for
-// HOOKROUTE_ADMIN_URL or the default), authenticated with HOOKROUTE_TOKEN.
-func New(admin string) (*Client, error) {
-	if admin == "" {
-		admin = os.Getenv("HOOKROUTE_ADMIN_URL")
-	}
-	if admin == "" {
-		admin = "http://127.0.0.1:8081"
-	}
-	tok := os.Getenv("HOOKROUTE_TOKEN")
-	if tok == "" {
-		return nil, errors.New("set HOOKROUTE_TOKEN to an admin token")
-	}
-	return &Client{base: strings.TrimSuffix(admin, "/"), token: tok, http: &http.Client{Timeout: 60 * time.Second}}, nil
+// newAdminClient returns a client for the admin API at base that sends
+// token as its bearer token.
+func newAdminClient(base, token string) *adminClient {
+	return &adminClient{base: strings.TrimSuffix(base, "/"), token: token, http: &http.Client{Timeout: 60 * time.Second}}
 }
 
 // maxAnswer bounds what is read of an answer (a page of 1,000 deliveries
@@ -47,7 +37,7 @@ const maxAnswer = 32 << 20
 // Do sends a request with body as JSON (nil: none) and decodes a 2xx JSON
 // answer into out (nil: the answer is not decoded, as for 204). A non-2xx
 // answer becomes an error with its status and the API's error text.
-func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+func (c *adminClient) Do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)

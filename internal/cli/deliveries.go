@@ -1,16 +1,15 @@
-// Package admincli is the command-line client of hookroute's admin API:
-// `hookroute deliveries list|show|replay`. It talks HTTP to a running
-// router (HOOKROUTE_ADMIN_URL, default http://127.0.0.1:8081) with the
-// bearer token in HOOKROUTE_TOKEN, so it works against any replica and
-// needs none of the router's secrets.
-package admincli
+package cli
+
+// hookroute deliveries list|show|replay: the delivery log through the
+// admin API. It talks HTTP to a running router, so it works against any
+// replica and needs none of the router's secrets: of the config file, only
+// where the admin API listens and the admin tokens.
 
 import (
 	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,11 +17,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/hookroute/hookroute/internal/adminapi"
 )
 
-const usage = `usage:
+const deliveriesUsage = `usage:
   hookroute deliveries list [--status S] [--sink S] [--rule R] [--source S] [--since T] [--until T] [--limit N] [--all] [--json]
   hookroute deliveries show ID [--json]
   hookroute deliveries replay ID...
@@ -33,90 +30,106 @@ T is an RFC 3339 time or a duration back from now (24h, 7d).
 A replay by filter names a status and a sink, or says --all for every sink
 (status dead unless given). Above 10 deliveries it asks for confirmation on
 standard input; --yes replays without asking.
-The admin API is HOOKROUTE_ADMIN_URL (default http://127.0.0.1:8081),
-the bearer token HOOKROUTE_TOKEN (a token with the read or replay scope).
-`
+list and show need a token with the read scope, replay the replay scope.
+` + adminUsage
 
 // confirmAbove is how many deliveries a replay by filter sends without
 // asking first: a few are a fix being tried, more may be a filter gone
 // wrong.
 const confirmAbove = 10
 
-// Deliveries runs `hookroute deliveries ARGS`. A replay by filter that
+// deliveriesScope is the token scope each subcommand needs.
+var deliveriesScope = map[string]string{"list": "read", "show": "read", "replay": "replay"}
+
+// deliveriesOpts are the flags of a deliveries subcommand besides the
+// admin API's.
+type deliveriesOpts struct {
+	filters
+	limit                    int
+	all, asJSON, dryRun, yes bool
+}
+
+func deliveriesFlags(sub string, stderr io.Writer) (*adminFlags, *deliveriesOpts) {
+	af := newAdminFlags("deliveries "+sub, deliveriesUsage, stderr)
+	fs, o := af.fs, &deliveriesOpts{}
+	fs.BoolVar(&o.asJSON, "json", false, "print JSON")
+	if sub == "list" || sub == "replay" {
+		fs.StringVar(&o.status, "status", "", "pending, delivered or dead")
+		fs.StringVar(&o.sink, "sink", "", "sink name")
+		fs.StringVar(&o.rule, "rule", "", "rule name")
+		fs.StringVar(&o.source, "source", "", "source name")
+		fs.StringVar(&o.since, "since", "", "created at or after `T`")
+		fs.StringVar(&o.until, "until", "", "created before `T`")
+	}
+	fs.IntVar(&o.limit, "limit", 50, "deliveries per page (list)")
+	fs.BoolVar(&o.all, "all", false, "list: follow every page; replay: every sink's deliveries matching the other filters")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "count what would be replayed (replay by filter)")
+	fs.BoolVar(&o.yes, "yes", false, "replay without asking for confirmation (replay by filter)")
+	return af, o
+}
+
+// cmdDeliveries runs `hookroute deliveries ARGS`. A replay by filter that
 // matches more than confirmAbove deliveries reads its confirmation from
 // stdin.
-func Deliveries(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func cmdDeliveries(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, deliveriesUsage)
 		return 2
 	}
 	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("deliveries "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	admin := fs.String("admin", "", "admin API `URL` (default $HOOKROUTE_ADMIN_URL or http://127.0.0.1:8081)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	f := filters{}
-	if sub == "list" || sub == "replay" {
-		fs.StringVar(&f.status, "status", "", "pending, delivered or dead")
-		fs.StringVar(&f.sink, "sink", "", "sink name")
-		fs.StringVar(&f.rule, "rule", "", "rule name")
-		fs.StringVar(&f.source, "source", "", "source name")
-		fs.StringVar(&f.since, "since", "", "created at or after `T`")
-		fs.StringVar(&f.until, "until", "", "created before `T`")
-	}
-	limit := fs.Int("limit", 50, "deliveries per page (list)")
-	all := fs.Bool("all", false, "list: follow every page; replay: every sink's deliveries matching the other filters")
-	dry := fs.Bool("dry-run", false, "count what would be replayed (replay by filter)")
-	yes := fs.Bool("yes", false, "replay without asking for confirmation (replay by filter)")
-	if err := fs.Parse(args); err != nil {
+	af, o := deliveriesFlags(sub, stderr)
+	if err := af.fs.Parse(args); err != nil {
 		return 2
 	}
-	if sub == "replay" {
-		switch {
-		case fs.NArg() > 0 && (*all || f != filters{}):
-			fmt.Fprintln(stderr, "hookroute deliveries replay: give delivery IDs or a filter, not both")
-			return 2
-		case fs.NArg() == 0 && !*all && (f.status == "" || f.sink == ""):
-			// A bare replay used to replay every dead delivery of every
-			// sink: the whole set is now something to ask for.
-			fmt.Fprint(stderr, `hookroute deliveries replay: say what to replay:
-  one or more delivery IDs                     hookroute deliveries replay ID...
-  a status and a sink, with any other filter   hookroute deliveries replay --status dead --sink NAME [--since 24h]
-  every sink, with any other filter            hookroute deliveries replay --all [--status dead] [--since 24h]
-Nothing was replayed.
-`)
-			return 2
-		}
-	}
-	c, err := adminapi.New(*admin)
-	if err != nil {
-		fmt.Fprintln(stderr, "hookroute deliveries:", err)
+	scope, known := deliveriesScope[sub]
+	if !known || sub == "show" && af.fs.NArg() != 1 {
+		fmt.Fprint(stderr, deliveriesUsage)
 		return 2
 	}
-	switch sub {
-	case "list":
-		err = list(ctx, c, f, *limit, *all, *asJSON, stdout)
-	case "show":
-		if fs.NArg() != 1 {
-			fmt.Fprint(stderr, usage)
-			return 2
-		}
-		err = show(ctx, c, fs.Arg(0), *asJSON, stdout)
-	case "replay":
-		if fs.NArg() > 0 {
-			err = replayIDs(ctx, c, fs.Args(), *asJSON, stdout)
-		} else {
-			err = replayFilter(ctx, c, f, *dry, *yes, *asJSON, stdin, stdout, stderr)
-		}
+	if sub == "replay" && !o.replayTargetOK(af.fs.NArg(), stderr) {
+		return 2
+	}
+	c, _, code := af.connect("hookroute deliveries", scope, stderr)
+	if code != 0 {
+		return code
+	}
+	var err error
+	switch {
+	case sub == "list":
+		err = listDeliveries(ctx, c, o.filters, o.limit, o.all, o.asJSON, stdout)
+	case sub == "show":
+		err = showDelivery(ctx, c, af.fs.Arg(0), o.asJSON, stdout)
+	case af.fs.NArg() > 0:
+		err = replayIDs(ctx, c, af.fs.Args(), o.asJSON, stdout)
 	default:
-		fmt.Fprint(stderr, usage)
-		return 2
+		err = replayFilter(ctx, c, o.filters, o.dryRun, o.yes, o.asJSON, stdin, stdout, stderr)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "hookroute deliveries:", err)
 		return 1
 	}
 	return 0
+}
+
+// replayTargetOK reports whether a replay says what it replays (ids, or a
+// filter), saying what is wrong when it does not.
+func (o *deliveriesOpts) replayTargetOK(ids int, stderr io.Writer) bool {
+	switch {
+	case ids > 0 && (o.all || o.filters != filters{}):
+		fmt.Fprintln(stderr, "hookroute deliveries replay: give delivery IDs or a filter, not both")
+		return false
+	case ids == 0 && !o.all && (o.status == "" || o.sink == ""):
+		// A bare replay used to replay every dead delivery of every
+		// sink: the whole set is now something to ask for.
+		fmt.Fprint(stderr, `hookroute deliveries replay: say what to replay:
+  one or more delivery IDs                     hookroute deliveries replay ID...
+  a status and a sink, with any other filter   hookroute deliveries replay --status dead --sink NAME [--since 24h]
+  every sink, with any other filter            hookroute deliveries replay --all [--status dead] [--since 24h]
+Nothing was replayed.
+`)
+		return false
+	}
+	return true
 }
 
 type filters struct{ status, sink, rule, source, since, until string }
@@ -157,7 +170,7 @@ type delivery struct {
 	} `json:"attempt_log"`
 }
 
-func list(ctx context.Context, c *adminapi.Client, f filters, limit int, all, asJSON bool, w io.Writer) error {
+func listDeliveries(ctx context.Context, c *adminClient, f filters, limit int, all, asJSON bool, w io.Writer) error {
 	q := f.query()
 	q.Set("limit", fmt.Sprint(limit))
 	var items []json.RawMessage
@@ -195,7 +208,7 @@ func list(ctx context.Context, c *adminapi.Client, f filters, limit int, all, as
 	return tw.Flush()
 }
 
-func show(ctx context.Context, c *adminapi.Client, id string, asJSON bool, w io.Writer) error {
+func showDelivery(ctx context.Context, c *adminClient, id string, asJSON bool, w io.Writer) error {
 	var raw json.RawMessage
 	if err := c.Do(ctx, http.MethodGet, "/api/deliveries/"+url.PathEscape(id), nil, &raw); err != nil {
 		return err
@@ -240,7 +253,7 @@ func show(ctx context.Context, c *adminapi.Client, id string, asJSON bool, w io.
 	return tw.Flush()
 }
 
-func replayIDs(ctx context.Context, c *adminapi.Client, ids []string, asJSON bool, w io.Writer) error {
+func replayIDs(ctx context.Context, c *adminClient, ids []string, asJSON bool, w io.Writer) error {
 	var failed error
 	for _, id := range ids {
 		var d delivery
@@ -265,7 +278,7 @@ var errNotConfirmed = errors.New("not confirmed: nothing replayed")
 // for confirmation above confirmAbove unless yes, and replays at most the
 // number confirmed: deliveries that match only after the count are left
 // for another run.
-func replayFilter(ctx context.Context, c *adminapi.Client, f filters, dry, yes, asJSON bool, stdin io.Reader, stdout, stderr io.Writer) error {
+func replayFilter(ctx context.Context, c *adminClient, f filters, dry, yes, asJSON bool, stdin io.Reader, stdout, stderr io.Writer) error {
 	if f.status == "" {
 		f.status = "dead"
 	}
