@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -42,10 +43,10 @@ type Source struct {
 	Name string
 	Type string
 	// Kind is what Type names: the source's scheme and view.
-	Kind     *SourceKind
+	Kind     *Kind
 	Path     string
 	Verifier verify.Verifier
-	adapter  adapter
+	adapter  Adapter
 	// config is what the source was compiled from, for what its kind
 	// decides after compiling: its trial samples, how send signs.
 	config *config.SourceConfig
@@ -55,12 +56,6 @@ type Source struct {
 	// eventDefault is set when eventProg is the scheme's default, not the
 	// config's.
 	eventDefault bool
-}
-
-// adapter turns a verified body into the event view.
-type adapter interface {
-	env() any
-	decode(in *router.Incoming) (*router.View, error)
 }
 
 // SinkRuntime is a configured sink with its delivery settings.
@@ -196,9 +191,9 @@ func (c *compiler) source(i int, sc *config.SourceConfig) {
 		errAt("name", "duplicate source name %q", sc.Name)
 		return
 	}
-	kind, ok := sourceKinds[sc.Type]
+	kind, ok := Lookup(sc.Type)
 	if !ok {
-		errAt("type", "unknown source type %q (want %s)", sc.Type, orList(SourceKinds()))
+		errAt("type", "unknown source type %q (want %s)", sc.Type, orList(Kinds()))
 		return
 	}
 	for j := 0; j+1 < len(node.Content); j += 2 {
@@ -217,10 +212,10 @@ func (c *compiler) source(i int, sc *config.SourceConfig) {
 		errAt("path", "path %s is used by another source", s.Path)
 	}
 	v, err := kind.Verifier(sc, filepath.Dir(c.file))
-	var ke *keyError
+	var ke *KeyError
 	switch {
 	case errors.As(err, &ke):
-		errAt(ke.key, "%s", ke.msg)
+		errAt(ke.Key, "%s", ke.Msg)
 	case err != nil:
 		errAt("type", "%s", err)
 	}
@@ -230,10 +225,9 @@ func (c *compiler) source(i int, sc *config.SourceConfig) {
 		}
 	}
 	s.Verifier = v
-	if kind.typed != nil {
-		s.adapter = kind.typed(sc)
+	if kind.Typed != nil {
+		s.adapter = kind.Typed(sc)
 	} else {
-		s.adapter = genericAdapter{src: s}
 		eventSrc := sc.Event
 		if eventSrc == "" && kind.DefaultEvent != "" {
 			eventSrc = kind.DefaultEvent
@@ -241,6 +235,7 @@ func (c *compiler) source(i int, sc *config.SourceConfig) {
 		}
 		s.eventProg = c.stringExpr(eventSrc, node, path, "event")
 		s.idProg = c.stringExpr(sc.ID, node, path, "id")
+		s.adapter = Generic{Event: s.eventProg, ID: s.idProg, IDHeader: kind.IDHeader}
 	}
 	c.rt.Sources = append(c.rt.Sources, s)
 	c.rt.byPath[s.Path] = s
@@ -354,7 +349,7 @@ func (c *compiler) stringExpr(src string, node *yaml.Node, path, key string) *vm
 	if src == "" {
 		return nil
 	}
-	p, err := expr.Compile(src, expr.Env(genericEnv()), expr.AllowUndefinedVariables(), expr.AsKind(reflect.String), expr.MaxNodes(1000))
+	p, err := expr.Compile(src, expr.Env(GenericEnv()), expr.AllowUndefinedVariables(), expr.AsKind(reflect.String), expr.MaxNodes(1000))
 	if err != nil {
 		c.add(exprError(err, config.LookupNode(node, key), path+"."+key))
 		return nil
@@ -460,7 +455,7 @@ func (c *compiler) rule(i int, rc *config.RuleConfig) {
 	whenNode := config.LookupNode(node, "when")
 	seen := map[string]bool{}
 	for _, s := range sources {
-		p, err := compileWhen(rc.When, s.adapter.env())
+		p, err := compileWhen(rc.When, s.adapter.Env())
 		if err != nil {
 			// Report once per distinct message: a rule for every source
 			// would otherwise repeat it per source.
@@ -536,7 +531,7 @@ func (c *compiler) route(rulePath string, j int, node *yaml.Node, sources []*Sou
 	if len(sources) == 1 || allTyped(sources) {
 		// Check template fields when every source the rule can see has
 		// the same typed view.
-		if env := sources[0].adapter.env(); reflect.TypeOf(env).Kind() == reflect.Struct {
+		if env := sources[0].adapter.Env(); reflect.TypeOf(env).Kind() == reflect.Struct {
 			schema = reflect.TypeOf(env)
 		}
 	}
@@ -592,12 +587,12 @@ func allTyped(sources []*Source) bool {
 	if len(sources) == 0 {
 		return false
 	}
-	t := reflect.TypeOf(sources[0].adapter.env())
+	t := reflect.TypeOf(sources[0].adapter.Env())
 	if t.Kind() != reflect.Struct {
 		return false
 	}
 	for _, s := range sources[1:] {
-		if reflect.TypeOf(s.adapter.env()) != t {
+		if reflect.TypeOf(s.adapter.Env()) != t {
 			return false
 		}
 	}
@@ -662,4 +657,21 @@ func Load(file string, data []byte, sinks config.SinkFactory, lookup func(string
 		return nil, errs
 	}
 	return rt, nil
+}
+
+// SendHeaders signs body as the source's sender would, for hookroute
+// send; keyFile is send's --key.
+func (s *Source) SendHeaders(keyFile string, body []byte) (http.Header, error) {
+	if s.Kind.Sign == nil {
+		return nil, errors.New(s.Kind.CannotSign)
+	}
+	return s.Kind.Sign(s.config, keyFile, body)
+}
+
+// orList writes names as "a, b or c".
+func orList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }

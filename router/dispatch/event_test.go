@@ -22,7 +22,7 @@ func readEvent(t testing.TB, name string) []byte {
 
 func TestSalesIQDecodeEnvelope(t *testing.T) {
 	in := &router.Incoming{Source: "siq", Body: readEvent(t, "conversation-rated-sad.json"), ReceivedAt: time.Unix(1, 0), Headers: map[string]string{}}
-	v, err := salesiqAdapter{}.decode(in)
+	v, err := SalesIQ{}.Decode(in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,11 +48,11 @@ func TestSalesIQDecodeEnvelope(t *testing.T) {
 }
 
 func TestSalesIQRetryIsSameEvent(t *testing.T) {
-	a, err := salesiqAdapter{}.decode(&router.Incoming{Body: readEvent(t, "conversation-rated-sad.json")})
+	a, err := SalesIQ{}.Decode(&router.Incoming{Body: readEvent(t, "conversation-rated-sad.json")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := salesiqAdapter{}.decode(&router.Incoming{Body: readEvent(t, "conversation-rated-sad-attempt2.json")})
+	b, err := SalesIQ{}.Decode(&router.Incoming{Body: readEvent(t, "conversation-rated-sad-attempt2.json")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,10 +63,10 @@ func TestSalesIQRetryIsSameEvent(t *testing.T) {
 
 func TestSalesIQDecodeBareEntity(t *testing.T) {
 	body := readEvent(t, "workflow-bare-rated.json")
-	if _, err := (salesiqAdapter{}).decode(&router.Incoming{Body: body}); err == nil {
+	if _, err := (SalesIQ{}).Decode(&router.Incoming{Body: body}); err == nil {
 		t.Fatal("bare entity without event: setting decoded; want an error (quarantine)")
 	}
-	v, err := salesiqAdapter{bareEvent: "conversation.rated"}.decode(&router.Incoming{Body: body})
+	v, err := SalesIQ{BareEvent: "conversation.rated"}.Decode(&router.Incoming{Body: body})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestNormalizeRating(t *testing.T) {
 }
 
 func TestDecodeJSONNumbers(t *testing.T) {
-	v, err := decodeJSON([]byte(`{"small": 3, "big": 40526000000002040, "huge": 123456789012345678901234567890, "f": 1.5}`))
+	v, err := DecodeJSON([]byte(`{"small": 3, "big": 40526000000002040, "huge": 123456789012345678901234567890, "f": 1.5}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestDecodeJSONNumbers(t *testing.T) {
 		t.Fatalf("decoded %#v", m)
 	}
 	for _, bad := range []string{`{"a":1} {"b":2}`, `{`, strings.Repeat("[", 20000) + strings.Repeat("]", 20000)} {
-		if _, err := decodeJSON([]byte(bad)); err == nil {
+		if _, err := DecodeJSON([]byte(bad)); err == nil {
 			t.Errorf("decodeJSON(%.20q…) succeeded", bad)
 		}
 	}
@@ -173,14 +173,14 @@ func TestSalesIQDataMatchesViewMap(t *testing.T) {
 	n := 0
 	for _, e := range entries {
 		in := &router.Incoming{Source: "siq", Body: readEvent(t, e.Name()), ReceivedAt: time.Unix(1, 0), Headers: map[string]string{"a": "b"}}
-		v, err := salesiqAdapter{bareEvent: "conversation.rated"}.decode(in)
+		v, err := SalesIQ{BareEvent: "conversation.rated"}.Decode(in)
 		if err != nil {
 			continue // not a SalesIQ body
 		}
 		n++
 		ev := v.Env.(*router.SalesIQEvent)
 		got, _ := json.Marshal(ev.Map())
-		want, _ := json.Marshal(viewMap(ev))
+		want, _ := json.Marshal(ViewMap(ev))
 		if string(got) != string(want) {
 			t.Errorf("%s: Map() and viewMap differ:\n got %s\nwant %s", e.Name(), got, want)
 		}
@@ -189,7 +189,7 @@ func TestSalesIQDataMatchesViewMap(t *testing.T) {
 	full := &router.SalesIQEvent{}
 	fillStrings(reflect.ValueOf(full).Elem())
 	got, _ := json.Marshal(full.Map())
-	want, _ := json.Marshal(viewMap(full))
+	want, _ := json.Marshal(ViewMap(full))
 	if string(got) != string(want) {
 		t.Errorf("all fields set: Map() and viewMap differ:\n got %s\nwant %s", got, want)
 	}

@@ -25,8 +25,8 @@ func FuzzSalesIQDecode(f *testing.F) {
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{"entity":"not an object"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		for _, a := range []salesiqAdapter{{}, {bareEvent: "conversation.rated"}} {
-			v, err := a.decode(&router.Incoming{Source: "s", Body: body, Headers: map[string]string{}})
+		for _, a := range []SalesIQ{{}, {BareEvent: "conversation.rated"}} {
+			v, err := a.Decode(&router.Incoming{Source: "s", Body: body, Headers: map[string]string{}})
 			if err != nil {
 				continue
 			}

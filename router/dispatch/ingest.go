@@ -14,44 +14,20 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/expr-lang/expr"
-	"github.com/expr-lang/expr/vm"
 
 	"github.com/hookroute/hookroute/internal/lograte"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
 )
 
-func (s *Source) evalString(p *vm.Program, env map[string]any) (string, error) {
-	if p == nil {
-		return "", nil
-	}
-	out, err := expr.Run(p, env)
-	if err != nil {
-		return "", err
-	}
-	id, ok := scalarString(out)
-	if !ok {
-		return "", fmt.Errorf("returned %s, want a string or a number", kindName(out))
-	}
-	return id, nil
-}
-
-// headerID is the sender's own delivery id, where its scheme has one. A
-// source rebuilt for an event whose source left the config has no kind.
-func (s *Source) headerID(h map[string]string) string {
-	if s.Kind == nil || s.Kind.IDHeader == "" {
-		return ""
-	}
-	return h[s.Kind.IDHeader]
-}
-
 // Decode builds the event view of a verified body.
-func (s *Source) Decode(in *router.Incoming) (*router.View, error) { return s.adapter.decode(in) }
+func (s *Source) Decode(in *router.Incoming) (*router.View, error) { return s.adapter.Decode(in) }
 
 // Match evaluates every rule that applies to the source and returns those
 // that match. A rule that fails at run time on this event counts as not
@@ -204,7 +180,7 @@ func (r *Router) prepare(rt *Runtime, src *Source, in *router.Incoming) (*router
 	}
 	view, err := src.Decode(in)
 	if err != nil {
-		rec.ID, rec.Quarantined = "q:"+bodyHash(in.Body), true
+		rec.ID, rec.Quarantined = "q:"+BodyHash(in.Body), true
 		r.logs.Log(r.log, r.now(), slog.LevelWarn, "ingest-quarantine:"+src.Name, "ingest: body quarantined", "source", src.Name, "event_id", rec.ID, "err", err)
 		return rec, nil, ingestReply{ID: rec.ID, Matched: []string{}}, nil
 	}
@@ -416,4 +392,35 @@ func (r *Router) lastCommit() (fresh bool, err error) {
 	}
 	age := r.now().Sub(time.Unix(0, v&^1))
 	return v != 0 && age >= 0 && age < readyFresh, err
+}
+
+// droppedHeaders are the request headers never stored, shown or put in an
+// event view, whatever the config: they carry the sender's credentials,
+// not event data, and an event is read by everyone with the read scope.
+// server.drop_headers adds to them.
+var droppedHeaders = map[string]bool{
+	"authorization": true, "proxy-authorization": true, "cookie": true,
+	"x-api-key": true, "api-key": true, "x-auth-token": true, "x-access-token": true, "x-amz-security-token": true,
+}
+
+// dropsHeader reports whether a request header (lower-cased) is left out
+// of what is stored and shown.
+func (rt *Runtime) dropsHeader(name string) bool {
+	return droppedHeaders[name] || rt.dropHeaders[name]
+}
+
+// HeaderMap lower-cases header names, keeps the first value of each and
+// drops credentials (droppedHeaders and server.drop_headers). It runs on
+// a request that has been verified already: a signature is checked over
+// the raw request, whose headers this leaves alone.
+func (rt *Runtime) HeaderMap(h http.Header) map[string]string {
+	m := make(map[string]string, len(h))
+	for k, vs := range h {
+		k = strings.ToLower(k)
+		if len(vs) == 0 || rt.dropsHeader(k) {
+			continue
+		}
+		m[k] = vs[0]
+	}
+	return m
 }

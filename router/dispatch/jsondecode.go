@@ -22,7 +22,7 @@ import (
 // router's CPU. Strict like encoding/json: RFC 8259 grammar, no control
 // characters in strings, nesting at most 10000 deep, nothing but white
 // space after the value; invalid UTF-8 and lone surrogates become U+FFFD.
-func decodeJSON(data []byte) (any, error) {
+func DecodeJSON(data []byte) (any, error) {
 	p := jsonParser{data: data, s: string(data)}
 	p.skipSpace()
 	v, err := p.value(0)

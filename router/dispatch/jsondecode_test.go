@@ -78,7 +78,7 @@ var decodeJSONCases = []string{
 
 func checkDecodeJSON(t *testing.T, in []byte) {
 	t.Helper()
-	got, gotErr := decodeJSON(in)
+	got, gotErr := DecodeJSON(in)
 	want, wantErr := stdDecodeJSON(in)
 	if (gotErr != nil) != (wantErr != nil) {
 		t.Fatalf("decodeJSON(%.80q): error %v, encoding/json: error %v", in, gotErr, wantErr)
@@ -124,7 +124,7 @@ func BenchmarkDecodeJSON(b *testing.B) {
 	}
 	b.Run("decodeJSON", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := decodeJSON(body); err != nil {
+			if _, err := DecodeJSON(body); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -153,7 +153,7 @@ func BenchmarkSalesIQView(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				v, err := (salesiqAdapter{}).decode(in)
+				v, err := (SalesIQ{}).Decode(in)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -6,17 +6,22 @@ import (
 	"strings"
 	"time"
 
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/vm"
 	"github.com/hookroute/hookroute/router"
 )
 
-// salesiqAdapter decodes SalesIQ bodies: the documented envelope, or a bare
-// entity as a workflow webhook may send it (then bareEvent names it).
-type salesiqAdapter struct{ bareEvent string }
+// SalesIQ decodes SalesIQ bodies: the documented envelope, or a bare
+// entity as a workflow webhook may send it (then BareEvent names it).
+type SalesIQ struct {
+	// BareEvent names the event of a bare entity (the source's event:).
+	BareEvent string
+}
 
-func (salesiqAdapter) env() any { return router.SalesIQEvent{} }
+func (SalesIQ) Env() any { return router.SalesIQEvent{} }
 
-func (a salesiqAdapter) decode(in *router.Incoming) (*router.View, error) {
-	v, err := decodeJSON(in.Body)
+func (a SalesIQ) Decode(in *router.Incoming) (*router.View, error) {
+	v, err := DecodeJSON(in.Body)
 	if err != nil {
 		return nil, err
 	}
@@ -29,14 +34,14 @@ func (a salesiqAdapter) decode(in *router.Incoming) (*router.View, error) {
 		if err := idParts(m, "event", "entity_id", "event_time"); err != nil {
 			return nil, err
 		}
-		ev.Event = str(m["event"])
-		ev.EntityType = str(m["entity_type"])
-		ev.EntityID = str(m["entity_id"])
-		ev.OrgID = str(m["org_id"])
-		ev.AppID = str(m["app_id"])
+		ev.Event = Str(m["event"])
+		ev.EntityType = Str(m["entity_type"])
+		ev.EntityID = Str(m["entity_id"])
+		ev.OrgID = Str(m["org_id"])
+		ev.AppID = Str(m["app_id"])
 		ev.Attempt, _ = m["attempt"].(int)
-		ev.Version = str(m["version"])
-		ev.EventTime = str(m["event_time"])
+		ev.Version = Str(m["version"])
+		ev.EventTime = Str(m["event_time"])
 		ev.Entity = entity
 		if ev.Event == "" || ev.EntityID == "" || ev.EventTime == "" {
 			return nil, errors.New("salesiq: envelope lacks event, entity_id or event_time")
@@ -45,18 +50,18 @@ func (a salesiqAdapter) decode(in *router.Incoming) (*router.View, error) {
 		// so the id is built from what stays the same.
 		ev.ID = ev.Event + ":" + ev.EntityID + ":" + ev.EventTime
 	} else {
-		if a.bareEvent == "" {
+		if a.BareEvent == "" {
 			return nil, errors.New("salesiq: body has no envelope and the source sets no event: name for bare entities")
 		}
 		if err := idParts(m, "id"); err != nil {
 			return nil, err
 		}
-		ev.Event = a.bareEvent
+		ev.Event = a.BareEvent
 		ev.Entity = m
-		ev.EntityID = str(m["id"])
+		ev.EntityID = Str(m["id"])
 		// A bare entity carries no event time or attempt counter, so its
 		// own bytes are the best identity there is.
-		ev.ID = ev.Event + ":" + ev.EntityID + ":" + bodyHash(in.Body)[:16]
+		ev.ID = ev.Event + ":" + ev.EntityID + ":" + BodyHash(in.Body)[:16]
 	}
 	ev.Chat = salesiqChat(ev.Entity)
 	ev.Visitor = salesiqPerson(ev.Entity["visitor"])
@@ -69,8 +74,8 @@ func (a salesiqAdapter) decode(in *router.Incoming) (*router.View, error) {
 // not one the sender gave (see scalarString). Such a body is quarantined.
 func idParts(m map[string]any, keys ...string) error {
 	for _, k := range keys {
-		if _, ok := scalarString(m[k]); !ok {
-			return fmt.Errorf("salesiq: %s is %s, want a string or a number", k, kindName(m[k]))
+		if _, ok := ScalarString(m[k]); !ok {
+			return fmt.Errorf("salesiq: %s is %s, want a string or a number", k, KindName(m[k]))
 		}
 	}
 	return nil
@@ -81,27 +86,27 @@ func salesiqChat(e map[string]any) router.SalesIQChat {
 	par, _ := e["participants"].([]any)
 	cs, _ := e["chat_status"].(map[string]any)
 	return router.SalesIQChat{
-		ID: str(e["id"]), VisitorConversationID: str(e["visitor_conversation_id"]),
-		ReferenceID: str(e["reference_id"]), Status: str(e["status"]),
+		ID: Str(e["id"]), VisitorConversationID: Str(e["visitor_conversation_id"]),
+		ReferenceID: Str(e["reference_id"]), Status: Str(e["status"]),
 		Rating: NormalizeRating(e["rating"]), RatingRaw: e["rating"],
-		Feedback: str(e["feedback"]), Question: str(e["question"]),
-		DepartmentID: str(e["department_id"]), AppID: str(e["app_id"]),
-		OpenedTime: str(e["opened_time"]), AttendedTime: str(e["attended_time"]),
-		EndTime: str(e["end_time"]), MissedTime: str(e["missed_time"]),
+		Feedback: Str(e["feedback"]), Question: Str(e["question"]),
+		DepartmentID: Str(e["department_id"]), AppID: Str(e["app_id"]),
+		OpenedTime: Str(e["opened_time"]), AttendedTime: Str(e["attended_time"]),
+		EndTime: Str(e["end_time"]), MissedTime: Str(e["missed_time"]),
 		Supervisors: sup, Participants: par, ChatStatus: cs,
 	}
 }
 
 func salesiqPerson(v any) router.SalesIQPerson {
 	m, _ := v.(map[string]any)
-	return router.SalesIQPerson{Type: str(m["type"]), ID: str(m["id"]), Name: str(m["name"]), EmailID: str(m["email_id"]), Phone: str(m["phone"])}
+	return router.SalesIQPerson{Type: Str(m["type"]), ID: Str(m["id"]), Name: Str(m["name"]), EmailID: Str(m["email_id"]), Phone: Str(m["phone"])}
 }
 
 // NormalizeRating maps SalesIQ's rating, which the documentation shows both
 // as 1/2/3 and as "sad"/"neutral"/"happy", to the words; anything else is
 // "".
 func NormalizeRating(v any) string {
-	switch strings.ToLower(strings.TrimSpace(str(v))) {
+	switch strings.ToLower(strings.TrimSpace(Str(v))) {
 	case "1", "sad":
 		return "sad"
 	case "2", "neutral":
@@ -112,23 +117,26 @@ func NormalizeRating(v any) string {
 	return ""
 }
 
-// genericAdapter decodes any JSON body: the payload's top-level keys are
+// Generic decodes any JSON body: the payload's top-level keys are
 // exposed beside source, event, id, received_at, headers and payload.
-type genericAdapter struct {
-	src *Source
+type Generic struct {
+	// Event and ID are the source's event: and id: expressions (nil:
+	// none); IDHeader is the header its sender puts its own id in.
+	Event, ID *vm.Program
+	IDHeader  string
 }
 
-func (genericAdapter) env() any { return genericEnv() }
+func (Generic) Env() any { return GenericEnv() }
 
-func genericEnv() map[string]any {
+func GenericEnv() map[string]any {
 	return map[string]any{
 		"source": "", "event": "", "id": "", "received_at": time.Time{},
 		"headers": map[string]string{}, "payload": map[string]any{},
 	}
 }
 
-func (a genericAdapter) decode(in *router.Incoming) (*router.View, error) {
-	v, err := decodeJSON(in.Body)
+func (a Generic) Decode(in *router.Incoming) (*router.View, error) {
+	v, err := DecodeJSON(in.Body)
 	if err != nil {
 		return nil, err
 	}
@@ -140,20 +148,37 @@ func (a genericAdapter) decode(in *router.Incoming) (*router.View, error) {
 	}
 	data["source"], data["received_at"], data["headers"], data["payload"] = in.Source, in.ReceivedAt, in.Headers, v
 	data["event"], data["id"] = "", ""
-	s := a.src
-	name, err := s.evalString(s.eventProg, data)
+	name, err := evalString(a.Event, data)
 	if err != nil {
 		return nil, fmt.Errorf("event expression: %w", err)
 	}
-	id := s.headerID(in.Headers)
-	if id == "" && s.idProg != nil {
-		if id, err = s.evalString(s.idProg, data); err != nil {
+	var id string
+	if a.IDHeader != "" {
+		id = in.Headers[a.IDHeader]
+	}
+	if id == "" && a.ID != nil {
+		if id, err = evalString(a.ID, data); err != nil {
 			return nil, fmt.Errorf("id expression: %w", err)
 		}
 	}
 	if id == "" {
-		id = bodyHash(in.Body)
+		id = BodyHash(in.Body)
 	}
 	data["event"], data["id"] = name, id
 	return router.NewView(name, id, data, data), nil
+}
+
+func evalString(p *vm.Program, env map[string]any) (string, error) {
+	if p == nil {
+		return "", nil
+	}
+	out, err := expr.Run(p, env)
+	if err != nil {
+		return "", err
+	}
+	id, ok := ScalarString(out)
+	if !ok {
+		return "", fmt.Errorf("returned %s, want a string or a number", KindName(out))
+	}
+	return id, nil
 }

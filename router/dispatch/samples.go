@@ -35,18 +35,18 @@ type TrialSample struct {
 	Real bool `json:"real"`
 }
 
-type embeddedSample struct{ event, label, file string }
+type Sample struct{ Event, Label, File string }
 
 // genericSample is offered for a source of a kind without samples of its
 // own, whose events are whatever its sender posts.
-var genericSample = embeddedSample{"", "generic JSON event", "generic-event.json"}
+var genericSample = Sample{"", "generic JSON event", "generic-event.json"}
 
 // trialSamples are the embedded samples offered for a source of the kind.
-func (k *SourceKind) trialSamples(sc *config.SourceConfig) []embeddedSample {
-	if k.samples == nil {
-		return []embeddedSample{genericSample}
+func trialSamples(k *Kind, sc *config.SourceConfig) []Sample {
+	if k.Samples == nil {
+		return []Sample{genericSample}
 	}
-	return k.samples(sc)
+	return k.Samples(sc)
 }
 
 // maxRealNames bounds the real events offered per source; maxScan is how
@@ -68,15 +68,15 @@ func (r *Router) TrialSamples(ctx context.Context) []TrialSample {
 	out := []TrialSample{}
 	for _, src := range rt.Sources {
 		real, order := r.realSamples(ctx, src)
-		known := src.Kind.trialSamples(src.config)
+		known := trialSamples(src.Kind, src.config)
 		done := map[string]bool{}
 		for i, k := range known {
 			out = append(out, embedded(src, k))
 			// The real one goes after the last sample of its name.
-			if last := i+1 == len(known) || known[i+1].event != k.event; last && k.event != "" {
-				if s, ok := real[k.event]; ok && !done[k.event] {
+			if last := i+1 == len(known) || known[i+1].Event != k.Event; last && k.Event != "" {
+				if s, ok := real[k.Event]; ok && !done[k.Event] {
 					out = append(out, s)
-					done[k.event] = true
+					done[k.Event] = true
 				}
 			}
 		}
@@ -89,12 +89,12 @@ func (r *Router) TrialSamples(ctx context.Context) []TrialSample {
 	return out
 }
 
-func embedded(src *Source, k embeddedSample) TrialSample {
-	b, err := sampleFiles.ReadFile("samples/" + k.file)
+func embedded(src *Source, k Sample) TrialSample {
+	b, err := sampleFiles.ReadFile("samples/" + k.File)
 	if err != nil {
-		panic("router: embedded sample missing: " + k.file) // a build mistake, caught by the tests
+		panic("router: embedded sample missing: " + k.File) // a build mistake, caught by the tests
 	}
-	return TrialSample{Source: src.Name, Type: src.Type, Event: k.event, Label: k.label, Payload: compactJSON(b)}
+	return TrialSample{Source: src.Name, Type: src.Type, Event: k.Event, Label: k.Label, Payload: compactJSON(b)}
 }
 
 func compactJSON(b []byte) json.RawMessage {

@@ -1,27 +1,33 @@
 package dispatch
 
 import (
-	"errors"
 	"maps"
 	"net/http"
 	"slices"
-	"strings"
 
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/verify"
 )
 
-// SourceKind is one source type: everything its type: value decides. Each
+// Adapter turns a verified body into the event view. Env is the value
+// rules are compiled against: a typed struct (the SalesIQ view), so that a
+// typo is a load error, or the generic map.
+type Adapter interface {
+	Env() any
+	Decode(in *router.Incoming) (*router.View, error)
+}
+
+// Kind is one source type: everything its type: value decides. Each
 // kind is one file, source_NAME.go, whose init registers it; the rest of
 // the router asks a source's kind and never names one, so adding a kind
 // edits nothing else.
 //
 // A kind reaches the rest of the router only through SourceConfig,
-// keyError, the helpers in this file and, for a typed view, the adapter
+// KeyError, the helpers in this file and, for a typed view, the adapter
 // interface: little enough for the kinds to move to a package of their
 // own.
-type SourceKind struct {
+type Kind struct {
 	// Name is the kind's value of type: in the config.
 	Name string
 	// Keys are the config keys a source of the kind may set besides name,
@@ -29,7 +35,7 @@ type SourceKind struct {
 	Keys []string
 	// Verifier builds a source's verifier from its config; key files are
 	// read relative to dir, the config file's directory, so a config works
-	// from any working directory. A *keyError is reported at its key, any
+	// from any working directory. A *KeyError is reported at its key, any
 	// other error at type:. A kind that verifies refuses a missing key or
 	// an empty secret: an unverified endpoint must be asked for by writing
 	// type: none.
@@ -61,53 +67,49 @@ type SourceKind struct {
 	// serve logs it. It is called only for a config whose verifier built.
 	Warn func(sc *config.SourceConfig, dir string) []string
 
-	// typed builds the kind's typed event view; nil gives the generic view
-	// (the JSON payload, with event: and id: expressions). Unexported, as
-	// is samples, because what they return is the router's own.
-	typed func(sc *config.SourceConfig) adapter
-	// samples are the embedded events a trial offers for a source of the
+	// Typed builds the kind's typed event view; nil gives the generic view
+	// (the JSON payload, with event: and id: expressions).
+	Typed func(sc *config.SourceConfig) Adapter
+	// Samples are the embedded events a trial offers for a source of the
 	// kind; nil offers the generic one.
-	samples func(sc *config.SourceConfig) []embeddedSample
+	Samples func(sc *config.SourceConfig) []Sample
 }
 
-// sourceKinds are the registered kinds by name.
-var sourceKinds = map[string]*SourceKind{}
+// kinds are the registered kinds by name.
+var kinds = map[string]*Kind{}
 
-// registerSource adds a kind; each kind's file calls it from init. Two
+// Register adds a kind; each kind's file calls it from init. Two
 // kinds of one name are a programming mistake that must not depend on
 // which init ran last, so it panics, as does a kind without a name.
-func registerSource(k *SourceKind) {
+func Register(k *Kind) {
 	if k.Name == "" {
-		panic("router: registerSource: a source kind needs a name")
+		panic("router: Register: a source kind needs a name")
 	}
-	if _, dup := sourceKinds[k.Name]; dup {
-		panic("router: registerSource: source kind " + k.Name + " is registered twice")
+	if _, dup := kinds[k.Name]; dup {
+		panic("router: Register: source kind " + k.Name + " is registered twice")
 	}
-	sourceKinds[k.Name] = k
+	kinds[k.Name] = k
 }
 
-// SourceKinds lists the names of the registered source kinds, sorted.
-func SourceKinds() []string { return slices.Sorted(maps.Keys(sourceKinds)) }
+// Kinds lists the names of the registered source kinds, sorted.
+func Kinds() []string { return slices.Sorted(maps.Keys(kinds)) }
 
-// SendHeaders signs body as the source's sender would, for hookroute
-// send; keyFile is send's --key.
-func (s *Source) SendHeaders(keyFile string, body []byte) (http.Header, error) {
-	if s.Kind.Sign == nil {
-		return nil, errors.New(s.Kind.CannotSign)
-	}
-	return s.Kind.Sign(s.config, keyFile, body)
+// Lookup returns the kind registered under name.
+func Lookup(name string) (*Kind, bool) {
+	k, ok := kinds[name]
+	return k, ok
 }
 
-// keyError is a problem with one key of a source's config, reported at
+// KeyError is a problem with one key of a source's config, reported at
 // that key's value.
-type keyError struct{ key, msg string }
+type KeyError struct{ Key, Msg string }
 
-func (e *keyError) Error() string { return e.key + ": " + e.msg }
+func (e *KeyError) Error() string { return e.Key + ": " + e.Msg }
 
 // sourceSecrets are the non-empty secrets of a source: secret: and, during
 // a rotation, secrets:. None is an error, not an empty key: a MAC with an
 // empty key is one anyone can compute.
-func sourceSecrets(sc *config.SourceConfig) ([][]byte, error) {
+func SourceSecrets(sc *config.SourceConfig) ([][]byte, error) {
 	var out [][]byte
 	for _, s := range append([]router.Secret{sc.Secret}, sc.Secrets...) {
 		if s != "" {
@@ -115,24 +117,16 @@ func sourceSecrets(sc *config.SourceConfig) ([][]byte, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, &keyError{"secret", "a " + sc.Type + " source needs a secret (${NAME}); it is missing or empty"}
+		return nil, &KeyError{"secret", "a " + sc.Type + " source needs a secret (${NAME}); it is missing or empty"}
 	}
 	return out, nil
 }
 
 // signingSecret is the secret send signs with: secret:, or during a
 // rotation that left it empty, the first of secrets:.
-func signingSecret(sc *config.SourceConfig) string {
+func SigningSecret(sc *config.SourceConfig) string {
 	if s := sc.Secret.Reveal(); s != "" || len(sc.Secrets) == 0 {
 		return s
 	}
 	return sc.Secrets[0].Reveal()
-}
-
-// orList writes names as "a, b or c".
-func orList(names []string) string {
-	if len(names) < 2 {
-		return strings.Join(names, "")
-	}
-	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }

@@ -12,14 +12,14 @@ import (
 // GitHub signs the raw body (X-Hub-Signature-256) and nothing else; it
 // names its events in X-GitHub-Event and ids them in X-GitHub-Delivery.
 func init() {
-	registerSource(&SourceKind{
+	Register(&Kind{
 		Name:          "github",
 		Keys:          []string{"secret", "secrets", "event", "id"},
 		DefaultEvent:  `headers["x-github-event"]`,
 		IDHeader:      "x-github-delivery",
 		SignsBodyOnly: true,
 		Verifier: func(sc *config.SourceConfig, _ string) (verify.Verifier, error) {
-			ss, err := sourceSecrets(sc)
+			ss, err := SourceSecrets(sc)
 			if err != nil {
 				return nil, err
 			}
@@ -27,7 +27,7 @@ func init() {
 		},
 		Sign: func(sc *config.SourceConfig, _ string, body []byte) (http.Header, error) {
 			h := http.Header{}
-			h.Set("X-Hub-Signature-256", verify.SignGitHub([]byte(signingSecret(sc)), body))
+			h.Set("X-Hub-Signature-256", verify.SignGitHub([]byte(SigningSecret(sc)), body))
 			h.Set("X-GitHub-Delivery", fmt.Sprintf("send-%d", time.Now().UnixNano()))
 			return h, nil
 		},

@@ -8,13 +8,13 @@ import (
 // hmac-sha256 is the scheme of many senders without one of their own: the
 // MAC of the raw body in one header, hex or base64, maybe after a prefix.
 func init() {
-	registerSource(&SourceKind{
+	Register(&Kind{
 		Name:          "hmac-sha256",
 		Keys:          []string{"secret", "secrets", "header", "encoding", "prefix", "event", "id"},
 		SignsBodyOnly: true,
 		CannotSign:    "send does not sign hmac-sha256 sources yet; use curl with your sender's header",
 		Verifier: func(sc *config.SourceConfig, _ string) (verify.Verifier, error) {
-			ss, err := sourceSecrets(sc)
+			ss, err := SourceSecrets(sc)
 			if err != nil {
 				return nil, err
 			}

@@ -10,7 +10,7 @@ import (
 // The none kind accepts every request unverified, for senders that cannot
 // sign; a config must name it, so a forgotten secret never turns into it.
 func init() {
-	registerSource(&SourceKind{
+	Register(&Kind{
 		Name: "none",
 		Keys: []string{"event", "id"},
 		Verifier: func(*config.SourceConfig, string) (verify.Verifier, error) {

@@ -18,15 +18,15 @@ import (
 
 // Zoho SalesIQ signs the raw body with RSA-SHA256 and has a typed view
 // (router.SalesIQEvent); event: names the event of bare-entity (workflow) bodies.
-// Its ids are made of the body (see salesiqAdapter), so the body's hash
+// Its ids are made of the body (see SalesIQ), so the body's hash
 // would add no dedup key.
 func init() {
-	registerSource(&SourceKind{
+	Register(&Kind{
 		Name:     "salesiq",
 		Keys:     []string{"public_keys", "event"},
 		Verifier: salesiqVerifier,
-		typed:    func(sc *config.SourceConfig) adapter { return salesiqAdapter{bareEvent: sc.Event} },
-		samples:  salesiqTrialSamples,
+		Typed:    func(sc *config.SourceConfig) Adapter { return SalesIQ{BareEvent: sc.Event} },
+		Samples:  salesiqTrialSamples,
 		Sign:     salesiqSign,
 		Warn:     salesiqWarn,
 	})
@@ -35,7 +35,7 @@ func init() {
 // salesiqSamples are in the order a conversation lives them. Entities
 // follow the documented envelope and entity fields (see router/samples);
 // ratings use the numeric wire form 1/2/3.
-var salesiqSamples = []embeddedSample{
+var salesiqSamples = []Sample{
 	{"conversation.created", "conversation created: a visitor starts a chat", "salesiq-conversation-created.json"},
 	{"conversation.attender.updated", "conversation attender updated: an operator picks it up", "salesiq-conversation-attender-updated.json"},
 	{"conversation.missed", "conversation missed", "salesiq-conversation-missed.json"},
@@ -70,12 +70,12 @@ func salesiqSign(_ *config.SourceConfig, keyFile string, body []byte) (http.Head
 
 // salesiqTrialSamples adds, for a source that takes workflow webhooks, a
 // bare entity named by its event:.
-func salesiqTrialSamples(sc *config.SourceConfig) []embeddedSample {
+func salesiqTrialSamples(sc *config.SourceConfig) []Sample {
 	if sc.Event == "" {
 		return salesiqSamples
 	}
 	return append(salesiqSamples[:len(salesiqSamples):len(salesiqSamples)],
-		embeddedSample{sc.Event, "workflow webhook: bare entity (" + sc.Event + ")", "salesiq-workflow-bare-rated.json"})
+		Sample{sc.Event, "workflow webhook: bare entity (" + sc.Event + ")", "salesiq-workflow-bare-rated.json"})
 }
 
 // salesiqVerifier accepts a signature by any of the public keys, so a
@@ -119,7 +119,7 @@ func salesiqKeys(sc *config.SourceConfig, dir string) ([]*rsa.PublicKey, error) 
 			}
 			b, err := os.ReadFile(f)
 			if err != nil {
-				return nil, &keyError{"public_keys", fmt.Sprintf("public_keys[%d]: %v", j, err)}
+				return nil, &KeyError{"public_keys", fmt.Sprintf("public_keys[%d]: %v", j, err)}
 			}
 			data = b
 		}
@@ -128,12 +128,12 @@ func salesiqKeys(sc *config.SourceConfig, dir string) ([]*rsa.PublicKey, error) 
 		}
 		pk, err := verify.ParseRSAPublicKey(data)
 		if err != nil {
-			return nil, &keyError{"public_keys", fmt.Sprintf("public_keys[%d]: %v", j, err)}
+			return nil, &KeyError{"public_keys", fmt.Sprintf("public_keys[%d]: %v", j, err)}
 		}
 		keys = append(keys, pk)
 	}
 	if len(keys) == 0 {
-		return nil, &keyError{"public_keys", "a salesiq source needs at least one public key"}
+		return nil, &KeyError{"public_keys", "a salesiq source needs at least one public key"}
 	}
 	return keys, nil
 }

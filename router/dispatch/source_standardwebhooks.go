@@ -12,12 +12,12 @@ import (
 // Standard Webhooks signs the message id and timestamp with the body, so a
 // replay under a new id or out of tolerance is refused.
 func init() {
-	registerSource(&SourceKind{
+	Register(&Kind{
 		Name:     "standard-webhooks",
 		Keys:     []string{"secret", "secrets", "tolerance", "event", "id"},
 		IDHeader: "webhook-id",
 		Verifier: func(sc *config.SourceConfig, _ string) (verify.Verifier, error) {
-			ss, err := sourceSecrets(sc)
+			ss, err := SourceSecrets(sc)
 			if err != nil {
 				return nil, err
 			}
@@ -29,7 +29,7 @@ func init() {
 		},
 		Sign: func(sc *config.SourceConfig, _ string, body []byte) (http.Header, error) {
 			id, now := fmt.Sprintf("msg_send%d", time.Now().UnixNano()), time.Now()
-			sig, err := verify.SignStandardWebhooks(signingSecret(sc), id, now, body)
+			sig, err := verify.SignStandardWebhooks(SigningSecret(sc), id, now, body)
 			if err != nil {
 				return nil, err
 			}

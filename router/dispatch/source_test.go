@@ -19,7 +19,7 @@ import (
 // router asks a kind for, so a kind's file cannot leave out a piece that
 // only a config using it would find missing.
 func TestSourceKindsComplete(t *testing.T) {
-	names := SourceKinds()
+	names := Kinds()
 	for _, want := range []string{"github", "hmac-sha256", "none", "salesiq", "standard-webhooks"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("kind %q is not registered (have %v)", want, names)
@@ -27,7 +27,7 @@ func TestSourceKindsComplete(t *testing.T) {
 	}
 	fields := config.YAMLFields(reflect.TypeOf(config.SourceConfig{}))
 	for _, name := range names {
-		k := sourceKinds[name]
+		k, _ := Lookup(name)
 		if k.Name != name {
 			t.Errorf("%s: registered as %q", name, k.Name)
 		}
@@ -47,47 +47,48 @@ func TestSourceKindsComplete(t *testing.T) {
 		if k.IDHeader != strings.ToLower(k.IDHeader) {
 			t.Errorf("%s: IDHeader %q must be lower-case, as the view's headers are", name, k.IDHeader)
 		}
-		if k.typed != nil && k.DefaultEvent != "" {
+		if k.Typed != nil && k.DefaultEvent != "" {
 			t.Errorf("%s: a DefaultEvent is for the generic view, and the kind has a typed one", name)
 		}
-		src := &Source{Name: "s", Type: name, Kind: k}
-		var view adapter = genericAdapter{src: src}
-		if k.typed != nil {
-			view = k.typed(&config.SourceConfig{Type: name})
+		var view Adapter = Generic{IDHeader: k.IDHeader}
+		if k.Typed != nil {
+			view = k.Typed(&config.SourceConfig{Type: name})
 		} else if k.DefaultEvent != "" {
 			c := &compiler{}
-			if src.eventProg = c.stringExpr(k.DefaultEvent, nil, "", "event"); len(c.errs) > 0 {
+			p := c.stringExpr(k.DefaultEvent, nil, "", "event")
+			if len(c.errs) > 0 {
 				t.Errorf("%s: DefaultEvent: %v", name, c.errs)
 			}
+			view = Generic{Event: p, IDHeader: k.IDHeader}
 		}
-		samples := k.trialSamples(&config.SourceConfig{Type: name})
+		samples := trialSamples(k, &config.SourceConfig{Type: name})
 		if len(samples) == 0 {
 			t.Errorf("%s: no trial samples", name)
 		}
 		for _, s := range samples {
-			ts := embedded(src, s) // panics on a file that is not embedded
-			v, err := view.decode(&router.Incoming{Source: "s", Headers: map[string]string{}, Body: ts.Payload, ReceivedAt: time.Now()})
+			ts := embedded(&Source{Name: "s", Type: name, Kind: k}, s) // panics on a file that is not embedded
+			v, err := view.Decode(&router.Incoming{Source: "s", Headers: map[string]string{}, Body: ts.Payload, ReceivedAt: time.Now()})
 			if err != nil {
-				t.Errorf("%s: sample %s does not decode: %v", name, s.file, err)
-			} else if s.event != "" && v.Name != s.event {
-				t.Errorf("%s: sample %s is event %q, labelled %q", name, s.file, v.Name, s.event)
+				t.Errorf("%s: sample %s does not decode: %v", name, s.File, err)
+			} else if s.Event != "" && v.Name != s.Event {
+				t.Errorf("%s: sample %s is event %q, labelled %q", name, s.File, v.Name, s.Event)
 			}
 		}
 	}
 }
 
 func TestRegisterSourcePanics(t *testing.T) {
-	for _, k := range []*SourceKind{{Name: "none"}, {}} {
+	for _, k := range []*Kind{{Name: "none"}, {}} {
 		func() {
 			defer func() {
 				if recover() == nil {
-					t.Errorf("registerSource(%q) did not panic", k.Name)
+					t.Errorf("Register(%q) did not panic", k.Name)
 				}
 			}()
-			registerSource(k)
+			Register(k)
 		}()
 	}
-	if sourceKinds["none"].Verifier == nil {
+	if k, _ := Lookup("none"); k.Verifier == nil {
 		t.Error("the refused duplicate replaced the registered none kind")
 	}
 }

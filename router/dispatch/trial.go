@@ -203,7 +203,7 @@ func (rt *Runtime) trialRule(r *Rule, src *Source, view *router.View) TrialRule 
 	} else {
 		tr.Matched, _ = out.(bool)
 	}
-	tr.Explanation = ExplainWhen(rt.whenOf(r.Name), src.adapter.env(), view.Env, out, err)
+	tr.Explanation = ExplainWhen(rt.whenOf(r.Name), src.adapter.Env(), view.Env, out, err)
 	return tr
 }
 

@@ -26,7 +26,7 @@ import (
 // salesiqView decodes a test event as a salesiq source does.
 func salesiqView(t *testing.T, name string) *router.View {
 	t.Helper()
-	v, err := salesiqAdapter{}.decode(&router.Incoming{Source: "siq", Body: readEvent(t, name), ReceivedAt: time.Now()})
+	v, err := SalesIQ{}.Decode(&router.Incoming{Source: "siq", Body: readEvent(t, name), ReceivedAt: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func salesiqView(t *testing.T, name string) *router.View {
 
 func genericView(t *testing.T, body string) *router.View {
 	t.Helper()
-	v, err := genericAdapter{src: &Source{Name: "gen"}}.decode(&router.Incoming{Source: "gen", Body: []byte(body), ReceivedAt: time.Now()})
+	v, err := Generic{}.Decode(&router.Incoming{Source: "gen", Body: []byte(body), ReceivedAt: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,24 +106,24 @@ func TestExplainWhen(t *testing.T) {
 		{`hasPrefix(chat.question, "refund")`, router.SalesIQEvent{}, happy, []string{
 			`hasPrefix(chat.question, "refund") → hasPrefix("", "refund") → false`,
 		}},
-		{`kind startsWith "order." && total >= 100`, genericEnv(), gen, []string{
+		{`kind startsWith "order." && total >= 100`, GenericEnv(), gen, []string{
 			`kind startsWith "order." → "order.created" startsWith "order." → true`,
 			`total >= 100 → 120 >= 100 → true`,
 			`kind startsWith "order." && total >= 100 → true: the left side is true, so the right side (true) decides`,
 		}},
-		{`payload?.customer?.name == "Tricia"`, genericEnv(), gen, []string{
+		{`payload?.customer?.name == "Tricia"`, GenericEnv(), gen, []string{
 			`payload?.customer?.name == "Tricia" → nil == "Tricia" → false`,
 		}},
-		{`"vip" in tags`, genericEnv(), gen, []string{
+		{`"vip" in tags`, GenericEnv(), gen, []string{
 			`"vip" in tags → "vip" in ["vip","eu"] → true`,
 		}},
-		{`any(tags, # startsWith "v")`, genericEnv(), gen, []string{
+		{`any(tags, # startsWith "v")`, GenericEnv(), gen, []string{
 			`any(tags, # startsWith "v") → true`,
 		}},
-		{`user.name == "x"`, genericEnv(), gen, []string{
+		{`user.name == "x"`, GenericEnv(), gen, []string{
 			`user.name == "x" → (error: cannot fetch name from <nil>) == "x" → error: cannot fetch name from <nil>`,
 		}},
-		{`total > 100 ? kind == "order.created" : false`, genericEnv(), gen, []string{
+		{`total > 100 ? kind == "order.created" : false`, GenericEnv(), gen, []string{
 			`total > 100 → 120 > 100 → true`,
 			`kind == "order.created" → "order.created" == "order.created" → true`,
 			`total > 100 ? kind == "order.created" : false → true`,
@@ -552,25 +552,25 @@ func TestSamplesDecode(t *testing.T) {
 		s := embedded(&Source{Name: "s", Type: "salesiq"}, k)
 		var v *router.View
 		var err error
-		if k.event == "" {
-			v, err = genericAdapter{src: &Source{Name: "s"}}.decode(&router.Incoming{Body: s.Payload})
+		if k.Event == "" {
+			v, err = Generic{}.Decode(&router.Incoming{Body: s.Payload})
 		} else {
-			v, err = salesiqAdapter{}.decode(&router.Incoming{Body: s.Payload})
+			v, err = SalesIQ{}.Decode(&router.Incoming{Body: s.Payload})
 		}
 		if err != nil {
-			t.Errorf("%s: %v", k.file, err)
+			t.Errorf("%s: %v", k.File, err)
 			continue
 		}
-		if k.event != "" && v.Name != k.event {
-			t.Errorf("%s: event %q, want %q", k.file, v.Name, k.event)
+		if k.Event != "" && v.Name != k.Event {
+			t.Errorf("%s: event %q, want %q", k.File, v.Name, k.Event)
 		}
 		for _, r := range []string{"sad", "neutral", "happy"} {
-			if strings.HasSuffix(k.label, "rated "+r) && v.Env.(*router.SalesIQEvent).Chat.Rating != r {
-				t.Errorf("%s: rating %q, want %s", k.file, v.Env.(*router.SalesIQEvent).Chat.Rating, r)
+			if strings.HasSuffix(k.Label, "rated "+r) && v.Env.(*router.SalesIQEvent).Chat.Rating != r {
+				t.Errorf("%s: rating %q, want %s", k.File, v.Env.(*router.SalesIQEvent).Chat.Rating, r)
 			}
 		}
 	}
-	if _, err := (salesiqAdapter{bareEvent: "conversation.rated"}).decode(&router.Incoming{Body: embedded(&Source{}, embeddedSample{file: "salesiq-workflow-bare-rated.json"}).Payload}); err != nil {
+	if _, err := (SalesIQ{BareEvent: "conversation.rated"}).Decode(&router.Incoming{Body: embedded(&Source{}, Sample{File: "salesiq-workflow-bare-rated.json"}).Payload}); err != nil {
 		t.Errorf("workflow sample: %v", err)
 	}
 }

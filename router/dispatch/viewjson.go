@@ -295,7 +295,7 @@ func (t *jsonTree) strOf(n int32) (string, bool) {
 		if t.nodes[n].plain {
 			return t.text(n), true
 		}
-		return str(t.numberOf(n)), true
+		return Str(t.numberOf(n)), true
 	}
 	return "", false
 }
@@ -527,7 +527,7 @@ var chatFields = []struct {
 // JSON, from in's body, without decoding it into maps. False when the
 // body is one this path does not take on, or one that decode refuses:
 // the caller then decodes the view and encodes it.
-func (a salesiqAdapter) eventJSON(in *router.Incoming) ([]byte, bool) {
+func (a SalesIQ) EventJSON(in *router.Incoming) ([]byte, bool) {
 	t := jsonTrees.Get().(*jsonTree)
 	defer func() {
 		// Keep no body alive through the pool, nor a huge tree.
@@ -569,7 +569,7 @@ type envelope struct {
 // envelope reads the envelope's fields from the parsed body, or names the
 // bare entity's event from the source's config, and finds the entity's
 // fields. ok is false for what the long way must decide.
-func (a salesiqAdapter) envelope(w *eventWriter, body []byte) (ev envelope, ok bool) {
+func (a SalesIQ) envelope(w *eventWriter, body []byte) (ev envelope, ok bool) {
 	t := w.t
 	const root = 0
 	var top [rootKeys]int32
@@ -591,16 +591,16 @@ func (a salesiqAdapter) envelope(w *eventWriter, body []byte) (ev envelope, ok b
 		}
 		ev.id = ev.event + ":" + ev.entityID + ":" + ev.eventTime
 	} else {
-		if a.bareEvent == "" {
+		if a.BareEvent == "" {
 			return ev, false
 		}
 		ev.entity = root
-		ev.event = a.bareEvent
+		ev.event = a.BareEvent
 		ev.entityID = w.strOf(top[rootID])
 		if !w.ok {
 			return ev, false
 		}
-		ev.id = ev.event + ":" + ev.entityID + ":" + bodyHash(body)[:16]
+		ev.id = ev.event + ":" + ev.entityID + ":" + BodyHash(body)[:16]
 	}
 	t.pick(ev.entity, entityKeys, ev.fields[:])
 	return ev, true

@@ -18,8 +18,8 @@ import (
 // viewJSONSlow is what an http sink sent before eventJSON, and still sends
 // when eventJSON declines: the decoded view's Data, encoded by goccy/go-json
 // as the sink encodes it (HTML escaping off, no trailing newline).
-func viewJSONSlow(a salesiqAdapter, in *router.Incoming) ([]byte, error) {
-	v, err := a.decode(in)
+func viewJSONSlow(a SalesIQ, in *router.Incoming) ([]byte, error) {
+	v, err := a.Decode(in)
 	if err != nil {
 		return nil, err
 	}
@@ -35,9 +35,9 @@ func viewJSONSlow(a salesiqAdapter, in *router.Incoming) ([]byte, error) {
 // checkEventJSON holds eventJSON to the long way's bytes, and to
 // encoding/json's, which the long way matches; taken reports whether
 // eventJSON took the body on.
-func checkEventJSON(t *testing.T, a salesiqAdapter, in *router.Incoming) (taken bool) {
+func checkEventJSON(t *testing.T, a SalesIQ, in *router.Incoming) (taken bool) {
 	t.Helper()
-	fast, ok := a.eventJSON(in)
+	fast, ok := a.EventJSON(in)
 	slow, err := viewJSONSlow(a, in)
 	if !ok {
 		return false
@@ -48,7 +48,7 @@ func checkEventJSON(t *testing.T, a salesiqAdapter, in *router.Incoming) (taken 
 	if !bytes.Equal(fast, slow) {
 		t.Fatalf("eventJSON differs from decode+encode\nbody %q\nfast %s\nslow %s", in.Body, fast, slow)
 	}
-	v, _ := a.decode(in)
+	v, _ := a.Decode(in)
 	var std bytes.Buffer
 	enc := json.NewEncoder(&std)
 	enc.SetEscapeHTML(false)
@@ -96,8 +96,8 @@ func TestEventJSONMatchesDecodeAndEncode(t *testing.T) {
 			t.Fatalf("pick needs sorted keys: %q", keys)
 		}
 	}
-	env := salesiqAdapter{}
-	bare := salesiqAdapter{bareEvent: "conversation.rated"}
+	env := SalesIQ{}
+	bare := SalesIQ{BareEvent: "conversation.rated"}
 	for _, c := range eventJSONCases {
 		if !checkEventJSON(t, env, eventJSONIncoming([]byte(c))) {
 			t.Errorf("eventJSON declined %q", c)
@@ -155,10 +155,10 @@ func TestEventJSONDeclines(t *testing.T) {
 		{deep, false},
 	} {
 		in := eventJSONIncoming([]byte(c.body))
-		if _, ok := (salesiqAdapter{}).eventJSON(in); ok {
+		if _, ok := (SalesIQ{}).EventJSON(in); ok {
 			t.Errorf("eventJSON took %q", c.body)
 		}
-		if _, err := viewJSONSlow(salesiqAdapter{}, in); (err != nil) != c.decodeErr {
+		if _, err := viewJSONSlow(SalesIQ{}, in); (err != nil) != c.decodeErr {
 			t.Errorf("decode+encode of %q: err %v, want an error: %v", c.body, err, c.decodeErr)
 		}
 	}
@@ -181,9 +181,9 @@ func FuzzEventJSON(f *testing.F) {
 	}
 	f.Add(loadgen.Body(1, 1), false)
 	f.Fuzz(func(t *testing.T, body []byte, bare bool) {
-		a := salesiqAdapter{}
+		a := SalesIQ{}
 		if bare {
-			a.bareEvent = "b"
+			a.BareEvent = "b"
 		}
 		checkEventJSON(t, a, eventJSONIncoming(body))
 		wrapped := append([]byte(`{"event":"e","entity_id":"1","event_time":"2","entity":`), body...)
@@ -199,7 +199,7 @@ func BenchmarkSalesIQEventJSON(b *testing.B) {
 	b.Run("eventJSON", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, ok := (salesiqAdapter{}).eventJSON(in); !ok {
+			if _, ok := (SalesIQ{}).EventJSON(in); !ok {
 				b.Fatal("declined")
 			}
 		}
@@ -207,7 +207,7 @@ func BenchmarkSalesIQEventJSON(b *testing.B) {
 	b.Run("decode+encode", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := viewJSONSlow(salesiqAdapter{}, in); err != nil {
+			if _, err := viewJSONSlow(SalesIQ{}, in); err != nil {
 				b.Fatal(err)
 			}
 		}
