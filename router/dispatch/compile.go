@@ -20,6 +20,7 @@ import (
 
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
+	"github.com/hookroute/hookroute/router/source"
 	"github.com/hookroute/hookroute/router/verify"
 )
 
@@ -43,10 +44,10 @@ type Source struct {
 	Name string
 	Type string
 	// Kind is what Type names: the source's scheme and view.
-	Kind     *Kind
+	Kind     *source.Kind
 	Path     string
 	Verifier verify.Verifier
-	adapter  Adapter
+	adapter  source.Adapter
 	// config is what the source was compiled from, for what its kind
 	// decides after compiling: its trial samples, how send signs.
 	config *config.SourceConfig
@@ -191,9 +192,9 @@ func (c *compiler) source(i int, sc *config.SourceConfig) {
 		errAt("name", "duplicate source name %q", sc.Name)
 		return
 	}
-	kind, ok := Lookup(sc.Type)
+	kind, ok := source.Lookup(sc.Type)
 	if !ok {
-		errAt("type", "unknown source type %q (want %s)", sc.Type, orList(Kinds()))
+		errAt("type", "unknown source type %q (want %s)", sc.Type, orList(source.Kinds()))
 		return
 	}
 	for j := 0; j+1 < len(node.Content); j += 2 {
@@ -212,7 +213,7 @@ func (c *compiler) source(i int, sc *config.SourceConfig) {
 		errAt("path", "path %s is used by another source", s.Path)
 	}
 	v, err := kind.Verifier(sc, filepath.Dir(c.file))
-	var ke *KeyError
+	var ke *source.KeyError
 	switch {
 	case errors.As(err, &ke):
 		errAt(ke.Key, "%s", ke.Msg)
@@ -235,7 +236,7 @@ func (c *compiler) source(i int, sc *config.SourceConfig) {
 		}
 		s.eventProg = c.stringExpr(eventSrc, node, path, "event")
 		s.idProg = c.stringExpr(sc.ID, node, path, "id")
-		s.adapter = Generic{Event: s.eventProg, ID: s.idProg, IDHeader: kind.IDHeader}
+		s.adapter = source.Generic{Event: s.eventProg, ID: s.idProg, IDHeader: kind.IDHeader}
 	}
 	c.rt.Sources = append(c.rt.Sources, s)
 	c.rt.byPath[s.Path] = s
@@ -349,7 +350,7 @@ func (c *compiler) stringExpr(src string, node *yaml.Node, path, key string) *vm
 	if src == "" {
 		return nil
 	}
-	p, err := expr.Compile(src, expr.Env(GenericEnv()), expr.AllowUndefinedVariables(), expr.AsKind(reflect.String), expr.MaxNodes(1000))
+	p, err := expr.Compile(src, expr.Env(source.GenericEnv()), expr.AllowUndefinedVariables(), expr.AsKind(reflect.String), expr.MaxNodes(1000))
 	if err != nil {
 		c.add(exprError(err, config.LookupNode(node, key), path+"."+key))
 		return nil

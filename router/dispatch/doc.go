@@ -1,9 +1,8 @@
 // Package dispatch is hookroute's engine: it turns a config (router/config)
 // into a Runtime, takes webhooks in, and delivers them.
 //
-//   - Sources: a registry of source kinds, one file each (source_*.go),
-//     with the SalesIQ view written straight from the stored body
-//     (viewjson.go) and a JSON decoder (jsondecode.go).
+//   - Sources: compiled from their kinds (router/source), with what the
+//     engine adds: headers dropped before storing, and send's signing.
 //   - Rules: compiling when: and the route templates (compile.go,
 //     template.go), and explaining why a rule did not match (explain.go).
 //   - Ingest: verify, decode, match, commit, answer (ingest.go).

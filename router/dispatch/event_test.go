@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/source"
 )
 
 func readEvent(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile("testdata/events/" + name)
+	b, err := os.ReadFile("../source/testdata/events/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +23,7 @@ func readEvent(t testing.TB, name string) []byte {
 
 func TestSalesIQDecodeEnvelope(t *testing.T) {
 	in := &router.Incoming{Source: "siq", Body: readEvent(t, "conversation-rated-sad.json"), ReceivedAt: time.Unix(1, 0), Headers: map[string]string{}}
-	v, err := SalesIQ{}.Decode(in)
+	v, err := source.SalesIQ{}.Decode(in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,11 +49,11 @@ func TestSalesIQDecodeEnvelope(t *testing.T) {
 }
 
 func TestSalesIQRetryIsSameEvent(t *testing.T) {
-	a, err := SalesIQ{}.Decode(&router.Incoming{Body: readEvent(t, "conversation-rated-sad.json")})
+	a, err := source.SalesIQ{}.Decode(&router.Incoming{Body: readEvent(t, "conversation-rated-sad.json")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := SalesIQ{}.Decode(&router.Incoming{Body: readEvent(t, "conversation-rated-sad-attempt2.json")})
+	b, err := source.SalesIQ{}.Decode(&router.Incoming{Body: readEvent(t, "conversation-rated-sad-attempt2.json")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,10 +64,10 @@ func TestSalesIQRetryIsSameEvent(t *testing.T) {
 
 func TestSalesIQDecodeBareEntity(t *testing.T) {
 	body := readEvent(t, "workflow-bare-rated.json")
-	if _, err := (SalesIQ{}).Decode(&router.Incoming{Body: body}); err == nil {
+	if _, err := (source.SalesIQ{}).Decode(&router.Incoming{Body: body}); err == nil {
 		t.Fatal("bare entity without event: setting decoded; want an error (quarantine)")
 	}
-	v, err := SalesIQ{BareEvent: "conversation.rated"}.Decode(&router.Incoming{Body: body})
+	v, err := source.SalesIQ{BareEvent: "conversation.rated"}.Decode(&router.Incoming{Body: body})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,14 +83,14 @@ func TestSalesIQDecodeBareEntity(t *testing.T) {
 func TestNormalizeRating(t *testing.T) {
 	cases := map[any]string{1: "sad", 2: "neutral", 3: "happy", "SAD": "sad", " Happy ": "happy", "neutral": "neutral", "3": "happy", 4: "", nil: "", "great": ""}
 	for in, want := range cases {
-		if got := NormalizeRating(in); got != want {
+		if got := source.NormalizeRating(in); got != want {
 			t.Errorf("NormalizeRating(%v) = %q, want %q", in, got, want)
 		}
 	}
 }
 
 func TestDecodeJSONNumbers(t *testing.T) {
-	v, err := DecodeJSON([]byte(`{"small": 3, "big": 40526000000002040, "huge": 123456789012345678901234567890, "f": 1.5}`))
+	v, err := source.DecodeJSON([]byte(`{"small": 3, "big": 40526000000002040, "huge": 123456789012345678901234567890, "f": 1.5}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +99,7 @@ func TestDecodeJSONNumbers(t *testing.T) {
 		t.Fatalf("decoded %#v", m)
 	}
 	for _, bad := range []string{`{"a":1} {"b":2}`, `{`, strings.Repeat("[", 20000) + strings.Repeat("]", 20000)} {
-		if _, err := DecodeJSON([]byte(bad)); err == nil {
+		if _, err := source.DecodeJSON([]byte(bad)); err == nil {
 			t.Errorf("decodeJSON(%.20q…) succeeded", bad)
 		}
 	}
@@ -166,21 +167,21 @@ func TestTemplateOutputBounded(t *testing.T) {
 // view has exactly the names and values that reflection over the expr tags
 // gives, so rules and templates keep reading the same names.
 func TestSalesIQDataMatchesViewMap(t *testing.T) {
-	entries, err := os.ReadDir("testdata/events")
+	entries, err := os.ReadDir("../source/testdata/events")
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
 	for _, e := range entries {
 		in := &router.Incoming{Source: "siq", Body: readEvent(t, e.Name()), ReceivedAt: time.Unix(1, 0), Headers: map[string]string{"a": "b"}}
-		v, err := SalesIQ{BareEvent: "conversation.rated"}.Decode(in)
+		v, err := source.SalesIQ{BareEvent: "conversation.rated"}.Decode(in)
 		if err != nil {
 			continue // not a SalesIQ body
 		}
 		n++
 		ev := v.Env.(*router.SalesIQEvent)
 		got, _ := json.Marshal(ev.Map())
-		want, _ := json.Marshal(ViewMap(ev))
+		want, _ := json.Marshal(source.ViewMap(ev))
 		if string(got) != string(want) {
 			t.Errorf("%s: Map() and viewMap differ:\n got %s\nwant %s", e.Name(), got, want)
 		}
@@ -189,7 +190,7 @@ func TestSalesIQDataMatchesViewMap(t *testing.T) {
 	full := &router.SalesIQEvent{}
 	fillStrings(reflect.ValueOf(full).Elem())
 	got, _ := json.Marshal(full.Map())
-	want, _ := json.Marshal(ViewMap(full))
+	want, _ := json.Marshal(source.ViewMap(full))
 	if string(got) != string(want) {
 		t.Errorf("all fields set: Map() and viewMap differ:\n got %s\nwant %s", got, want)
 	}

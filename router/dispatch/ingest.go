@@ -24,6 +24,7 @@ import (
 	"github.com/hookroute/hookroute/internal/lograte"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
+	"github.com/hookroute/hookroute/router/source"
 )
 
 // Decode builds the event view of a verified body.
@@ -180,7 +181,7 @@ func (r *Router) prepare(rt *Runtime, src *Source, in *router.Incoming) (*router
 	}
 	view, err := src.Decode(in)
 	if err != nil {
-		rec.ID, rec.Quarantined = "q:"+BodyHash(in.Body), true
+		rec.ID, rec.Quarantined = "q:"+source.BodyHash(in.Body), true
 		r.logs.Log(r.log, r.now(), slog.LevelWarn, "ingest-quarantine:"+src.Name, "ingest: body quarantined", "source", src.Name, "event_id", rec.ID, "err", err)
 		return rec, nil, ingestReply{ID: rec.ID, Matched: []string{}}, nil
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/hookroute/hookroute/internal/redact"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
+	"github.com/hookroute/hookroute/router/source"
 )
 
 //go:embed samples/*.json
@@ -35,16 +36,14 @@ type TrialSample struct {
 	Real bool `json:"real"`
 }
 
-type Sample struct{ Event, Label, File string }
-
 // genericSample is offered for a source of a kind without samples of its
 // own, whose events are whatever its sender posts.
-var genericSample = Sample{"", "generic JSON event", "generic-event.json"}
+var genericSample = source.Sample{Label: "generic JSON event", File: "generic-event.json"}
 
 // trialSamples are the embedded samples offered for a source of the kind.
-func trialSamples(k *Kind, sc *config.SourceConfig) []Sample {
+func trialSamples(k *source.Kind, sc *config.SourceConfig) []source.Sample {
 	if k.Samples == nil {
-		return []Sample{genericSample}
+		return []source.Sample{genericSample}
 	}
 	return k.Samples(sc)
 }
@@ -89,7 +88,7 @@ func (r *Router) TrialSamples(ctx context.Context) []TrialSample {
 	return out
 }
 
-func embedded(src *Source, k Sample) TrialSample {
+func embedded(src *Source, k source.Sample) TrialSample {
 	b, err := sampleFiles.ReadFile("samples/" + k.File)
 	if err != nil {
 		panic("router: embedded sample missing: " + k.File) // a build mistake, caught by the tests

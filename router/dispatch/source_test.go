@@ -13,13 +13,14 @@ import (
 
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
+	"github.com/hookroute/hookroute/router/source"
 )
 
 // TestSourceKindsComplete checks that every registered kind has what the
 // router asks a kind for, so a kind's file cannot leave out a piece that
 // only a config using it would find missing.
 func TestSourceKindsComplete(t *testing.T) {
-	names := Kinds()
+	names := source.Kinds()
 	for _, want := range []string{"github", "hmac-sha256", "none", "salesiq", "standard-webhooks"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("kind %q is not registered (have %v)", want, names)
@@ -27,7 +28,7 @@ func TestSourceKindsComplete(t *testing.T) {
 	}
 	fields := config.YAMLFields(reflect.TypeOf(config.SourceConfig{}))
 	for _, name := range names {
-		k, _ := Lookup(name)
+		k, _ := source.Lookup(name)
 		if k.Name != name {
 			t.Errorf("%s: registered as %q", name, k.Name)
 		}
@@ -50,7 +51,7 @@ func TestSourceKindsComplete(t *testing.T) {
 		if k.Typed != nil && k.DefaultEvent != "" {
 			t.Errorf("%s: a DefaultEvent is for the generic view, and the kind has a typed one", name)
 		}
-		var view Adapter = Generic{IDHeader: k.IDHeader}
+		var view source.Adapter = source.Generic{IDHeader: k.IDHeader}
 		if k.Typed != nil {
 			view = k.Typed(&config.SourceConfig{Type: name})
 		} else if k.DefaultEvent != "" {
@@ -59,7 +60,7 @@ func TestSourceKindsComplete(t *testing.T) {
 			if len(c.errs) > 0 {
 				t.Errorf("%s: DefaultEvent: %v", name, c.errs)
 			}
-			view = Generic{Event: p, IDHeader: k.IDHeader}
+			view = source.Generic{Event: p, IDHeader: k.IDHeader}
 		}
 		samples := trialSamples(k, &config.SourceConfig{Type: name})
 		if len(samples) == 0 {
@@ -78,17 +79,17 @@ func TestSourceKindsComplete(t *testing.T) {
 }
 
 func TestRegisterSourcePanics(t *testing.T) {
-	for _, k := range []*Kind{{Name: "none"}, {}} {
+	for _, k := range []*source.Kind{{Name: "none"}, {}} {
 		func() {
 			defer func() {
 				if recover() == nil {
 					t.Errorf("Register(%q) did not panic", k.Name)
 				}
 			}()
-			Register(k)
+			source.Register(k)
 		}()
 	}
-	if k, _ := Lookup("none"); k.Verifier == nil {
+	if k, _ := source.Lookup("none"); k.Verifier == nil {
 		t.Error("the refused duplicate replaced the registered none kind")
 	}
 }

@@ -21,12 +21,13 @@ import (
 
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
+	"github.com/hookroute/hookroute/router/source"
 )
 
 // salesiqView decodes a test event as a salesiq source does.
 func salesiqView(t *testing.T, name string) *router.View {
 	t.Helper()
-	v, err := SalesIQ{}.Decode(&router.Incoming{Source: "siq", Body: readEvent(t, name), ReceivedAt: time.Now()})
+	v, err := source.SalesIQ{}.Decode(&router.Incoming{Source: "siq", Body: readEvent(t, name), ReceivedAt: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +36,7 @@ func salesiqView(t *testing.T, name string) *router.View {
 
 func genericView(t *testing.T, body string) *router.View {
 	t.Helper()
-	v, err := Generic{}.Decode(&router.Incoming{Source: "gen", Body: []byte(body), ReceivedAt: time.Now()})
+	v, err := source.Generic{}.Decode(&router.Incoming{Source: "gen", Body: []byte(body), ReceivedAt: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,24 +107,24 @@ func TestExplainWhen(t *testing.T) {
 		{`hasPrefix(chat.question, "refund")`, router.SalesIQEvent{}, happy, []string{
 			`hasPrefix(chat.question, "refund") → hasPrefix("", "refund") → false`,
 		}},
-		{`kind startsWith "order." && total >= 100`, GenericEnv(), gen, []string{
+		{`kind startsWith "order." && total >= 100`, source.GenericEnv(), gen, []string{
 			`kind startsWith "order." → "order.created" startsWith "order." → true`,
 			`total >= 100 → 120 >= 100 → true`,
 			`kind startsWith "order." && total >= 100 → true: the left side is true, so the right side (true) decides`,
 		}},
-		{`payload?.customer?.name == "Tricia"`, GenericEnv(), gen, []string{
+		{`payload?.customer?.name == "Tricia"`, source.GenericEnv(), gen, []string{
 			`payload?.customer?.name == "Tricia" → nil == "Tricia" → false`,
 		}},
-		{`"vip" in tags`, GenericEnv(), gen, []string{
+		{`"vip" in tags`, source.GenericEnv(), gen, []string{
 			`"vip" in tags → "vip" in ["vip","eu"] → true`,
 		}},
-		{`any(tags, # startsWith "v")`, GenericEnv(), gen, []string{
+		{`any(tags, # startsWith "v")`, source.GenericEnv(), gen, []string{
 			`any(tags, # startsWith "v") → true`,
 		}},
-		{`user.name == "x"`, GenericEnv(), gen, []string{
+		{`user.name == "x"`, source.GenericEnv(), gen, []string{
 			`user.name == "x" → (error: cannot fetch name from <nil>) == "x" → error: cannot fetch name from <nil>`,
 		}},
-		{`total > 100 ? kind == "order.created" : false`, GenericEnv(), gen, []string{
+		{`total > 100 ? kind == "order.created" : false`, source.GenericEnv(), gen, []string{
 			`total > 100 → 120 > 100 → true`,
 			`kind == "order.created" → "order.created" == "order.created" → true`,
 			`total > 100 ? kind == "order.created" : false → true`,
@@ -548,14 +549,14 @@ func TestAPITrialSamples(t *testing.T) {
 // TestSamplesDecode checks that every embedded sample is an event its
 // source type decodes, with the rating it is labelled with.
 func TestSamplesDecode(t *testing.T) {
-	for _, k := range append(salesiqSamples, genericSample) {
+	for _, k := range append(source.SalesIQSamples, genericSample) {
 		s := embedded(&Source{Name: "s", Type: "salesiq"}, k)
 		var v *router.View
 		var err error
 		if k.Event == "" {
-			v, err = Generic{}.Decode(&router.Incoming{Body: s.Payload})
+			v, err = source.Generic{}.Decode(&router.Incoming{Body: s.Payload})
 		} else {
-			v, err = SalesIQ{}.Decode(&router.Incoming{Body: s.Payload})
+			v, err = source.SalesIQ{}.Decode(&router.Incoming{Body: s.Payload})
 		}
 		if err != nil {
 			t.Errorf("%s: %v", k.File, err)
@@ -570,7 +571,7 @@ func TestSamplesDecode(t *testing.T) {
 			}
 		}
 	}
-	if _, err := (SalesIQ{BareEvent: "conversation.rated"}).Decode(&router.Incoming{Body: embedded(&Source{}, Sample{File: "salesiq-workflow-bare-rated.json"}).Payload}); err != nil {
+	if _, err := (source.SalesIQ{BareEvent: "conversation.rated"}).Decode(&router.Incoming{Body: embedded(&Source{}, source.Sample{File: "salesiq-workflow-bare-rated.json"}).Payload}); err != nil {
 		t.Errorf("workflow sample: %v", err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
+	"github.com/hookroute/hookroute/router/source"
 )
 
 type atomicRuntime struct{ p atomic.Pointer[Runtime] }
@@ -847,7 +848,7 @@ func (r *Router) buildDelivery(rt *Runtime, sink router.Sink, c *router.Claimed)
 	}
 	route := rule.Routes[c.Route]
 	if src, ok := rt.Source(c.Event.Source); ok && takesEventJSON(src, route, sink) {
-		if b, ok := src.adapter.(SalesIQ).EventJSON(&router.Incoming{Source: c.Event.Source, Headers: c.Event.Headers, Body: c.Event.Body, ReceivedAt: c.Event.ReceivedAt}); ok {
+		if b, ok := src.adapter.(source.SalesIQ).EventJSON(&router.Incoming{Source: c.Event.Source, Headers: c.Event.Headers, Body: c.Event.Body, ReceivedAt: c.Event.ReceivedAt}); ok {
 			return &router.Delivery{ID: c.ID, Rule: c.Rule, Sink: c.Sink, Attempt: c.Attempts + 1, EventJSON: b, Fields: map[string]string{}}, route, nil
 		}
 	}
@@ -878,7 +879,7 @@ func (r *Router) buildDelivery(rt *Runtime, sink router.Sink, c *router.Claimed)
 // (Delivery.EventJSON) instead of the decoded view: the sink reads nothing
 // else of the event on such a route, and the source can (salesiq).
 func takesEventJSON(src *Source, route *Route, sink router.Sink) bool {
-	if _, ok := src.adapter.(SalesIQ); !ok || len(route.Fields) > 0 || route.DedupKey != nil {
+	if _, ok := src.adapter.(source.SalesIQ); !ok || len(route.Fields) > 0 || route.DedupKey != nil {
 		return false
 	}
 	j, ok := sink.(router.EventJSONSink)
@@ -895,7 +896,7 @@ func (r *Router) view(rt *Runtime, ev *router.EventRecord) (*router.View, error)
 		return src.Decode(in)
 	}
 	// The source left the config since: a generic view still renders.
-	return Generic{}.Decode(in)
+	return source.Generic{}.Decode(in)
 }
 
 // NextDelay is the wait before the next attempt after attempt number n

@@ -1,4 +1,4 @@
-package dispatch
+package source
 
 import (
 	"crypto/rsa"
@@ -35,7 +35,7 @@ func init() {
 // salesiqSamples are in the order a conversation lives them. Entities
 // follow the documented envelope and entity fields (see router/samples);
 // ratings use the numeric wire form 1/2/3.
-var salesiqSamples = []Sample{
+var SalesIQSamples = []Sample{
 	{"conversation.created", "conversation created: a visitor starts a chat", "salesiq-conversation-created.json"},
 	{"conversation.attender.updated", "conversation attender updated: an operator picks it up", "salesiq-conversation-attender-updated.json"},
 	{"conversation.missed", "conversation missed", "salesiq-conversation-missed.json"},
@@ -72,9 +72,9 @@ func salesiqSign(_ *config.SourceConfig, keyFile string, body []byte) (http.Head
 // bare entity named by its event:.
 func salesiqTrialSamples(sc *config.SourceConfig) []Sample {
 	if sc.Event == "" {
-		return salesiqSamples
+		return SalesIQSamples
 	}
-	return append(salesiqSamples[:len(salesiqSamples):len(salesiqSamples)],
+	return append(SalesIQSamples[:len(SalesIQSamples):len(SalesIQSamples)],
 		Sample{sc.Event, "workflow webhook: bare entity (" + sc.Event + ")", "salesiq-workflow-bare-rated.json"})
 }
 

@@ -1,12 +1,16 @@
-package dispatch_test
+package source_test
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/hookroute/hookroute/router/dispatch"
+	"github.com/hookroute/hookroute/router/sqlite"
+	"github.com/hookroute/hookroute/sinks"
 )
 
 // A none source verifies nothing: an unsigned request is accepted, its
@@ -14,14 +18,22 @@ import (
 // same id again is a duplicate. Nothing signed reaches it, so send adds
 // no headers.
 func TestNoneSource(t *testing.T) {
-	rt, st := loadWithStore(t, `
+	rt, err := dispatch.Load("rules.yaml", []byte(`
 sources:
   - {name: open, type: none, event: kind, id: '"ref-" + ref'}
 sinks:
-  - {name: a, type: count}
+  - {name: a, type: log}
 rules:
   - {name: pings, when: 'event == "ping"', to: [{sink: a}]}
-`, &countingFactory{}, nil)
+`), sinks.NewRegistry(), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), t.TempDir()+"/db", sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
 	r := dispatch.New(rt, st, dispatch.Options{PruneEvery: -1})
 	post := func(body string) *httptest.ResponseRecorder {
 		w := httptest.NewRecorder()
@@ -40,4 +52,19 @@ rules:
 	if h, err := src.SendHeaders("", []byte(`{}`)); err != nil || len(h) != 0 {
 		t.Errorf("send: headers %v, err %v; want none, and no error", h, err)
 	}
+}
+
+// reply is the body of an ingest answer.
+type reply struct {
+	ID      string   `json:"id"`
+	Matched []string `json:"matched"`
+}
+
+func decodeReply(t *testing.T, w *httptest.ResponseRecorder) reply {
+	t.Helper()
+	var rep reply
+	if err := json.Unmarshal(w.Body.Bytes(), &rep); err != nil {
+		t.Fatalf("reply %q: %v", w.Body, err)
+	}
+	return rep
 }

@@ -1,4 +1,4 @@
-package dispatch
+package source
 
 import (
 	"maps"
@@ -130,3 +130,8 @@ func SigningSecret(sc *config.SourceConfig) string {
 	}
 	return sc.Secrets[0].Reveal()
 }
+
+// Sample is an embedded event a trial offers for a source: its event
+// name ("" when the source names it), a label, and its file under
+// the engine's samples/.
+type Sample struct{ Event, Label, File string }

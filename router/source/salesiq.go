@@ -1,4 +1,4 @@
-package dispatch
+package source
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
+
 	"github.com/hookroute/hookroute/router"
 )
 
