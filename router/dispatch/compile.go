@@ -184,24 +184,9 @@ func (c *compiler) source(i int, sc *config.SourceConfig) {
 	path := fmt.Sprintf("sources[%d]", i)
 	node := config.LookupNode(c.doc, "sources", fmt.Sprint(i))
 	errAt := c.errAt(node, path)
-	if !validName(sc.Name) {
-		errAt("name", "must be set, of letters, digits, '-' and '_'")
-		return
-	}
-	if _, dup := c.rt.Source(sc.Name); dup {
-		errAt("name", "duplicate source name %q", sc.Name)
-		return
-	}
-	kind, ok := source.Lookup(sc.Type)
+	kind, ok := c.sourceKind(sc, node, path, errAt)
 	if !ok {
-		errAt("type", "unknown source type %q (want %s)", sc.Type, orList(source.Kinds()))
 		return
-	}
-	for j := 0; j+1 < len(node.Content); j += 2 {
-		k := node.Content[j].Value
-		if k != "name" && k != "type" && k != "path" && !slices.Contains(kind.Keys, k) {
-			c.add(config.NodeError(node.Content[j], path+"."+k, "not a key of a %s source", sc.Type))
-		}
 	}
 	s := &Source{Name: sc.Name, Type: sc.Type, Kind: kind, Path: sc.Path, config: sc}
 	if s.Path == "" {
@@ -212,20 +197,7 @@ func (c *compiler) source(i int, sc *config.SourceConfig) {
 	} else if _, dup := c.rt.byPath[s.Path]; dup {
 		errAt("path", "path %s is used by another source", s.Path)
 	}
-	v, err := kind.Verifier(sc, filepath.Dir(c.file))
-	var ke *source.KeyError
-	switch {
-	case errors.As(err, &ke):
-		errAt(ke.Key, "%s", ke.Msg)
-	case err != nil:
-		errAt("type", "%s", err)
-	}
-	if err == nil && kind.Warn != nil {
-		for _, w := range kind.Warn(sc, filepath.Dir(c.file)) {
-			c.rt.Warnings = append(c.rt.Warnings, fmt.Sprintf("source %q %s", sc.Name, w))
-		}
-	}
-	s.Verifier = v
+	s.Verifier = c.verifier(kind, sc, errAt)
 	if kind.Typed != nil {
 		s.adapter = kind.Typed(sc)
 	} else {
@@ -240,6 +212,50 @@ func (c *compiler) source(i int, sc *config.SourceConfig) {
 	}
 	c.rt.Sources = append(c.rt.Sources, s)
 	c.rt.byPath[s.Path] = s
+}
+
+// sourceKind checks a source's name and type, and that it sets only keys
+// its kind takes; ok is false when the source cannot be compiled further.
+func (c *compiler) sourceKind(sc *config.SourceConfig, node *yaml.Node, path string, errAt func(key, format string, args ...any)) (*source.Kind, bool) {
+	if !validName(sc.Name) {
+		errAt("name", "must be set, of letters, digits, '-' and '_'")
+		return nil, false
+	}
+	if _, dup := c.rt.Source(sc.Name); dup {
+		errAt("name", "duplicate source name %q", sc.Name)
+		return nil, false
+	}
+	kind, ok := source.Lookup(sc.Type)
+	if !ok {
+		errAt("type", "unknown source type %q (want %s)", sc.Type, orList(source.Kinds()))
+		return nil, false
+	}
+	for j := 0; j+1 < len(node.Content); j += 2 {
+		k := node.Content[j].Value
+		if k != "name" && k != "type" && k != "path" && !slices.Contains(kind.Keys, k) {
+			c.add(config.NodeError(node.Content[j], path+"."+k, "not a key of a %s source", sc.Type))
+		}
+	}
+	return kind, true
+}
+
+// verifier builds a source's verifier, reporting a key's error at that
+// key, and the kind's warnings about a config that builds.
+func (c *compiler) verifier(kind *source.Kind, sc *config.SourceConfig, errAt func(key, format string, args ...any)) verify.Verifier {
+	v, err := kind.Verifier(sc, filepath.Dir(c.file))
+	var ke *source.KeyError
+	switch {
+	case errors.As(err, &ke):
+		errAt(ke.Key, "%s", ke.Msg)
+	case err != nil:
+		errAt("type", "%s", err)
+	}
+	if err == nil && kind.Warn != nil {
+		for _, w := range kind.Warn(sc, filepath.Dir(c.file)) {
+			c.rt.Warnings = append(c.rt.Warnings, fmt.Sprintf("source %q %s", sc.Name, w))
+		}
+	}
+	return v
 }
 
 // viewHeaders are the headers a source's event view takes its id or event
@@ -364,20 +380,7 @@ func (c *compiler) sink(i int, node *yaml.Node) {
 		c.add(config.NodeError(node, path, "want a mapping"))
 		return
 	}
-	common := &yaml.Node{Kind: yaml.MappingNode, Line: node.Line, Column: node.Column}
-	rest := &yaml.Node{Kind: yaml.MappingNode, Line: node.Line, Column: node.Column}
-	emptyRef := false
-	for j := 0; j+1 < len(node.Content); j += 2 {
-		k, v := node.Content[j], node.Content[j+1]
-		if config.SinkCommonKeys[k.Value] {
-			common.Content = append(common.Content, k, v)
-			continue
-		}
-		rest.Content = append(rest.Content, k, v)
-		if v.Kind == yaml.ScalarNode && v.Style&config.EnvRef != 0 && v.Value == "" {
-			emptyRef = true
-		}
-	}
+	common, rest, emptyRef := splitSinkNode(node)
 	d := c.rt.Config.Defaults
 	retry := d.Retry
 	sc := config.SinkCommon{Timeout: d.Timeout, Concurrency: d.Concurrency, Retry: &retry, PauseAfter: d.PauseAfter, PauseProbe: d.PauseProbe}
@@ -394,19 +397,7 @@ func (c *compiler) sink(i int, node *yaml.Node) {
 		errAt("name", "duplicate sink name %q", sc.Name)
 		return
 	}
-	config.ValidateRetry(*sc.Retry, config.LookupNode(node, "retry"), path+".retry", c.add)
-	if sc.Timeout <= 0 {
-		errAt("timeout", "must be positive")
-	}
-	if sc.Concurrency < 1 || sc.Concurrency > 256 {
-		errAt("concurrency", "must be between 1 and 256")
-	}
-	if sc.PauseAfter < 0 {
-		errAt("pause_after", "must be 0 (never) or more")
-	}
-	if sc.PauseProbe <= 0 {
-		errAt("pause_probe", "must be positive")
-	}
+	c.validateSinkCommon(&sc, node, path, errAt)
 	sr := &SinkRuntime{Name: sc.Name, Kind: sc.Type, Timeout: time.Duration(sc.Timeout), Retry: *sc.Retry, Concurrency: sc.Concurrency,
 		PauseAfter: sc.PauseAfter, PauseProbe: time.Duration(sc.PauseProbe)}
 	c.rt.Sinks[sc.Name] = sr
@@ -428,6 +419,43 @@ func (c *compiler) sink(i int, node *yaml.Node) {
 		return
 	}
 	sr.Sink = s
+}
+
+// splitSinkNode splits a sink's mapping into the keys every sink takes and
+// its kind's own, and reports whether one of its kind's values is a
+// reference that expanded to empty (an optional sink is then off).
+func splitSinkNode(node *yaml.Node) (common, rest *yaml.Node, emptyRef bool) {
+	common = &yaml.Node{Kind: yaml.MappingNode, Line: node.Line, Column: node.Column}
+	rest = &yaml.Node{Kind: yaml.MappingNode, Line: node.Line, Column: node.Column}
+	for j := 0; j+1 < len(node.Content); j += 2 {
+		k, v := node.Content[j], node.Content[j+1]
+		if config.SinkCommonKeys[k.Value] {
+			common.Content = append(common.Content, k, v)
+			continue
+		}
+		rest.Content = append(rest.Content, k, v)
+		if v.Kind == yaml.ScalarNode && v.Style&config.EnvRef != 0 && v.Value == "" {
+			emptyRef = true
+		}
+	}
+	return common, rest, emptyRef
+}
+
+// validateSinkCommon checks the delivery settings every sink takes.
+func (c *compiler) validateSinkCommon(sc *config.SinkCommon, node *yaml.Node, path string, errAt func(key, format string, args ...any)) {
+	config.ValidateRetry(*sc.Retry, config.LookupNode(node, "retry"), path+".retry", c.add)
+	if sc.Timeout <= 0 {
+		errAt("timeout", "must be positive")
+	}
+	if sc.Concurrency < 1 || sc.Concurrency > 256 {
+		errAt("concurrency", "must be between 1 and 256")
+	}
+	if sc.PauseAfter < 0 {
+		errAt("pause_after", "must be 0 (never) or more")
+	}
+	if sc.PauseProbe <= 0 {
+		errAt("pause_probe", "must be positive")
+	}
 }
 
 func (c *compiler) rule(i int, rc *config.RuleConfig) {
@@ -528,51 +556,12 @@ func (c *compiler) route(rulePath string, j int, node *yaml.Node, sources []*Sou
 		return nil
 	}
 	specs, _ := c.sinks.RouteFields(sr.Kind)
-	var schema reflect.Type
-	if len(sources) == 1 || allTyped(sources) {
-		// Check template fields when every source the rule can see has
-		// the same typed view.
-		if env := sources[0].adapter.Env(); reflect.TypeOf(env).Kind() == reflect.Struct {
-			schema = reflect.TypeOf(env)
-		}
-	}
+	schema := templateSchema(sources)
 	set := map[string]bool{}
 	for k := 0; k+1 < len(node.Content); k += 2 {
 		key, val := node.Content[k], node.Content[k+1]
-		kp := path + "." + key.Value
 		set[key.Value] = true
-		switch key.Value {
-		case "sink":
-			continue
-		case "on_existing":
-			if !slices.Contains([]string{"comment", "skip", "create"}, val.Value) {
-				c.add(config.NodeError(val, kp, "want comment, skip or create"))
-			}
-			rt.OnExisting = val.Value
-			continue
-		case "dedup_key":
-			t, err := compileTemplate(key.Value, val.Value, nil, schema)
-			if err != nil {
-				c.add(config.NodeError(val, kp, "%v", err))
-			}
-			rt.DedupKey = t
-			continue
-		}
-		spec, ok := findSpec(specs, key.Value)
-		if !ok {
-			c.add(config.NodeError(key, kp, "a route to a %s sink takes no %q (it takes: %s)", sr.Kind, key.Value, specNames(specs)))
-			continue
-		}
-		if val.Kind != yaml.ScalarNode {
-			c.add(config.NodeError(val, kp, "want a string (a template)"))
-			continue
-		}
-		t, err := compileTemplate(key.Value, val.Value, spec.Escape, schema)
-		if err != nil {
-			c.add(config.NodeError(val, kp, "%v", err))
-			continue
-		}
-		rt.Fields = append(rt.Fields, t)
+		c.routeKey(rt, sr, specs, schema, path+"."+key.Value, key, val)
 	}
 	for _, s := range specs {
 		if s.Required && !set[s.Name] {
@@ -580,6 +569,55 @@ func (c *compiler) route(rulePath string, j int, node *yaml.Node, sources []*Sou
 		}
 	}
 	return rt
+}
+
+// templateSchema is the typed view a route's templates are checked
+// against: that of every source the rule can see, when they share one;
+// nil otherwise (no check).
+func templateSchema(sources []*Source) reflect.Type {
+	if len(sources) != 1 && !allTyped(sources) {
+		return nil
+	}
+	if env := sources[0].adapter.Env(); reflect.TypeOf(env).Kind() == reflect.Struct {
+		return reflect.TypeOf(env)
+	}
+	return nil
+}
+
+// routeKey compiles one key of a route at kp: on_existing, dedup_key or
+// one of its sink's message fields.
+func (c *compiler) routeKey(rt *Route, sr *SinkRuntime, specs []router.FieldSpec, schema reflect.Type, kp string, key, val *yaml.Node) {
+	switch key.Value {
+	case "sink":
+		return
+	case "on_existing":
+		if !slices.Contains([]string{"comment", "skip", "create"}, val.Value) {
+			c.add(config.NodeError(val, kp, "want comment, skip or create"))
+		}
+		rt.OnExisting = val.Value
+		return
+	case "dedup_key":
+		t, err := compileTemplate(key.Value, val.Value, nil, schema)
+		if err != nil {
+			c.add(config.NodeError(val, kp, "%v", err))
+		}
+		rt.DedupKey = t
+		return
+	}
+	spec, ok := findSpec(specs, key.Value)
+	switch {
+	case !ok:
+		c.add(config.NodeError(key, kp, "a route to a %s sink takes no %q (it takes: %s)", sr.Kind, key.Value, specNames(specs)))
+	case val.Kind != yaml.ScalarNode:
+		c.add(config.NodeError(val, kp, "want a string (a template)"))
+	default:
+		t, err := compileTemplate(key.Value, val.Value, spec.Escape, schema)
+		if err != nil {
+			c.add(config.NodeError(val, kp, "%v", err))
+			return
+		}
+		rt.Fields = append(rt.Fields, t)
+	}
 }
 
 // allTyped reports whether the sources share one typed view, which a
