@@ -154,23 +154,15 @@ func checkFields(n parse.Node, schema reflect.Type, dotMoved bool) error {
 	}
 	switch n := n.(type) {
 	case *parse.ListNode:
-		if n == nil {
-			return nil
-		}
-		for _, c := range n.Nodes {
-			if err := checkFields(c, schema, dotMoved); err != nil {
-				return err
-			}
+		if n != nil {
+			return checkEach(n.Nodes, schema, dotMoved)
 		}
 	case *parse.ActionNode:
 		return checkFields(n.Pipe, schema, dotMoved)
 	case *parse.PipeNode:
-		if n == nil {
-			return nil
-		}
-		for _, c := range n.Cmds {
-			for _, a := range c.Args {
-				if err := checkFields(a, schema, dotMoved); err != nil {
+		if n != nil {
+			for _, c := range n.Cmds {
+				if err := checkEach(c.Args, schema, dotMoved); err != nil {
 					return err
 				}
 			}
@@ -191,6 +183,16 @@ func checkFields(n parse.Node, schema reflect.Type, dotMoved bool) error {
 		return firstErr(checkFields(n.Pipe, schema, dotMoved), checkFields(n.List, schema, true), checkFields(n.ElseList, schema, dotMoved))
 	case *parse.WithNode:
 		return firstErr(checkFields(n.Pipe, schema, dotMoved), checkFields(n.List, schema, true), checkFields(n.ElseList, schema, dotMoved))
+	}
+	return nil
+}
+
+// checkEach checks nodes in order and returns the first error.
+func checkEach(nodes []parse.Node, schema reflect.Type, dotMoved bool) error {
+	for _, c := range nodes {
+		if err := checkFields(c, schema, dotMoved); err != nil {
+			return err
+		}
 	}
 	return nil
 }
