@@ -93,6 +93,20 @@ func jiraBadToken(s string) bool {
 
 func (c *jiraConfig) validate() (*url.URL, error) {
 	var p configProblems
+	c.validateAuth(&p)
+	u := c.baseURL(&p)
+	if !jiraProjectKey.MatchString(c.Project) {
+		p.add("project", "want a project key such as SUP (capital letters, digits and _, starting with a letter)")
+	}
+	if strings.TrimSpace(c.IssueType) == "" {
+		p.add("issue_type", "must name an issue type (default Task)")
+	}
+	return u, p.err()
+}
+
+// validateAuth wants one way to authenticate: email with api_token, or
+// oauth_token.
+func (c *jiraConfig) validateAuth(p *configProblems) {
 	switch {
 	case c.OAuthToken != "" && (c.Email != "" || c.APIToken != ""):
 		p.add("oauth_token", "set either email with api_token, or oauth_token, not both")
@@ -114,6 +128,10 @@ func (c *jiraConfig) validate() (*url.URL, error) {
 			p.add("api_token", "must be one word, without spaces")
 		}
 	}
+}
+
+// baseURL returns base_url, else the site's own URL; nil after a problem.
+func (c *jiraConfig) baseURL(p *configProblems) *url.URL {
 	base := c.BaseURL
 	switch {
 	case base != "":
@@ -126,20 +144,14 @@ func (c *jiraConfig) validate() (*url.URL, error) {
 	default:
 		base = "https://" + strings.ToLower(c.Site) + ".atlassian.net"
 	}
-	var u *url.URL
-	if base != "" {
-		var msg string
-		if u, msg = ticketBaseURL(base, ""); msg != "" {
-			p.add("base_url", "%s", msg)
-		}
+	if base == "" {
+		return nil
 	}
-	if !jiraProjectKey.MatchString(c.Project) {
-		p.add("project", "want a project key such as SUP (capital letters, digits and _, starting with a letter)")
+	u, msg := ticketBaseURL(base, "")
+	if msg != "" {
+		p.add("base_url", "%s", msg)
 	}
-	if strings.TrimSpace(c.IssueType) == "" {
-		p.add("issue_type", "must name an issue type (default Task)")
-	}
-	return u, p.err()
+	return u
 }
 
 // jiraSink creates issues in one project and comments on them.

@@ -91,14 +91,22 @@ func escapeCodeTag(s string) string { return snowCodeTag.ReplaceAllString(s, "[\
 
 func (c *serviceNowConfig) validate() (*url.URL, error) {
 	var p configProblems
-	bad := func(s string) bool {
-		return strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f })
+	c.validateAuth(&p)
+	u := c.baseURL(&p)
+	if !snowTableName.MatchString(c.Table) {
+		p.add("table", "want a table name such as incident")
 	}
+	return u, p.err()
+}
+
+// validateAuth wants one way to authenticate: username with password, or
+// oauth_token.
+func (c *serviceNowConfig) validateAuth(p *configProblems) {
 	switch {
 	case c.OAuthToken != "" && (c.Username != "" || c.Password != ""):
 		p.add("oauth_token", "set either username with password, or oauth_token, not both")
 	case c.OAuthToken != "":
-		if bad(c.OAuthToken.Reveal()) {
+		if snowBadToken(c.OAuthToken.Reveal()) {
 			p.add("oauth_token", "must be one word, without spaces") // never quote it
 		}
 	case c.Username == "" && c.Password == "":
@@ -106,15 +114,35 @@ func (c *serviceNowConfig) validate() (*url.URL, error) {
 	default:
 		if c.Username == "" {
 			p.add("username", "must be set with password")
-		} else if strings.ContainsFunc(c.Username, func(r rune) bool { return r < ' ' || r == 0x7f || r == ':' }) {
+		} else if snowBadUser(c.Username) {
 			p.add("username", "must be one line, without ':'")
 		}
 		if c.Password == "" {
 			p.add("password", "must be set with username")
-		} else if strings.ContainsFunc(c.Password.Reveal(), func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		} else if snowBadPassword(c.Password.Reveal()) {
 			p.add("password", "must be one line")
 		}
 	}
+}
+
+// snowBadToken, snowBadUser and snowBadPassword report credentials that
+// cannot go into an Authorization header: a control character would end
+// it, a space would split a Bearer token, and ':' ends a Basic user name.
+func snowBadToken(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f })
+}
+
+func snowBadUser(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f || r == ':' })
+}
+
+func snowBadPassword(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f })
+}
+
+// baseURL returns base_url, else the instance's own URL; nil after a
+// problem.
+func (c *serviceNowConfig) baseURL(p *configProblems) *url.URL {
 	base := c.BaseURL
 	switch {
 	case base != "":
@@ -125,17 +153,14 @@ func (c *serviceNowConfig) validate() (*url.URL, error) {
 	default:
 		base = "https://" + strings.ToLower(c.Instance) + ".service-now.com"
 	}
-	var u *url.URL
-	if base != "" {
-		var msg string
-		if u, msg = ticketBaseURL(base, ""); msg != "" {
-			p.add("base_url", "%s", msg)
-		}
+	if base == "" {
+		return nil
 	}
-	if !snowTableName.MatchString(c.Table) {
-		p.add("table", "want a table name such as incident")
+	u, msg := ticketBaseURL(base, "")
+	if msg != "" {
+		p.add("base_url", "%s", msg)
 	}
-	return u, p.err()
+	return u
 }
 
 // serviceNowSink creates records in one table and adds work notes to them.

@@ -251,6 +251,12 @@ func (s *slackSink) Deliver(ctx context.Context, d *router.Delivery) (router.Res
 		}
 		return s.postWebhook(ctx, msg)
 	}
+	return s.postMessage(ctx, channel, threadTS, text, blocks)
+}
+
+// postMessage posts with the Web API (chat.postMessage) to channel, the
+// sink's own when empty, in the thread threadTS when set.
+func (s *slackSink) postMessage(ctx context.Context, channel, threadTS, text string, blocks []slack.Block) (router.Result, error) {
 	if channel == "" {
 		channel = s.conf.Channel
 	} else if err := s.waitChannel(ctx, channel); err != nil {

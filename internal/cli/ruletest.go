@@ -44,39 +44,17 @@ func cmdTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 			return 2
 		}
 	}
-	broken := false
-	for _, f := range files {
-		ts, err := dispatch.LoadRuleTestFile(f)
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			broken = true
-			continue
-		}
-		tests = append(tests, ts...)
-	}
-	if broken {
+	more, ok := loadRuleTestFiles(files, stderr)
+	if !ok {
 		return 1
 	}
+	tests = append(tests, more...)
 	passed, failed := 0, 0
 	for _, res := range rt.RunRuleTests(ctx, tests) {
-		t := res.Test
-		if res.Passed() {
+		if printRuleTestResult(stdout, res) {
 			passed++
-			fmt.Fprintf(stdout, "ok      %s (%s)\n", t.Name, t.Pos)
-			continue
-		}
-		failed++
-		fmt.Fprintf(stdout, "FAIL    %s (%s)\n", t.Name, t.Pos)
-		if res.Matched != "" {
-			fmt.Fprintln(stdout, "        matched rules:")
-			for _, l := range strings.Split(res.Matched, "\n") {
-				fmt.Fprintf(stdout, "            %s\n", l)
-			}
-		}
-		for _, f := range res.Failures {
-			for _, l := range strings.Split(f, "\n") {
-				fmt.Fprintf(stdout, "        %s\n", l)
-			}
+		} else {
+			failed++
 		}
 	}
 	fmt.Fprintf(stdout, "\n%d passed, %d failed\n", passed, failed)
@@ -84,4 +62,43 @@ func cmdTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 		return 1
 	}
 	return 0
+}
+
+// loadRuleTestFiles reads every file, reporting each one's errors, so that
+// one run shows all that is wrong; ok is false if any file failed.
+func loadRuleTestFiles(files []string, stderr io.Writer) (tests []*dispatch.RuleTest, ok bool) {
+	ok = true
+	for _, f := range files {
+		ts, err := dispatch.LoadRuleTestFile(f)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			ok = false
+			continue
+		}
+		tests = append(tests, ts...)
+	}
+	return tests, ok
+}
+
+// printRuleTestResult prints one test's outcome, with the rules it matched
+// and its failures when it failed, and reports whether it passed.
+func printRuleTestResult(stdout io.Writer, res dispatch.RuleTestResult) bool {
+	t := res.Test
+	if res.Passed() {
+		fmt.Fprintf(stdout, "ok      %s (%s)\n", t.Name, t.Pos)
+		return true
+	}
+	fmt.Fprintf(stdout, "FAIL    %s (%s)\n", t.Name, t.Pos)
+	if res.Matched != "" {
+		fmt.Fprintln(stdout, "        matched rules:")
+		for _, l := range strings.Split(res.Matched, "\n") {
+			fmt.Fprintf(stdout, "            %s\n", l)
+		}
+	}
+	for _, f := range res.Failures {
+		for _, l := range strings.Split(f, "\n") {
+			fmt.Fprintf(stdout, "        %s\n", l)
+		}
+	}
+	return false
 }

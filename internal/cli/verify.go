@@ -52,32 +52,16 @@ func cmdVerify(_ context.Context, args []string, stdin io.Reader, stdout, stderr
 		fmt.Fprint(stderr, verifyUsage)
 		return 2
 	}
-	var keys []*rsa.PublicKey
-	for _, ka := range keyArgs {
-		data := []byte(ka)
-		if !strings.Contains(ka, "-----BEGIN") {
-			if data, err = os.ReadFile(ka); err != nil {
-				fmt.Fprintln(stderr, "hookroute verify:", err)
-				return 2
-			}
-		}
-		k, err := verify.ParseRSAPublicKey(data)
-		if err != nil {
-			fmt.Fprintf(stderr, "hookroute verify: %s: %v\n", ka, err)
-			return 2
-		}
-		keys = append(keys, k)
+	keys, err := readPublicKeys(keyArgs)
+	if err != nil {
+		fmt.Fprintln(stderr, "hookroute verify:", err)
+		return 2
 	}
 	name := "-"
 	if len(rest) == 1 {
 		name = rest[0]
 	}
-	var body []byte
-	if name == "-" {
-		body, err = io.ReadAll(stdin)
-	} else {
-		body, err = os.ReadFile(name)
-	}
+	body, err := readBody(name, stdin)
 	if err != nil {
 		fmt.Fprintln(stderr, "hookroute verify:", err)
 		return 2
@@ -100,6 +84,35 @@ func cmdVerify(_ context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	fmt.Fprintf(stdout, "valid: the signature over %s (%d bytes) verifies\n", displayName(name), len(body))
 	return 0
+}
+
+// readPublicKeys reads each --public-key: the PEM itself, or a file that
+// holds it.
+func readPublicKeys(keyArgs []string) ([]*rsa.PublicKey, error) {
+	var keys []*rsa.PublicKey
+	for _, ka := range keyArgs {
+		data := []byte(ka)
+		if !strings.Contains(ka, "-----BEGIN") {
+			var err error
+			if data, err = os.ReadFile(ka); err != nil {
+				return nil, err
+			}
+		}
+		k, err := verify.ParseRSAPublicKey(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", ka, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// readBody reads the file name, or stdin for "-".
+func readBody(name string, stdin io.Reader) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(stdin)
+	}
+	return os.ReadFile(name)
 }
 
 func displayName(name string) string {

@@ -106,6 +106,12 @@ func (f *Freshdesk) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		deskJSON(w, http.StatusUnauthorized, map[string]any{"code": "invalid_credentials", "message": "You have to be logged in to perform this action."})
 		return
 	}
+	f.route(w, r)
+}
+
+// route answers an authorized request: a new ticket, or a note on one; the
+// lock is held.
+func (f *Freshdesk) route(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(r.URL.Path, "/api/v2/tickets")
 	id, isNotes := strings.CutSuffix(strings.TrimPrefix(rest, "/"), "/notes")
 	switch {
@@ -131,16 +137,19 @@ func freshdeskInvalid(w http.ResponseWriter, errs []freshdeskField) {
 	deskJSON(w, http.StatusBadRequest, map[string]any{"description": "Validation failed", "errors": errs})
 }
 
+// freshdeskNewTicket is the body of a create.
+type freshdeskNewTicket struct {
+	Subject     *string  `json:"subject"`
+	Description *string  `json:"description"`
+	Email       string   `json:"email"`
+	Name        string   `json:"name"`
+	Priority    *int     `json:"priority"`
+	Status      *int     `json:"status"`
+	Tags        []string `json:"tags"`
+}
+
 func (f *Freshdesk) create(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		Subject     *string  `json:"subject"`
-		Description *string  `json:"description"`
-		Email       string   `json:"email"`
-		Name        string   `json:"name"`
-		Priority    *int     `json:"priority"`
-		Status      *int     `json:"status"`
-		Tags        []string `json:"tags"`
-	}
+	var in freshdeskNewTicket
 	raw, err := deskRead(r)
 	if err == nil {
 		err = json.Unmarshal(raw, &in)
@@ -149,7 +158,21 @@ func (f *Freshdesk) create(w http.ResponseWriter, r *http.Request) {
 		freshdeskInvalid(w, []freshdeskField{{Field: "", Message: err.Error(), Code: "invalid_json"}})
 		return
 	}
-	var errs []freshdeskField
+	priority, status, errs := in.validate()
+	if len(errs) > 0 {
+		freshdeskInvalid(w, errs)
+		return
+	}
+	t := &FreshdeskTicket{ID: f.nextID, Subject: *in.Subject, Description: *in.Description, Email: in.Email, Name: in.Name,
+		Priority: priority, Status: status, Tags: in.Tags}
+	f.nextID++
+	f.tickets = append(f.tickets, t)
+	writeFreshdeskTicket(w, t)
+}
+
+// validate checks a create as Freshdesk does, and returns its priority and
+// status, which default to low and open.
+func (in *freshdeskNewTicket) validate() (priority, status int, errs []freshdeskField) {
 	if in.Subject == nil || strings.TrimSpace(*in.Subject) == "" {
 		errs = append(errs, freshdeskField{"subject", "It should be a/an String", "missing_field"})
 	}
@@ -162,7 +185,7 @@ func (f *Freshdesk) create(w http.ResponseWriter, r *http.Request) {
 	case !strings.Contains(in.Email, "@"):
 		errs = append(errs, freshdeskField{"email", "It should be a valid email address", "invalid_value"})
 	}
-	priority, status := 1, 2
+	priority, status = 1, 2
 	if in.Priority != nil {
 		priority = *in.Priority
 	}
@@ -175,14 +198,11 @@ func (f *Freshdesk) create(w http.ResponseWriter, r *http.Request) {
 	if status < 2 || status > 5 {
 		errs = append(errs, freshdeskField{"status", "It should be one of these values: '2,3,4,5'", "invalid_value"})
 	}
-	if len(errs) > 0 {
-		freshdeskInvalid(w, errs)
-		return
-	}
-	t := &FreshdeskTicket{ID: f.nextID, Subject: *in.Subject, Description: *in.Description, Email: in.Email, Name: in.Name,
-		Priority: priority, Status: status, Tags: in.Tags}
-	f.nextID++
-	f.tickets = append(f.tickets, t)
+	return priority, status, errs
+}
+
+// writeFreshdeskTicket answers a create with the new ticket.
+func writeFreshdeskTicket(w http.ResponseWriter, t *FreshdeskTicket) {
 	// Freshdesk's answers list id before the description.
 	type ticket struct {
 		CCEmails        []string `json:"cc_emails"`

@@ -208,31 +208,50 @@ func (g *GitHub) rateHeaders(w http.ResponseWriter, remaining int, reset time.Ti
 
 // serve answers an authorized request; the lock is held.
 func (g *GitHub) serve(w http.ResponseWriter, r *http.Request, body []byte) {
-	auth := r.Header.Get("Authorization")
-	if g.token == "" || (auth != "Bearer "+g.token && auth != "token "+g.token) {
-		githubError(w, http.StatusUnauthorized, "Bad credentials")
-		return
-	}
-	if v := r.Header.Get("X-GitHub-Api-Version"); v != "" && v != githubAPIVersion {
-		githubError(w, http.StatusBadRequest, fmt.Sprintf("API version %s is not supported.", v))
+	if !g.authorized(w, r) {
 		return
 	}
 	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/api/v3"), "/"), "/")
-	switch {
-	case len(parts) == 2 && parts[0] == "search" && parts[1] == "issues" && r.Method == http.MethodGet:
+	if len(parts) == 2 && parts[0] == "search" && parts[1] == "issues" && r.Method == http.MethodGet {
 		g.search(w, r)
-	case len(parts) < 4 || parts[0] != "repos" || parts[3] != "issues" || !g.exists(parts[1]+"/"+parts[2]):
+		return
+	}
+	if len(parts) < 4 || parts[0] != "repos" || parts[3] != "issues" || !g.exists(parts[1]+"/"+parts[2]) {
 		githubError(w, http.StatusNotFound, "Not Found")
-	case len(parts) == 4 && r.Method == http.MethodPost:
-		g.create(w, r, parts[1]+"/"+parts[2], body)
-	case len(parts) == 5 && r.Method == http.MethodGet:
-		if is := g.issue(parts[1]+"/"+parts[2], parts[4]); is != nil {
+		return
+	}
+	g.serveIssues(w, r, parts[1]+"/"+parts[2], parts[4:], body)
+}
+
+// authorized checks the token and the API version, answering when either
+// is wrong.
+func (g *GitHub) authorized(w http.ResponseWriter, r *http.Request) bool {
+	auth := r.Header.Get("Authorization")
+	if g.token == "" || (auth != "Bearer "+g.token && auth != "token "+g.token) {
+		githubError(w, http.StatusUnauthorized, "Bad credentials")
+		return false
+	}
+	if v := r.Header.Get("X-GitHub-Api-Version"); v != "" && v != githubAPIVersion {
+		githubError(w, http.StatusBadRequest, fmt.Sprintf("API version %s is not supported.", v))
+		return false
+	}
+	return true
+}
+
+// serveIssues answers under /repos/{repo}/issues, rest being the path's
+// parts after it.
+func (g *GitHub) serveIssues(w http.ResponseWriter, r *http.Request, repo string, rest []string, body []byte) {
+	switch {
+	case len(rest) == 0 && r.Method == http.MethodPost:
+		g.create(w, r, repo, body)
+	case len(rest) == 1 && r.Method == http.MethodGet:
+		if is := g.issue(repo, rest[0]); is != nil {
 			githubJSON(w, http.StatusOK, g.view(is))
 			return
 		}
 		githubError(w, http.StatusNotFound, "Not Found")
-	case len(parts) == 6 && parts[5] == "comments" && r.Method == http.MethodPost:
-		g.comment(w, parts[1]+"/"+parts[2], parts[4], body)
+	case len(rest) == 2 && rest[1] == "comments" && r.Method == http.MethodPost:
+		g.comment(w, repo, rest[0], body)
 	default:
 		githubError(w, http.StatusNotFound, "Not Found")
 	}
@@ -312,8 +331,24 @@ func (g *GitHub) search(w http.ResponseWriter, r *http.Request) {
 		githubInvalid(w, "Search", "q", "missing", "")
 		return
 	}
-	var repo string
-	var terms []string
+	repo, terms := githubSearchQuery(q)
+	if repo != "" && !g.exists(repo) {
+		githubInvalid(w, "Search", "q", "invalid", "The listed users and repositories cannot be searched either because the resources do not exist or you do not have permission to view them.")
+		return
+	}
+	perPage, err := strconv.Atoi(r.URL.Query().Get("per_page"))
+	if err != nil || perPage < 1 {
+		perPage = 30
+	}
+	items := g.searchIssues(repo, terms)
+	total := len(items)
+	githubJSON(w, http.StatusOK, map[string]any{"total_count": total, "incomplete_results": false, "items": items[:min(total, perPage, 100)]})
+}
+
+// githubSearchQuery reads a search query: the repo: qualifier (lower case;
+// "" for every repository) and the terms, words and phrases, that the
+// issue's body must all contain.
+func githubSearchQuery(q string) (repo string, terms []string) {
 	for _, tok := range githubTokens(q) {
 		switch k, v, _ := strings.Cut(tok, ":"); {
 		case k == "repo" && !strings.HasPrefix(tok, `"`):
@@ -324,14 +359,12 @@ func (g *GitHub) search(w http.ResponseWriter, r *http.Request) {
 			terms = append(terms, strings.ToLower(strings.Trim(tok, `"`)))
 		}
 	}
-	if repo != "" && !g.exists(repo) {
-		githubInvalid(w, "Search", "q", "invalid", "The listed users and repositories cannot be searched either because the resources do not exist or you do not have permission to view them.")
-		return
-	}
-	perPage, err := strconv.Atoi(r.URL.Query().Get("per_page"))
-	if err != nil || perPage < 1 {
-		perPage = 30
-	}
+	return repo, terms
+}
+
+// searchIssues returns the issues, as search shows them, of repo (every
+// repository if "") whose body holds every term, case folded.
+func (g *GitHub) searchIssues(repo string, terms []string) []any {
 	items := []any{}
 	for _, key := range slices.Sorted(maps.Keys(g.issues)) {
 		if repo != "" && key != repo {
@@ -346,8 +379,7 @@ func (g *GitHub) search(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	total := len(items)
-	githubJSON(w, http.StatusOK, map[string]any{"total_count": total, "incomplete_results": false, "items": items[:min(total, perPage, 100)]})
+	return items
 }
 
 // githubTokens splits a search query into words and "quoted phrases"

@@ -212,65 +212,116 @@ func (j *Jira) create(w http.ResponseWriter, r *http.Request) {
 // jiraIssueFrom checks a create request's fields the way Jira does.
 func jiraIssueFrom(fields map[string]json.RawMessage) (*JiraIssue, map[string]string) {
 	is, errs := &JiraIssue{}, map[string]string{}
-	var ref struct{ Key, Name string }
 	for name, raw := range fields {
-		ref.Key, ref.Name = "", ""
-		switch name {
-		case "project":
-			if json.Unmarshal(raw, &ref) != nil || !jiraKeyPattern.MatchString(ref.Key) {
-				errs[name] = "valid project is required"
-			}
-			is.Project = ref.Key
-		case "issuetype":
-			if json.Unmarshal(raw, &ref) != nil || strings.TrimSpace(ref.Name) == "" {
-				errs[name] = "valid issue type is required"
-			}
-			is.IssueType = ref.Name
-		case "priority":
-			if json.Unmarshal(raw, &ref) != nil || !slices.Contains(jiraPriorities, ref.Name) {
-				errs[name] = "The priority selected is invalid."
-			}
-			is.Priority = ref.Name
-		case "summary":
-			switch err := json.Unmarshal(raw, &is.Summary); {
-			case err != nil:
-				errs[name] = "Operation value must be a string"
-			case strings.ContainsAny(is.Summary, "\r\n"):
-				errs[name] = "The summary is invalid because it contains newline characters."
-			case len([]rune(is.Summary)) > 255:
-				errs[name] = "Summary must be less than 255 characters."
-			}
-		case "description":
-			text, ok := adfText(raw)
-			if !ok {
-				errs[name] = "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
-			}
-			is.Description = text
-		case "labels":
-			if json.Unmarshal(raw, &is.Labels) != nil {
-				errs[name] = "Operation value must be an array of strings"
-			}
-			for _, l := range is.Labels {
-				switch {
-				case l == "" || strings.ContainsFunc(l, unicode.IsSpace):
-					errs[name] = fmt.Sprintf("The label '%s' contains spaces which is invalid.", l)
-				case len([]rune(l)) > 255:
-					errs[name] = "The label must not exceed 255 characters."
-				}
-			}
-		default:
+		check, ok := jiraFields[name]
+		if !ok {
 			errs[name] = fmt.Sprintf("Field '%s' cannot be set. It is not on the appropriate screen, or unknown.", name)
+			continue
+		}
+		if msg := check(is, raw); msg != "" {
+			errs[name] = msg
 		}
 	}
-	for _, name := range []string{"project", "issuetype", "summary"} {
-		if _, ok := fields[name]; !ok {
-			errs[name] = map[string]string{"project": "Specify a valid project ID or key", "issuetype": "Specify an issue type", "summary": "You must specify a summary of the issue."}[name]
+	for _, f := range jiraRequired {
+		if _, ok := fields[f.name]; !ok {
+			errs[f.name] = f.msg
 		}
 	}
 	if is.Summary == "" && errs["summary"] == "" {
 		errs["summary"] = "You must specify a summary of the issue."
 	}
 	return is, errs
+}
+
+// jiraFields are the fields a create may set. Each sets its part of the
+// issue, even from a bad value, and returns Jira's message for a bad one.
+var jiraFields = map[string]func(is *JiraIssue, raw json.RawMessage) string{
+	"project":     jiraProject,
+	"issuetype":   jiraIssueType,
+	"priority":    jiraPriority,
+	"summary":     jiraSummary,
+	"description": jiraDescription,
+	"labels":      jiraLabels,
+}
+
+// jiraRequired are the fields a create must have, with Jira's message for
+// each one missing.
+var jiraRequired = []struct{ name, msg string }{
+	{"project", "Specify a valid project ID or key"},
+	{"issuetype", "Specify an issue type"},
+	{"summary", "You must specify a summary of the issue."},
+}
+
+// jiraRef is how Jira names a project ({"key": …}), an issue type or a
+// priority ({"name": …}).
+type jiraRef struct{ Key, Name string }
+
+func jiraProject(is *JiraIssue, raw json.RawMessage) string {
+	var ref jiraRef
+	err := json.Unmarshal(raw, &ref)
+	is.Project = ref.Key
+	if err != nil || !jiraKeyPattern.MatchString(ref.Key) {
+		return "valid project is required"
+	}
+	return ""
+}
+
+func jiraIssueType(is *JiraIssue, raw json.RawMessage) string {
+	var ref jiraRef
+	err := json.Unmarshal(raw, &ref)
+	is.IssueType = ref.Name
+	if err != nil || strings.TrimSpace(ref.Name) == "" {
+		return "valid issue type is required"
+	}
+	return ""
+}
+
+func jiraPriority(is *JiraIssue, raw json.RawMessage) string {
+	var ref jiraRef
+	err := json.Unmarshal(raw, &ref)
+	is.Priority = ref.Name
+	if err != nil || !slices.Contains(jiraPriorities, ref.Name) {
+		return "The priority selected is invalid."
+	}
+	return ""
+}
+
+func jiraSummary(is *JiraIssue, raw json.RawMessage) string {
+	switch err := json.Unmarshal(raw, &is.Summary); {
+	case err != nil:
+		return "Operation value must be a string"
+	case strings.ContainsAny(is.Summary, "\r\n"):
+		return "The summary is invalid because it contains newline characters."
+	case len([]rune(is.Summary)) > 255:
+		return "Summary must be less than 255 characters."
+	}
+	return ""
+}
+
+func jiraDescription(is *JiraIssue, raw json.RawMessage) string {
+	text, ok := adfText(raw)
+	is.Description = text
+	if !ok {
+		return "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
+	}
+	return ""
+}
+
+// jiraLabels reports the last bad label only.
+func jiraLabels(is *JiraIssue, raw json.RawMessage) string {
+	var msg string
+	if json.Unmarshal(raw, &is.Labels) != nil {
+		msg = "Operation value must be an array of strings"
+	}
+	for _, l := range is.Labels {
+		switch {
+		case l == "" || strings.ContainsFunc(l, unicode.IsSpace):
+			msg = fmt.Sprintf("The label '%s' contains spaces which is invalid.", l)
+		case len([]rune(l)) > 255:
+			msg = "The label must not exceed 255 characters."
+		}
+	}
+	return msg
 }
 
 func (j *Jira) comment(w http.ResponseWriter, r *http.Request, idOrKey string) {

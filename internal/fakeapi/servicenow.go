@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -116,31 +117,7 @@ var (
 
 // ServeHTTP implements http.Handler.
 func (s *ServiceNow) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.requests = append(s.requests, r.Method+" "+r.URL.Path)
-	if s.failN > 0 {
-		s.failN--
-		code, after := s.failCode, s.failAfter
-		s.mu.Unlock()
-		if after != "" {
-			w.Header().Set("Retry-After", after)
-		}
-		if code == http.StatusTooManyRequests {
-			w.Header().Set("X-RateLimit-Limit", "100")
-			w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Minute).Unix(), 10))
-		}
-		snowError(w, code, http.StatusText(code), "Scripted failure")
-		return
-	}
-	auth := r.Header.Get("Authorization")
-	authorized := auth == s.basic || s.bearer != "" && auth == "Bearer "+s.bearer
-	s.mu.Unlock()
-	if !authorized {
-		snowError(w, http.StatusUnauthorized, "User Not Authenticated", "Required to provide Auth information")
-		return
-	}
-	if a := r.Header.Get("Accept"); a != "" && !strings.Contains(a, "json") && !strings.Contains(a, "*/*") {
-		snowError(w, http.StatusNotAcceptable, "Not Acceptable", "The fake answers application/json only")
+	if !s.admit(w, r) {
 		return
 	}
 	m := snowTablePath.FindStringSubmatch(r.URL.Path)
@@ -153,6 +130,52 @@ func (s *ServiceNow) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		snowError(w, http.StatusBadRequest, "Invalid table "+table, "")
 		return
 	}
+	s.route(w, r, table, id)
+}
+
+// admit records the request, and answers it when a scripted failure is
+// due, its credentials are wrong or it wants something other than JSON.
+// It reports whether the request goes on.
+func (s *ServiceNow) admit(w http.ResponseWriter, r *http.Request) bool {
+	s.mu.Lock()
+	s.requests = append(s.requests, r.Method+" "+r.URL.Path)
+	if s.failN > 0 {
+		s.failN--
+		code, after := s.failCode, s.failAfter
+		s.mu.Unlock()
+		snowScriptedFailure(w, code, after)
+		return false
+	}
+	auth := r.Header.Get("Authorization")
+	authorized := auth == s.basic || s.bearer != "" && auth == "Bearer "+s.bearer
+	s.mu.Unlock()
+	if !authorized {
+		snowError(w, http.StatusUnauthorized, "User Not Authenticated", "Required to provide Auth information")
+		return false
+	}
+	if a := r.Header.Get("Accept"); a != "" && !strings.Contains(a, "json") && !strings.Contains(a, "*/*") {
+		snowError(w, http.StatusNotAcceptable, "Not Acceptable", "The fake answers application/json only")
+		return false
+	}
+	return true
+}
+
+// snowScriptedFailure answers as a failing instance does, with the rate
+// limit headers of a 429.
+func snowScriptedFailure(w http.ResponseWriter, code int, after string) {
+	if after != "" {
+		w.Header().Set("Retry-After", after)
+	}
+	if code == http.StatusTooManyRequests {
+		w.Header().Set("X-RateLimit-Limit", "100")
+		w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Minute).Unix(), 10))
+	}
+	snowError(w, code, http.StatusText(code), "Scripted failure")
+}
+
+// route hands a request on a table (id empty) or on one of its records to
+// its method's handler.
+func (s *ServiceNow) route(w http.ResponseWriter, r *http.Request, table, id string) {
 	switch {
 	case id == "" && r.Method == http.MethodPost:
 		if snowJSON(w, r) {
@@ -203,51 +226,71 @@ func (s *ServiceNow) create(w http.ResponseWriter, r *http.Request, table string
 }
 
 func (s *ServiceNow) list(w http.ResponseWriter, r *http.Request, table string) {
-	q := r.URL.Query()
-	var conds [][2]string
-	if query := q.Get("sysparm_query"); query != "" {
-		for _, c := range strings.Split(query, "^") {
-			field, value, ok := strings.Cut(c, "=")
-			if !ok || !slices.Contains([]string{"sys_id", "number", "correlation_id"}, field) {
-				snowError(w, http.StatusBadRequest, "Unsupported query", "The fake understands field=value on sys_id, number and correlation_id, joined by ^")
-				return
-			}
-			conds = append(conds, [2]string{field, value})
-		}
-	}
-	limit := 10000
-	if v := q.Get("sysparm_limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			snowError(w, http.StatusBadRequest, "Invalid sysparm_limit", v)
-			return
-		}
-		limit = n
-	}
-	var keep []string
-	if v := q.Get("sysparm_fields"); v != "" {
-		keep = strings.Split(v, ",")
+	lq, ok := parseSnowList(w, r.URL.Query())
+	if !ok {
+		return
 	}
 	out := []map[string]string{}
 	s.mu.Lock()
 	for _, rec := range s.records {
 		view := rec.view()
-		if rec.Table != table || len(out) >= limit || slices.ContainsFunc(conds, func(c [2]string) bool { return view[c[0]] != c[1] }) {
+		if rec.Table != table || len(out) >= lq.limit || slices.ContainsFunc(lq.conds, func(c [2]string) bool { return view[c[0]] != c[1] }) {
 			continue
 		}
-		if keep != nil {
-			trimmed := map[string]string{}
-			for _, k := range keep {
-				if v, ok := view[strings.TrimSpace(k)]; ok {
-					trimmed[strings.TrimSpace(k)] = v
-				}
-			}
-			view = trimmed
-		}
-		out = append(out, view)
+		out = append(out, lq.trim(view))
 	}
 	s.mu.Unlock()
 	snowWrite(w, http.StatusOK, map[string]any{"result": out})
+}
+
+// snowListQuery is what a list asks for: the records that meet every
+// condition (field, value), at most limit of them, with only the fields
+// keep names (all when keep is nil).
+type snowListQuery struct {
+	conds [][2]string
+	limit int
+	keep  []string
+}
+
+// parseSnowList reads a list's sysparm_ parameters, or answers 400.
+func parseSnowList(w http.ResponseWriter, q url.Values) (snowListQuery, bool) {
+	lq := snowListQuery{limit: 10000}
+	if query := q.Get("sysparm_query"); query != "" {
+		for _, c := range strings.Split(query, "^") {
+			field, value, ok := strings.Cut(c, "=")
+			if !ok || !slices.Contains([]string{"sys_id", "number", "correlation_id"}, field) {
+				snowError(w, http.StatusBadRequest, "Unsupported query", "The fake understands field=value on sys_id, number and correlation_id, joined by ^")
+				return lq, false
+			}
+			lq.conds = append(lq.conds, [2]string{field, value})
+		}
+	}
+	if v := q.Get("sysparm_limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			snowError(w, http.StatusBadRequest, "Invalid sysparm_limit", v)
+			return lq, false
+		}
+		lq.limit = n
+	}
+	if v := q.Get("sysparm_fields"); v != "" {
+		lq.keep = strings.Split(v, ",")
+	}
+	return lq, true
+}
+
+// trim keeps the fields of view that the query asks for.
+func (lq snowListQuery) trim(view map[string]string) map[string]string {
+	if lq.keep == nil {
+		return view
+	}
+	trimmed := map[string]string{}
+	for _, k := range lq.keep {
+		if v, ok := view[strings.TrimSpace(k)]; ok {
+			trimmed[strings.TrimSpace(k)] = v
+		}
+	}
+	return trimmed
 }
 
 // find returns the record, or answers 404. Callers hold s.mu.

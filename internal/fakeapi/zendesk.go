@@ -169,14 +169,7 @@ func (z *Zendesk) create(w http.ResponseWriter, r *http.Request) {
 	}
 	key := r.Header.Get("Idempotency-Key")
 	sum := sha256.Sum256(raw)
-	if prev, ok := z.idem[key]; ok && key != "" {
-		if prev.sum != sum {
-			deskJSON(w, http.StatusBadRequest, map[string]any{"error": "IdempotentRequestError",
-				"description": "This Idempotency-Key was already used with a different request body"})
-			return
-		}
-		w.Header().Set("x-zendesk-api-idempotency-lookup", "hit")
-		deskRaw(w, http.StatusCreated, prev.resp)
+	if z.replayIdempotent(w, key, sum) {
 		return
 	}
 	var b zendeskTicketBody
@@ -184,21 +177,11 @@ func (z *Zendesk) create(w http.ResponseWriter, r *http.Request) {
 		deskJSON(w, http.StatusBadRequest, map[string]any{"error": "InvalidRequest", "description": "Invalid JSON: " + err.Error()})
 		return
 	}
-	in := b.Ticket
-	invalid := map[string]string{}
-	if in.Comment == nil || strings.TrimSpace(in.Comment.Body) == "" {
-		invalid["description"] = "Description: cannot be blank"
-	}
-	if in.Priority != "" && !slices.Contains([]string{"low", "normal", "high", "urgent"}, in.Priority) {
-		invalid["priority"] = "Priority: is not valid"
-	}
-	if in.Requester != nil && !strings.Contains(in.Requester.Email, "@") {
-		invalid["requester"] = "Requester: Email is invalid"
-	}
-	if len(invalid) > 0 {
+	if invalid := b.invalid(); len(invalid) > 0 {
 		zendeskInvalid(w, invalid)
 		return
 	}
+	in := b.Ticket
 	t := &ZendeskTicket{ID: z.nextID, Subject: in.Subject, Priority: in.Priority, Tags: in.Tags, ExternalID: in.ExternalID, IdempotencyKey: key}
 	z.nextID++
 	if in.Requester != nil {
@@ -213,6 +196,41 @@ func (z *Zendesk) create(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", zendeskURL(r, t.ID))
 	deskRaw(w, http.StatusCreated, resp)
+}
+
+// replayIdempotent answers a create whose Idempotency-Key was used before:
+// with the first answer if the body is the same, with an error if not. It
+// reports whether it answered.
+func (z *Zendesk) replayIdempotent(w http.ResponseWriter, key string, sum [sha256.Size]byte) bool {
+	prev, ok := z.idem[key]
+	if !ok || key == "" {
+		return false
+	}
+	if prev.sum != sum {
+		deskJSON(w, http.StatusBadRequest, map[string]any{"error": "IdempotentRequestError",
+			"description": "This Idempotency-Key was already used with a different request body"})
+		return true
+	}
+	w.Header().Set("x-zendesk-api-idempotency-lookup", "hit")
+	deskRaw(w, http.StatusCreated, prev.resp)
+	return true
+}
+
+// invalid checks a create as Zendesk does: Zendesk's message by field,
+// empty if the ticket is valid.
+func (b *zendeskTicketBody) invalid() map[string]string {
+	in := b.Ticket
+	invalid := map[string]string{}
+	if in.Comment == nil || strings.TrimSpace(in.Comment.Body) == "" {
+		invalid["description"] = "Description: cannot be blank"
+	}
+	if in.Priority != "" && !slices.Contains([]string{"low", "normal", "high", "urgent"}, in.Priority) {
+		invalid["priority"] = "Priority: is not valid"
+	}
+	if in.Requester != nil && !strings.Contains(in.Requester.Email, "@") {
+		invalid["requester"] = "Requester: Email is invalid"
+	}
+	return invalid
 }
 
 func (z *Zendesk) update(w http.ResponseWriter, r *http.Request, rawID string) {

@@ -129,15 +129,29 @@ func (z *ZohoDesk) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		deskFault(w, status, after, map[string]any{"errorCode": strings.ToUpper(strings.ReplaceAll(http.StatusText(status), " ", "_")), "message": http.StatusText(status)})
 		return
 	}
+	if z.authorized(w, r) {
+		z.route(w, r)
+	}
+}
+
+// authorized checks the access token and the orgId header, answering when
+// either is wrong; the lock is held.
+func (z *ZohoDesk) authorized(w http.ResponseWriter, r *http.Request) bool {
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Zoho-oauthtoken ")
 	if exp, live := z.tokens[token]; !ok || !live || !time.Now().Before(exp) {
 		deskJSON(w, http.StatusUnauthorized, map[string]any{"errorCode": "INVALID_OAUTH", "message": "The OAuth Token you provided is invalid."})
-		return
+		return false
 	}
 	if r.Header.Get("orgId") != z.orgID {
 		deskJSON(w, http.StatusBadRequest, map[string]any{"errorCode": "INVALID_DATA", "message": "The orgId header is missing or names no organization of this user."})
-		return
+		return false
 	}
+	return true
+}
+
+// route answers an authorized request: a new ticket, or a comment on one;
+// the lock is held.
+func (z *ZohoDesk) route(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(r.URL.Path, "/api/v1/tickets")
 	id, isComments := strings.CutSuffix(strings.TrimPrefix(rest, "/"), "/comments")
 	switch {

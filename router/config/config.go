@@ -257,6 +257,27 @@ func YAMLSyntaxError(err error) *ConfigError {
 // ValidateStatic checks the parts of the config that need no compiling.
 func (c *Config) ValidateStatic(doc *yaml.Node, add func(*ConfigError)) {
 	at := func(path ...string) *yaml.Node { return LookupNode(doc, path...) }
+	c.validateServer(at, add)
+	c.validateStore(at, add)
+	c.validateAdminTokens(at, add)
+	for i, a := range c.Egress.Allow {
+		if _, err := netip.ParsePrefix(a); err != nil {
+			add(NodeError(at("egress", "allow", fmt.Sprint(i)), fmt.Sprintf("egress.allow[%d]", i), "not a CIDR (e.g. 127.0.0.1/32)"))
+		}
+	}
+	ValidateRetry(c.Defaults.Retry, at("defaults", "retry"), "defaults.retry", add)
+	if c.Defaults.Timeout <= 0 {
+		add(NodeError(at("defaults", "timeout"), "defaults.timeout", "must be positive"))
+	}
+	if c.Defaults.Concurrency < 1 || c.Defaults.Concurrency > 256 {
+		add(NodeError(at("defaults", "concurrency"), "defaults.concurrency", "must be between 1 and 256"))
+	}
+}
+
+// nodeAt finds the node at a path of the config document, for positions.
+type nodeAt func(path ...string) *yaml.Node
+
+func (c *Config) validateServer(at nodeAt, add func(*ConfigError)) {
 	if c.Server.Listen == "" {
 		add(NodeError(at("server", "listen"), "server.listen", "must not be empty"))
 	}
@@ -283,6 +304,9 @@ func (c *Config) ValidateStatic(doc *yaml.Node, add func(*ConfigError)) {
 	if c.Server.ReadTimeout <= 0 {
 		add(NodeError(at("server", "read_timeout"), "server.read_timeout", "must be positive, e.g. 10s"))
 	}
+}
+
+func (c *Config) validateStore(at nodeAt, add func(*ConfigError)) {
 	if !strings.HasPrefix(c.Store.URL, "sqlite:") && !strings.HasPrefix(c.Store.URL, "postgres://") && !strings.HasPrefix(c.Store.URL, "postgresql://") {
 		add(NodeError(at("store", "url"), "store.url", "want sqlite:PATH or postgres://…"))
 	}
@@ -290,10 +314,9 @@ func (c *Config) ValidateStatic(doc *yaml.Node, add func(*ConfigError)) {
 		// Dedup keys must outlive every sender's retries.
 		add(NodeError(at("store", "retention"), "store.retention", "must be at least 7d, so that dedup ids outlive senders' retries"))
 	}
-	known := map[string]bool{}
-	for _, s := range scopes {
-		known[s] = true
-	}
+}
+
+func (c *Config) validateAdminTokens(at nodeAt, add func(*ConfigError)) {
 	names := map[string]bool{}
 	for i, t := range c.Admin.Tokens {
 		p := fmt.Sprintf("admin.tokens[%d]", i)
@@ -306,22 +329,10 @@ func (c *Config) ValidateStatic(doc *yaml.Node, add func(*ConfigError)) {
 			add(NodeError(LookupNode(n, "token"), p+".token", "must be at least 16 characters"))
 		}
 		for j, s := range t.Scopes {
-			if !known[s] {
+			if !slices.Contains(scopes, s) {
 				add(NodeError(LookupNode(n, "scopes", fmt.Sprint(j)), fmt.Sprintf("%s.scopes[%d]", p, j), "unknown scope %q (want one of %s)", s, strings.Join(scopes, ", ")))
 			}
 		}
-	}
-	for i, a := range c.Egress.Allow {
-		if _, err := netip.ParsePrefix(a); err != nil {
-			add(NodeError(at("egress", "allow", fmt.Sprint(i)), fmt.Sprintf("egress.allow[%d]", i), "not a CIDR (e.g. 127.0.0.1/32)"))
-		}
-	}
-	ValidateRetry(c.Defaults.Retry, at("defaults", "retry"), "defaults.retry", add)
-	if c.Defaults.Timeout <= 0 {
-		add(NodeError(at("defaults", "timeout"), "defaults.timeout", "must be positive"))
-	}
-	if c.Defaults.Concurrency < 1 || c.Defaults.Concurrency > 256 {
-		add(NodeError(at("defaults", "concurrency"), "defaults.concurrency", "must be between 1 and 256"))
 	}
 }
 

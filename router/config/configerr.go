@@ -238,38 +238,12 @@ func checkKeys(node *yaml.Node, path string, t reflect.Type, errs *ConfigErrors)
 	if node.Kind == yaml.AliasNode {
 		node = node.Alias
 	}
-	if t == secretType && node.Kind == yaml.ScalarNode {
-		if msg := secretShape(node); msg != "" {
-			*errs = append(*errs, NodeError(node, path, "%s", msg))
-			return
-		}
-	}
-	if u, ok := reflect.New(t).Interface().(yaml.Unmarshaler); ok && node.Kind == yaml.ScalarNode && t != secretType {
-		// Scalars with their own syntax (durations, sizes) are checked
-		// here, where the path and position are known.
-		if err := u.UnmarshalYAML(node); err != nil {
-			*errs = append(*errs, NodeError(node, path, "%v", err))
-		}
+	if node.Kind == yaml.ScalarNode && checkScalar(node, path, t, errs) {
 		return
 	}
 	switch t.Kind() {
 	case reflect.Struct:
-		if node.Kind != yaml.MappingNode || t == reflect.TypeOf(yaml.Node{}) {
-			return
-		}
-		if _, ok := reflect.New(t).Interface().(yaml.Unmarshaler); ok {
-			return
-		}
-		fields := YAMLFields(t)
-		for i := 0; i+1 < len(node.Content); i += 2 {
-			k, v := node.Content[i], node.Content[i+1]
-			ft, ok := fields[k.Value]
-			if !ok {
-				*errs = append(*errs, NodeError(k, joinPath(path, k.Value), "unknown key %q", k.Value))
-				continue
-			}
-			checkKeys(v, joinPath(path, k.Value), ft, errs)
-		}
+		checkStructKeys(node, path, t, errs)
 	case reflect.Slice:
 		if node.Kind != yaml.SequenceNode {
 			return
@@ -284,6 +258,50 @@ func checkKeys(node *yaml.Node, path string, t reflect.Type, errs *ConfigErrors)
 		for i := 0; i+1 < len(node.Content); i += 2 {
 			checkKeys(node.Content[i+1], joinPath(path, node.Content[i].Value), t.Elem(), errs)
 		}
+	}
+}
+
+// checkScalar checks a scalar of a type with rules of its own: a secret's
+// shape, or the syntax of a type that unmarshals itself. It reports
+// whether the scalar needs no further checking.
+func checkScalar(node *yaml.Node, path string, t reflect.Type, errs *ConfigErrors) bool {
+	if t == secretType {
+		if msg := secretShape(node); msg != "" {
+			*errs = append(*errs, NodeError(node, path, "%s", msg))
+			return true
+		}
+		return false
+	}
+	u, ok := reflect.New(t).Interface().(yaml.Unmarshaler)
+	if !ok {
+		return false
+	}
+	// Scalars with their own syntax (durations, sizes) are checked
+	// here, where the path and position are known.
+	if err := u.UnmarshalYAML(node); err != nil {
+		*errs = append(*errs, NodeError(node, path, "%v", err))
+	}
+	return true
+}
+
+// checkStructKeys reports the keys of a mapping that struct t has no field
+// for, and checks the values of the others.
+func checkStructKeys(node *yaml.Node, path string, t reflect.Type, errs *ConfigErrors) {
+	if node.Kind != yaml.MappingNode || t == reflect.TypeOf(yaml.Node{}) {
+		return
+	}
+	if _, ok := reflect.New(t).Interface().(yaml.Unmarshaler); ok {
+		return
+	}
+	fields := YAMLFields(t)
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		k, v := node.Content[i], node.Content[i+1]
+		ft, ok := fields[k.Value]
+		if !ok {
+			*errs = append(*errs, NodeError(k, joinPath(path, k.Value), "unknown key %q", k.Value))
+			continue
+		}
+		checkKeys(v, joinPath(path, k.Value), ft, errs)
 	}
 }
 

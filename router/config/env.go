@@ -59,40 +59,67 @@ func ExpandString(s string, lookup func(string) (string, bool)) (string, envUse,
 		if j < 0 {
 			return "", use, fmt.Errorf("unterminated ${ reference")
 		}
-		expr := s[i+2 : i+j]
+		ref, err := parseEnvRef(s[i+2 : i+j])
 		s = s[i+j+1:]
-		name, op, arg := expr, "", ""
-		if k := strings.IndexByte(expr, ':'); k >= 0 && k+1 < len(expr) && (expr[k+1] == '-' || expr[k+1] == '?') {
-			name, op, arg = expr[:k], expr[k:k+2], expr[k+2:]
-		}
-		if !validEnvName(name) {
-			return "", use, fmt.Errorf("invalid environment variable name %q", name)
-		}
-		use.refs++
-		use.hasDefault = use.hasDefault || op == ":-" && arg != ""
-		v, ok, err := lookupEnv(name, lookup)
 		if err != nil {
 			return "", use, err
 		}
-		switch {
-		case ok && v != "":
-			b.WriteString(v)
-		case op == ":-":
-			b.WriteString(arg)
-		case op == ":?":
-			state := "not set"
-			if ok {
-				state = "empty"
-			}
-			if arg == "" {
-				return "", use, fmt.Errorf("environment variable %s is %s", name, state)
-			}
-			return "", use, fmt.Errorf("environment variable %s is %s: %s", name, state, arg)
-		case ok:
-			// Set and empty, no default: empty, as written.
-		default:
-			return "", use, fmt.Errorf("environment variable %s is not set", name)
+		use.refs++
+		use.hasDefault = use.hasDefault || ref.op == ":-" && ref.arg != ""
+		v, err := ref.value(lookup)
+		if err != nil {
+			return "", use, err
 		}
+		b.WriteString(v)
+	}
+}
+
+// envRef is one reference: ${name}, ${name:-arg} or ${name:?arg}.
+type envRef struct {
+	name string
+	op   string // "", ":-" or ":?"
+	arg  string // the default, or the message
+}
+
+// parseEnvRef parses what is between "${" and "}". A ':' not followed by
+// '-' or '?' stays in the name, which then fails validation.
+func parseEnvRef(expr string) (envRef, error) {
+	r := envRef{name: expr}
+	if k := strings.IndexByte(expr, ':'); k >= 0 && k+1 < len(expr) && (expr[k+1] == '-' || expr[k+1] == '?') {
+		r = envRef{name: expr[:k], op: expr[k : k+2], arg: expr[k+2:]}
+	}
+	if !validEnvName(r.name) {
+		return r, fmt.Errorf("invalid environment variable name %q", r.name)
+	}
+	return r, nil
+}
+
+// value resolves the reference. Its errors name the variable and never
+// its value.
+func (r envRef) value(lookup func(string) (string, bool)) (string, error) {
+	v, ok, err := lookupEnv(r.name, lookup)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case ok && v != "":
+		return v, nil
+	case r.op == ":-":
+		return r.arg, nil
+	case r.op == ":?":
+		state := "not set"
+		if ok {
+			state = "empty"
+		}
+		if r.arg == "" {
+			return "", fmt.Errorf("environment variable %s is %s", r.name, state)
+		}
+		return "", fmt.Errorf("environment variable %s is %s: %s", r.name, state, r.arg)
+	case ok:
+		// Set and empty, no default: empty, as written.
+		return "", nil
+	default:
+		return "", fmt.Errorf("environment variable %s is not set", r.name)
 	}
 }
 

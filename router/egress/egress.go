@@ -213,33 +213,34 @@ func blockReason4(ip netip.Addr) string {
 	return ""
 }
 
+// The prefixes that announce an IPv4 address inside an IPv6 one.
+var (
+	v4MappedPrefix   = [12]byte{10: 0xff, 11: 0xff}                // ::ffff:0:0/96
+	nat64Prefix      = [4]byte{0x00, 0x64, 0xff, 0x9b}             // 64:ff9b::/96 (then 8 zero bytes)
+	localNAT64Prefix = [6]byte{0x00, 0x64, 0xff, 0x9b, 0x00, 0x01} // 64:ff9b:1::/48
+	sixToFourPrefix  = [2]byte{0x20, 0x02}                         // 2002::/16
+	teredoPrefix     = [4]byte{0x20, 0x01, 0x00, 0x00}             // 2001::/32
+)
+
 // embedded finds the IPv4 addresses an IPv6 address carries, storing them
 // in out; it returns the encoding's name and how many there are (0: none).
 // ::1 and :: are left to blocked6, which names them better than their
 // IPv4-compatible reading (0.0.0.1, 0.0.0.0) would.
 func embedded(b [16]byte, out *[4]netip.Addr) (string, int) {
 	v4 := func(i, j, k, l int) netip.Addr { return netip.AddrFrom4([4]byte{b[i], b[j], b[k], b[l]}) }
-	zero := func(bs ...byte) bool {
-		for _, x := range bs {
-			if x != 0 {
-				return false
-			}
-		}
-		return true
-	}
 	switch {
-	case zero(b[:10]...) && b[10] == 0xff && b[11] == 0xff:
+	case [12]byte(b[:12]) == v4MappedPrefix:
 		out[0] = v4(12, 13, 14, 15)
 		return "IPv4-mapped", 1
-	case zero(b[:12]...) && !zero(b[12:15]...):
+	case [12]byte(b[:12]) == [12]byte{} && [3]byte(b[12:15]) != [3]byte{}:
 		// ::/96 minus ::0.0.0.x, which holds ::1 and ::; 0.0.0.x is blocked
 		// as "this network" anyway.
 		out[0] = v4(12, 13, 14, 15)
 		return "IPv4-compatible", 1
-	case b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && zero(b[4:12]...):
+	case [4]byte(b[:4]) == nat64Prefix && [8]byte(b[4:12]) == [8]byte{}:
 		out[0] = v4(12, 13, 14, 15)
 		return "NAT64", 1
-	case b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && b[4] == 0x00 && b[5] == 0x01:
+	case [6]byte(b[:6]) == localNAT64Prefix:
 		// RFC 6052 §2.2: with a /48, /56 or /64 prefix the address skips
 		// bits 64–71 (octet 8); with a /96 it is the last 32 bits.
 		out[0] = v4(6, 7, 9, 10)
@@ -247,10 +248,10 @@ func embedded(b [16]byte, out *[4]netip.Addr) (string, int) {
 		out[2] = v4(9, 10, 11, 12)
 		out[3] = v4(12, 13, 14, 15)
 		return "local-use NAT64", 4
-	case b[0] == 0x20 && b[1] == 0x02:
+	case [2]byte(b[:2]) == sixToFourPrefix:
 		out[0] = v4(2, 3, 4, 5)
 		return "6to4", 1
-	case b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x00 && b[3] == 0x00:
+	case [4]byte(b[:4]) == teredoPrefix:
 		out[0] = v4(4, 5, 6, 7) // the Teredo server
 		out[1] = netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]})
 		return "Teredo", 2

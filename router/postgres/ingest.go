@@ -91,55 +91,91 @@ func (s *Store) Ingest(ctx context.Context, ev *router.EventRecord, ds []router.
 
 // ingestArgs validates an Ingest call and encodes its arguments.
 func (s *Store) ingestArgs(ev *router.EventRecord, ds []router.NewDelivery) ([]any, error) {
-	if ev == nil {
-		return nil, errors.New("nil event")
-	}
-	if ev.Source == "" || ev.ID == "" {
-		return nil, fmt.Errorf("event %q/%q: source and id are required", ev.Source, ev.ID)
-	}
-	if ev.BodyHash != nil && len(ev.BodyHash) == 0 {
-		return nil, fmt.Errorf("event %s/%s: an empty body hash", ev.Source, ev.ID)
+	if err := checkEvent(ev); err != nil {
+		return nil, err
 	}
 	recv := ev.ReceivedAt
 	if recv.IsZero() {
 		recv = time.Now()
 	}
-	// nil would be stored as JSON null; an empty object or array keeps the
-	// columns' shape uniform for SQL queries.
-	headers, matched := []byte("{}"), []byte("[]")
-	var err error
-	if len(ev.Headers) > 0 {
-		if headers, err = json.Marshal(ev.Headers); err != nil {
-			return nil, fmt.Errorf("event %s/%s: headers: %w", ev.Source, ev.ID, err)
-		}
-	}
-	if len(ev.Matched) > 0 {
-		if matched, err = json.Marshal(ev.Matched); err != nil {
-			return nil, fmt.Errorf("event %s/%s: matched: %w", ev.Source, ev.ID, err)
-		}
+	headers, matched, err := eventJSON(ev)
+	if err != nil {
+		return nil, err
 	}
 	body := ev.Body
 	if body == nil {
 		body = []byte{} // the column is NOT NULL; nil would bind as NULL
 	}
-	var (
-		ids    = make([]string, len(ds))
-		rules  = make([]string, len(ds))
-		routes = make([]int32, len(ds))
-		sinks  = make([]string, len(ds))
-		nexts  = make([]time.Time, len(ds))
-	)
-	for i, d := range ds {
-		if d.ID == "" || d.Sink == "" {
-			return nil, fmt.Errorf("event %s/%s: delivery %q to %q: id and sink are required", ev.Source, ev.ID, d.ID, d.Sink)
-		}
-		ids[i], rules[i], routes[i], sinks[i], nexts[i] = d.ID, d.Rule, int32(d.Route), d.Sink, d.NextAttemptAt
-		if d.NextAttemptAt.IsZero() {
-			nexts[i] = recv // no time given: due at once
-		}
+	d, err := deliveryArrays(ev, ds, recv)
+	if err != nil {
+		return nil, err
 	}
 	return []any{
-		ev.Source, ev.ID, ev.Name, recv, string(headers), body, ev.Quarantined, string(matched),
-		ids, rules, routes, sinks, nexts, s.channel, ev.BodyHash,
+		ev.Source, ev.ID, ev.Name, recv, headers, body, ev.Quarantined, matched,
+		d.ids, d.rules, d.routes, d.sinks, d.nexts, s.channel, ev.BodyHash,
 	}, nil
+}
+
+func checkEvent(ev *router.EventRecord) error {
+	if ev == nil {
+		return errors.New("nil event")
+	}
+	if ev.Source == "" || ev.ID == "" {
+		return fmt.Errorf("event %q/%q: source and id are required", ev.Source, ev.ID)
+	}
+	if ev.BodyHash != nil && len(ev.BodyHash) == 0 {
+		return fmt.Errorf("event %s/%s: an empty body hash", ev.Source, ev.ID)
+	}
+	return nil
+}
+
+// eventJSON encodes the event's headers and matched rules for their JSON
+// columns.
+func eventJSON(ev *router.EventRecord) (headers, matched string, err error) {
+	// nil would be stored as JSON null; an empty object or array keeps the
+	// columns' shape uniform for SQL queries.
+	headers, matched = "{}", "[]"
+	if len(ev.Headers) > 0 {
+		b, err := json.Marshal(ev.Headers)
+		if err != nil {
+			return "", "", fmt.Errorf("event %s/%s: headers: %w", ev.Source, ev.ID, err)
+		}
+		headers = string(b)
+	}
+	if len(ev.Matched) > 0 {
+		b, err := json.Marshal(ev.Matched)
+		if err != nil {
+			return "", "", fmt.Errorf("event %s/%s: matched: %w", ev.Source, ev.ID, err)
+		}
+		matched = string(b)
+	}
+	return headers, matched, nil
+}
+
+// ingestDeliveries are an Ingest call's deliveries as one array per column,
+// so that one statement inserts them all.
+type ingestDeliveries struct {
+	ids, rules, sinks []string
+	routes            []int32
+	nexts             []time.Time
+}
+
+func deliveryArrays(ev *router.EventRecord, ds []router.NewDelivery, recv time.Time) (ingestDeliveries, error) {
+	d := ingestDeliveries{
+		ids:    make([]string, len(ds)),
+		rules:  make([]string, len(ds)),
+		routes: make([]int32, len(ds)),
+		sinks:  make([]string, len(ds)),
+		nexts:  make([]time.Time, len(ds)),
+	}
+	for i, nd := range ds {
+		if nd.ID == "" || nd.Sink == "" {
+			return d, fmt.Errorf("event %s/%s: delivery %q to %q: id and sink are required", ev.Source, ev.ID, nd.ID, nd.Sink)
+		}
+		d.ids[i], d.rules[i], d.routes[i], d.sinks[i], d.nexts[i] = nd.ID, nd.Rule, int32(nd.Route), nd.Sink, nd.NextAttemptAt
+		if nd.NextAttemptAt.IsZero() {
+			d.nexts[i] = recv // no time given: due at once
+		}
+	}
+	return d, nil
 }

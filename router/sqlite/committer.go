@@ -266,32 +266,11 @@ func (s *Store) drain(reqs []*writeReq) []*writeReq {
 
 // commit runs one batch and answers its callers.
 func (s *Store) commit(reqs []*writeReq) {
-	live := reqs[:0]
-	for _, r := range reqs {
-		if !r.state.CompareAndSwap(reqQueued, reqStarted) {
-			continue // abandoned: its caller has already returned
-		}
-		if err := r.ctx.Err(); err != nil {
-			s.stats.failed.Add(1)
-			r.done <- err
-			continue
-		}
-		live = append(live, r)
-	}
+	live := s.start(reqs)
 	if len(live) == 0 {
 		return
 	}
-
-	// Relaxed only if nothing in the batch is acknowledged on its commit
-	// (a probe stands for an ingest), and the unsynced window, once open,
-	// is not yet over.
-	relaxed := s.unsyncedSince.IsZero() || time.Since(s.unsyncedSince) < syncWindow
-	for _, r := range live {
-		if r.ingest != nil || r.probe {
-			relaxed = false
-			break
-		}
-	}
+	relaxed := s.mayRelax(live)
 	errs := make([]error, len(live))
 	if err := s.runBatch(live, errs, relaxed); err != nil {
 		// Each caller reports its own error; only this shows how many
@@ -320,18 +299,57 @@ func (s *Store) commit(reqs []*writeReq) {
 		s.stats.largest.Store(n) // only the committer writes it
 	}
 	for i, r := range live {
-		switch {
-		case errs[i] != nil:
-			s.stats.failed.Add(1)
-		case r.finish != nil:
-			s.stats.finishes.Add(1)
-		case r.claim != nil, r.probe:
-		case r.dup:
-			s.stats.duplicates.Add(1)
-		default:
-			s.stats.events.Add(1)
-		}
+		s.countWrite(r, errs[i])
 		r.done <- errs[i]
+	}
+}
+
+// start marks the requests of a batch started and returns those still
+// wanted, in reqs' own array. Once started, a request is no longer the
+// caller's to abandon, so it is answered in any case.
+func (s *Store) start(reqs []*writeReq) []*writeReq {
+	live := reqs[:0]
+	for _, r := range reqs {
+		if !r.state.CompareAndSwap(reqQueued, reqStarted) {
+			continue // abandoned: its caller has already returned
+		}
+		if err := r.ctx.Err(); err != nil {
+			s.stats.failed.Add(1)
+			r.done <- err
+			continue
+		}
+		live = append(live, r)
+	}
+	return live
+}
+
+// mayRelax reports whether live may commit without syncing: only if
+// nothing in it is acknowledged on its commit (a probe stands for an
+// ingest), and the unsynced window, once open, is not yet over.
+func (s *Store) mayRelax(live []*writeReq) bool {
+	if !s.unsyncedSince.IsZero() && time.Since(s.unsyncedSince) >= syncWindow {
+		return false
+	}
+	for _, r := range live {
+		if r.ingest != nil || r.probe {
+			return false
+		}
+	}
+	return true
+}
+
+// countWrite counts one committed request, err being its own failure.
+func (s *Store) countWrite(r *writeReq, err error) {
+	switch {
+	case err != nil:
+		s.stats.failed.Add(1)
+	case r.finish != nil:
+		s.stats.finishes.Add(1)
+	case r.claim != nil, r.probe:
+	case r.dup:
+		s.stats.duplicates.Add(1)
+	default:
+		s.stats.events.Add(1)
 	}
 }
 
@@ -387,20 +405,7 @@ func (s *Store) tryBatch(live []*writeReq, errs []error, relaxed bool) (redo boo
 		if errs[i] != nil {
 			continue // dropped by an earlier attempt
 		}
-		var (
-			opErr   error
-			partial bool
-		)
-		switch {
-		case r.ingest != nil:
-			r.dup, r.storedID, partial, opErr = b.ingest(r.ingest)
-		case r.claim != nil:
-			opErr = b.claim(r.claim)
-		case r.probe:
-			_, opErr = b.tx.Exec(sqlProbe, time.Now().UnixNano())
-		default:
-			partial, opErr = b.finish(r.finish)
-		}
+		partial, opErr := b.apply(r)
 		if opErr == nil {
 			continue
 		}
@@ -420,6 +425,22 @@ func (s *Store) tryBatch(live []*writeReq, errs []error, relaxed bool) (redo boo
 		return false, fmt.Errorf("commit: %w", err)
 	}
 	return false, nil
+}
+
+// apply runs one request in the batch's transaction. partial reports that
+// it failed after writing part of its rows, which only a rollback undoes.
+func (b *batch) apply(r *writeReq) (partial bool, err error) {
+	switch {
+	case r.ingest != nil:
+		r.dup, r.storedID, partial, err = b.ingest(r.ingest)
+	case r.claim != nil:
+		err = b.claim(r.claim)
+	case r.probe:
+		_, err = b.tx.Exec(sqlProbe, time.Now().UnixNano())
+	default:
+		partial, err = b.finish(r.finish)
+	}
+	return partial, err
 }
 
 // isConstraint reports whether err is SQLite's SQLITE_CONSTRAINT, under any

@@ -23,27 +23,11 @@ func throttled(at, next time.Time) router.Finish {
 func testBackpressureFinish(e *env) {
 	sink := e.n("sink")
 	e.ingestOne("d1", sink, t0)
-	claimOne := func(what string, at time.Time) *router.Claimed {
-		e.Helper()
-		cs := e.claim(sink, "w1", at, time.Minute, 1)
-		if len(cs) != 1 {
-			e.Fatalf("%s: claimed %d, want 1", what, len(cs))
-		}
-		return cs[0]
-	}
-	if c := claimOne("first claim", t0); c.Attempts != 0 || c.Throttled != 0 {
-		e.Errorf("new delivery: attempts %d, throttled %d; want 0, 0", c.Attempts, c.Throttled)
-	}
+	e.wantClaimCounts(sink, "first claim", t0, "new delivery", 0, 0)
 	e.finish("d1", "w1", throttled(t0, t0.Add(time.Second)))
-	c := claimOne("after one backpressure answer", t0.Add(time.Second))
-	if c.Attempts != 0 || c.Throttled != 1 {
-		e.Errorf("after a backpressure answer: attempts %d, throttled %d; want 0, 1", c.Attempts, c.Throttled)
-	}
+	e.wantClaimCounts(sink, "after one backpressure answer", t0.Add(time.Second), "after a backpressure answer", 0, 1)
 	e.finish("d1", "w1", throttled(t0.Add(time.Second), t0.Add(2*time.Second)))
-	c = claimOne("after two", t0.Add(2*time.Second))
-	if c.Attempts != 0 || c.Throttled != 2 {
-		e.Errorf("after two backpressure answers: attempts %d, throttled %d; want 0, 2", c.Attempts, c.Throttled)
-	}
+	e.wantClaimCounts(sink, "after two", t0.Add(2*time.Second), "after two backpressure answers", 0, 2)
 	e.finish("d1", "w1", retry(t0.Add(2*time.Second), t0.Add(3*time.Second)))
 	d := e.get("d1")
 	if d.Attempts != 1 || len(d.AttemptLog) != 3 {
@@ -52,14 +36,23 @@ func testBackpressureFinish(e *env) {
 	if len(d.AttemptLog) == 3 && d.AttemptLog[0].StatusCode != 429 {
 		e.Errorf("first logged attempt: status %d, want the 429", d.AttemptLog[0].StatusCode)
 	}
-	c = claimOne("after the failure", t0.Add(3*time.Second))
-	if c.Attempts != 1 || c.Throttled != 2 {
-		e.Errorf("after the failure: attempts %d, throttled %d; want 1, 2", c.Attempts, c.Throttled)
-	}
+	e.wantClaimCounts(sink, "after the failure", t0.Add(3*time.Second), "after the failure", 1, 2)
 	e.finish("d1", "w1", dead(t0.Add(3*time.Second)))
 	e.replay("d1", "ops", t0.Add(4*time.Second))
-	if c := claimOne("after the replay", t0.Add(4*time.Second)); c.Attempts != 0 || c.Throttled != 0 {
-		e.Errorf("after a replay: attempts %d, throttled %d; want 0, 0", c.Attempts, c.Throttled)
+	e.wantClaimCounts(sink, "after the replay", t0.Add(4*time.Second), "after a replay", 0, 0)
+}
+
+// wantClaimCounts claims sink's one delivery (as w1, at at) and checks its
+// attempt and backpressure counters; what names the claim in its error,
+// label the check in its own.
+func (e *env) wantClaimCounts(sink, what string, at time.Time, label string, attempts, throttled int) {
+	e.Helper()
+	cs := e.claim(sink, "w1", at, time.Minute, 1)
+	if len(cs) != 1 {
+		e.Fatalf("%s: claimed %d, want 1", what, len(cs))
+	}
+	if c := cs[0]; c.Attempts != attempts || c.Throttled != throttled {
+		e.Errorf("%s: attempts %d, throttled %d; want %d, %d", label, c.Attempts, c.Throttled, attempts, throttled)
 	}
 }
 

@@ -395,17 +395,49 @@ func testReplay(e *env) {
 	e.wantIDs("claim", e.claimIDs(sink, "w2", t0.Add(time.Minute), time.Minute, 1), "d1")
 	a2 := dead(t0.Add(time.Minute))
 	e.finish("d1", "w2", a2)
+	log := []router.AttemptRecord{a1.Attempt, a2.Attempt}
 
 	at := t0.Add(time.Hour)
+	replayDead(e, at, log)
+	a3 := deliverReplayed(e, sink, at)
+	log = append(log, a3.Attempt)
+	checkAttempts(e.T, e.get("d1").AttemptLog, log)
+
+	// A delivered one can be replayed too.
+	at2 := at.Add(2 * time.Hour)
+	a4 := replayDelivered(e, sink, at2)
+	checkAttempts(e.T, e.get("d1").AttemptLog, append(log, a4.Attempt))
+	ds, err := e.s.ListDeliveries(e.ctx, router.DeliveryFilter{Sink: sink})
+	if err != nil || len(ds) != 1 {
+		e.Fatalf("ListDeliveries = %v, %v", ds, err)
+	}
+	if l := ds[0]; l.Replays != 2 || l.ReplayedBy != "bob" || !l.ReplayedAt.Equal(at2) || l.Leased {
+		e.Errorf("listed = %+v, want replayed twice, last by bob at %v", l, at2)
+	}
+
+	if err := e.s.Replay(e.ctx, e.n("missing"), "alice", at); !errors.Is(err, router.ErrNotFound) {
+		e.Errorf("Replay of an unknown delivery: error = %v, want ErrNotFound", err)
+	}
+}
+
+// replayDead has alice replay d1, dead after the attempts in log, at at:
+// it is due again at once with a fresh budget, its last error and its log
+// kept.
+func replayDead(e *env, at time.Time, log []router.AttemptRecord) {
 	e.replay("d1", "alice", at)
 	d := e.get("d1")
 	if d.Status != router.StatusPending || d.Attempts != 0 || !d.NextAttemptAt.Equal(at) ||
-		d.LastError != a2.Attempt.Error || d.Replays != 1 || d.ReplayedBy != "alice" ||
+		d.LastError != log[len(log)-1].Error || d.Replays != 1 || d.ReplayedBy != "alice" ||
 		!d.ReplayedAt.Equal(at) || d.Leased {
 		e.Errorf("after Replay: %+v, want pending, 0 attempts, due at %v, last error kept, replayed once by alice at %v", d, at, at)
 	}
-	checkAttempts(e.T, d.AttemptLog, []router.AttemptRecord{a1.Attempt, a2.Attempt})
+	checkAttempts(e.T, d.AttemptLog, log)
+}
 
+// deliverReplayed claims d1, replayed to be due at at, and delivers it,
+// checking on the way that a replay of a delivery in flight is refused. It
+// returns the attempt that delivered it.
+func deliverReplayed(e *env, sink string, at time.Time) router.Finish {
 	e.wantIDs("claim before the replay is due", e.claimIDs(sink, "w3", at.Add(-time.Second), time.Minute, 1))
 	cs := e.claim(sink, "w3", at, time.Minute, 1)
 	e.wantIDs("claim of the replayed delivery", e.ids(cs), "d1")
@@ -421,39 +453,28 @@ func testReplay(e *env) {
 	a3 := delivered(at)
 	a3.Attempt.RemoteID = "R-1"
 	e.finish("d1", "w3", a3)
-	d = e.get("d1")
-	if d.Status != router.StatusDelivered || d.Attempts != 1 || d.Replays != 1 {
+	if d := e.get("d1"); d.Status != router.StatusDelivered || d.Attempts != 1 || d.Replays != 1 {
 		e.Errorf("delivered after the replay: %+v, want delivered after 1 attempt", d)
 	}
-	checkAttempts(e.T, d.AttemptLog, []router.AttemptRecord{a1.Attempt, a2.Attempt, a3.Attempt})
+	return a3
+}
 
-	// A delivered one can be replayed too.
-	at2 := at.Add(2 * time.Hour)
-	e.replay("d1", "bob", at2)
-	d = e.get("d1")
+// replayDelivered has bob replay d1, delivered, at at, and lets its one new
+// attempt fail for good. It returns that attempt.
+func replayDelivered(e *env, sink string, at time.Time) router.Finish {
+	e.replay("d1", "bob", at)
+	d := e.get("d1")
 	if d.Status != router.StatusPending || d.Attempts != 0 || d.Replays != 2 || d.ReplayedBy != "bob" ||
-		!d.ReplayedAt.Equal(at2) || !d.NextAttemptAt.Equal(at2) {
-		e.Errorf("after the second Replay: %+v, want pending, replayed twice, last by bob at %v", d, at2)
+		!d.ReplayedAt.Equal(at) || !d.NextAttemptAt.Equal(at) {
+		e.Errorf("after the second Replay: %+v, want pending, replayed twice, last by bob at %v", d, at)
 	}
-	e.wantIDs("claim after the second replay", e.claimIDs(sink, "w4", at2, time.Minute, 1), "d1")
-	a4 := dead(at2)
+	e.wantIDs("claim after the second replay", e.claimIDs(sink, "w4", at, time.Minute, 1), "d1")
+	a4 := dead(at)
 	e.finish("d1", "w4", a4)
-	d = e.get("d1")
-	if d.Status != router.StatusDead || d.Attempts != 1 {
+	if d := e.get("d1"); d.Status != router.StatusDead || d.Attempts != 1 {
 		e.Errorf("dead after the second replay: %+v, want dead after 1 attempt", d)
 	}
-	checkAttempts(e.T, d.AttemptLog, []router.AttemptRecord{a1.Attempt, a2.Attempt, a3.Attempt, a4.Attempt})
-	ds, err := e.s.ListDeliveries(e.ctx, router.DeliveryFilter{Sink: sink})
-	if err != nil || len(ds) != 1 {
-		e.Fatalf("ListDeliveries = %v, %v", ds, err)
-	}
-	if l := ds[0]; l.Replays != 2 || l.ReplayedBy != "bob" || !l.ReplayedAt.Equal(at2) || l.Leased {
-		e.Errorf("listed = %+v, want replayed twice, last by bob at %v", l, at2)
-	}
-
-	if err := e.s.Replay(e.ctx, e.n("missing"), "alice", at); !errors.Is(err, router.ErrNotFound) {
-		e.Errorf("Replay of an unknown delivery: error = %v, want ErrNotFound", err)
-	}
+	return a4
 }
 
 // testReplayPending: a pending delivery that is not in flight (waiting for
@@ -509,34 +530,60 @@ func testPendingCountsDead(e *env) {
 // testPrune works in 2011 (tp), where nothing of other subtests lies, so
 // that it can count. Cut-off: tp.
 func testPrune(e *env) {
-	const limit = 5
-	src := e.n("src")
-	done, wait, busy := e.n("sink-done"), e.n("sink-wait"), e.n("sink-busy")
-	old := tp.Add(-time.Hour)
-	// Every event has a body hash, which must go with it.
-	ev := func(id string, at time.Time, ds ...router.NewDelivery) {
-		e.Helper()
-		rec := e.event(src, id, at)
-		rec.BodyHash = hashOf(id)
-		e.ingest(rec, ds...)
+	p := &pruneCase{
+		env: e, src: e.n("src"), old: tp.Add(-time.Hour),
+		done: e.n("sink-done"), wait: e.n("sink-wait"), busy: e.n("sink-busy"),
 	}
+	p.seed()
+	p.prune()
+	p.checkRows()
+	p.checkKeys()
+	p.checkReuse()
+}
+
+// pruneCase is testPrune's world: one source, and sinks whose deliveries
+// end finished (done), wait for a retry (wait) or stay in flight (busy);
+// old is an hour before the cut-off.
+type pruneCase struct {
+	*env
+	src              string
+	done, wait, busy string
+	old              time.Time
+}
+
+// pruneLimit is the batch Prune is given: small, so that the rows go in
+// several calls.
+const pruneLimit = 5
+
+// ev ingests an event with deliveries ds. Every event has a body hash,
+// which must go with it.
+func (p *pruneCase) ev(id string, at time.Time, ds ...router.NewDelivery) {
+	p.Helper()
+	rec := p.event(p.src, id, at)
+	rec.BodyHash = hashOf(id)
+	p.ingest(rec, ds...)
+}
+
+// seed writes what Prune must remove and what it must keep.
+func (p *pruneCase) seed() {
+	e, done, wait, busy, old := p.env, p.done, p.wait, p.busy, p.old
 	// Pruned: finished before the cut-off, their events, an event that
 	// never had a delivery, and a dedup key whose lock ran out.
 	for i := range 5 {
-		ev(fmt.Sprintf("ok%d", i), old, e.delivery(fmt.Sprintf("ok%d", i), done, old))
+		p.ev(fmt.Sprintf("ok%d", i), old, e.delivery(fmt.Sprintf("ok%d", i), done, old))
 	}
-	ev("dead0", old, e.delivery("dead0", done, old))
-	ev("dead1", old, e.delivery("dead1", done, old))
-	ev("none", old)
+	p.ev("dead0", old, e.delivery("dead0", done, old))
+	p.ev("dead1", old, e.delivery("dead1", done, old))
+	p.ev("none", old)
 	// Kept: a pending delivery (and its event, whose other delivery goes),
 	// one in flight, events and deliveries at or after the cut-off.
-	ev("mixed", old, e.delivery("mixed-done", done, old), e.delivery("mixed-wait", wait, old))
-	ev("stuck", old.Add(-time.Hour), e.delivery("stuck", wait, old))
-	ev("flying", old, e.delivery("flying", busy, old))
-	ev("edge", tp)
-	ev("late", old, e.delivery("late", done, old))   // finished exactly at the cut-off
-	ev("after", old, e.delivery("after", done, old)) // finished after it
-	ev("recent", tp.Add(time.Minute), e.delivery("recent", done, tp.Add(time.Minute)))
+	p.ev("mixed", old, e.delivery("mixed-done", done, old), e.delivery("mixed-wait", wait, old))
+	p.ev("stuck", old.Add(-time.Hour), e.delivery("stuck", wait, old))
+	p.ev("flying", old, e.delivery("flying", busy, old))
+	p.ev("edge", tp)
+	p.ev("late", old, e.delivery("late", done, old))   // finished exactly at the cut-off
+	p.ev("after", old, e.delivery("after", done, old)) // finished after it
+	p.ev("recent", tp.Add(time.Minute), e.delivery("recent", done, tp.Add(time.Minute)))
 
 	e.wantIDs("claim of the one in flight", e.claimIDs(busy, "w1", old, 24*time.Hour, 10), "flying")
 	claimed := e.claimIDs(done, "w1", tp.Add(time.Minute), time.Hour, 100)
@@ -569,32 +616,41 @@ func testPrune(e *env) {
 			e.Fatalf("AcquireKey(%s) = %v, %v", k.key, ok, err)
 		}
 	}
+}
 
+// prune prunes in batches until a batch comes back short.
+func (p *pruneCase) prune() {
+	e := p.env
 	// 8 deliveries, then 8 events, then 1 key: 17 rows in batches of 5.
 	var counts []int
 	for range 10 {
-		n, err := e.s.Prune(e.ctx, tp, limit)
+		n, err := e.s.Prune(e.ctx, tp, pruneLimit)
 		if err != nil {
 			e.Fatalf("Prune: %v", err)
 		}
 		counts = append(counts, n)
 		if len(counts) == 1 {
 			// Deliveries come first: the budget went on them.
-			if _, err := e.s.GetEvent(e.ctx, src, "none"); err != nil {
+			if _, err := e.s.GetEvent(e.ctx, p.src, "none"); err != nil {
 				e.Errorf("after the first Prune: GetEvent(none) = %v, want it still there", err)
 			}
 		}
-		if n < limit {
+		if n < pruneLimit {
 			break
 		}
 	}
 	if !slices.Equal(counts, []int{5, 5, 5, 2}) {
 		e.Errorf("Prune returned %v, want [5 5 5 2]", counts)
 	}
-	if n, err := e.s.Prune(e.ctx, tp, limit); err != nil || n != 0 {
+	if n, err := e.s.Prune(e.ctx, tp, pruneLimit); err != nil || n != 0 {
 		e.Errorf("Prune with nothing left = %d, %v; want 0", n, err)
 	}
+}
 
+// checkRows checks which deliveries and events are gone and which are
+// kept, with their status.
+func (p *pruneCase) checkRows() {
+	e := p.env
 	gone := []string{"ok0", "ok1", "ok2", "ok3", "ok4", "dead0", "dead1", "mixed-done"}
 	for _, id := range gone {
 		if _, err := e.s.GetDelivery(e.ctx, e.n(id)); !errors.Is(err, router.ErrNotFound) {
@@ -602,7 +658,7 @@ func testPrune(e *env) {
 		}
 	}
 	for _, id := range []string{"ok0", "ok1", "ok2", "ok3", "ok4", "dead0", "dead1", "none"} {
-		if _, err := e.s.GetEvent(e.ctx, src, id); !errors.Is(err, router.ErrNotFound) {
+		if _, err := e.s.GetEvent(e.ctx, p.src, id); !errors.Is(err, router.ErrNotFound) {
 			e.Errorf("GetEvent(%s) after Prune: error = %v, want ErrNotFound", id, err)
 		}
 	}
@@ -624,12 +680,16 @@ func testPrune(e *env) {
 		e.Errorf("the delivery in flight lost its lease: %+v", d)
 	}
 	for _, id := range []string{"mixed", "stuck", "flying", "edge", "late", "after", "recent"} {
-		if _, err := e.s.GetEvent(e.ctx, src, id); err != nil {
+		if _, err := e.s.GetEvent(e.ctx, p.src, id); err != nil {
 			e.Errorf("GetEvent(%s) after Prune: %v, want it kept", id, err)
 		}
 	}
-	// Dedup keys: the one pruned is free again at once; the others still
-	// hold their locks.
+}
+
+// checkKeys: the dedup key pruned is free again at once; the others still
+// hold their locks.
+func (p *pruneCase) checkKeys() {
+	e, done, old := p.env, p.done, p.old
 	if _, ok, err := e.s.AcquireKey(e.ctx, done, "k-old", "w2", old.Add(-time.Hour+30*time.Second), time.Minute); err != nil || !ok {
 		e.Errorf("AcquireKey(k-old) within its old lock = %v, %v; want it free (pruned)", ok, err)
 	}
@@ -639,10 +699,14 @@ func testPrune(e *env) {
 	if _, ok, err := e.s.AcquireKey(e.ctx, done, "k-new", "w2", tp.Add(time.Minute+30*time.Second), time.Minute); err != nil || ok {
 		e.Errorf("AcquireKey(k-new) = %v, %v; want it still locked (kept)", ok, err)
 	}
+}
 
+// checkReuse: what went with a pruned row does not haunt a new one.
+func (p *pruneCase) checkReuse() {
+	e := p.env
 	// A pruned event's body hash went with it; a kept one's still holds.
 	again := func(id string) *router.EventRecord {
-		rec := e.event(src, id+"-again", tp)
+		rec := e.event(p.src, id+"-again", tp)
 		rec.BodyHash = hashOf(id)
 		return rec
 	}
@@ -651,8 +715,8 @@ func testPrune(e *env) {
 
 	// The attempts went with their deliveries: an id used again starts a
 	// log of its own.
-	ev("ok0-again", tp, e.delivery("ok0", done, tp))
-	e.wantIDs("claim of a reused id", e.claimIDs(done, "w3", tp, time.Minute, 10), "ok0")
+	p.ev("ok0-again", tp, e.delivery("ok0", p.done, tp))
+	e.wantIDs("claim of a reused id", e.claimIDs(p.done, "w3", tp, time.Minute, 10), "ok0")
 	e.finish("ok0", "w3", delivered(tp))
 	if d := e.get("ok0"); len(d.AttemptLog) != 1 {
 		e.Errorf("a reused id's log = %+v, want the one new attempt", d.AttemptLog)

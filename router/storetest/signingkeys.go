@@ -35,20 +35,29 @@ func (e *env) keyIDs(sink string) []string {
 	return out
 }
 
+// wantKeyIDs checks the ids sink lists, as fmt prints them ("[k1 k2]").
+func (e *env) wantKeyIDs(what, sink, want string) {
+	e.Helper()
+	if got := fmt.Sprint(e.keyIDs(sink)); got != want {
+		e.Errorf("%s: %s, want %s", what, got, want)
+	}
+}
+
+func (e *env) mustCreateKey(sink, id string, at time.Time) {
+	e.Helper()
+	if err := e.createKey(sink, id, at); err != nil {
+		e.Fatalf("CreateSigningKey(%s, %s): %v", sink, id, err)
+	}
+}
+
 func testSigningKeys(e *env) {
 	a, b, c := e.n("sink-a"), e.n("sink-b"), e.n("sink-c")
 	if ids := e.keyIDs(a); len(ids) != 0 {
 		e.Fatalf("a sink without keys lists %v", ids)
 	}
-	mustCreate := func(sink, id string, at time.Time) {
-		e.Helper()
-		if err := e.createKey(sink, id, at); err != nil {
-			e.Fatalf("CreateSigningKey(%s, %s): %v", sink, id, err)
-		}
-	}
 	// Created out of order: the listing is by time, not by insertion.
-	mustCreate(a, "k2", t0.Add(time.Second))
-	mustCreate(a, "k1", t0)
+	e.mustCreateKey(a, "k2", t0.Add(time.Second))
+	e.mustCreateKey(a, "k1", t0)
 	ks, err := e.s.SigningKeys(e.ctx, a)
 	if err != nil || len(ks) != 2 {
 		e.Fatalf("SigningKeys = %d keys, %v; want 2", len(ks), err)
@@ -64,41 +73,34 @@ func testSigningKeys(e *env) {
 	if err := e.createKey(a, "k3", t0.Add(2*time.Second)); !errors.Is(err, router.ErrKeyLimit) {
 		e.Errorf("a third key: %v, want ErrKeyLimit", err)
 	}
-	if got := fmt.Sprint(e.keyIDs(a)); got != "[k1 k2]" {
-		e.Errorf("after a refused third key: %s, want [k1 k2]", got)
-	}
+	e.wantKeyIDs("after a refused third key", a, "[k1 k2]")
 	// The limit is per sink.
-	mustCreate(b, "k1", t0)
-	if got := fmt.Sprint(e.keyIDs(b)); got != "[k1]" {
-		e.Errorf("sink b: %s, want [k1]", got)
-	}
+	e.mustCreateKey(b, "k1", t0)
+	e.wantKeyIDs("sink b", b, "[k1]")
 	// Ties in CreatedAt are broken by ID.
-	mustCreate(c, "kb", t0)
-	mustCreate(c, "ka", t0)
-	if got := fmt.Sprint(e.keyIDs(c)); got != "[ka kb]" {
-		e.Errorf("same CreatedAt: %s, want [ka kb]", got)
-	}
+	e.mustCreateKey(c, "kb", t0)
+	e.mustCreateKey(c, "ka", t0)
+	e.wantKeyIDs("same CreatedAt", c, "[ka kb]")
+	checkKeyRotation(e, a, b, c)
+}
 
-	// Rotation: the old key goes, the new one signs, a successor fits.
+// checkKeyRotation rotates sink a's keys, k1 and k2: the old key goes, the
+// new one signs, a successor fits. Sinks b (k1) and c (ka, kb) are
+// bystanders.
+func checkKeyRotation(e *env, a, b, c string) {
 	if err := e.s.DeleteSigningKey(e.ctx, a, "k1"); err != nil {
 		e.Fatalf("DeleteSigningKey: %v", err)
 	}
-	if got := fmt.Sprint(e.keyIDs(a)); got != "[k2]" {
-		e.Errorf("after deleting k1: %s, want [k2]", got)
-	}
+	e.wantKeyIDs("after deleting k1", a, "[k2]")
 	if err := e.s.DeleteSigningKey(e.ctx, a, "k1"); !errors.Is(err, router.ErrNotFound) {
 		e.Errorf("deleting k1 again: %v, want ErrNotFound", err)
 	}
 	if err := e.s.DeleteSigningKey(e.ctx, c, "k2"); !errors.Is(err, router.ErrNotFound) {
 		e.Errorf("deleting another sink's key: %v, want ErrNotFound", err)
 	}
-	mustCreate(a, "k3", t0.Add(3*time.Second))
-	if got := fmt.Sprint(e.keyIDs(a)); got != "[k2 k3]" {
-		e.Errorf("after rotation: %s, want [k2 k3]", got)
-	}
-	if got := fmt.Sprint(e.keyIDs(b)); got != "[k1]" {
-		e.Errorf("sink b after a's rotation: %s, want [k1]", got)
-	}
+	e.mustCreateKey(a, "k3", t0.Add(3*time.Second))
+	e.wantKeyIDs("after rotation", a, "[k2 k3]")
+	e.wantKeyIDs("sink b after a's rotation", b, "[k1]")
 }
 
 // testSigningKeyRace: callers racing to add keys to one sink never get

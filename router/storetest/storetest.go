@@ -293,16 +293,7 @@ func testIngestThenGet(e *env) {
 	checkEvent(e.T, got, ev)
 
 	for _, nd := range ds {
-		d, err := e.s.GetDelivery(e.ctx, nd.ID)
-		if err != nil {
-			e.Fatalf("GetDelivery(%s): %v", nd.ID, err)
-		}
-		if d.ID != nd.ID || d.Source != src || d.EventID != "ev-1" || d.Rule != nd.Rule ||
-			d.Route != nd.Route || d.Sink != nd.Sink || d.Status != router.StatusPending ||
-			d.Attempts != 0 || !d.NextAttemptAt.Equal(nd.NextAttemptAt) || !d.CreatedAt.Equal(t0) ||
-			d.LastError != "" || d.RemoteID != "" || len(d.AttemptLog) != 0 {
-			e.Errorf("GetDelivery(%s) = %+v, want a fresh delivery of %+v created at %v", nd.ID, d, nd, t0)
-		}
+		checkFreshDelivery(e, src, "ev-1", nd)
 	}
 
 	if _, err := e.s.GetEvent(e.ctx, src, "missing"); !errors.Is(err, router.ErrNotFound) {
@@ -313,6 +304,21 @@ func testIngestThenGet(e *env) {
 	}
 	if _, err := e.s.GetDelivery(e.ctx, e.n("missing")); !errors.Is(err, router.ErrNotFound) {
 		e.Errorf("GetDelivery(missing) error = %v, want ErrNotFound", err)
+	}
+}
+
+// checkFreshDelivery checks that the store holds nd, of event src/eventID
+// ingested at t0, as it was ingested, with nothing happened to it yet.
+func checkFreshDelivery(e *env, src, eventID string, nd router.NewDelivery) {
+	d, err := e.s.GetDelivery(e.ctx, nd.ID)
+	if err != nil {
+		e.Fatalf("GetDelivery(%s): %v", nd.ID, err)
+	}
+	if d.ID != nd.ID || d.Source != src || d.EventID != eventID || d.Rule != nd.Rule ||
+		d.Route != nd.Route || d.Sink != nd.Sink || d.Status != router.StatusPending ||
+		d.Attempts != 0 || !d.NextAttemptAt.Equal(nd.NextAttemptAt) || !d.CreatedAt.Equal(t0) ||
+		d.LastError != "" || d.RemoteID != "" || len(d.AttemptLog) != 0 {
+		e.Errorf("GetDelivery(%s) = %+v, want a fresh delivery of %+v created at %v", nd.ID, d, nd, t0)
 	}
 }
 
@@ -930,13 +936,20 @@ func testDedupKeyLock(e *env) {
 	if _, ok, _ := e.s.AcquireKey(e.ctx, e.n("other-sink"), key, "w2", t0, time.Minute); !ok {
 		e.Fatal("a key is per sink: the same key on another sink must be free")
 	}
+	checkKeyRelease(e, sink, key)
+}
+
+// checkKeyRelease: key, held by w1 since t0 for a minute, records the
+// remote id its owner releases it with, and hands it to the next owner,
+// after a release or after the lock expires.
+func checkKeyRelease(e *env, sink, key string) {
 	if err := e.s.ReleaseKey(e.ctx, sink, key, "w2", "STRANGER"); err != nil {
 		e.Fatal(err)
 	}
 	if err := e.s.ReleaseKey(e.ctx, sink, key, "w1", "T-1001"); err != nil {
 		e.Fatal(err)
 	}
-	remote, ok, err = e.s.AcquireKey(e.ctx, sink, key, "w2", t0.Add(2*time.Second), time.Minute)
+	remote, ok, err := e.s.AcquireKey(e.ctx, sink, key, "w2", t0.Add(2*time.Second), time.Minute)
 	if err != nil || !ok || remote != "T-1001" {
 		e.Fatalf("AcquireKey after release = %q, %v, %v; want T-1001, true", remote, ok, err)
 	}

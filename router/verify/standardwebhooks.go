@@ -115,26 +115,42 @@ func (v *standardWebhooks) Verify(h http.Header, body []byte, now time.Time) err
 	if err != nil {
 		return err
 	}
+	// Cheapest first: replays of old captures and oversized lists are
+	// turned away before any MAC is computed.
+	if err := v.checkTimestamp(ts, now); err != nil {
+		return err
+	}
+	if err := checkSWEntries(sigs); err != nil {
+		return err
+	}
+	if !v.anyMatch(id, ts, sigs, body) {
+		return errSWMismatch
+	}
+	return nil
+}
 
+func (v *standardWebhooks) checkTimestamp(ts string, now time.Time) error {
 	sec, ok := parseUnixSeconds(ts)
 	if !ok {
 		return errSWTimestamp
 	}
-	// Checked before any MAC so that replays of old captures are cheap to
-	// turn away.
-	if skew := now.Sub(time.Unix(sec, 0)); skew > v.tolerance || skew < -v.tolerance {
-		// The skew is worth logging: a steady value points at a wrong
-		// clock rather than at replays.
-		dir := "past"
-		if skew < 0 {
-			dir, skew = "future", -skew
-		}
-		return reject(fmt.Sprintf("webhook-timestamp is %s in the %s, beyond the %s tolerance",
-			skew.Truncate(time.Millisecond), dir, v.tolerance))
+	skew := now.Sub(time.Unix(sec, 0))
+	if skew <= v.tolerance && skew >= -v.tolerance {
+		return nil
 	}
+	// The skew is worth logging: a steady value points at a wrong clock
+	// rather than at replays.
+	dir := "past"
+	if skew < 0 {
+		dir, skew = "future", -skew
+	}
+	return reject(fmt.Sprintf("webhook-timestamp is %s in the %s, beyond the %s tolerance",
+		skew.Truncate(time.Millisecond), dir, v.tolerance))
+}
 
-	// Count and shape-check every entry before computing anything, so an
-	// oversized list costs no HMAC work at all.
+// checkSWEntries counts the entries of webhook-signature and requires a v1
+// one, so that an oversized or hopeless list costs no HMAC work at all.
+func checkSWEntries(sigs string) error {
 	n, v1 := 0, 0
 	for entry := range strings.SplitSeq(sigs, " ") {
 		if entry == "" {
@@ -150,10 +166,14 @@ func (v *standardWebhooks) Verify(h http.Header, body []byte, now time.Time) err
 	if v1 == 0 {
 		return errSWNoV1
 	}
+	return nil
+}
 
+// anyMatch reports whether a v1 entry of sigs matches any key.
+func (v *standardWebhooks) anyMatch(id, ts, sigs string, body []byte) bool {
 	want := make([]byte, base64.StdEncoding.EncodedLen(sha256.Size))
 	var mac []byte
-	ok = false
+	ok := false
 	for _, key := range v.keys {
 		m := hmac.New(sha256.New, key)
 		writeSWContent(m, id, ts, body)
@@ -173,10 +193,7 @@ func (v *standardWebhooks) Verify(h http.Header, body []byte, now time.Time) err
 			}
 		}
 	}
-	if !ok {
-		return errSWMismatch
-	}
-	return nil
+	return ok
 }
 
 // writeSWContent streams the signed content into the MAC so the body, which

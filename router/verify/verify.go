@@ -3,6 +3,7 @@ package verify
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -131,16 +132,18 @@ func validHeaderName(name string) bool {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '!' || c == '#' || c == '$' || c == '%' || c == '&' || c == '\'' || c == '*' ||
-			c == '+' || c == '-' || c == '.' || c == '^' || c == '_' || c == '`' || c == '|' || c == '~':
-		default:
+		if !isTokenChar(name[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+// tokenPunct is the punctuation RFC 9110 allows in a token (tchar).
+const tokenPunct = "!#$%&'*+-.^_`|~"
+
+func isTokenChar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(tokenPunct, c) >= 0
 }
 
 // signingHeaders are the headers of the schemes hookroute signs its own
