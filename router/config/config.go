@@ -148,7 +148,7 @@ type RuleConfig struct {
 	To     []yaml.Node `yaml:"to"` // routes; their keys depend on the sink
 }
 
-// sinkCommon holds the keys every sink takes; the rest belong to its kind.
+// SinkCommon holds the keys every sink takes; the rest belong to its kind.
 type SinkCommon struct {
 	Name        string       `yaml:"name"`
 	Type        string       `yaml:"type"`
@@ -160,6 +160,7 @@ type SinkCommon struct {
 	PauseProbe  Duration     `yaml:"pause_probe"`
 }
 
+// SinkCommonKeys are SinkCommon's keys, which a sink's kind does not see.
 var SinkCommonKeys = map[string]bool{"name": true, "type": true, "optional": true, "timeout": true, "retry": true, "concurrency": true, "pause_after": true, "pause_probe": true}
 
 // DefaultConfig returns the defaults that a config file overrides.
@@ -190,11 +191,11 @@ func DefaultConfig() Config {
 	}
 }
 
-// maxConfigSize bounds the config file: a rules file is small, and the cap
+// MaxConfigSize bounds the config file: a rules file is small, and the cap
 // keeps an alias bomb or a runaway file from eating memory at load.
 const MaxConfigSize = 4 << 20
 
-// parseConfig reads the file into a Config, with env expansion and strict
+// Parse reads the file into a Config, with env expansion and strict
 // keys. The returned root node keeps positions for later checks.
 func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Config, *yaml.Node, ConfigErrors) {
 	pos := func(es ConfigErrors) ConfigErrors {
@@ -229,6 +230,9 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	return &cfg, doc, nil
 }
 
+// HasAlias reports whether the document uses a YAML alias anywhere: the
+// loader refuses them, since expanding them is how a small file becomes a
+// huge one.
 func HasAlias(n *yaml.Node) bool {
 	if n.Kind == yaml.AliasNode {
 		return true
@@ -241,7 +245,7 @@ func HasAlias(n *yaml.Node) bool {
 	return false
 }
 
-// yamlSyntaxError turns "yaml: line 3: mapping values are not allowed" into
+// YAMLSyntaxError turns "yaml: line 3: mapping values are not allowed" into
 // a positioned error.
 func YAMLSyntaxError(err error) *ConfigError {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
@@ -346,6 +350,8 @@ func isLoopbackHost(host string) bool {
 	return err == nil && a.IsLoopback()
 }
 
+// ValidateRetry checks a retry schedule, reporting each problem at its key
+// under path.
 func ValidateRetry(r RetryConfig, n *yaml.Node, path string, add func(*ConfigError)) {
 	switch {
 	case r.MaxAttempts < 1 || r.MaxAttempts > 100:
@@ -359,7 +365,7 @@ func ValidateRetry(r RetryConfig, n *yaml.Node, path string, add func(*ConfigErr
 	}
 }
 
-// lookupNode follows mapping keys and sequence indexes from n; it returns
+// LookupNode follows mapping keys and sequence indexes from n; it returns
 // the deepest node found, so errors point as close as possible.
 func LookupNode(n *yaml.Node, path ...string) *yaml.Node {
 	for _, p := range path {

@@ -127,7 +127,7 @@ func DecodeStrict(node *yaml.Node, path string, v any) error {
 	return nil
 }
 
-// envRef marks a scalar whose value came from a ${NAME} reference. The
+// EnvRef marks a scalar whose value came from a ${NAME} reference. The
 // flow-style bit means nothing on a scalar, so it is free to carry this
 // fact from ExpandEnv to DecodeStrict (which sinks call on their own
 // sub-trees) without a side table. envDefault and envMixed, bits yaml.v3
@@ -305,7 +305,7 @@ func checkStructKeys(node *yaml.Node, path string, t reflect.Type, errs *ConfigE
 	}
 }
 
-// yamlFields maps the yaml keys of struct t (inline fields included) to
+// YAMLFields maps the yaml keys of struct t (inline fields included) to
 // their types.
 func YAMLFields(t reflect.Type) map[string]reflect.Type {
 	m := map[string]reflect.Type{}
