@@ -141,8 +141,8 @@ func startSecured(t *testing.T, dir, screenname, receiverURL string, extraEnv ..
 // restart (sealed at rest, opened with the same master key); and the
 // private keys show nowhere.
 //
-// It needs main.go to pass HOOKROUTE_MASTER_KEY to router.Options and
-// AdminHandler to register the key routes.
+// It needs serve to pass HOOKROUTE_MASTER_KEY to dispatch.Options and
+// admin.Handler to register the key routes.
 func TestSecuredWebhookRotation(t *testing.T) {
 	rcv := &signedReceiver{}
 	srv := httptest.NewServer(rcv)

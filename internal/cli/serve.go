@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/admin"
 	"github.com/hookroute/hookroute/router/dispatch"
 	"github.com/hookroute/hookroute/router/postgres"
 	"github.com/hookroute/hookroute/router/sqlite"
@@ -182,7 +183,7 @@ func listen(rt *dispatch.Runtime, r *dispatch.Router, reg *prometheus.Registry, 
 			ingestLn.Close()
 			return nil, nil, err
 		}
-		servers = append(servers, dispatch.NewHTTPServer(a, r.AdminHandler(reg), readTimeout))
+		servers = append(servers, dispatch.NewHTTPServer(a, admin.Handler(r, reg), readTimeout))
 		lns = append(lns, ln)
 	}
 	errc := make(chan error, len(servers))

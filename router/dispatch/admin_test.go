@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/admin"
 	"github.com/hookroute/hookroute/router/dispatch"
 	"github.com/hookroute/hookroute/router/sqlite"
 )
@@ -78,7 +79,7 @@ func adminSetup(t *testing.T, clock *fakeClock) *adminEnv {
 	o.Reload = func() (*dispatch.Runtime, error) { return rt, nil }
 	r := dispatch.New(rt, st, o)
 	reg := prometheus.NewRegistry()
-	return &adminEnv{logs: logs, r: r, f: f, api: r.AdminHandler(reg), store: st, now: clock}
+	return &adminEnv{logs: logs, r: r, f: f, api: admin.Handler(r, reg), store: st, now: clock}
 }
 
 func (e *adminEnv) call(t *testing.T, method, path, token, body string) (int, string) {

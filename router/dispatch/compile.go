@@ -35,7 +35,7 @@ type Runtime struct {
 	Warnings []string // problems that do not stop the router (printed by check)
 
 	byPath map[string]*Source
-	// dropHeaders are server.drop_headers, lower-cased (see dropsHeader).
+	// dropHeaders are server.drop_headers, lower-cased (see DropsHeader).
 	dropHeaders map[string]bool
 }
 
@@ -305,7 +305,7 @@ func (c *compiler) warnDroppedReads() {
 			return
 		}
 		for _, h := range headersRead(p) {
-			if c.rt.dropsHeader(h) {
+			if c.rt.DropsHeader(h) {
 				c.rt.Warnings = append(c.rt.Warnings, fmt.Sprintf("%s reads headers[%q], which is dropped (server.drop_headers): it is always empty", what, h))
 			}
 		}

@@ -9,9 +9,9 @@
 //   - Delivery: one worker pool per sink (worker.go), the retry decision
 //     (nextStep), backpressure (backpressure.go), the view cache, pausing,
 //     retention and reload (ops.go), outbound signing keys (keys.go).
-//   - Operators: the admin API and console routes (admin.go), trial runs
-//     and rule tests (trial.go, ruletest.go, samples.go, redact.go),
-//     metrics (metrics.go).
+//   - Operators: what the admin API (router/admin) asks of the engine
+//     (engine.go, replay.go), trial runs and rule tests (trial.go,
+//     ruletest.go, samples.go, redact.go), metrics (metrics.go).
 //
 // It depends on the domain (package router) and on router/config; main
 // wires it to a store and to the sinks package's SinkFactory.

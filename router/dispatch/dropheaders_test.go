@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/admin"
 	"github.com/hookroute/hookroute/router/dispatch"
 	"github.com/hookroute/hookroute/router/verify"
 )
@@ -75,7 +76,7 @@ func TestCredentialHeadersDropped(t *testing.T) {
 	if _, err := st.Ingest(context.Background(), old, nil); err != nil {
 		t.Fatal(err)
 	}
-	api := r.AdminHandler(prometheus.NewRegistry())
+	api := admin.Handler(r, prometheus.NewRegistry())
 	for _, path := range []string{"/api/events", "/api/events/delivery-1?source=gh", "/api/events/old?source=gh"} {
 		req := httptest.NewRequest(http.MethodGet, path, nil)
 		req.Header.Set("Authorization", "Bearer "+viewToken)

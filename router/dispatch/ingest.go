@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base32"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/expr-lang/expr"
 
+	"github.com/hookroute/hookroute/internal/httpjson"
 	"github.com/hookroute/hookroute/internal/lograte"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
@@ -101,7 +101,7 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 	case http.MethodPost:
 	default:
 		w.Header().Set("Allow", "POST, HEAD, GET")
-		httpError(w, http.StatusMethodNotAllowed, "method not allowed")
+		httpjson.Error(w, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
 	received := r.now()
@@ -110,18 +110,18 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			r.metrics.event(src.Name, "too_large")
-			httpError(w, http.StatusRequestEntityTooLarge, "body too large")
+			httpjson.Error(w, http.StatusRequestEntityTooLarge, "body too large")
 			return
 		}
 		r.metrics.event(src.Name, "bad_request")
-		httpError(w, http.StatusBadRequest, "could not read body")
+		httpjson.Error(w, http.StatusBadRequest, "could not read body")
 		return
 	}
 	// Verify the raw bytes before anything looks inside them.
 	if err := src.Verifier.Verify(req.Header, body, received); err != nil {
 		r.metrics.event(src.Name, "unauthorized")
 		r.logs.Log(r.log, r.now(), slog.LevelInfo, "ingest-auth:"+src.Name, "ingest: signature rejected", "source", src.Name, "reason", err.Error(), "remote", req.RemoteAddr)
-		httpError(w, http.StatusUnauthorized, "unauthorized")
+		httpjson.Error(w, http.StatusUnauthorized, "unauthorized")
 		return
 	}
 	// Counted from here only: a client that trickles its body, signed or
@@ -145,7 +145,7 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 		}
 		// 503 makes the sender retry; acknowledging now could lose it.
 		w.Header().Set("Retry-After", "5")
-		httpError(w, http.StatusServiceUnavailable, "store unavailable")
+		httpjson.Error(w, http.StatusServiceUnavailable, "store unavailable")
 		return
 	}
 	r.noteCommit(nil)
@@ -164,7 +164,7 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 		}
 		r.wakeSinks(ds)
 	}
-	writeJSON(w, status, reply)
+	httpjson.Write(w, status, reply)
 }
 
 // prepare decodes the event, runs the rules and builds the rows to store.
@@ -220,16 +220,6 @@ func (r *Router) wakeSinks(ds []router.NewDelivery) {
 			p.wake()
 		}
 	}
-}
-
-func httpError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
 }
 
 // Router ties the running config, the store, the workers and the HTTP
@@ -404,9 +394,9 @@ var droppedHeaders = map[string]bool{
 	"x-api-key": true, "api-key": true, "x-auth-token": true, "x-access-token": true, "x-amz-security-token": true,
 }
 
-// dropsHeader reports whether a request header (lower-cased) is left out
+// DropsHeader reports whether a request header (lower-cased) is left out
 // of what is stored and shown.
-func (rt *Runtime) dropsHeader(name string) bool {
+func (rt *Runtime) DropsHeader(name string) bool {
 	return droppedHeaders[name] || rt.dropHeaders[name]
 }
 
@@ -418,7 +408,7 @@ func (rt *Runtime) HeaderMap(h http.Header) map[string]string {
 	m := make(map[string]string, len(h))
 	for k, vs := range h {
 		k = strings.ToLower(k)
-		if len(vs) == 0 || rt.dropsHeader(k) {
+		if len(vs) == 0 || rt.DropsHeader(k) {
 			continue
 		}
 		m[k] = vs[0]

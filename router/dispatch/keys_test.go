@@ -24,6 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/admin"
 	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/dispatch"
 	"github.com/hookroute/hookroute/router/sqlite"
@@ -164,7 +165,7 @@ func keysSetup(t *testing.T, master string) *keysEnv {
 	r := dispatch.New(rt, st, dispatch.Options{PollInterval: 20 * time.Millisecond, Metrics: dispatch.NewMetrics(reg), PruneEvery: -1,
 		MasterKey: mk, Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	return &keysEnv{
-		adminEnv: &adminEnv{logs: logs, r: r, api: r.AdminHandler(reg), store: st},
+		adminEnv: &adminEnv{logs: logs, r: r, api: admin.Handler(r, reg), store: st},
 		sink:     f.sinks["signed"],
 		db:       db,
 	}

@@ -3,18 +3,18 @@ package dispatch
 import (
 	"regexp"
 	"testing"
+
+	"github.com/hookroute/hookroute/internal/randomid"
 )
 
-// TestRandomIDs: the ids made with randomID keep their documented shapes
-// (a key id is "k_" and 16 base32 characters), and two are never alike.
+// TestRandomIDs: the ids made with randomid.New keep their documented shapes, and two are never alike.
 func TestRandomIDs(t *testing.T) {
 	for _, c := range []struct {
 		make func() string
 		want *regexp.Regexp
 	}{
-		{newKeyID, regexp.MustCompile(`^k_[0-9a-v]{16}$`)},
 		{trialID, regexp.MustCompile(`^trial-[0-9a-v]{16}$`)},
-		{func() string { return randomID(5) }, regexp.MustCompile(`^[0-9a-v]{8}$`)},
+		{func() string { return randomid.New(5) }, regexp.MustCompile(`^[0-9a-v]{8}$`)},
 	} {
 		a, b := c.make(), c.make()
 		if !c.want.MatchString(a) || !c.want.MatchString(b) {

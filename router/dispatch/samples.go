@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 
 	"github.com/hookroute/hookroute/internal/redact"
@@ -187,8 +186,4 @@ func credentialKey(k string) bool {
 		}
 	}
 	return false
-}
-
-func (r *Router) apiTrialSamples(w http.ResponseWriter, req *http.Request) {
-	writeJSON(w, http.StatusOK, listReply[TrialSample]{Items: r.TrialSamples(req.Context())})
 }

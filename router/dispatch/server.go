@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/hookroute/hookroute/internal/httpjson"
 )
 
 // IngestHandler serves the source paths, /healthz and /readyz.
@@ -12,22 +14,22 @@ func (r *Router) IngestHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		switch req.URL.Path {
 		case "/healthz":
-			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+			httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 			return
 		case "/readyz":
 			ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
 			defer cancel()
 			if err := r.Ready(ctx); err != nil {
-				httpError(w, http.StatusServiceUnavailable, "not ready")
+				httpjson.Error(w, http.StatusServiceUnavailable, "not ready")
 				return
 			}
-			writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+			httpjson.Write(w, http.StatusOK, map[string]string{"status": "ready"})
 			return
 		}
 		rt := r.rt.Load()
 		src, ok := rt.SourceByPath(strings.TrimSuffix(req.URL.Path, "/"))
 		if !ok {
-			httpError(w, http.StatusNotFound, "not found")
+			httpjson.Error(w, http.StatusNotFound, "not found")
 			return
 		}
 		r.serveHook(w, req, rt, src)

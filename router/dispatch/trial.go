@@ -9,12 +9,8 @@ package dispatch
 import (
 	"context"
 	"crypto/rsa"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +19,7 @@ import (
 	"github.com/expr-lang/expr"
 	"gopkg.in/yaml.v3"
 
+	"github.com/hookroute/hookroute/internal/randomid"
 	"github.com/hookroute/hookroute/internal/redact"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
@@ -141,7 +138,7 @@ func (rt *Runtime) Trial(ctx context.Context, in TrialInput, o TrialOptions) (*T
 	}
 	headers := make(map[string]string, len(in.Headers))
 	for k, v := range in.Headers {
-		if k = strings.ToLower(k); !rt.dropsHeader(k) {
+		if k = strings.ToLower(k); !rt.DropsHeader(k) {
 			headers[k] = v
 		}
 	}
@@ -311,7 +308,7 @@ func copyDelivery(d *router.Delivery) *router.Delivery {
 
 // trialID is the id of a trial's delivery: "trial-" marks it as one to
 // whoever receives it.
-func trialID() string { return "trial-" + randomID(10) }
+func trialID() string { return "trial-" + randomid.New(10) }
 
 // trialSend makes one real attempt, paced like the workers' (Slack's
 // per-channel budget is shared with them), within the sink's timeout.
@@ -321,7 +318,7 @@ func trialSend(ctx context.Context, sr *SinkRuntime, d *router.Delivery, red *re
 	}
 	ctx, cancel := context.WithTimeout(ctx, sr.Timeout)
 	defer cancel()
-	if isSecured(sr.Sink) {
+	if IsSecured(sr.Sink) {
 		if signingKey == nil {
 			return &TrialSendResult{Error: "the sink is secured and its signing keys are in the router's store: run this trial through the admin API (POST /api/trial)"}
 		}
@@ -416,7 +413,7 @@ func (cs *captureSinks) render(ctx context.Context, sr *SinkRuntime, d *router.D
 	}
 	cctx, cancel := context.WithTimeout(cctx, sr.Timeout)
 	defer cancel()
-	if isSecured(s) {
+	if IsSecured(s) {
 		// The real key stays where it is: a stand-in signs, and the
 		// signature is not shown.
 		d.SigningKey = placeholderKey()
@@ -437,61 +434,6 @@ func (cs *captureSinks) render(ctx context.Context, sr *SinkRuntime, d *router.D
 }
 
 // ---- admin API ----
-
-// registerTrialRoutes adds POST /api/trial and GET /api/trial/samples.
-func registerTrialRoutes(api func(pattern, scope string, h http.HandlerFunc), r *Router) {
-	api("POST /api/trial", "trial", r.apiTrial)
-	api("GET /api/trial/samples", "trial", r.apiTrialSamples)
-}
-
-// trialRequest is the body of POST /api/trial.
-type trialRequest struct {
-	Source  string            `json:"source"`
-	Event   json.RawMessage   `json:"event"`
-	Send    bool              `json:"send"`
-	Headers map[string]string `json:"headers"`
-}
-
-func (r *Router) apiTrial(w http.ResponseWriter, req *http.Request) {
-	rt := r.rt.Load()
-	// The event may be as large as an ingested one, plus the envelope.
-	limit := int64(rt.Config.Server.MaxBody) + 64<<10
-	var b trialRequest
-	dec := json.NewDecoder(io.LimitReader(req.Body, limit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil {
-		httpError(w, http.StatusBadRequest, "invalid body: "+err.Error())
-		return
-	}
-	if len(b.Event) == 0 || string(b.Event) == "null" {
-		httpError(w, http.StatusBadRequest, "invalid body: event (the webhook payload) is missing")
-		return
-	}
-	res, err := rt.Trial(req.Context(), TrialInput{Source: b.Source, Payload: b.Event, Headers: b.Headers, Send: b.Send},
-		TrialOptions{Capture: r.capturer(), Now: r.now, SigningKey: r.trialSigningKey})
-	if err != nil {
-		httpError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	matched := 0
-	for _, rl := range res.Rules {
-		if rl.Matched {
-			matched++
-		}
-	}
-	r.log.Info("trial run", "by", tokenName(req), "source", res.Source, "event", res.EventName, "send", res.Send, "matched", matched, "routes", len(res.Routes))
-	for _, rr := range res.Routes {
-		if rr.Result != nil {
-			lv := slog.LevelInfo
-			if rr.Result.Error != "" {
-				lv = slog.LevelWarn
-			}
-			r.log.Log(req.Context(), lv, "trial delivery sent (not recorded)", "by", tokenName(req), "rule", rr.Rule, "sink", rr.Sink,
-				"status_code", rr.Result.StatusCode, "remote_id", rr.Result.RemoteID, "err", rr.Result.Error)
-		}
-	}
-	writeJSON(w, http.StatusOK, res)
-}
 
 // utf8Body is body as text for JSON: invalid UTF-8 would be mangled
 // silently, so it is marked instead.

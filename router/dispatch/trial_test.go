@@ -417,10 +417,13 @@ func trialAPI(t *testing.T, st router.Store) (*Runtime, *fakeFactory, http.Handl
 	t.Helper()
 	rt, f := trialRuntime(t)
 	r := New(rt, st, Options{Capture: func() config.Capturer { return &captureFactory{} }})
-	mux := http.NewServeMux()
-	registerTrialRoutes(func(pattern, scope string, h http.HandlerFunc) { mux.Handle(pattern, r.requireScope(scope, h)) }, r)
-	return rt, f, mux
+	return rt, f, AdminHandlerForTest(r)
 }
+
+// AdminHandlerForTest is router/admin's Handler over r. This package's
+// internal tests cannot import router/admin (it imports this package);
+// admin_hook_test.go, an external test of the same binary, sets it.
+var AdminHandlerForTest func(r *Router) http.Handler
 
 func call(t *testing.T, h http.Handler, method, path, token, body string) (int, map[string]any) {
 	t.Helper()

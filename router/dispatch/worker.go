@@ -16,6 +16,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/hookroute/hookroute/internal/randomid"
 	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
@@ -29,7 +30,7 @@ func (a *atomicRuntime) Store(rt *Runtime) { a.p.Store(rt) }
 
 func defaultOwner() string {
 	host, _ := os.Hostname()
-	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), randomID(5))
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), randomid.New(5))
 }
 
 // leaseMargin is added to the attempt timeout to form the lease, so that a
@@ -236,7 +237,7 @@ func (p *pool) run(ctx context.Context) {
 // store meanwhile. It reports whether it waited.
 func (p *pool) blocked(ctx context.Context, s *runState, sr *SinkRuntime) bool {
 	r := p.ps.r
-	unsigned := isSecured(sr.Sink) && r.keys.waiting(p.sink)
+	unsigned := IsSecured(sr.Sink) && r.keys.waiting(p.sink)
 	held := time.Duration(0)
 	if !unsigned {
 		held = p.heldUntil().Sub(r.now())
@@ -649,7 +650,7 @@ func (r *Router) prepareDelivery(rt *Runtime, sr *SinkRuntime, c *router.Claimed
 	if err != nil {
 		return a, true
 	}
-	if isSecured(sr.Sink) {
+	if IsSecured(sr.Sink) {
 		// Before the dedup key is locked: a delivery that cannot be
 		// signed waits without holding anything.
 		sk, ok := r.signingKey(c)

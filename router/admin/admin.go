@@ -1,7 +1,12 @@
-package dispatch
+// Package admin is hookroute's admin API: bearer tokens with scopes,
+// events and deliveries, replays, sinks, reload, outbound signing keys,
+// trial runs, /metrics and the console's files. It talks to the engine
+// through Engine alone, so that what an operator may do is one list.
+package admin
 
 import (
 	"context"
+	"crypto/rsa"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
@@ -18,8 +23,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/hookroute/hookroute/internal/httpjson"
+	"github.com/hookroute/hookroute/internal/lograte"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
+	"github.com/hookroute/hookroute/router/dispatch"
 	"github.com/hookroute/hookroute/router/ui"
 )
 
@@ -28,8 +36,10 @@ import (
 // /metrics needs the read scope when tokens are configured, and is open
 // (on the loopback admin listener) when none are.
 
-// AdminHandler serves /metrics and the admin API on the admin listener.
-func (r *Router) AdminHandler(g prometheus.Gatherer) http.Handler {
+// Handler serves /metrics and the admin API on the admin listener, over
+// the engine e.
+func Handler(e Engine, g prometheus.Gatherer) http.Handler {
+	r := &server{e: e, store: e.Store(), log: e.Logger(), logs: lograte.NewDefault()}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", r.metricsAuth(promhttp.HandlerFor(g, promhttp.HandlerOpts{})))
 	api := func(pattern, scope string, h http.HandlerFunc) { mux.Handle(pattern, r.requireScope(scope, h)) }
@@ -42,11 +52,11 @@ func (r *Router) AdminHandler(g prometheus.Gatherer) http.Handler {
 	api("GET /api/sinks", "read", r.apiListSinks)
 	api("POST /api/sinks/{name}/resume", "replay", r.apiResumeSink)
 	api("POST /api/reload", "reload", r.apiReload)
-	registerKeyRoutes(api, r)
-	registerTrialRoutes(api, r)
+	r.registerKeyRoutes(api)
+	r.registerTrialRoutes(api)
 	mux.Handle("GET /ui/", ui.Handler())
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, req *http.Request) {
-		httpError(w, http.StatusNotFound, "no such API route")
+		httpjson.Error(w, http.StatusNotFound, "no such API route")
 	})
 	return mux
 }
@@ -63,10 +73,10 @@ func tokenName(req *http.Request) string {
 	return n
 }
 
-func (r *Router) metricsAuth(h http.Handler) http.Handler {
+func (r *server) metricsAuth(h http.Handler) http.Handler {
 	auth := r.requireScope("read", h)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if len(r.rt.Load().Config.Admin.Tokens) == 0 {
+		if len(r.e.Runtime().Config.Admin.Tokens) == 0 {
 			h.ServeHTTP(w, req)
 			return
 		}
@@ -77,9 +87,9 @@ func (r *Router) metricsAuth(h http.Handler) http.Handler {
 // requireScope admits requests whose bearer token is configured and holds
 // scope. Tokens are compared in constant time, each of them, so timing says
 // nothing about which one nearly matched.
-func (r *Router) requireScope(scope string, h http.Handler) http.Handler {
+func (r *server) requireScope(scope string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		tokens := r.rt.Load().Config.Admin.Tokens
+		tokens := r.e.Runtime().Config.Admin.Tokens
 		got, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
 		var match *config.TokenConfig
 		if ok && got != "" {
@@ -92,9 +102,9 @@ func (r *Router) requireScope(scope string, h http.Handler) http.Handler {
 		switch {
 		case match == nil:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="hookroute"`)
-			httpError(w, http.StatusUnauthorized, "unauthorized")
+			httpjson.Error(w, http.StatusUnauthorized, "unauthorized")
 		case !slices.Contains(match.Scopes, scope):
-			httpError(w, http.StatusForbidden, "this token lacks the "+scope+" scope")
+			httpjson.Error(w, http.StatusForbidden, "this token lacks the "+scope+" scope")
 		default:
 			h.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), tokenKey{}, match.Name)))
 		}
@@ -217,7 +227,7 @@ type queryParams struct {
 // maxPage bounds one page of a listing.
 const maxPage = 1000
 
-func (r *Router) parseListQuery(req *http.Request) (queryParams, error) {
+func (r *server) parseListQuery(req *http.Request) (queryParams, error) {
 	q := req.URL.Query()
 	var p queryParams
 	var err error
@@ -255,10 +265,10 @@ func parseTimeParam(s string, now time.Time) (time.Time, error) {
 	return now.Add(-d), nil
 }
 
-func (r *Router) apiListEvents(w http.ResponseWriter, req *http.Request) {
+func (r *server) apiListEvents(w http.ResponseWriter, req *http.Request) {
 	p, err := r.parseListQuery(req)
 	if err != nil {
-		httpError(w, http.StatusBadRequest, err.Error())
+		httpjson.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	q := req.URL.Query()
@@ -275,10 +285,10 @@ func (r *Router) apiListEvents(w http.ResponseWriter, req *http.Request) {
 		last := evs[len(evs)-1]
 		out.NextCursor = encodeCursor(router.Cursor{At: last.ReceivedAt, Source: last.Source, ID: last.ID})
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpjson.Write(w, http.StatusOK, out)
 }
 
-func (r *Router) apiGetEvent(w http.ResponseWriter, req *http.Request) {
+func (r *server) apiGetEvent(w http.ResponseWriter, req *http.Request) {
 	id := req.PathValue("id")
 	source := req.URL.Query().Get("source")
 	var ev *router.EventRecord
@@ -295,10 +305,10 @@ func (r *Router) apiGetEvent(w http.ResponseWriter, req *http.Request) {
 	j := toEventJSON(ev)
 	// Filtered again: an event stored before a header joined the drop
 	// list still has it.
-	rt := r.rt.Load()
+	rt := r.e.Runtime()
 	j.Headers = make(map[string]string, len(ev.Headers))
 	for k, v := range ev.Headers {
-		if !rt.dropsHeader(k) {
+		if !rt.DropsHeader(k) {
 			j.Headers[k] = v
 		}
 	}
@@ -313,13 +323,13 @@ func (r *Router) apiGetEvent(w http.ResponseWriter, req *http.Request) {
 	for _, d := range ds {
 		j.Deliveries = append(j.Deliveries, toDeliveryJSON(d))
 	}
-	writeJSON(w, http.StatusOK, j)
+	httpjson.Write(w, http.StatusOK, j)
 }
 
 // findEvent looks an id up in every configured source: ids are unique per
 // source, and a caller who does not name one means the only one.
-func (r *Router) findEvent(ctx context.Context, id string) (*router.EventRecord, error) {
-	for _, s := range r.rt.Load().Sources {
+func (r *server) findEvent(ctx context.Context, id string) (*router.EventRecord, error) {
+	for _, s := range r.e.Runtime().Sources {
 		ev, err := r.store.GetEvent(ctx, s.Name, id)
 		if err == nil || !errors.Is(err, router.ErrNotFound) {
 			return ev, err
@@ -328,7 +338,7 @@ func (r *Router) findEvent(ctx context.Context, id string) (*router.EventRecord,
 	return nil, router.ErrNotFound
 }
 
-func (r *Router) deliveryFilter(req *http.Request) (router.DeliveryFilter, error) {
+func (r *server) deliveryFilter(req *http.Request) (router.DeliveryFilter, error) {
 	p, err := r.parseListQuery(req)
 	if err != nil {
 		return router.DeliveryFilter{}, err
@@ -342,10 +352,10 @@ func (r *Router) deliveryFilter(req *http.Request) (router.DeliveryFilter, error
 	return f, nil
 }
 
-func (r *Router) apiListDeliveries(w http.ResponseWriter, req *http.Request) {
+func (r *server) apiListDeliveries(w http.ResponseWriter, req *http.Request) {
 	f, err := r.deliveryFilter(req)
 	if err != nil {
-		httpError(w, http.StatusBadRequest, err.Error())
+		httpjson.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	ds, err := r.store.ListDeliveries(req.Context(), f)
@@ -361,35 +371,33 @@ func (r *Router) apiListDeliveries(w http.ResponseWriter, req *http.Request) {
 		last := ds[len(ds)-1]
 		out.NextCursor = encodeCursor(router.Cursor{At: last.CreatedAt, ID: last.ID})
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpjson.Write(w, http.StatusOK, out)
 }
 
-func (r *Router) apiGetDelivery(w http.ResponseWriter, req *http.Request) {
+func (r *server) apiGetDelivery(w http.ResponseWriter, req *http.Request) {
 	d, err := r.store.GetDelivery(req.Context(), req.PathValue("id"))
 	if err != nil {
 		r.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toDeliveryJSON(d))
+	httpjson.Write(w, http.StatusOK, toDeliveryJSON(d))
 }
 
-func (r *Router) apiReplayOne(w http.ResponseWriter, req *http.Request) {
+func (r *server) apiReplayOne(w http.ResponseWriter, req *http.Request) {
 	id := req.PathValue("id")
 	if err := r.store.Replay(req.Context(), id, tokenName(req), r.now()); err != nil {
 		r.storeError(w, err)
 		return
 	}
 	r.log.Info("delivery replayed", "delivery_id", id, "by", tokenName(req))
-	r.metrics.replayed(1)
+	r.e.Replayed(1)
 	d, err := r.store.GetDelivery(req.Context(), id)
 	if err != nil {
 		r.storeError(w, err)
 		return
 	}
-	if p := r.pools.get(d.Sink); p != nil {
-		p.wake()
-	}
-	writeJSON(w, http.StatusOK, toDeliveryJSON(d))
+	r.e.Wake(d.Sink)
+	httpjson.Write(w, http.StatusOK, toDeliveryJSON(d))
 }
 
 // bulkReplay is the body of POST /api/deliveries/replay.
@@ -412,12 +420,12 @@ type bulkReplay struct {
 
 const maxBulkReplay = 10000
 
-func (r *Router) apiReplayBulk(w http.ResponseWriter, req *http.Request) {
+func (r *server) apiReplayBulk(w http.ResponseWriter, req *http.Request) {
 	var b bulkReplay
 	dec := json.NewDecoder(io.LimitReader(req.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&b); err != nil && !errors.Is(err, io.EOF) {
-		httpError(w, http.StatusBadRequest, "invalid body: "+err.Error())
+		httpjson.Error(w, http.StatusBadRequest, "invalid body: "+err.Error())
 		return
 	}
 	if b.Status == "" {
@@ -433,94 +441,75 @@ func (r *Router) apiReplayBulk(w http.ResponseWriter, req *http.Request) {
 	f := router.DeliveryFilter{Status: b.Status, Sink: b.Sink, Rule: b.Rule, Source: b.Source, Limit: maxPage}
 	var err error
 	if f.Since, err = parseTimeParam(b.Since, now); err != nil {
-		httpError(w, http.StatusBadRequest, "since: "+err.Error())
+		httpjson.Error(w, http.StatusBadRequest, "since: "+err.Error())
 		return
 	}
 	if f.Until, err = parseTimeParam(b.Until, now); err != nil {
-		httpError(w, http.StatusBadRequest, "until: "+err.Error())
+		httpjson.Error(w, http.StatusBadRequest, "until: "+err.Error())
 		return
 	}
 	if f.Status != router.StatusDead && f.Status != router.StatusDelivered && f.Status != router.StatusPending {
-		httpError(w, http.StatusBadRequest, "status: want dead, delivered or pending")
+		httpjson.Error(w, http.StatusBadRequest, "status: want dead, delivered or pending")
 		return
 	}
-	res, err := r.ReplayMatching(req.Context(), f, b.Max, b.Rate, tokenName(req), b.DryRun)
+	res, err := r.e.ReplayMatching(req.Context(), f, b.Max, b.Rate, tokenName(req), b.DryRun)
 	if err != nil {
 		r.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
-}
-
-// ReplayResult counts what a bulk replay did.
-type ReplayResult struct {
-	Matched  int `json:"matched"`
-	Replayed int `json:"replayed"`
-	Busy     int `json:"busy"` // in flight: left alone
-}
-
-// ReplayMatching replays up to max deliveries matching f, spreading their
-// due times at rate per second from now so that live deliveries, due now,
-// are claimed first.
-func (r *Router) ReplayMatching(ctx context.Context, f router.DeliveryFilter, max int, rate float64, by string, dryRun bool) (ReplayResult, error) {
-	var res ReplayResult
-	now := r.now()
-	step := time.Duration(float64(time.Second) / rate)
-	var ids []string
-	sinks := map[string]bool{}
-	for len(ids) < max {
-		f.Limit = min(maxPage, max-len(ids))
-		page, err := r.store.ListDeliveries(ctx, f)
-		if err != nil {
-			return res, err
-		}
-		for _, d := range page {
-			ids = append(ids, d.ID)
-			sinks[d.Sink] = true
-		}
-		if len(page) < f.Limit {
-			break
-		}
-		last := page[len(page)-1]
-		f.After = &router.Cursor{At: last.CreatedAt, ID: last.ID}
-	}
-	res.Matched = len(ids)
-	if dryRun {
-		return res, nil
-	}
-	// Oldest first: they waited longest.
-	for i := len(ids) - 1; i >= 0; i-- {
-		err := r.store.Replay(ctx, ids[i], by, now.Add(time.Duration(res.Replayed)*step))
-		switch {
-		case errors.Is(err, router.ErrBusy):
-			res.Busy++
-		case errors.Is(err, router.ErrNotFound):
-		case err != nil:
-			return res, err
-		default:
-			res.Replayed++
-		}
-	}
-	r.log.Info("bulk replay", "by", by, "matched", res.Matched, "replayed", res.Replayed, "busy", res.Busy)
-	r.metrics.replayed(res.Replayed)
-	for s := range sinks {
-		if p := r.pools.get(s); p != nil {
-			p.wake()
-		}
-	}
-	return res, nil
+	httpjson.Write(w, http.StatusOK, res)
 }
 
 // storeError answers a store failure: 404 for unknown ids, 409 for busy,
 // 503 otherwise (the error itself is logged, not shown).
-func (r *Router) storeError(w http.ResponseWriter, err error) {
+func (r *server) storeError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, router.ErrNotFound):
-		httpError(w, http.StatusNotFound, "not found")
+		httpjson.Error(w, http.StatusNotFound, "not found")
 	case errors.Is(err, router.ErrBusy):
-		httpError(w, http.StatusConflict, "the delivery is in flight; try again when its attempt ends")
+		httpjson.Error(w, http.StatusConflict, "the delivery is in flight; try again when its attempt ends")
 	default:
 		r.logs.Log(r.log, r.now(), slog.LevelError, "admin-store", "admin: store", "err", err)
-		httpError(w, http.StatusServiceUnavailable, "store unavailable")
+		httpjson.Error(w, http.StatusServiceUnavailable, "store unavailable")
 	}
 }
+
+// Engine is what the admin API asks of the router (dispatch.Router).
+type Engine interface {
+	// Runtime is the running config.
+	Runtime() *dispatch.Runtime
+	// Store is where events, deliveries and keys are read and replayed.
+	Store() router.Store
+	Now() time.Time
+	Logger() *slog.Logger
+	// Reload loads the config again, as SIGHUP does.
+	Reload() error
+	// ResumeSink resumes a paused sink and sends its backlog at once.
+	ResumeSink(sink, reason string) error
+	// Wake tells the sink's workers that deliveries may be due.
+	Wake(sink string)
+	// Replayed counts replays for the metrics.
+	Replayed(n int)
+	// ReplayMatching replays, at most max, the deliveries f matches.
+	ReplayMatching(ctx context.Context, f router.DeliveryFilter, max int, rate float64, by string, dryRun bool) (dispatch.ReplayResult, error)
+	// CanSeal reports whether signing keys can be kept (a master key is
+	// set); SealSigningKey encrypts a new one at rest, and
+	// SigningKeysChanged makes the workers read a sink's keys again.
+	CanSeal() bool
+	SealSigningKey(sink, keyID string, priv *rsa.PrivateKey) ([]byte, error)
+	SigningKeysChanged(sink string)
+	// Trial runs an event through the rules without storing it.
+	Trial(ctx context.Context, in dispatch.TrialInput) (*dispatch.TrialResult, error)
+	// TrialSamples lists the events a trial may start from.
+	TrialSamples(ctx context.Context) []dispatch.TrialSample
+}
+
+// server serves the admin API over one engine.
+type server struct {
+	e     Engine
+	store router.Store
+	log   *slog.Logger
+	logs  *lograte.Limiter // for failures that repeat per request
+}
+
+func (r *server) now() time.Time { return r.e.Now() }

@@ -1,4 +1,5 @@
-package dispatch
+// Package randomid makes the random part of every id hookroute invents.
+package randomid
 
 import (
 	"crypto/rand"
@@ -6,12 +7,12 @@ import (
 	"strings"
 )
 
-// randomID returns n random bytes in lowercase base32hex without padding,
+// New returns n random bytes in lowercase base32hex without padding,
 // 8 characters for every 5 bytes. It makes the random part of every id the
 // engine invents (key ids, trial delivery ids, the default lease owner):
 // [0-9a-v] needs no quoting in a URL path, a header or a log line, and
 // lowercase is what key ids have always been.
-func randomID(n int) string {
+func New(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // never fails (crypto/rand panics instead)
 	return strings.ToLower(base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
