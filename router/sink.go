@@ -178,3 +178,9 @@ type Paced interface {
 	// ctx is done (then it returns ctx's error).
 	Pace(ctx context.Context) error
 }
+
+// IsSecured reports whether s signs with a key from the key API.
+func IsSecured(s Sink) bool {
+	sec, ok := s.(Secured)
+	return ok && sec.Secured()
+}

@@ -64,7 +64,7 @@ func (r *server) apiCreateKey(w http.ResponseWriter, req *http.Request) {
 	case sr.Disabled || sr.Sink == nil:
 		httpjson.Error(w, http.StatusConflict, fmt.Sprintf("sink %q is switched off (optional, and a variable it needs is empty)", name))
 		return
-	case !dispatch.IsSecured(sr.Sink):
+	case !router.IsSecured(sr.Sink):
 		httpjson.Error(w, http.StatusConflict, fmt.Sprintf("sink %q does not sign with keys: only an http sink with secured: true (and signing: salesiq, the default) takes signing keys", name))
 		return
 	case !r.e.CanSeal():

@@ -714,3 +714,61 @@ func orList(names []string) string {
 	}
 	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
+
+// Decode builds the event view of a verified body.
+func (s *Source) Decode(in *router.Incoming) (*router.View, error) { return s.adapter.Decode(in) }
+
+// Match evaluates every rule that applies to the source and returns those
+// that match. A rule that fails at run time on this event counts as not
+// matched; onError hears about it (the caller logs it with the rule name).
+func (rt *Runtime) Match(source string, v *router.View, onError func(rule string, err error)) []*Rule {
+	var out []*Rule
+	for _, r := range rt.Rules {
+		p := r.progs[source]
+		if p == nil {
+			continue
+		}
+		ok, err := expr.Run(p, v.Env)
+		if err != nil {
+			if onError != nil {
+				onError(r.Name, err)
+			}
+			continue
+		}
+		if b, _ := ok.(bool); b {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// droppedHeaders are the request headers never stored, shown or put in an
+// event view, whatever the config: they carry the sender's credentials,
+// not event data, and an event is read by everyone with the read scope.
+// server.drop_headers adds to them.
+var droppedHeaders = map[string]bool{
+	"authorization": true, "proxy-authorization": true, "cookie": true,
+	"x-api-key": true, "api-key": true, "x-auth-token": true, "x-access-token": true, "x-amz-security-token": true,
+}
+
+// DropsHeader reports whether a request header (lower-cased) is left out
+// of what is stored and shown.
+func (rt *Runtime) DropsHeader(name string) bool {
+	return droppedHeaders[name] || rt.dropHeaders[name]
+}
+
+// HeaderMap lower-cases header names, keeps the first value of each and
+// drops credentials (droppedHeaders and server.drop_headers). It runs on
+// a request that has been verified already: a signature is checked over
+// the raw request, whose headers this leaves alone.
+func (rt *Runtime) HeaderMap(h http.Header) map[string]string {
+	m := make(map[string]string, len(h))
+	for k, vs := range h {
+		k = strings.ToLower(k)
+		if len(vs) == 0 || rt.DropsHeader(k) {
+			continue
+		}
+		m[k] = vs[0]
+	}
+	return m
+}

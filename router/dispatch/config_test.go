@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookroute/hookroute/internal/testkit"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
 )
@@ -37,16 +38,16 @@ rules:
 func testLookup(extra map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) {
 		if k == "PUBKEY" {
-			return testPublicPEM, true
+			return testkit.PublicPEM, true
 		}
 		v, ok := extra[k]
 		return v, ok
 	}
 }
 
-func mustLoad(t *testing.T, src string, env map[string]string) (*Runtime, *fakeFactory) {
+func mustLoad(t *testing.T, src string, env map[string]string) (*Runtime, *testkit.FakeFactory) {
 	t.Helper()
-	f := &fakeFactory{}
+	f := &testkit.FakeFactory{}
 	rt, err := Load("rules.yaml", []byte(src), f, testLookup(env))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -56,7 +57,7 @@ func mustLoad(t *testing.T, src string, env map[string]string) (*Runtime, *fakeF
 
 func loadErr(t *testing.T, src string, env map[string]string) string {
 	t.Helper()
-	_, err := Load("rules.yaml", []byte(src), &fakeFactory{}, testLookup(env))
+	_, err := Load("rules.yaml", []byte(src), &testkit.FakeFactory{}, testLookup(env))
 	if err == nil {
 		t.Fatalf("Load succeeded, want an error")
 	}
@@ -69,8 +70,8 @@ func loadErr(t *testing.T, src string, env map[string]string) string {
 
 func TestLoadValid(t *testing.T) {
 	rt, f := mustLoad(t, baseConfig, nil)
-	if len(rt.Sources) != 2 || len(rt.Rules) != 1 || f.sinks["out"] == nil {
-		t.Fatalf("got %d sources, %d rules, sinks %v", len(rt.Sources), len(rt.Rules), f.sinks)
+	if len(rt.Sources) != 2 || len(rt.Rules) != 1 || f.Sinks["out"] == nil {
+		t.Fatalf("got %d sources, %d rules, sinks %v", len(rt.Sources), len(rt.Rules), f.Sinks)
 	}
 	if s, ok := rt.SourceByPath("/hooks/siq"); !ok || s.Name != "siq" {
 		t.Fatalf("SourceByPath(/hooks/siq) = %v, %v", s, ok)
@@ -206,7 +207,7 @@ func TestEnvExpansion(t *testing.T) {
 func TestEnvFromFile(t *testing.T) {
 	dir := t.TempDir()
 	pemFile := filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(pemFile, []byte(testPublicPEM+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(pemFile, []byte(testkit.PublicPEM+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	empty := filepath.Join(dir, "empty")
@@ -227,8 +228,8 @@ func TestEnvFromFile(t *testing.T) {
 		want     string
 		err      string
 	}{
-		{"file", "${K}", map[string]string{"K_FILE": pemFile}, strings.TrimRight(testPublicPEM, "\n"), ""},
-		{"file for an empty variable", "${K:?m}", map[string]string{"K": "", "K_FILE": pemFile}, strings.TrimRight(testPublicPEM, "\n"), ""},
+		{"file", "${K}", map[string]string{"K_FILE": pemFile}, strings.TrimRight(testkit.PublicPEM, "\n"), ""},
+		{"file for an empty variable", "${K:?m}", map[string]string{"K": "", "K_FILE": pemFile}, strings.TrimRight(testkit.PublicPEM, "\n"), ""},
 		{"empty _FILE ignored", "${K:-d}", map[string]string{"K_FILE": ""}, "d", ""},
 		{"the variable wins", "${K}", map[string]string{"K": "x", "K_FILE": pemFile}, "x", ""},
 		{"missing file", "${K}", map[string]string{"K_FILE": missing}, "", "environment variable K_FILE: cannot read the file it names: no such file or directory"},
@@ -300,7 +301,7 @@ func TestSecretMustBeOneReference(t *testing.T) {
 	// One reference alone, its default empty or absent, loads.
 	for _, v := range []string{"${TOK}", "${TOK:-}", `"${TOK}"`, "${UNSET:-}"} {
 		rt, f := mustLoad(t, sink(v), env)
-		if got := f.sinks["out"]; rt.Sinks["out"] == nil || got == nil {
+		if got := f.Sinks["out"]; rt.Sinks["out"] == nil || got == nil {
 			t.Errorf("token: %s did not load a sink", v)
 		}
 	}
@@ -309,14 +310,14 @@ func TestSecretMustBeOneReference(t *testing.T) {
 func TestOptionalSinkSwitchedOff(t *testing.T) {
 	src := strings.Replace(baseConfig, "type: fake", "type: fake\n    optional: true\n    token: ${TOK:-}", 1)
 	rt, f := mustLoad(t, src, nil)
-	if !rt.Sinks["out"].Disabled || f.sinks["out"] != nil {
-		t.Fatalf("optional sink with empty credentials: disabled=%v built=%v", rt.Sinks["out"].Disabled, f.sinks["out"] != nil)
+	if !rt.Sinks["out"].Disabled || f.Sinks["out"] != nil {
+		t.Fatalf("optional sink with empty credentials: disabled=%v built=%v", rt.Sinks["out"].Disabled, f.Sinks["out"] != nil)
 	}
 }
 
 func TestKeyFileRelativeToConfig(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "k.pem"), []byte(testPublicPEM), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "k.pem"), []byte(testkit.PublicPEM), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	src := strings.Replace(baseConfig, "- pem: ${PUBKEY}", "- file: k.pem", 1)
@@ -324,7 +325,7 @@ func TestKeyFileRelativeToConfig(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadFile(cfg, &fakeFactory{}); err != nil {
+	if _, err := LoadFile(cfg, &testkit.FakeFactory{}); err != nil {
 		t.Fatalf("LoadFile: %v", err)
 	}
 }

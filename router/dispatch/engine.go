@@ -3,8 +3,11 @@ package dispatch
 import (
 	"context"
 	"crypto/rsa"
+	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/hookroute/hookroute/router/config"
 )
 
 // What the admin API (router/admin) asks of the router: its Engine
@@ -60,4 +63,23 @@ func (r *Router) SigningKeysChanged(sink string) { r.keys.invalidate(sink) }
 // from the router.
 func (r *Router) Trial(ctx context.Context, in TrialInput) (*TrialResult, error) {
 	return r.rt.Load().Trial(ctx, in, TrialOptions{Capture: r.capturer(), Now: r.now, SigningKey: r.trialSigningKey})
+}
+
+// capturer returns what trials build capturing sinks with, nil if the
+// router was given none.
+func (r *Router) capturer() config.Capturer {
+	if r.capture == nil {
+		return nil
+	}
+	return r.capture()
+}
+
+// trialSigningKey reads a secured sink's key as the worker does (the
+// keyring only reads the store).
+func (r *Router) trialSigningKey(ctx context.Context, sink string) (*rsa.PrivateKey, error) {
+	if r.keys == nil {
+		return nil, errors.New("signing keys are not available")
+	}
+	_, key, err := r.keys.get(ctx, sink)
+	return key, err
 }

@@ -134,7 +134,7 @@ func TestTemplateEscapesInterpolatedValues(t *testing.T) {
 }
 
 func TestTemplateFieldCheck(t *testing.T) {
-	schema := typeOf(router.SalesIQEvent{})
+	schema := reflect.TypeOf(router.SalesIQEvent{})
 	ok := []string{`{{ .chat.rating }}`, `{{ .payload.anything.deep }}`, `{{ range .chat.participants }}{{ .whatever }}{{ end }}`, `{{ with .visitor }}{{ .nope }}{{ end }}`, `{{ $.chat.id }}`}
 	for _, src := range ok {
 		if _, err := compileTemplate("t", src, nil, schema); err != nil {

@@ -219,12 +219,6 @@ func (k *keyring) invalidate(sink string) {
 	k.mu.Unlock()
 }
 
-// isSecured reports whether s signs with a key from the key API.
-func IsSecured(s router.Sink) bool {
-	sec, ok := s.(router.Secured)
-	return ok && sec.Secured()
-}
-
 // signingKey fetches the key for a claimed delivery to a secured sink. When
 // there is none it can use, the delivery is put back to wait, without an
 // attempt: an unsigned request would be refused by a receiver that

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookroute/hookroute/internal/testkit"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/source"
@@ -98,7 +99,7 @@ func TestRegisterSourcePanics(t *testing.T) {
 // hookroute send does, and verifies with the verifier the same config
 // builds.
 func TestSendSignsWhatItsKindVerifies(t *testing.T) {
-	der, err := x509.MarshalPKCS8PrivateKey(testKey)
+	der, err := x509.MarshalPKCS8PrivateKey(testkit.Key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ package dispatch
 import (
 	"context"
 	"crypto/rsa"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -318,7 +317,7 @@ func trialSend(ctx context.Context, sr *SinkRuntime, d *router.Delivery, red *re
 	}
 	ctx, cancel := context.WithTimeout(ctx, sr.Timeout)
 	defer cancel()
-	if IsSecured(sr.Sink) {
+	if router.IsSecured(sr.Sink) {
 		if signingKey == nil {
 			return &TrialSendResult{Error: "the sink is secured and its signing keys are in the router's store: run this trial through the admin API (POST /api/trial)"}
 		}
@@ -339,15 +338,6 @@ func trialSend(ctx context.Context, sr *SinkRuntime, d *router.Delivery, red *re
 		out.Error = red.Text(err.Error())
 	}
 	return out
-}
-
-// capturer returns what trials build capturing sinks with, nil if the
-// router was given none.
-func (r *Router) capturer() config.Capturer {
-	if r.capture == nil {
-		return nil
-	}
-	return r.capture()
 }
 
 // captureSinks are the config's sinks built by a Capturer, with what to
@@ -413,7 +403,7 @@ func (cs *captureSinks) render(ctx context.Context, sr *SinkRuntime, d *router.D
 	}
 	cctx, cancel := context.WithTimeout(cctx, sr.Timeout)
 	defer cancel()
-	if IsSecured(s) {
+	if router.IsSecured(s) {
 		// The real key stays where it is: a stand-in signs, and the
 		// signature is not shown.
 		d.SigningKey = placeholderKey()
@@ -442,14 +432,4 @@ func utf8Body(b []byte) string {
 		return string(b)
 	}
 	return fmt.Sprintf("(%d bytes of binary data)", len(b))
-}
-
-// trialSigningKey reads a secured sink's key as the worker does (the
-// keyring only reads the store).
-func (r *Router) trialSigningKey(ctx context.Context, sink string) (*rsa.PrivateKey, error) {
-	if r.keys == nil {
-		return nil, errors.New("signing keys are not available")
-	}
-	_, key, err := r.keys.get(ctx, sink)
-	return key, err
 }

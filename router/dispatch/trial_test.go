@@ -19,6 +19,7 @@ import (
 	"github.com/expr-lang/expr"
 	"gopkg.in/yaml.v3"
 
+	"github.com/hookroute/hookroute/internal/testkit"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/source"
@@ -166,7 +167,7 @@ func TestExplainIsBounded(t *testing.T) {
 // captureFactory builds "fake" sinks that make an HTTP request carrying
 // their token in the URL, a header and the body, through a client whose
 // transport records it the way sinks.CaptureRegistry does.
-type captureFactory struct{ fakeFactory }
+type captureFactory struct{ testkit.FakeFactory }
 
 type slotKey struct{}
 
@@ -212,7 +213,7 @@ func (s *tokenSink) Deliver(ctx context.Context, d *router.Delivery) (router.Res
 }
 
 func (f *captureFactory) Build(kind, name string, node *yaml.Node) (router.Sink, error) {
-	var c fakeConfig
+	var c testkit.FakeConfig
 	if err := config.DecodeStrict(node, "", &c); err != nil {
 		return nil, err
 	}
@@ -279,7 +280,7 @@ rules:
 
 const trialToken = "tok-CANARY-5e6f7a8b"
 
-func trialRuntime(t *testing.T) (*Runtime, *fakeFactory) {
+func trialRuntime(t *testing.T) (*Runtime, *testkit.FakeFactory) {
 	t.Helper()
 	return mustLoad(t, trialConfig, map[string]string{"TOK": trialToken, "OPS_TOKEN": "ops-token-0123456789", "VIEW_TOKEN": "view-token-0123456789"})
 }
@@ -336,8 +337,8 @@ func TestTrialRendersWithoutSending(t *testing.T) {
 	if bad := res.Routes[2]; bad.Request != nil || !strings.Contains(bad.Error, "render text") {
 		t.Errorf("route with a failing template: %+v", bad)
 	}
-	for name, s := range f.sinks {
-		if n := len(s.deliveries()); n != 0 {
+	for name, s := range f.Sinks {
+		if n := len(s.Deliveries()); n != 0 {
 			t.Errorf("sink %s got %d deliveries from a trial without send", name, n)
 		}
 	}
@@ -349,7 +350,7 @@ func TestTrialSendDeliversOnceWithoutDedupKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := f.sinks["out"].deliveries()
+	got := f.Sinks["out"].Deliveries()
 	if len(got) != 1 {
 		t.Fatalf("out got %d deliveries, want 1", len(got))
 	}
@@ -362,7 +363,7 @@ func TestTrialSendDeliversOnceWithoutDedupKey(t *testing.T) {
 	}
 	// Neither the switched-off sink nor the route whose template fails is
 	// sent to.
-	if res.Routes[1].Result != nil || res.Routes[2].Result != nil || len(f.sinks["log"].deliveries()) != 0 {
+	if res.Routes[1].Result != nil || res.Routes[2].Result != nil || len(f.Sinks["log"].Deliveries()) != 0 {
 		t.Errorf("routes with errors were sent: %+v", res.Routes[1:])
 	}
 }
@@ -413,7 +414,7 @@ func (s *trialStore) GetEvent(_ context.Context, source, id string) (*router.Eve
 	return nil, router.ErrNotFound
 }
 
-func trialAPI(t *testing.T, st router.Store) (*Runtime, *fakeFactory, http.Handler) {
+func trialAPI(t *testing.T, st router.Store) (*Runtime, *testkit.FakeFactory, http.Handler) {
 	t.Helper()
 	rt, f := trialRuntime(t)
 	r := New(rt, st, Options{Capture: func() config.Capturer { return &captureFactory{} }})
@@ -488,7 +489,7 @@ func TestAPITrial(t *testing.T) {
 	if got, want := keysOf(r0["request"].(map[string]any)), []string{"body", "headers", "method", "url"}; !slices.Equal(got, want) {
 		t.Errorf("request keys %v, want %v", got, want)
 	}
-	if n := len(f.sinks["out"].deliveries()); n != 0 {
+	if n := len(f.Sinks["out"].Deliveries()); n != 0 {
 		t.Errorf("send: false delivered %d", n)
 	}
 
@@ -500,7 +501,7 @@ func TestAPITrial(t *testing.T) {
 	if got, want := keysOf(res), []string{"error", "remote_id", "status_code"}; !slices.Equal(got, want) || res["status_code"] != float64(200) {
 		t.Errorf("result %v", res)
 	}
-	if n := len(f.sinks["out"].deliveries()); n != 1 {
+	if n := len(f.Sinks["out"].Deliveries()); n != 1 {
 		t.Errorf("send: true delivered %d, want 1", n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/hookroute/hookroute/internal/testkit"
 	"github.com/hookroute/hookroute/router"
 )
 
@@ -52,24 +53,24 @@ func TestViewCacheEvictsOldest(t *testing.T) {
 }
 
 // jsonOnlySink takes the event as JSON alone, as the http sink does.
-type jsonOnlySink struct{ fakeSink }
+type jsonOnlySink struct{ testkit.FakeSink }
 
 func (*jsonOnlySink) EventJSONOnly() bool { return true }
 
-type jsonOnlyFactory struct{ fakeFactory }
+type jsonOnlyFactory struct{ testkit.FakeFactory }
 
 func (f *jsonOnlyFactory) Build(kind, name string, node *yaml.Node) (router.Sink, error) {
 	if kind == "jsononly" {
 		return &jsonOnlySink{}, nil
 	}
-	return f.fakeFactory.Build(kind, name, node)
+	return f.FakeFactory.Build(kind, name, node)
 }
 
 func (f *jsonOnlyFactory) RouteFields(kind string) ([]router.FieldSpec, bool) {
 	if kind == "jsononly" {
 		return nil, true
 	}
-	return f.fakeFactory.RouteFields(kind)
+	return f.FakeFactory.RouteFields(kind)
 }
 
 // TestIngestCachesOnlyViewsADeliveryReads: an event whose deliveries all
@@ -86,7 +87,7 @@ rules:
   - {name: all, when: "true", to: [{sink: raw}]}
   - {name: sad, when: 'chat.rating == "sad"', to: [{sink: chat, text: "{{ .visitor.name }}"}]}
 `
-	rt, err := Load("rules.yaml", []byte(conf), &jsonOnlyFactory{}, testLookup(map[string]string{"PUB": testPublicPEM}))
+	rt, err := Load("rules.yaml", []byte(conf), &jsonOnlyFactory{}, testLookup(map[string]string{"PUB": testkit.PublicPEM}))
 	if err != nil {
 		t.Fatal(err)
 	}

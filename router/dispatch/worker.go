@@ -237,7 +237,7 @@ func (p *pool) run(ctx context.Context) {
 // store meanwhile. It reports whether it waited.
 func (p *pool) blocked(ctx context.Context, s *runState, sr *SinkRuntime) bool {
 	r := p.ps.r
-	unsigned := IsSecured(sr.Sink) && r.keys.waiting(p.sink)
+	unsigned := router.IsSecured(sr.Sink) && r.keys.waiting(p.sink)
 	held := time.Duration(0)
 	if !unsigned {
 		held = p.heldUntil().Sub(r.now())
@@ -650,7 +650,7 @@ func (r *Router) prepareDelivery(rt *Runtime, sr *SinkRuntime, c *router.Claimed
 	if err != nil {
 		return a, true
 	}
-	if IsSecured(sr.Sink) {
+	if router.IsSecured(sr.Sink) {
 		// Before the dedup key is locked: a delivery that cannot be
 		// signed waits without holding anything.
 		sk, ok := r.signingKey(c)
