@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/hookroute/hookroute/router"
-	"github.com/hookroute/hookroute/router/dispatch"
+	"github.com/hookroute/hookroute/router/rules"
 )
 
 // stdEncodeEvent is what encodeEvent replaced: the reference it must match.
@@ -95,7 +95,7 @@ sinks:
 rules:
   - {name: all, when: "true", to: [{sink: console}]}
 `
-	rt, err := dispatch.Load("rules.yaml", []byte(conf), NewRegistry(), func(string) (string, bool) { return "", false })
+	rt, err := rules.Load("rules.yaml", []byte(conf), NewRegistry(), func(string) (string, bool) { return "", false })
 	if err != nil {
 		tb.Fatal(err)
 	}

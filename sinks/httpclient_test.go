@@ -12,7 +12,7 @@ import (
 
 	"github.com/hookroute/hookroute/internal/redact"
 	"github.com/hookroute/hookroute/router"
-	"github.com/hookroute/hookroute/router/dispatch"
+	"github.com/hookroute/hookroute/router/rules"
 )
 
 func TestClassifyStatus(t *testing.T) {
@@ -147,7 +147,7 @@ rules:
 	load := func(kind, line, route string, env map[string]string) string {
 		t.Helper()
 		src := fmt.Sprintf(conf, kind, line, route)
-		_, err := dispatch.Load("rules.yaml", []byte(src), NewRegistry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		_, err := rules.Load("rules.yaml", []byte(src), NewRegistry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 		if err == nil {
 			t.Fatalf("%s sink with %q loaded, want an error", kind, line)
 		}
@@ -176,7 +176,7 @@ rules:
 	// The canonical spelling still loads: whether it may be reached is the
 	// guard's decision, at dial time.
 	src := fmt.Sprintf(conf, "http", "url: http://127.0.0.1:8080/hook", "")
-	if _, err := dispatch.Load("rules.yaml", []byte(src), NewRegistry(), nil); err != nil {
+	if _, err := rules.Load("rules.yaml", []byte(src), NewRegistry(), nil); err != nil {
 		t.Fatalf("canonical address: %v", err)
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"io"
 
 	"github.com/hookroute/hookroute/router/config"
-	"github.com/hookroute/hookroute/router/dispatch"
+	"github.com/hookroute/hookroute/router/rules"
 	"github.com/hookroute/hookroute/sinks"
 )
 
@@ -28,8 +28,8 @@ func cmdCheck(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 
 // loadConfig loads and compiles the config at path, printing what is
 // wrong with it.
-func loadConfig(path string, reg config.SinkFactory, stderr io.Writer) (*dispatch.Runtime, bool) {
-	rt, err := dispatch.LoadFile(path, reg)
+func loadConfig(path string, reg config.SinkFactory, stderr io.Writer) (*rules.Runtime, bool) {
+	rt, err := rules.LoadFile(path, reg)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return nil, false

@@ -17,7 +17,7 @@ import (
 	"os"
 	"runtime/debug"
 
-	"github.com/hookroute/hookroute/router/dispatch"
+	"github.com/hookroute/hookroute/router/rules"
 )
 
 const usage = `usage: hookroute COMMAND [flags]
@@ -139,7 +139,7 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 // egressAllow reads the config's egress.allow (validated at load).
-func egressAllow(rt *dispatch.Runtime) []netip.Prefix {
+func egressAllow(rt *rules.Runtime) []netip.Prefix {
 	var out []netip.Prefix
 	for _, a := range rt.Config.Egress.Allow {
 		if p, err := netip.ParsePrefix(a); err == nil {

@@ -9,7 +9,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/hookroute/hookroute/router/dispatch"
+	"github.com/hookroute/hookroute/router/rules"
 	"github.com/hookroute/hookroute/sinks"
 )
 
@@ -28,12 +28,12 @@ func cmdTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	}
 	// The config's own tests run as it loads: a failing one is reported
 	// here as a config error, like check does.
-	rt, err := dispatch.LoadFile(*cfg, sinks.NewCaptureRegistry())
+	rt, err := rules.LoadFile(*cfg, sinks.NewCaptureRegistry())
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	var tests []*dispatch.RuleTest
+	var tests []*rules.RuleTest
 	if len(files) == 0 {
 		if tests, err = rt.ConfigTests(); err != nil {
 			fmt.Fprintln(stderr, err)
@@ -66,10 +66,10 @@ func cmdTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 
 // loadRuleTestFiles reads every file, reporting each one's errors, so that
 // one run shows all that is wrong; ok is false if any file failed.
-func loadRuleTestFiles(files []string, stderr io.Writer) (tests []*dispatch.RuleTest, ok bool) {
+func loadRuleTestFiles(files []string, stderr io.Writer) (tests []*rules.RuleTest, ok bool) {
 	ok = true
 	for _, f := range files {
-		ts, err := dispatch.LoadRuleTestFile(f)
+		ts, err := rules.LoadRuleTestFile(f)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			ok = false
@@ -82,7 +82,7 @@ func loadRuleTestFiles(files []string, stderr io.Writer) (tests []*dispatch.Rule
 
 // printRuleTestResult prints one test's outcome, with the rules it matched
 // and its failures when it failed, and reports whether it passed.
-func printRuleTestResult(stdout io.Writer, res dispatch.RuleTestResult) bool {
+func printRuleTestResult(stdout io.Writer, res rules.RuleTestResult) bool {
 	t := res.Test
 	if res.Passed() {
 		fmt.Fprintf(stdout, "ok      %s (%s)\n", t.Name, t.Pos)

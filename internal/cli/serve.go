@@ -23,6 +23,7 @@ import (
 	"github.com/hookroute/hookroute/router/admin"
 	"github.com/hookroute/hookroute/router/dispatch"
 	"github.com/hookroute/hookroute/router/postgres"
+	"github.com/hookroute/hookroute/router/rules"
 	"github.com/hookroute/hookroute/router/sqlite"
 	"github.com/hookroute/hookroute/sinks"
 )
@@ -50,8 +51,8 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 		log.Warn(w)
 	}
 	reg.SetEgressAllow(egressAllow(rt))
-	reload := func() (*dispatch.Runtime, error) {
-		rt, err := dispatch.LoadFile(*cfg, reg)
+	reload := func() (*rules.Runtime, error) {
+		rt, err := rules.LoadFile(*cfg, reg)
 		if err == nil {
 			reg.SetEgressAllow(egressAllow(rt))
 		}
@@ -120,7 +121,7 @@ func tuneGC() {
 // serve runs the router until ctx is done, then shuts down in order:
 // stop taking webhooks (in-flight requests finish and commit), stop
 // claiming and let attempts in flight finish, close the store.
-func serve(ctx context.Context, rt *dispatch.Runtime, reload func() (*dispatch.Runtime, error), log *slog.Logger) error {
+func serve(ctx context.Context, rt *rules.Runtime, reload func() (*rules.Runtime, error), log *slog.Logger) error {
 	tuneGC()
 	store, err := openStore(ctx, rt.Config.Store.URL, log)
 	if err != nil {
@@ -168,7 +169,7 @@ func serve(ctx context.Context, rt *dispatch.Runtime, reload func() (*dispatch.R
 // listen opens the ingest listener and, when configured, the admin one,
 // and serves them; a listener that fails later sends its error on the
 // returned channel.
-func listen(rt *dispatch.Runtime, r *dispatch.Router, reg *prometheus.Registry, log *slog.Logger) ([]*http.Server, <-chan error, error) {
+func listen(rt *rules.Runtime, r *dispatch.Router, reg *prometheus.Registry, log *slog.Logger) ([]*http.Server, <-chan error, error) {
 	ingestLn, err := net.Listen("tcp", rt.Config.Server.Listen)
 	if err != nil {
 		return nil, nil, err

@@ -17,7 +17,7 @@ import (
 	"strings"
 
 	"github.com/hookroute/hookroute/router/config"
-	"github.com/hookroute/hookroute/router/dispatch"
+	"github.com/hookroute/hookroute/router/rules"
 	"github.com/hookroute/hookroute/sinks"
 )
 
@@ -62,14 +62,14 @@ func cmdTrial(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if *send {
 		reg = live
 	}
-	rt, err := dispatch.LoadFile(*cfg, reg)
+	rt, err := rules.LoadFile(*cfg, reg)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	// As serve does: the config's egress.allow opens private ranges.
 	live.SetEgressAllow(egressAllow(rt))
-	res, err := rt.Trial(ctx, dispatch.TrialInput{Source: *source, Payload: payload, Headers: headers.m, Send: *send}, dispatch.TrialOptions{Capture: capture})
+	res, err := rt.Trial(ctx, rules.TrialInput{Source: *source, Payload: payload, Headers: headers.m, Send: *send}, rules.TrialOptions{Capture: capture})
 	if err != nil {
 		fmt.Fprintln(stderr, "hookroute trial:", err)
 		return 1
@@ -88,7 +88,7 @@ func cmdTrial(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 // trialExit is 1 when a route would fail (a template that does not render,
 // a sink that refuses the fields) or a send failed; a sink switched off
 // for want of its variables is not a failure of the event.
-func trialExit(rt *dispatch.Runtime, res *dispatch.TrialResult) int {
+func trialExit(rt *rules.Runtime, res *rules.TrialResult) int {
 	for _, r := range res.Routes {
 		if r.Result != nil && r.Result.Error != "" {
 			return 1
@@ -100,7 +100,7 @@ func trialExit(rt *dispatch.Runtime, res *dispatch.TrialResult) int {
 	return 0
 }
 
-func printTrial(w io.Writer, res *dispatch.TrialResult, verbose bool) {
+func printTrial(w io.Writer, res *rules.TrialResult, verbose bool) {
 	name := res.EventName
 	if name == "" {
 		name = "(unnamed)"
@@ -144,7 +144,7 @@ func printTrial(w io.Writer, res *dispatch.TrialResult, verbose bool) {
 // printRoute prints one route of a trial: the request its sink would
 // receive (or the rendered fields, for a sink that makes no HTTP request)
 // and, after --send, how the attempt went.
-func printRoute(w io.Writer, r dispatch.TrialRoute) {
+func printRoute(w io.Writer, r rules.TrialRoute) {
 	fmt.Fprintf(w, "  %s → %s (%s)\n", r.Rule, r.Sink, r.Kind)
 	const ind = "      "
 	if r.Error != "" {

@@ -4,11 +4,16 @@
 package testkit
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
 	"sync"
 
 	"gopkg.in/yaml.v3"
@@ -93,3 +98,163 @@ var Key, PublicPEM = func() (*rsa.PrivateKey, string) {
 	}
 	return k, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 }()
+
+// CaptureFactory builds "fake" sinks that make an HTTP request carrying
+// their token in the URL, a header and the body, through a client whose
+// transport records it the way sinks.CaptureRegistry does.
+type CaptureFactory struct{ FakeFactory }
+
+type slotKey struct{}
+
+type slot struct {
+	mu  sync.Mutex
+	req *config.CapturedRequest
+}
+
+// RecordingTransport records a request made under CaptureFactory's
+// Capture context and sends nothing.
+type RecordingTransport struct{}
+
+// RoundTrip records req and fails: nothing leaves the process.
+func (RecordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if s, ok := req.Context().Value(slotKey{}).(*slot); ok {
+		b, _ := io.ReadAll(req.Body)
+		s.mu.Lock()
+		if s.req == nil {
+			s.req = &config.CapturedRequest{Method: req.Method, URL: req.URL.String(), Header: req.Header.Clone(), Body: b}
+		}
+		s.mu.Unlock()
+	}
+	return nil, fmt.Errorf("not sent")
+}
+
+// TokenSink posts its token in the URL, a header and the body, through
+// Client.
+type TokenSink struct {
+	Token  string
+	Client *http.Client
+}
+
+// Deliver makes the sink's request.
+func (s *TokenSink) Deliver(ctx context.Context, d *router.Delivery) (router.Result, error) {
+	if d.Fields["text"] == "" {
+		return router.Result{}, router.Permanent(fmt.Errorf("fake: text rendered empty"))
+	}
+	body, _ := json.Marshal(map[string]string{"text": d.Fields["text"], "token": s.Token, "id": d.ID})
+	req, _ := http.NewRequestWithContext(ctx, "POST", "https://api.example/post?token="+s.Token, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+s.Token)
+	req.Header.Set("X-Token", s.Token)
+	req.Header.Set("X-Delivery", d.ID)
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		return router.Result{}, err
+	}
+	resp.Body.Close()
+	return router.Result{StatusCode: resp.StatusCode}, nil
+}
+
+// Build makes a TokenSink that records its request.
+func (f *CaptureFactory) Build(kind, name string, node *yaml.Node) (router.Sink, error) {
+	var c FakeConfig
+	if err := config.DecodeStrict(node, "", &c); err != nil {
+		return nil, err
+	}
+	return &TokenSink{Token: c.Token.Reveal(), Client: &http.Client{Transport: RecordingTransport{}}}, nil
+}
+
+// Capture records the first request made under the context it returns.
+func (f *CaptureFactory) Capture(ctx context.Context) (context.Context, func() *config.CapturedRequest) {
+	s := &slot{}
+	return context.WithValue(ctx, slotKey{}, s), func() *config.CapturedRequest {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.req
+	}
+}
+
+// TrialConfig is the config of the trial tests: two sources, sinks that
+// need a token, an optional one switched off, and three rules.
+const TrialConfig = `
+admin:
+  tokens:
+    - {name: ops, token: "${OPS_TOKEN}", scopes: [trial]}
+    - {name: viewer, token: "${VIEW_TOKEN}", scopes: [read]}
+sources:
+  - name: siq
+    type: salesiq
+    public_keys:
+      - pem: ${PUBKEY}
+  - name: gen
+    type: none
+    event: kind
+sinks:
+  - name: out
+    type: fake
+    token: ${TOK}
+  - name: log
+    type: fake
+  - name: off
+    type: fake
+    optional: true
+    token: ${EMPTY:-}
+rules:
+  - name: sad-chat
+    source: siq
+    when: event == "conversation.rated" && chat.rating == "sad"
+    to:
+      - sink: out
+        text: "{{ .visitor.name }} is sad: {{ .chat.feedback }}"
+        dedup_key: "chat-{{ .chat.id }}"
+      - sink: off
+        text: "never"
+      - sink: log
+        text: '{{ truncate "x" .chat.id }}'
+  - name: missed-chat
+    source: siq
+    when: event == "conversation.missed"
+    to:
+      - sink: log
+        text: "missed"
+  - name: orders
+    source: gen
+    when: kind == "order.created"
+    to:
+      - sink: log
+        text: "order"
+`
+
+// TrialToken is the out sink's token in TrialConfig.
+const TrialToken = "tok-CANARY-5e6f7a8b"
+
+// BaseConfig is a small valid config: a salesiq and a none source, a fake
+// sink, one rule.
+const BaseConfig = `
+sources:
+  - name: siq
+    type: salesiq
+    public_keys:
+      - pem: ${PUBKEY}
+  - name: gen
+    type: none
+sinks:
+  - name: out
+    type: fake
+rules:
+  - name: sad
+    source: siq
+    when: chat.rating == "sad"
+    to:
+      - sink: out
+        text: "{{ .visitor.name }}"
+`
+
+// Lookup answers PUBKEY with PublicPEM and the rest from extra.
+func Lookup(extra map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		if k == "PUBKEY" {
+			return PublicPEM, true
+		}
+		v, ok := extra[k]
+		return v, ok
+	}
+}

@@ -28,6 +28,7 @@ import (
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/dispatch"
+	"github.com/hookroute/hookroute/router/rules"
 	"github.com/hookroute/hookroute/router/ui"
 )
 
@@ -477,7 +478,7 @@ func (r *server) storeError(w http.ResponseWriter, err error) {
 // Engine is what the admin API asks of the router (dispatch.Router).
 type Engine interface {
 	// Runtime is the running config.
-	Runtime() *dispatch.Runtime
+	Runtime() *rules.Runtime
 	// Store is where events, deliveries and keys are read and replayed.
 	Store() router.Store
 	Now() time.Time
@@ -499,7 +500,7 @@ type Engine interface {
 	SealSigningKey(sink, keyID string, priv *rsa.PrivateKey) ([]byte, error)
 	SigningKeysChanged(sink string)
 	// Trial runs an event through the rules without storing it.
-	Trial(ctx context.Context, in dispatch.TrialInput) (*dispatch.TrialResult, error)
+	Trial(ctx context.Context, in rules.TrialInput) (*rules.TrialResult, error)
 	// TrialSamples lists the events a trial may start from.
 	TrialSamples(ctx context.Context) []dispatch.TrialSample
 }

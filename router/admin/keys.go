@@ -14,7 +14,7 @@ import (
 	"github.com/hookroute/hookroute/internal/httpjson"
 	"github.com/hookroute/hookroute/internal/randomid"
 	"github.com/hookroute/hookroute/router"
-	"github.com/hookroute/hookroute/router/dispatch"
+	"github.com/hookroute/hookroute/router/rules"
 )
 
 // registerKeyRoutes adds the key API (README: Security, secured outbound webhooks) to the admin API.
@@ -42,7 +42,7 @@ func newKeyID() string { return "k_" + randomid.New(10) }
 
 // keySink checks the screenname in the path and returns the sink named by
 // {id} with the running config's entry for it (nil if not configured).
-func (r *server) keySink(w http.ResponseWriter, req *http.Request) (string, *dispatch.SinkRuntime, bool) {
+func (r *server) keySink(w http.ResponseWriter, req *http.Request) (string, *rules.SinkRuntime, bool) {
 	rt := r.e.Runtime()
 	if req.PathValue("screenname") != rt.Config.Server.Screenname {
 		httpjson.Error(w, http.StatusNotFound, "unknown screenname: this router answers to its server.screenname only")

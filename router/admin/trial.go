@@ -8,6 +8,7 @@ import (
 
 	"github.com/hookroute/hookroute/internal/httpjson"
 	"github.com/hookroute/hookroute/router/dispatch"
+	"github.com/hookroute/hookroute/router/rules"
 )
 
 // registerTrialRoutes adds POST /api/trial and GET /api/trial/samples.
@@ -39,7 +40,7 @@ func (r *server) apiTrial(w http.ResponseWriter, req *http.Request) {
 		httpjson.Error(w, http.StatusBadRequest, "invalid body: event (the webhook payload) is missing")
 		return
 	}
-	res, err := r.e.Trial(req.Context(), dispatch.TrialInput{Source: b.Source, Payload: b.Event, Headers: b.Headers, Send: b.Send})
+	res, err := r.e.Trial(req.Context(), rules.TrialInput{Source: b.Source, Payload: b.Event, Headers: b.Headers, Send: b.Send})
 	if err != nil {
 		httpjson.Error(w, http.StatusBadRequest, err.Error())
 		return

@@ -18,6 +18,7 @@ import (
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/admin"
 	"github.com/hookroute/hookroute/router/dispatch"
+	"github.com/hookroute/hookroute/router/rules"
 	"github.com/hookroute/hookroute/router/sqlite"
 )
 
@@ -76,7 +77,7 @@ func adminSetup(t *testing.T, clock *fakeClock) *adminEnv {
 	if clock != nil {
 		o.Now = clock.Now
 	}
-	o.Reload = func() (*dispatch.Runtime, error) { return rt, nil }
+	o.Reload = func() (*rules.Runtime, error) { return rt, nil }
 	r := dispatch.New(rt, st, o)
 	reg := prometheus.NewRegistry()
 	return &adminEnv{logs: logs, r: r, f: f, api: admin.Handler(r, reg), store: st, now: clock}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookroute/hookroute/internal/testkit"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
 )
@@ -57,7 +58,7 @@ func TestParseRetryAfter(t *testing.T) {
 }
 
 func TestMatchRuntimeErrorIsNotAMatch(t *testing.T) {
-	src := baseConfig + `
+	src := testkit.BaseConfig + `
   - name: boom
     source: gen
     when: payload.a.b > 3

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
+	"github.com/hookroute/hookroute/router/rules"
 )
 
 // limit returns the adaptive rate in force (0: none) and the window.
@@ -170,7 +171,7 @@ func TestPressureFloorsAndOtherSignals(t *testing.T) {
 
 // TestNextStep is the retry policy, case by case.
 func TestNextStep(t *testing.T) {
-	sr := &SinkRuntime{Retry: config.RetryConfig{MaxAttempts: 3, Initial: config.Duration(time.Second), MaxInterval: config.Duration(time.Second), Multiplier: 2}, PauseProbe: time.Minute}
+	sr := &rules.SinkRuntime{Retry: config.RetryConfig{MaxAttempts: 3, Initial: config.Duration(time.Second), MaxInterval: config.Duration(time.Second), Multiplier: 2}, PauseProbe: time.Minute}
 	end := tBP.Add(time.Second)
 	ra := tooManyRequests(30 * time.Second)
 	for _, tc := range []struct {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hookroute/hookroute/router/config"
+	"github.com/hookroute/hookroute/router/rules"
 )
 
 // What the admin API (router/admin) asks of the router: its Engine
@@ -61,8 +62,8 @@ func (r *Router) SigningKeysChanged(sink string) { r.keys.invalidate(sink) }
 // Trial runs an event through the running config without storing
 // anything; see Runtime.Trial. Its capturing sinks and signing key come
 // from the router.
-func (r *Router) Trial(ctx context.Context, in TrialInput) (*TrialResult, error) {
-	return r.rt.Load().Trial(ctx, in, TrialOptions{Capture: r.capturer(), Now: r.now, SigningKey: r.trialSigningKey})
+func (r *Router) Trial(ctx context.Context, in rules.TrialInput) (*rules.TrialResult, error) {
+	return r.rt.Load().Trial(ctx, in, rules.TrialOptions{Capture: r.capturer(), Now: r.now, SigningKey: r.trialSigningKey})
 }
 
 // capturer returns what trials build capturing sinks with, nil if the

@@ -21,6 +21,7 @@ import (
 	"github.com/hookroute/hookroute/internal/lograte"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
+	"github.com/hookroute/hookroute/router/rules"
 	"github.com/hookroute/hookroute/router/source"
 )
 
@@ -62,7 +63,7 @@ type ingestReply struct {
 }
 
 // serveHook handles POST/HEAD/GET on a source path.
-func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime, src *Source) {
+func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *rules.Runtime, src *rules.Source) {
 	switch req.Method {
 	case http.MethodHead, http.MethodGet:
 		// SalesIQ checks a URL with HEAD before it saves a webhook.
@@ -143,7 +144,7 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *Runtime
 // it returns, for the view cache, is nil unless a delivery will read it:
 // deliveries that get the event as JSON written from the body do not, and
 // a cache full of views nobody reads is garbage the collector must trace.
-func (r *Router) prepare(rt *Runtime, src *Source, in *router.Incoming) (*router.EventRecord, []router.NewDelivery, ingestReply, *router.View) {
+func (r *Router) prepare(rt *rules.Runtime, src *rules.Source, in *router.Incoming) (*router.EventRecord, []router.NewDelivery, ingestReply, *router.View) {
 	rec := &router.EventRecord{Source: src.Name, ReceivedAt: in.ReceivedAt, Headers: in.Headers, Body: in.Body}
 	if src.Kind.SignsBodyOnly {
 		sum := sha256.Sum256(in.Body)
@@ -207,7 +208,7 @@ type Router struct {
 	states  sinkStates
 	keys    *keyring // outbound signing keys (keys.go)
 
-	reload     func() (*Runtime, error)
+	reload     func() (*rules.Runtime, error)
 	capture    func() config.Capturer
 	reloadMu   sync.Mutex
 	pruneEvery time.Duration
@@ -240,7 +241,7 @@ type Options struct {
 	PollInterval time.Duration
 	// Reload loads the config again, for Router.Reload (SIGHUP and POST
 	// /api/reload); nil disables reloading.
-	Reload func() (*Runtime, error)
+	Reload func() (*rules.Runtime, error)
 	// PruneEvery is how often history past the retention is pruned;
 	// default an hour, negative never.
 	PruneEvery time.Duration
@@ -255,7 +256,7 @@ type Options struct {
 }
 
 // New returns a Router for rt on store.
-func New(rt *Runtime, store router.Store, o Options) *Router {
+func New(rt *rules.Runtime, store router.Store, o Options) *Router {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -292,7 +293,7 @@ func New(rt *Runtime, store router.Store, o Options) *Router {
 func (r *Router) Store() router.Store { return r.store }
 
 // Runtime returns the running config.
-func (r *Router) Runtime() *Runtime { return r.rt.Load() }
+func (r *Router) Runtime() *rules.Runtime { return r.rt.Load() }
 
 // Ready reports whether the router can take events: config loaded, and
 // the store committing. A store can answer pings and still refuse commits

@@ -49,6 +49,7 @@ import (
 	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/dispatch"
 	"github.com/hookroute/hookroute/router/postgres"
+	"github.com/hookroute/hookroute/router/rules"
 	"github.com/hookroute/hookroute/router/sqlite"
 	"github.com/hookroute/hookroute/router/verify"
 	"github.com/hookroute/hookroute/sinks"
@@ -162,8 +163,8 @@ rules:
 ` + rules
 }
 
-func loadBench(tb testing.TB, cfg string, f config.SinkFactory) *dispatch.Runtime {
-	rt, err := dispatch.Load("bench.yaml", []byte(cfg), f, func(name string) (string, bool) {
+func loadBench(tb testing.TB, cfg string, f config.SinkFactory) *rules.Runtime {
+	rt, err := rules.Load("bench.yaml", []byte(cfg), f, func(name string) (string, bool) {
 		if name == "BENCH_PUBLIC_KEY" {
 			return benchPublicPEM, true
 		}

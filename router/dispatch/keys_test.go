@@ -27,6 +27,7 @@ import (
 	"github.com/hookroute/hookroute/router/admin"
 	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/dispatch"
+	"github.com/hookroute/hookroute/router/rules"
 	"github.com/hookroute/hookroute/router/sqlite"
 	"github.com/hookroute/hookroute/router/verify"
 )
@@ -146,7 +147,7 @@ func keysSetup(t *testing.T, master string) *keysEnv {
 	t.Helper()
 	env := map[string]string{"PUB": pubPEM(), "OPS_TOKEN": opsToken, "VIEW_TOKEN": viewToken, "REPLAY_TOKEN": replayToken}
 	f := &signerFactory{}
-	rt, err := dispatch.Load("rules.yaml", []byte(keysConfig), f, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	rt, err := rules.Load("rules.yaml", []byte(keysConfig), f, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
 	}

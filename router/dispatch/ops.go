@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/rules"
 )
 
 // Operations: pausing failing sinks, retention, reload.
@@ -69,7 +70,7 @@ func (r *Router) setPaused(sink string, paused bool, reason string) error {
 // pause_after the sink is paused; a success while paused resumes it.
 // Permanent errors count too: a sink that rejects everything is as down as
 // one that answers nothing.
-func (r *Router) trackHealth(sr *SinkRuntime, sink string, err error, paused bool) {
+func (r *Router) trackHealth(sr *rules.SinkRuntime, sink string, err error, paused bool) {
 	p := r.pools.get(sink)
 	if p == nil {
 		return

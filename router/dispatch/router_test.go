@@ -20,6 +20,7 @@ import (
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/dispatch"
+	"github.com/hookroute/hookroute/router/rules"
 	"github.com/hookroute/hookroute/router/sqlite"
 	"github.com/hookroute/hookroute/router/verify"
 )
@@ -164,9 +165,9 @@ func (s *flakyStore) Ingest(ctx context.Context, ev *router.EventRecord, ds []ro
 
 // loadWithStore loads conf with sinks from f and variables from env, and
 // opens a SQLite store in a temporary directory, closed after the test.
-func loadWithStore(t *testing.T, conf string, f config.SinkFactory, env func(string) (string, bool)) (*dispatch.Runtime, *sqlite.Store) {
+func loadWithStore(t *testing.T, conf string, f config.SinkFactory, env func(string) (string, bool)) (*rules.Runtime, *sqlite.Store) {
 	t.Helper()
-	rt, err := dispatch.Load("rules.yaml", []byte(conf), f, env)
+	rt, err := rules.Load("rules.yaml", []byte(conf), f, env)
 	if err != nil {
 		t.Fatal(err)
 	}

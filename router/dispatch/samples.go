@@ -16,6 +16,7 @@ import (
 	"github.com/hookroute/hookroute/internal/redact"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
+	"github.com/hookroute/hookroute/router/rules"
 	"github.com/hookroute/hookroute/router/source"
 )
 
@@ -66,7 +67,7 @@ func (r *Router) TrialSamples(ctx context.Context) []TrialSample {
 	out := []TrialSample{}
 	for _, src := range rt.Sources {
 		real, order := r.realSamples(ctx, src)
-		known := trialSamples(src.Kind, src.config)
+		known := trialSamples(src.Kind, src.SourceConfig())
 		done := map[string]bool{}
 		for i, k := range known {
 			out = append(out, embedded(src, k))
@@ -87,7 +88,7 @@ func (r *Router) TrialSamples(ctx context.Context) []TrialSample {
 	return out
 }
 
-func embedded(src *Source, k source.Sample) TrialSample {
+func embedded(src *rules.Source, k source.Sample) TrialSample {
 	b, err := sampleFiles.ReadFile("samples/" + k.File)
 	if err != nil {
 		panic("router: embedded sample missing: " + k.File) // a build mistake, caught by the tests
@@ -105,7 +106,7 @@ func compactJSON(b []byte) json.RawMessage {
 
 // realSamples returns the latest stored event of each name for src, and
 // the names newest first.
-func (r *Router) realSamples(ctx context.Context, src *Source) (map[string]TrialSample, []string) {
+func (r *Router) realSamples(ctx context.Context, src *rules.Source) (map[string]TrialSample, []string) {
 	out := map[string]TrialSample{}
 	var order []string
 	evs, err := r.store.ListEvents(ctx, router.EventFilter{Source: src.Name, Limit: maxScan})

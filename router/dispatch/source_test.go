@@ -11,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/expr-lang/expr"
+
 	"github.com/hookroute/hookroute/internal/testkit"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
+	"github.com/hookroute/hookroute/router/rules"
 	"github.com/hookroute/hookroute/router/source"
 )
 
@@ -56,10 +59,9 @@ func TestSourceKindsComplete(t *testing.T) {
 		if k.Typed != nil {
 			view = k.Typed(&config.SourceConfig{Type: name})
 		} else if k.DefaultEvent != "" {
-			c := &compiler{}
-			p := c.stringExpr(k.DefaultEvent, nil, "", "event")
-			if len(c.errs) > 0 {
-				t.Errorf("%s: DefaultEvent: %v", name, c.errs)
+			p, err := expr.Compile(k.DefaultEvent, expr.Env(source.GenericEnv()))
+			if err != nil {
+				t.Errorf("%s: DefaultEvent: %v", name, err)
 			}
 			view = source.Generic{Event: p, IDHeader: k.IDHeader}
 		}
@@ -68,7 +70,7 @@ func TestSourceKindsComplete(t *testing.T) {
 			t.Errorf("%s: no trial samples", name)
 		}
 		for _, s := range samples {
-			ts := embedded(&Source{Name: "s", Type: name, Kind: k}, s) // panics on a file that is not embedded
+			ts := embedded(&rules.Source{Name: "s", Type: name, Kind: k}, s) // panics on a file that is not embedded
 			v, err := view.Decode(&router.Incoming{Source: "s", Headers: map[string]string{}, Body: ts.Payload, ReceivedAt: time.Now()})
 			if err != nil {
 				t.Errorf("%s: sample %s does not decode: %v", name, s.File, err)

@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/rules"
 )
 
 // viewCache keeps the views of recently ingested events, so that their
@@ -26,7 +27,7 @@ type viewCache struct {
 type viewKey struct{ source, id string }
 
 type cachedView struct {
-	rt *Runtime // the config the view was decoded under
+	rt *rules.Runtime // the config the view was decoded under
 	v  *router.View
 }
 
@@ -39,7 +40,7 @@ func newViewCache() *viewCache {
 }
 
 // get returns the view of the event decoded under rt, or nil.
-func (c *viewCache) get(rt *Runtime, source, id string) *router.View {
+func (c *viewCache) get(rt *rules.Runtime, source, id string) *router.View {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.m[viewKey{source, id}]; ok && e.rt == rt {
@@ -49,7 +50,7 @@ func (c *viewCache) get(rt *Runtime, source, id string) *router.View {
 }
 
 // put keeps v, decoded under rt.
-func (c *viewCache) put(rt *Runtime, source, id string, v *router.View) {
+func (c *viewCache) put(rt *rules.Runtime, source, id string, v *router.View) {
 	k := viewKey{source, id}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hookroute/hookroute/internal/testkit"
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/rules"
 )
 
 // TestViewCacheKeepsViewsToTheirConfig: a view is given out only under
@@ -16,7 +17,7 @@ import (
 // put after it is never used with the new config.
 func TestViewCacheKeepsViewsToTheirConfig(t *testing.T) {
 	c := newViewCache()
-	before, after := &Runtime{}, &Runtime{}
+	before, after := &rules.Runtime{}, &rules.Runtime{}
 	v := &router.View{ID: "e1"}
 	c.put(before, "siq", "e1", v)
 	if got := c.get(before, "siq", "e1"); got != v {
@@ -35,7 +36,7 @@ func TestViewCacheKeepsViewsToTheirConfig(t *testing.T) {
 // drops the oldest first.
 func TestViewCacheEvictsOldest(t *testing.T) {
 	c := newViewCache()
-	rt := &Runtime{}
+	rt := &rules.Runtime{}
 	for i := range viewCacheSize + 1 {
 		c.put(rt, "siq", fmt.Sprint(i), &router.View{ID: fmt.Sprint(i)})
 	}
@@ -87,7 +88,7 @@ rules:
   - {name: all, when: "true", to: [{sink: raw}]}
   - {name: sad, when: 'chat.rating == "sad"', to: [{sink: chat, text: "{{ .visitor.name }}"}]}
 `
-	rt, err := Load("rules.yaml", []byte(conf), &jsonOnlyFactory{}, testLookup(map[string]string{"PUB": testkit.PublicPEM}))
+	rt, err := rules.Load("rules.yaml", []byte(conf), &jsonOnlyFactory{}, testkit.Lookup(map[string]string{"PUB": testkit.PublicPEM}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,13 +20,14 @@ import (
 	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
+	"github.com/hookroute/hookroute/router/rules"
 	"github.com/hookroute/hookroute/router/source"
 )
 
-type atomicRuntime struct{ p atomic.Pointer[Runtime] }
+type atomicRuntime struct{ p atomic.Pointer[rules.Runtime] }
 
-func (a *atomicRuntime) Load() *Runtime    { return a.p.Load() }
-func (a *atomicRuntime) Store(rt *Runtime) { a.p.Store(rt) }
+func (a *atomicRuntime) Load() *rules.Runtime    { return a.p.Load() }
+func (a *atomicRuntime) Store(rt *rules.Runtime) { a.p.Store(rt) }
 
 func defaultOwner() string {
 	host, _ := os.Hostname()
@@ -90,7 +91,7 @@ func (p *pool) wake() {
 // pool, which reads the new settings at its next claim. Stopping a pool
 // stops its claiming only: attempts in flight finish on their own
 // timeouts, so a reload neither cancels nor repeats a delivery.
-func (ps *pools) apply(rt *Runtime) {
+func (ps *pools) apply(rt *rules.Runtime) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if ps.base == nil {
@@ -235,7 +236,7 @@ func (p *pool) run(ctx context.Context) {
 // secured sink without a key (creating one wakes the pool), or a
 // receiver's Retry-After hold. What was claimed ahead goes back to the
 // store meanwhile. It reports whether it waited.
-func (p *pool) blocked(ctx context.Context, s *runState, sr *SinkRuntime) bool {
+func (p *pool) blocked(ctx context.Context, s *runState, sr *rules.SinkRuntime) bool {
 	r := p.ps.r
 	unsigned := router.IsSecured(sr.Sink) && r.keys.waiting(p.sink)
 	held := time.Duration(0)
@@ -260,7 +261,7 @@ func (p *pool) blocked(ctx context.Context, s *runState, sr *SinkRuntime) bool {
 // within the adaptive window. paced reports one-at-a-time sending (the
 // sink's own pacing, or adaptive sending); ok is false when the window is
 // full.
-func (p *pool) admit(sr *SinkRuntime) (paced, ok bool) {
+func (p *pool) admit(sr *rules.SinkRuntime) (paced, ok bool) {
 	adaptive := p.pressure.settle(p.ps.r.now())
 	if adaptive && !p.pressure.admits(len(p.slots)-1) {
 		return false, false
@@ -272,7 +273,7 @@ func (p *pool) admit(sr *SinkRuntime) (paced, ok bool) {
 // sendAhead starts the oldest delivery claimed ahead on the slot held, or
 // hands it back (and the slot) when the sink became paused or paced since
 // the claim, or its lease is too short to attempt and record it.
-func (p *pool) sendAhead(s *runState, rt *Runtime, sr *SinkRuntime, paced bool) {
+func (p *pool) sendAhead(s *runState, rt *rules.Runtime, sr *rules.SinkRuntime, paced bool) {
 	r := p.ps.r
 	if paced || r.sinkPaused(p.sink) {
 		p.giveBack(s.ahead)
@@ -309,7 +310,7 @@ func (p *pool) yieldFirst(ctx context.Context, s *runState, paced bool) bool {
 // claim waits for the sink's turn (a paused sink's probe interval, or its
 // pacing), reserves what slots it can, claims, and starts what it got. It
 // returns false when ctx is done.
-func (p *pool) claim(ctx context.Context, s *runState, rt *Runtime, sr *SinkRuntime, paced bool) bool {
+func (p *pool) claim(ctx context.Context, s *runState, rt *rules.Runtime, sr *rules.SinkRuntime, paced bool) bool {
 	r := p.ps.r
 	n, claimAhead := 1, false
 	switch {
@@ -370,7 +371,7 @@ func (p *pool) claim(ctx context.Context, s *runState, rt *Runtime, sr *SinkRunt
 // PauseProbe, while its deliveries wait in the store. Wake-ups from new
 // deliveries must not turn its probes into traffic at the ingest rate; a
 // resume ends the wait at once. It returns false when ctx is done.
-func (p *pool) waitProbe(ctx context.Context, s *runState, sr *SinkRuntime) bool {
+func (p *pool) waitProbe(ctx context.Context, s *runState, sr *rules.SinkRuntime) bool {
 	r := p.ps.r
 	deadline := time.Now().Add(sr.PauseProbe)
 	for !s.fresh && r.sinkPaused(p.sink) && time.Until(deadline) > 0 && ctx.Err() == nil {
@@ -400,7 +401,7 @@ func (p *pool) claimFailed(ctx context.Context, s *runState, err error) bool {
 // start runs one attempt on the slot held. The slot is freed as soon as
 // the request is over (release), before the outcome is written; if the
 // attempt ends before that (postponed), the slot is freed when it ends.
-func (p *pool) start(s *runState, rt *Runtime, sr *SinkRuntime, c *router.Claimed) {
+func (p *pool) start(s *runState, rt *rules.Runtime, sr *rules.SinkRuntime, c *router.Claimed) {
 	s.inflight.Add(1)
 	go func() {
 		defer s.inflight.Done()
@@ -610,7 +611,7 @@ func (p *pool) sleep(ctx context.Context, d time.Duration) {
 // requestDone, called once the sink is done with the delivery and before
 // its outcome is written, frees the attempt's slot early: the write waits
 // for a group commit, and the next attempt need not wait for it.
-func (r *Router) attempt(rt *Runtime, sr *SinkRuntime, p *pool, c *router.Claimed, requestDone func()) {
+func (r *Router) attempt(rt *rules.Runtime, sr *rules.SinkRuntime, p *pool, c *router.Claimed, requestDone func()) {
 	a, ok := r.prepareDelivery(rt, sr, c)
 	if !ok {
 		return // postponed: nothing to sign with yet, or its dedup key is busy
@@ -644,7 +645,7 @@ type prepared struct {
 // prepareDelivery renders the delivery, signs it for a secured sink and locks its
 // dedup key. ok is false when the delivery was put back to wait (no key
 // to sign with, or its dedup key busy), with nothing held.
-func (r *Router) prepareDelivery(rt *Runtime, sr *SinkRuntime, c *router.Claimed) (a *prepared, ok bool) {
+func (r *Router) prepareDelivery(rt *rules.Runtime, sr *rules.SinkRuntime, c *router.Claimed) (a *prepared, ok bool) {
 	d, route, err := r.buildDelivery(rt, sr.Sink, c)
 	a = &prepared{d: d, err: err}
 	if err != nil {
@@ -684,7 +685,7 @@ func (r *Router) prepareDelivery(rt *Runtime, sr *SinkRuntime, c *router.Claimed
 // the sink's adaptive sending (and holds the sink on a Retry-After),
 // records the remote object under the dedup key, frees the slot, decides
 // the next step (nextStep), and records it.
-func (r *Router) settle(sr *SinkRuntime, p *pool, c *router.Claimed, a *prepared, start, end time.Time, res router.Result, err error, requestDone func()) {
+func (r *Router) settle(sr *rules.SinkRuntime, p *pool, c *router.Claimed, a *prepared, start, end time.Time, res router.Result, err error, requestDone func()) {
 	wait, hold, pushedBack := p.pressure.observe(end, res, err)
 	if hold {
 		// Before the slot is freed: no worker of this process sends
@@ -740,7 +741,7 @@ func (r *Router) logFailure(c *router.Claimed, f router.Finish, status int) {
 // for the first maxBackpressure of them;
 // or a retry after the backoff, or after the pause probe while the sink
 // is paused. It is the whole retry policy, and reads nothing else.
-func nextStep(sr *SinkRuntime, c *router.Claimed, start, end time.Time, err error, paused, pushedBack bool, wait time.Duration) router.Finish {
+func nextStep(sr *rules.SinkRuntime, c *router.Claimed, start, end time.Time, err error, paused, pushedBack bool, wait time.Duration) router.Finish {
 	f := router.Finish{Attempt: router.AttemptRecord{At: start, Duration: end.Sub(start)}}
 	switch {
 	case err == nil:
@@ -787,7 +788,7 @@ const keyBusyWait = 250 * time.Millisecond
 // acquireKey locks the delivery's dedup key and returns the remote id
 // recorded for it. When the key is busy (or the store cannot say), the
 // delivery is put back to wait, without spending an attempt.
-func (r *Router) acquireKey(sr *SinkRuntime, c *router.Claimed, key string) (string, bool) {
+func (r *Router) acquireKey(sr *rules.SinkRuntime, c *router.Claimed, key string) (string, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	remote, ok, err := r.store.AcquireKey(ctx, c.Sink, key, keyOwner(r.owner, c.ID), r.now(), sr.Timeout+leaseMargin)
@@ -842,14 +843,14 @@ func (r *Router) finish(c *router.Claimed, f router.Finish) bool {
 // buildDelivery renders the route's fields over the rebuilt event view.
 // Failures here are permanent: retrying the same render gives the same
 // result.
-func (r *Router) buildDelivery(rt *Runtime, sink router.Sink, c *router.Claimed) (*router.Delivery, *Route, error) {
+func (r *Router) buildDelivery(rt *rules.Runtime, sink router.Sink, c *router.Claimed) (*router.Delivery, *rules.Route, error) {
 	rule, ok := rt.Rule(c.Rule)
 	if !ok || c.Route >= len(rule.Routes) || rule.Routes[c.Route].Sink != c.Sink {
 		return nil, nil, router.Permanent(fmt.Errorf("rule %q route %d to sink %q is no longer in the config", c.Rule, c.Route, c.Sink))
 	}
 	route := rule.Routes[c.Route]
 	if src, ok := rt.Source(c.Event.Source); ok && takesEventJSON(src, route, sink) {
-		if b, ok := src.adapter.(source.SalesIQ).EventJSON(&router.Incoming{Source: c.Event.Source, Headers: c.Event.Headers, Body: c.Event.Body, ReceivedAt: c.Event.ReceivedAt}); ok {
+		if b, ok := src.Adapter().(source.SalesIQ).EventJSON(&router.Incoming{Source: c.Event.Source, Headers: c.Event.Headers, Body: c.Event.Body, ReceivedAt: c.Event.ReceivedAt}); ok {
 			return &router.Delivery{ID: c.ID, Rule: c.Rule, Sink: c.Sink, Attempt: c.Attempts + 1, EventJSON: b, Fields: map[string]string{}}, route, nil
 		}
 	}
@@ -859,14 +860,14 @@ func (r *Router) buildDelivery(rt *Runtime, sink router.Sink, c *router.Claimed)
 	}
 	d := &router.Delivery{ID: c.ID, Rule: c.Rule, Sink: c.Sink, Attempt: c.Attempts + 1, Event: view.Data(), Fields: map[string]string{}}
 	for _, f := range route.Fields {
-		s, err := f.render(view.Data())
+		s, err := f.Render(view.Data())
 		if err != nil {
-			return nil, nil, router.Permanent(fmt.Errorf("render %s: %w", f.name, err))
+			return nil, nil, router.Permanent(fmt.Errorf("render %s: %w", f.Name(), err))
 		}
-		d.Fields[f.name] = s
+		d.Fields[f.Name()] = s
 	}
 	if route.DedupKey != nil {
-		s, err := route.DedupKey.render(view.Data())
+		s, err := route.DedupKey.Render(view.Data())
 		if err != nil {
 			return nil, nil, router.Permanent(fmt.Errorf("render dedup_key: %w", err))
 		}
@@ -879,8 +880,8 @@ func (r *Router) buildDelivery(rt *Runtime, sink router.Sink, c *router.Claimed)
 // sink are handed the event as JSON written straight from the stored body
 // (Delivery.EventJSON) instead of the decoded view: the sink reads nothing
 // else of the event on such a route, and the source can (salesiq).
-func takesEventJSON(src *Source, route *Route, sink router.Sink) bool {
-	if _, ok := src.adapter.(source.SalesIQ); !ok || len(route.Fields) > 0 || route.DedupKey != nil {
+func takesEventJSON(src *rules.Source, route *rules.Route, sink router.Sink) bool {
+	if _, ok := src.Adapter().(source.SalesIQ); !ok || len(route.Fields) > 0 || route.DedupKey != nil {
 		return false
 	}
 	j, ok := sink.(router.EventJSONSink)
@@ -888,7 +889,7 @@ func takesEventJSON(src *Source, route *Route, sink router.Sink) bool {
 }
 
 // view rebuilds an event's view from its stored raw body.
-func (r *Router) view(rt *Runtime, ev *router.EventRecord) (*router.View, error) {
+func (r *Router) view(rt *rules.Runtime, ev *router.EventRecord) (*router.View, error) {
 	if v := r.views.get(rt, ev.Source, ev.ID); v != nil {
 		return v, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/hookroute/hookroute/router/dispatch"
+	"github.com/hookroute/hookroute/router/rules"
 	"github.com/hookroute/hookroute/router/sqlite"
 	"github.com/hookroute/hookroute/sinks"
 )
@@ -18,7 +19,7 @@ import (
 // same id again is a duplicate. Nothing signed reaches it, so send adds
 // no headers.
 func TestNoneSource(t *testing.T) {
-	rt, err := dispatch.Load("rules.yaml", []byte(`
+	rt, err := rules.Load("rules.yaml", []byte(`
 sources:
   - {name: open, type: none, event: kind, id: '"ref-" + ref'}
 sinks:

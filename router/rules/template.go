@@ -1,4 +1,4 @@
-package dispatch
+package rules
 
 import (
 	"encoding/json"
@@ -93,7 +93,10 @@ func cleanTemplateError(err error, name string) error {
 	return fmt.Errorf("template: %s", strings.TrimSpace(msg))
 }
 
-func (f *fieldTemplate) render(data map[string]any) (string, error) {
+// Name is the field the template renders (text, subject, dedup_key…).
+func (f *fieldTemplate) Name() string { return f.name }
+
+func (f *fieldTemplate) Render(data map[string]any) (string, error) {
 	var b limitedBuilder
 	if err := f.t.Execute(&b, data); err != nil {
 		return "", cleanTemplateError(err, f.name)

@@ -1,4 +1,4 @@
-package dispatch
+package rules
 
 import (
 	"errors"
@@ -14,41 +14,11 @@ import (
 	"github.com/hookroute/hookroute/router/config"
 )
 
-// baseConfig is a valid config; tests append or replace parts of it.
-const baseConfig = `
-sources:
-  - name: siq
-    type: salesiq
-    public_keys:
-      - pem: ${PUBKEY}
-  - name: gen
-    type: none
-sinks:
-  - name: out
-    type: fake
-rules:
-  - name: sad
-    source: siq
-    when: chat.rating == "sad"
-    to:
-      - sink: out
-        text: "{{ .visitor.name }}"
-`
-
-func testLookup(extra map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) {
-		if k == "PUBKEY" {
-			return testkit.PublicPEM, true
-		}
-		v, ok := extra[k]
-		return v, ok
-	}
-}
-
+// testkit.BaseConfig is a valid config; tests append or replace parts of it.
 func mustLoad(t *testing.T, src string, env map[string]string) (*Runtime, *testkit.FakeFactory) {
 	t.Helper()
 	f := &testkit.FakeFactory{}
-	rt, err := Load("rules.yaml", []byte(src), f, testLookup(env))
+	rt, err := Load("rules.yaml", []byte(src), f, testkit.Lookup(env))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -57,7 +27,7 @@ func mustLoad(t *testing.T, src string, env map[string]string) (*Runtime, *testk
 
 func loadErr(t *testing.T, src string, env map[string]string) string {
 	t.Helper()
-	_, err := Load("rules.yaml", []byte(src), &testkit.FakeFactory{}, testLookup(env))
+	_, err := Load("rules.yaml", []byte(src), &testkit.FakeFactory{}, testkit.Lookup(env))
 	if err == nil {
 		t.Fatalf("Load succeeded, want an error")
 	}
@@ -69,7 +39,7 @@ func loadErr(t *testing.T, src string, env map[string]string) string {
 }
 
 func TestLoadValid(t *testing.T) {
-	rt, f := mustLoad(t, baseConfig, nil)
+	rt, f := mustLoad(t, testkit.BaseConfig, nil)
 	if len(rt.Sources) != 2 || len(rt.Rules) != 1 || f.Sinks["out"] == nil {
 		t.Fatalf("got %d sources, %d rules, sinks %v", len(rt.Sources), len(rt.Rules), f.Sinks)
 	}
@@ -84,44 +54,44 @@ func TestLoadErrorsWithPositions(t *testing.T) {
 		env       map[string]string
 		want      []string // each must appear in the error text
 	}{
-		{"typo in when", strings.Replace(baseConfig, `chat.rating == "sad"`, `chat.ratng == "sad"`, 1), nil,
+		{"typo in when", strings.Replace(testkit.BaseConfig, `chat.rating == "sad"`, `chat.ratng == "sad"`, 1), nil,
 			[]string{`rules.yaml:15:16: rules[0].when: type router.SalesIQChat has no field ratng`}},
-		{"typo in template", strings.Replace(baseConfig, `{{ .visitor.name }}`, `{{ .visitor.nmae }}`, 1), nil,
+		{"typo in template", strings.Replace(testkit.BaseConfig, `{{ .visitor.name }}`, `{{ .visitor.nmae }}`, 1), nil,
 			[]string{`rules.yaml:18:15: rules[0].to[0].text: template: visitor has no field "nmae"`}},
-		{"unknown top-level key", baseConfig + "\nbogus: 1\n", nil,
+		{"unknown top-level key", testkit.BaseConfig + "\nbogus: 1\n", nil,
 			[]string{`rules.yaml:20:1: bogus: unknown key "bogus"`}},
-		{"unknown sink key", strings.Replace(baseConfig, "type: fake", "type: fake\n    chanel: x", 1), nil,
+		{"unknown sink key", strings.Replace(testkit.BaseConfig, "type: fake", "type: fake\n    chanel: x", 1), nil,
 			[]string{`rules.yaml:12:5: sinks[0].chanel: unknown key "chanel"`}},
-		{"unknown route key", strings.Replace(baseConfig, `text: "{{ .visitor.name }}"`, `txt: hi`, 1), nil,
+		{"unknown route key", strings.Replace(testkit.BaseConfig, `text: "{{ .visitor.name }}"`, `txt: hi`, 1), nil,
 			[]string{`rules.yaml:18:9: rules[0].to[0].txt: a route to a fake sink takes no "txt"`, `needs "text"`}},
-		{"unset env", strings.Replace(baseConfig, "type: fake", "type: fake\n    token: ${NOPE_TOKEN}", 1), nil,
+		{"unset env", strings.Replace(testkit.BaseConfig, "type: fake", "type: fake\n    token: ${NOPE_TOKEN}", 1), nil,
 			[]string{`rules.yaml:12:12: environment variable NOPE_TOKEN is not set`}},
-		{"literal secret", strings.Replace(baseConfig, "type: fake", "type: fake\n    token: hunter2hunter2", 1), nil,
+		{"literal secret", strings.Replace(testkit.BaseConfig, "type: fake", "type: fake\n    token: hunter2hunter2", 1), nil,
 			[]string{`rules.yaml:12:12: sinks[0].token: secrets must be given by reference`}},
-		{"unknown sink in route", strings.Replace(baseConfig, "- sink: out", "- sink: nope", 1), nil,
+		{"unknown sink in route", strings.Replace(testkit.BaseConfig, "- sink: out", "- sink: nope", 1), nil,
 			[]string{`rules.yaml:17:15: rules[0].to[0].sink: unknown sink "nope"`}},
-		{"missing secret", strings.Replace(baseConfig, "type: none", "type: github\n    secret: ${GH_SECRET:-}", 1), nil,
+		{"missing secret", strings.Replace(testkit.BaseConfig, "type: none", "type: github\n    secret: ${GH_SECRET:-}", 1), nil,
 			[]string{`sources[1].secret: a github source needs a secret`}},
-		{"non-bool when", strings.Replace(baseConfig, `chat.rating == "sad"`, `chat.rating`, 1), nil,
+		{"non-bool when", strings.Replace(testkit.BaseConfig, `chat.rating == "sad"`, `chat.rating`, 1), nil,
 			[]string{`rules[0].when: expected bool, but got string`}},
 		{"syntax", "sources: [\n", nil, []string{`rules.yaml:`}},
 		{"alias bomb", "a: &a [x]\nb: *a\n", nil, []string{"aliases"}},
-		{"unknown source type", strings.Replace(baseConfig, "type: none", "type: nonee", 1), nil,
+		{"unknown source type", strings.Replace(testkit.BaseConfig, "type: none", "type: nonee", 1), nil,
 			[]string{`rules.yaml:8:11: sources[1].type: unknown source type "nonee"`}},
-		{"source key of other type", strings.Replace(baseConfig, "type: none", "type: none\n    header: X-Sig", 1), nil,
+		{"source key of other type", strings.Replace(testkit.BaseConfig, "type: none", "type: none\n    header: X-Sig", 1), nil,
 			[]string{`sources[1].header: not a key of a none source`}},
-		{"bad duration", baseConfig + "defaults:\n  timeout: 5 parsecs\n", nil, []string{"defaults.timeout", "invalid duration"}},
-		{"retention too short", baseConfig + "store:\n  retention: 1d\n", nil, []string{"store.retention: must be at least 7d"}},
-		{"same listener", baseConfig + "server:\n  listen: ':9000'\n  admin_listen: ':9000'\n", nil, []string{"must differ from server.listen"}},
-		{"drop_headers: not a header name", baseConfig + "server:\n  drop_headers: [x-ok, 'x bad']\n", nil,
+		{"bad duration", testkit.BaseConfig + "defaults:\n  timeout: 5 parsecs\n", nil, []string{"defaults.timeout", "invalid duration"}},
+		{"retention too short", testkit.BaseConfig + "store:\n  retention: 1d\n", nil, []string{"store.retention: must be at least 7d"}},
+		{"same listener", testkit.BaseConfig + "server:\n  listen: ':9000'\n  admin_listen: ':9000'\n", nil, []string{"must differ from server.listen"}},
+		{"drop_headers: not a header name", testkit.BaseConfig + "server:\n  drop_headers: [x-ok, 'x bad']\n", nil,
 			[]string{`rules.yaml:20:24: server.drop_headers[1]: not a header name`}},
-		{"drop_headers: a header the id comes from", strings.Replace(baseConfig, "type: none", "type: github\n    secret: ${GH}", 1) +
+		{"drop_headers: a header the id comes from", strings.Replace(testkit.BaseConfig, "type: none", "type: github\n    secret: ${GH}", 1) +
 			"server:\n  drop_headers: [X-GitHub-Delivery, x-github-event]\n", map[string]string{"GH": "s3cr3t-s3cr3t"},
 			[]string{`rules.yaml:21:18: server.drop_headers[0]: github source "gen" takes its event id or name from x-github-delivery; it cannot be dropped`,
 				`rules.yaml:21:37: server.drop_headers[1]: github source "gen" takes its event id or name from x-github-event`}},
-		{"read_timeout zero", baseConfig + "server:\n  read_timeout: 0s\n", nil, []string{"rules.yaml:20:17: server.read_timeout: must be positive"}},
-		{"read_timeout negative", baseConfig + "server:\n  read_timeout: -1s\n", nil, []string{"rules.yaml:20:17: server.read_timeout: invalid duration"}},
-		{"read_timeout not a duration", baseConfig + "server:\n  read_timeout: soon\n", nil, []string{"rules.yaml:20:17: server.read_timeout: invalid duration"}},
+		{"read_timeout zero", testkit.BaseConfig + "server:\n  read_timeout: 0s\n", nil, []string{"rules.yaml:20:17: server.read_timeout: must be positive"}},
+		{"read_timeout negative", testkit.BaseConfig + "server:\n  read_timeout: -1s\n", nil, []string{"rules.yaml:20:17: server.read_timeout: invalid duration"}},
+		{"read_timeout not a duration", testkit.BaseConfig + "server:\n  read_timeout: soon\n", nil, []string{"rules.yaml:20:17: server.read_timeout: invalid duration"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -139,7 +109,7 @@ func TestLoadErrorsWithPositions(t *testing.T) {
 }
 
 func TestLoadReportsEveryError(t *testing.T) {
-	src := strings.Replace(baseConfig, `chat.rating == "sad"`, `chat.ratng == "sad"`, 1)
+	src := strings.Replace(testkit.BaseConfig, `chat.rating == "sad"`, `chat.ratng == "sad"`, 1)
 	src = strings.Replace(src, "type: fake", "type: fake\n    chanel: x", 1)
 	got := loadErr(t, src, nil)
 	if n := strings.Count(got, "\n") + 1; n != 2 {
@@ -152,7 +122,7 @@ func TestLoadReportsEveryError(t *testing.T) {
 
 func TestSecretsNeverInErrors(t *testing.T) {
 	const canary = "CANARY-s3cr3t-value-9f8e7d"
-	src := strings.Replace(baseConfig, "type: fake", "type: fake\n    token: ${TOK}\n    note: [${TOK}]", 1)
+	src := strings.Replace(testkit.BaseConfig, "type: fake", "type: fake\n    token: ${TOK}\n    note: [${TOK}]", 1)
 	got := loadErr(t, src, map[string]string{"TOK": canary})
 	if strings.Contains(got, canary) {
 		t.Fatalf("error leaks the secret: %s", got)
@@ -251,7 +221,7 @@ func TestEnvFromFile(t *testing.T) {
 		})
 	}
 	// Through a load: the key from a file, by reference.
-	mustLoad(t, strings.Replace(baseConfig, "${PUBKEY}", "${FILED_KEY}", 1), map[string]string{"FILED_KEY_FILE": pemFile})
+	mustLoad(t, strings.Replace(testkit.BaseConfig, "${PUBKEY}", "${FILED_KEY}", 1), map[string]string{"FILED_KEY_FILE": pemFile})
 }
 
 // TestSecretMustBeOneReference: a credential field holds exactly one
@@ -262,7 +232,7 @@ func TestSecretMustBeOneReference(t *testing.T) {
 	const lit = "lit3ral-s3cret"
 	env := map[string]string{"TOK": "from-the-env-0123", "TOK2": "other-env-4567"}
 	sink := func(v string) string {
-		return strings.Replace(baseConfig, "type: fake", "type: fake\n    token: "+v, 1)
+		return strings.Replace(testkit.BaseConfig, "type: fake", "type: fake\n    token: "+v, 1)
 	}
 	const (
 		one     = "a secret must be exactly one ${NAME} reference, with nothing before or after it"
@@ -279,11 +249,11 @@ func TestSecretMustBeOneReference(t *testing.T) {
 		{"quoted, a space after", sink(`"${TOK} "`), "rules.yaml:12:12: sinks[0].token: " + one},
 		{"escaped", sink("$${TOK}" + lit), "rules.yaml:12:12: sinks[0].token: " + literal},
 		{"escape beside a reference", sink("${TOK}$${" + lit + "}"), "rules.yaml:12:12: sinks[0].token: " + one},
-		{"source secret", strings.Replace(baseConfig, "type: none", "type: github\n    secret: ${TOK:-"+lit+"}", 1),
+		{"source secret", strings.Replace(testkit.BaseConfig, "type: none", "type: github\n    secret: ${TOK:-"+lit+"}", 1),
 			"rules.yaml:9:13: sources[1].secret: " + deflt},
-		{"source secrets list", strings.Replace(baseConfig, "type: none", "type: hmac-sha256\n    header: X-Sig\n    secrets: ['${TOK}', 'x${TOK2}']", 1),
+		{"source secrets list", strings.Replace(testkit.BaseConfig, "type: none", "type: hmac-sha256\n    header: X-Sig\n    secrets: ['${TOK}', 'x${TOK2}']", 1),
 			"rules.yaml:10:25: sources[1].secrets[1]: " + one},
-		{"admin token", baseConfig + "admin:\n  tokens:\n    - {name: ops, token: '" + lit + "${TOK}', scopes: [read]}\n",
+		{"admin token", testkit.BaseConfig + "admin:\n  tokens:\n    - {name: ops, token: '" + lit + "${TOK}', scopes: [read]}\n",
 			"rules.yaml:21:26: admin.tokens[0].token: " + one},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -308,7 +278,7 @@ func TestSecretMustBeOneReference(t *testing.T) {
 }
 
 func TestOptionalSinkSwitchedOff(t *testing.T) {
-	src := strings.Replace(baseConfig, "type: fake", "type: fake\n    optional: true\n    token: ${TOK:-}", 1)
+	src := strings.Replace(testkit.BaseConfig, "type: fake", "type: fake\n    optional: true\n    token: ${TOK:-}", 1)
 	rt, f := mustLoad(t, src, nil)
 	if !rt.Sinks["out"].Disabled || f.Sinks["out"] != nil {
 		t.Fatalf("optional sink with empty credentials: disabled=%v built=%v", rt.Sinks["out"].Disabled, f.Sinks["out"] != nil)
@@ -320,7 +290,7 @@ func TestKeyFileRelativeToConfig(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "k.pem"), []byte(testkit.PublicPEM), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	src := strings.Replace(baseConfig, "- pem: ${PUBKEY}", "- file: k.pem", 1)
+	src := strings.Replace(testkit.BaseConfig, "- pem: ${PUBKEY}", "- file: k.pem", 1)
 	cfg := filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
@@ -339,7 +309,7 @@ func TestAdminListenerBeyondLoopbackNeedsToken(t *testing.T) {
 	env := map[string]string{"ADMIN_TOKEN": "0123456789abcdef0123"}
 	for _, addr := range []string{"0.0.0.0:9090", ":9090", "[::]:9090", "10.1.2.3:9090", "admin.internal:9090", "[::ffff:10.1.2.3]:9090"} {
 		t.Run(addr, func(t *testing.T) {
-			src := baseConfig + "server:\n  admin_listen: '" + addr + "'\n"
+			src := testkit.BaseConfig + "server:\n  admin_listen: '" + addr + "'\n"
 			got := loadErr(t, src, nil)
 			for _, want := range []string{
 				"rules.yaml:20:17: server.admin_listen: the admin listener would be reachable from the network with no admin token",
@@ -355,17 +325,17 @@ func TestAdminListenerBeyondLoopbackNeedsToken(t *testing.T) {
 	}
 	for _, addr := range []string{"127.0.0.1:9090", "127.0.0.2:0", "[::1]:9090", "localhost:9090", "LocalHost:9090", "[::ffff:127.0.0.1]:9090", ""} {
 		t.Run("loopback "+addr, func(t *testing.T) {
-			mustLoad(t, baseConfig+"server:\n  admin_listen: '"+addr+"'\n", nil)
+			mustLoad(t, testkit.BaseConfig+"server:\n  admin_listen: '"+addr+"'\n", nil)
 		})
 	}
 }
 
 func TestReadTimeout(t *testing.T) {
-	rt, _ := mustLoad(t, baseConfig, nil)
+	rt, _ := mustLoad(t, testkit.BaseConfig, nil)
 	if got := time.Duration(rt.Config.Server.ReadTimeout); got != 10*time.Second {
 		t.Errorf("default server.read_timeout = %v, want 10s", got)
 	}
-	rt, _ = mustLoad(t, baseConfig+"server:\n  read_timeout: 3s\n", nil)
+	rt, _ = mustLoad(t, testkit.BaseConfig+"server:\n  read_timeout: 3s\n", nil)
 	if got := time.Duration(rt.Config.Server.ReadTimeout); got != 3*time.Second {
 		t.Errorf("server.read_timeout = %v, want 3s", got)
 	}
@@ -379,13 +349,13 @@ func TestDemoKeyWarned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, _ := mustLoad(t, strings.Replace(baseConfig, "- pem: ${PUBKEY}", "- pem: ${PUBKEY}\n      - file: "+demo, 1), nil)
+	rt, _ := mustLoad(t, strings.Replace(testkit.BaseConfig, "- pem: ${PUBKEY}", "- pem: ${PUBKEY}\n      - file: "+demo, 1), nil)
 	if !slices.ContainsFunc(rt.Warnings, func(w string) bool {
 		return strings.Contains(w, `source "siq" trusts the demo SalesIQ key`)
 	}) {
 		t.Errorf("warnings %q, want one about the demo key", rt.Warnings)
 	}
-	rt, _ = mustLoad(t, baseConfig, nil)
+	rt, _ = mustLoad(t, testkit.BaseConfig, nil)
 	for _, w := range rt.Warnings {
 		if strings.Contains(w, "demo") {
 			t.Errorf("warning %q for a source without the demo key", w)
@@ -394,7 +364,7 @@ func TestDemoKeyWarned(t *testing.T) {
 }
 
 func TestSinkDefaultsAndOverrides(t *testing.T) {
-	src := strings.Replace(baseConfig, "type: fake", "type: fake\n    timeout: 2s\n    retry: {max_attempts: 3}", 1)
+	src := strings.Replace(testkit.BaseConfig, "type: fake", "type: fake\n    timeout: 2s\n    retry: {max_attempts: 3}", 1)
 	rt, _ := mustLoad(t, src, nil)
 	s := rt.Sinks["out"]
 	if s.Timeout.Seconds() != 2 || s.Retry.MaxAttempts != 3 || s.Retry.Multiplier != 2 || s.Concurrency != 4 {
@@ -406,7 +376,7 @@ func TestSinkDefaultsAndOverrides(t *testing.T) {
 // default reads, which can then be dropped; expressions that read a
 // dropped header are warned about, since they only ever see nothing.
 func TestDropHeadersWarnings(t *testing.T) {
-	src := strings.Replace(baseConfig, "type: none", "type: github\n    secret: ${GH}\n    event: payload.kind\n    id: headers[\"x-api-key\"]", 1) +
+	src := strings.Replace(testkit.BaseConfig, "type: none", "type: github\n    secret: ${GH}\n    event: payload.kind\n    id: headers[\"x-api-key\"]", 1) +
 		"  - {name: gen-key, source: gen, when: 'headers[\"x-tenant-secret\"] != \"\"', to: [{sink: out, text: hi}]}\n" +
 		"  - {name: siq-key, source: siq, when: 'headers[\"x-api-key\"] != \"\"', to: [{sink: out, text: hi}]}\n" +
 		"server:\n  drop_headers: [x-github-event, X-Tenant-Secret]\n"

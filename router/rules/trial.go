@@ -1,4 +1,4 @@
-package dispatch
+package rules
 
 // The trial run (README: Trying a rule before it goes live): which rules an event matches and why
 // the others do not, and the exact request each matched route's sink would
@@ -242,7 +242,7 @@ func (rt *Runtime) trialRoutes(ctx context.Context, res *TrialResult, matched []
 				tr.Error = "the sink is switched off (it is optional, and a variable it needs is empty): no delivery would be made"
 			default:
 				if capture != nil {
-					tr.Request, tr.Error = capture.render(ctx, sr, copyDelivery(d))
+					tr.Request, tr.Error = capture.Render(ctx, sr, copyDelivery(d))
 				}
 				if send && tr.Error == "" {
 					sends = append(sends, pending{len(res.Routes), copyDelivery(d)})
@@ -275,14 +275,14 @@ func (rt *Runtime) trialRoutes(ctx context.Context, res *TrialResult, matched []
 func trialDelivery(rule *Rule, route *Route, view *router.View) (*router.Delivery, error) {
 	d := &router.Delivery{ID: trialID(), Rule: rule.Name, Sink: route.Sink, Attempt: 1, Event: view.Data(), Fields: map[string]string{}}
 	for _, f := range route.Fields {
-		s, err := f.render(view.Data())
+		s, err := f.Render(view.Data())
 		if err != nil {
 			return d, fmt.Errorf("render %s: %w", f.name, err)
 		}
 		d.Fields[f.name] = s
 	}
 	if route.DedupKey != nil {
-		s, err := route.DedupKey.render(view.Data())
+		s, err := route.DedupKey.Render(view.Data())
 		if err != nil {
 			return d, fmt.Errorf("render dedup_key: %w", err)
 		}
@@ -386,7 +386,7 @@ func (rt *Runtime) buildCaptureSinks(c config.Capturer, needed map[string]bool) 
 
 // render runs the capturing sink on d and returns the request it made,
 // redacted, or why it made none.
-func (cs *captureSinks) render(ctx context.Context, sr *SinkRuntime, d *router.Delivery) (*TrialRequest, string) {
+func (cs *captureSinks) Render(ctx context.Context, sr *SinkRuntime, d *router.Delivery) (*TrialRequest, string) {
 	if sr.Kind == "log" {
 		return nil, "" // no request: the fields are what it prints
 	}

@@ -1,4 +1,4 @@
-package dispatch
+package rules
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hookroute/hookroute/internal/testkit"
 )
 
 // writeTests writes a test file, with the test events beside it.
@@ -175,11 +177,11 @@ tests:
 	}
 }
 
-// configWithTests is trialConfig with its own tests: section.
-func configWithTests(tests string) string { return trialConfig + "tests:\n" + tests }
+// configWithTests is testkit.TrialConfig with its own tests: section.
+func configWithTests(tests string) string { return testkit.TrialConfig + "tests:\n" + tests }
 
 func TestConfigTestsRunAtLoad(t *testing.T) {
-	env := map[string]string{"TOK": trialToken, "OPS_TOKEN": "ops-token-0123456789", "VIEW_TOKEN": "view-token-0123456789"}
+	env := map[string]string{"TOK": testkit.TrialToken, "OPS_TOKEN": "ops-token-0123456789", "VIEW_TOKEN": "view-token-0123456789"}
 	rt, _ := mustLoad(t, configWithTests(`
   - name: orders go to the log
     source: gen

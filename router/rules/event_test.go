@@ -1,4 +1,4 @@
-package dispatch
+package rules
 
 import (
 	"encoding/json"
@@ -124,7 +124,7 @@ func TestTemplateEscapesInterpolatedValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ft.render(map[string]any{"x": "a<b>&"})
+	got, err := ft.Render(map[string]any{"x": "a<b>&"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestTemplateOutputBounded(t *testing.T) {
 	for i := range xs {
 		xs[i] = "ab"
 	}
-	if _, err := ft.render(map[string]any{"xs": xs}); err == nil {
+	if _, err := ft.Render(map[string]any{"xs": xs}); err == nil {
 		t.Fatal("render of a huge range succeeded, want a size error")
 	}
 }

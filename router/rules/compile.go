@@ -1,4 +1,4 @@
-package dispatch
+package rules
 
 import (
 	"errors"
@@ -58,6 +58,12 @@ type Source struct {
 	// config's.
 	eventDefault bool
 }
+
+// Adapter is the source's event view.
+func (s *Source) Adapter() source.Adapter { return s.adapter }
+
+// SourceConfig is what the source was compiled from.
+func (s *Source) SourceConfig() *config.SourceConfig { return s.config }
 
 // SinkRuntime is a configured sink with its delivery settings.
 type SinkRuntime struct {

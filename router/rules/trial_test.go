@@ -1,18 +1,13 @@
-package dispatch
+package rules
 
 import (
-	"bytes"
 	"context"
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +16,6 @@ import (
 
 	"github.com/hookroute/hookroute/internal/testkit"
 	"github.com/hookroute/hookroute/router"
-	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/source"
 )
 
@@ -164,130 +158,14 @@ func TestExplainIsBounded(t *testing.T) {
 	}
 }
 
-// captureFactory builds "fake" sinks that make an HTTP request carrying
-// their token in the URL, a header and the body, through a client whose
-// transport records it the way sinks.CaptureRegistry does.
-type captureFactory struct{ testkit.FakeFactory }
-
-type slotKey struct{}
-
-type slot struct {
-	mu  sync.Mutex
-	req *config.CapturedRequest
-}
-
-type recordingTransport struct{}
-
-func (recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if s, ok := req.Context().Value(slotKey{}).(*slot); ok {
-		b, _ := io.ReadAll(req.Body)
-		s.mu.Lock()
-		if s.req == nil {
-			s.req = &config.CapturedRequest{Method: req.Method, URL: req.URL.String(), Header: req.Header.Clone(), Body: b}
-		}
-		s.mu.Unlock()
-	}
-	return nil, fmt.Errorf("not sent")
-}
-
-type tokenSink struct {
-	token string
-	c     *http.Client
-}
-
-func (s *tokenSink) Deliver(ctx context.Context, d *router.Delivery) (router.Result, error) {
-	if d.Fields["text"] == "" {
-		return router.Result{}, router.Permanent(fmt.Errorf("fake: text rendered empty"))
-	}
-	body, _ := json.Marshal(map[string]string{"text": d.Fields["text"], "token": s.token, "id": d.ID})
-	req, _ := http.NewRequestWithContext(ctx, "POST", "https://api.example/post?token="+s.token, bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+s.token)
-	req.Header.Set("X-Token", s.token)
-	req.Header.Set("X-Delivery", d.ID)
-	resp, err := s.c.Do(req)
-	if err != nil {
-		return router.Result{}, err
-	}
-	resp.Body.Close()
-	return router.Result{StatusCode: resp.StatusCode}, nil
-}
-
-func (f *captureFactory) Build(kind, name string, node *yaml.Node) (router.Sink, error) {
-	var c testkit.FakeConfig
-	if err := config.DecodeStrict(node, "", &c); err != nil {
-		return nil, err
-	}
-	return &tokenSink{token: c.Token.Reveal(), c: &http.Client{Transport: recordingTransport{}}}, nil
-}
-
-func (f *captureFactory) Capture(ctx context.Context) (context.Context, func() *config.CapturedRequest) {
-	s := &slot{}
-	return context.WithValue(ctx, slotKey{}, s), func() *config.CapturedRequest {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.req
-	}
-}
-
-const trialConfig = `
-admin:
-  tokens:
-    - {name: ops, token: "${OPS_TOKEN}", scopes: [trial]}
-    - {name: viewer, token: "${VIEW_TOKEN}", scopes: [read]}
-sources:
-  - name: siq
-    type: salesiq
-    public_keys:
-      - pem: ${PUBKEY}
-  - name: gen
-    type: none
-    event: kind
-sinks:
-  - name: out
-    type: fake
-    token: ${TOK}
-  - name: log
-    type: fake
-  - name: off
-    type: fake
-    optional: true
-    token: ${EMPTY:-}
-rules:
-  - name: sad-chat
-    source: siq
-    when: event == "conversation.rated" && chat.rating == "sad"
-    to:
-      - sink: out
-        text: "{{ .visitor.name }} is sad: {{ .chat.feedback }}"
-        dedup_key: "chat-{{ .chat.id }}"
-      - sink: off
-        text: "never"
-      - sink: log
-        text: '{{ truncate "x" .chat.id }}'
-  - name: missed-chat
-    source: siq
-    when: event == "conversation.missed"
-    to:
-      - sink: log
-        text: "missed"
-  - name: orders
-    source: gen
-    when: kind == "order.created"
-    to:
-      - sink: log
-        text: "order"
-`
-
-const trialToken = "tok-CANARY-5e6f7a8b"
-
 func trialRuntime(t *testing.T) (*Runtime, *testkit.FakeFactory) {
 	t.Helper()
-	return mustLoad(t, trialConfig, map[string]string{"TOK": trialToken, "OPS_TOKEN": "ops-token-0123456789", "VIEW_TOKEN": "view-token-0123456789"})
+	return mustLoad(t, testkit.TrialConfig, map[string]string{"TOK": testkit.TrialToken, "OPS_TOKEN": "ops-token-0123456789", "VIEW_TOKEN": "view-token-0123456789"})
 }
 
 func TestTrialRendersWithoutSending(t *testing.T) {
 	rt, f := trialRuntime(t)
-	res, err := rt.Trial(context.Background(), TrialInput{Source: "siq", Payload: readEvent(t, "conversation-rated-sad.json")}, TrialOptions{Capture: &captureFactory{}})
+	res, err := rt.Trial(context.Background(), TrialInput{Source: "siq", Payload: readEvent(t, "conversation-rated-sad.json")}, TrialOptions{Capture: &testkit.CaptureFactory{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +206,7 @@ func TestTrialRendersWithoutSending(t *testing.T) {
 		t.Errorf("request body %s, headers %v", req.Body, req.Headers)
 	}
 	b, _ := json.Marshal(res)
-	if strings.Contains(string(b), trialToken) {
+	if strings.Contains(string(b), testkit.TrialToken) {
 		t.Errorf("the sink's token leaked into the trial result: %s", b)
 	}
 	if off := res.Routes[1]; off.Request != nil || !strings.Contains(off.Error, "switched off") || off.Fields["text"] != "never" {
@@ -386,202 +264,8 @@ func TestTrialInputErrors(t *testing.T) {
 	}
 }
 
-// trialStore serves ListEvents and GetEvent from memory; any other call,
-// a write above all, panics through the nil embedded Store.
-type trialStore struct {
-	router.Store
-	events []*router.EventRecord
-}
-
-func (s *trialStore) ListEvents(_ context.Context, f router.EventFilter) ([]*router.EventRecord, error) {
-	var out []*router.EventRecord
-	for _, e := range s.events {
-		if e.Source == f.Source {
-			c := *e
-			c.Body = nil
-			out = append(out, &c)
-		}
-	}
-	return out, nil
-}
-
-func (s *trialStore) GetEvent(_ context.Context, source, id string) (*router.EventRecord, error) {
-	for _, e := range s.events {
-		if e.Source == source && e.ID == id {
-			return e, nil
-		}
-	}
-	return nil, router.ErrNotFound
-}
-
-func trialAPI(t *testing.T, st router.Store) (*Runtime, *testkit.FakeFactory, http.Handler) {
-	t.Helper()
-	rt, f := trialRuntime(t)
-	r := New(rt, st, Options{Capture: func() config.Capturer { return &captureFactory{} }})
-	return rt, f, AdminHandlerForTest(r)
-}
-
-// AdminHandlerForTest is router/admin's Handler over r. This package's
-// internal tests cannot import router/admin (it imports this package);
-// admin_hook_test.go, an external test of the same binary, sets it.
-var AdminHandlerForTest func(r *Router) http.Handler
-
-func call(t *testing.T, h http.Handler, method, path, token, body string) (int, map[string]any) {
-	t.Helper()
-	req := httptest.NewRequest(method, path, strings.NewReader(body))
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, req)
-	var out map[string]any
-	if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
-		t.Fatalf("%s %s: %d %s", method, path, w.Code, w.Body)
-	}
-	return w.Code, out
-}
-
-func keysOf(m map[string]any) []string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
-func TestAPITrial(t *testing.T) {
-	_, f, h := trialAPI(t, &trialStore{})
-	const ops = "ops-token-0123456789"
-	sad := string(readEvent(t, "conversation-rated-sad.json"))
-
-	if code, _ := call(t, h, "POST", "/api/trial", "", `{}`); code != 401 {
-		t.Errorf("no token: %d", code)
-	}
-	if code, _ := call(t, h, "POST", "/api/trial", "view-token-0123456789", `{}`); code != 403 {
-		t.Errorf("read-only token: %d", code)
-	}
-	for _, body := range []string{`{`, `{"source": "siq"}`, `{"source": "nope", "event": {}}`, `{"source": "siq", "event": {"x": 1}}`, `{"source": "siq", "event": {}, "extra": 1}`} {
-		if code, out := call(t, h, "POST", "/api/trial", ops, body); code != 400 || out["error"] == "" {
-			t.Errorf("%s: %d %v, want 400 with an error", body, code, out)
-		}
-	}
-
-	code, out := call(t, h, "POST", "/api/trial", ops, `{"source": "siq", "event": `+sad+`, "send": false}`)
-	if code != 200 {
-		t.Fatalf("trial: %d %v", code, out)
-	}
-	if got, want := keysOf(out), []string{"event_id", "event_name", "routes", "rules", "send", "source"}; !slices.Equal(got, want) {
-		t.Errorf("answer keys %v, want %v", got, want)
-	}
-	rules := out["rules"].([]any)
-	if got, want := keysOf(rules[1].(map[string]any)), []string{"error", "explanation", "matched", "name"}; !slices.Equal(got, want) {
-		t.Errorf("rule keys %v, want %v", got, want)
-	}
-	routes := out["routes"].([]any)
-	r0 := routes[0].(map[string]any)
-	if got, want := keysOf(r0), []string{"dedup_key", "error", "fields", "kind", "request", "result", "route", "rule", "sink"}; !slices.Equal(got, want) {
-		t.Errorf("route keys %v, want %v", got, want)
-	}
-	if r0["result"] != nil || r0["request"] == nil {
-		t.Errorf("route 0: %v", r0)
-	}
-	if got, want := keysOf(r0["request"].(map[string]any)), []string{"body", "headers", "method", "url"}; !slices.Equal(got, want) {
-		t.Errorf("request keys %v, want %v", got, want)
-	}
-	if n := len(f.Sinks["out"].Deliveries()); n != 0 {
-		t.Errorf("send: false delivered %d", n)
-	}
-
-	code, out = call(t, h, "POST", "/api/trial", ops, `{"source": "siq", "event": `+sad+`, "send": true}`)
-	if code != 200 || out["send"] != true {
-		t.Fatalf("send: %d %v", code, out)
-	}
-	res := out["routes"].([]any)[0].(map[string]any)["result"].(map[string]any)
-	if got, want := keysOf(res), []string{"error", "remote_id", "status_code"}; !slices.Equal(got, want) || res["status_code"] != float64(200) {
-		t.Errorf("result %v", res)
-	}
-	if n := len(f.Sinks["out"].Deliveries()); n != 1 {
-		t.Errorf("send: true delivered %d, want 1", n)
-	}
-}
-
-func TestAPITrialSamples(t *testing.T) {
-	real := &router.EventRecord{Source: "siq", ID: "conversation.rated:1:2", Name: "conversation.rated", ReceivedAt: time.Date(2025, 3, 1, 10, 42, 0, 0, time.UTC),
-		Body: []byte(`{"event":"conversation.rated","app_id":40526000000002040,"entity":{"rating":1,"access_token":"tok-CANARY","nested":[{"password":"pw-CANARY"}]}}`)}
-	other := &router.EventRecord{Source: "siq", ID: "x", Name: "conversation.visitor.replied", ReceivedAt: time.Date(2025, 3, 1, 10, 40, 0, 0, time.UTC), Body: []byte(`{"event":"conversation.visitor.replied"}`)}
-	quarantined := &router.EventRecord{Source: "siq", ID: "q", Quarantined: true, Body: []byte(`nope`)}
-	_, _, h := trialAPI(t, &trialStore{events: []*router.EventRecord{real, other, quarantined}})
-	code, out := call(t, h, "GET", "/api/trial/samples", "ops-token-0123456789", "")
-	if code != 200 {
-		t.Fatalf("samples: %d %v", code, out)
-	}
-	var got []string
-	var realPayload map[string]any
-	for _, it := range out["items"].([]any) {
-		m := it.(map[string]any)
-		if ks := keysOf(m); !slices.Equal(ks, []string{"event", "label", "payload", "real", "source", "type"}) {
-			t.Fatalf("sample keys %v", ks)
-		}
-		got = append(got, fmt.Sprintf("%s/%s/%v: %s", m["source"], m["event"], m["real"], m["label"]))
-		if m["real"] == true && m["event"] == "conversation.rated" {
-			realPayload = m["payload"].(map[string]any)
-		}
-	}
-	want := []string{
-		"siq/conversation.created/false: conversation created: a visitor starts a chat",
-		"siq/conversation.attender.updated/false: conversation attender updated: an operator picks it up",
-		"siq/conversation.missed/false: conversation missed",
-		"siq/conversation.completed/false: conversation completed",
-		"siq/conversation.rated/false: conversation rated sad",
-		"siq/conversation.rated/false: conversation rated neutral",
-		"siq/conversation.rated/false: conversation rated happy",
-		"siq/conversation.rated/true: latest real conversation.rated (received 2025-03-01 10:42:00 UTC)",
-		"siq/conversation.visitor.replied/true: latest real conversation.visitor.replied (received 2025-03-01 10:40:00 UTC)",
-		"gen//false: generic JSON event",
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("samples:\n got: %s\nwant: %s", strings.Join(got, "\n      "), strings.Join(want, "\n      "))
-	}
-	b, _ := json.Marshal(realPayload)
-	entity, _ := realPayload["entity"].(map[string]any)
-	if strings.Contains(string(b), "CANARY") || !strings.Contains(string(b), `"app_id":40526000000002040`) || entity["access_token"] != "<redacted>" {
-		t.Errorf("real payload %s", b)
-	}
-}
-
-// TestSamplesDecode checks that every embedded sample is an event its
-// source type decodes, with the rating it is labelled with.
-func TestSamplesDecode(t *testing.T) {
-	for _, k := range append(source.SalesIQSamples, genericSample) {
-		s := embedded(&Source{Name: "s", Type: "salesiq"}, k)
-		var v *router.View
-		var err error
-		if k.Event == "" {
-			v, err = source.Generic{}.Decode(&router.Incoming{Body: s.Payload})
-		} else {
-			v, err = source.SalesIQ{}.Decode(&router.Incoming{Body: s.Payload})
-		}
-		if err != nil {
-			t.Errorf("%s: %v", k.File, err)
-			continue
-		}
-		if k.Event != "" && v.Name != k.Event {
-			t.Errorf("%s: event %q, want %q", k.File, v.Name, k.Event)
-		}
-		for _, r := range []string{"sad", "neutral", "happy"} {
-			if strings.HasSuffix(k.Label, "rated "+r) && v.Env.(*router.SalesIQEvent).Chat.Rating != r {
-				t.Errorf("%s: rating %q, want %s", k.File, v.Env.(*router.SalesIQEvent).Chat.Rating, r)
-			}
-		}
-	}
-	if _, err := (source.SalesIQ{BareEvent: "conversation.rated"}).Decode(&router.Incoming{Body: embedded(&Source{}, source.Sample{File: "salesiq-workflow-bare-rated.json"}).Payload}); err != nil {
-		t.Errorf("workflow sample: %v", err)
-	}
-}
-
 // securedSink signs with the delivery's key, as a secured http sink does.
-type securedSink struct{ tokenSink }
+type securedSink struct{ testkit.TokenSink }
 
 func (s *securedSink) Secured() bool { return true }
 
@@ -591,7 +275,7 @@ func (s *securedSink) Deliver(ctx context.Context, d *router.Delivery) (router.R
 	}
 	req, _ := http.NewRequestWithContext(ctx, "POST", "https://api.example/signed", strings.NewReader("{}"))
 	req.Header.Set("X-Siqsignature", fmt.Sprintf("sig-%d", d.SigningKey.N.BitLen()))
-	resp, err := s.c.Do(req)
+	resp, err := s.Client.Do(req)
 	if err != nil {
 		return router.Result{}, err
 	}
@@ -599,10 +283,10 @@ func (s *securedSink) Deliver(ctx context.Context, d *router.Delivery) (router.R
 	return router.Result{StatusCode: resp.StatusCode}, nil
 }
 
-type securedFactory struct{ captureFactory }
+type securedFactory struct{ testkit.CaptureFactory }
 
 func (f *securedFactory) Build(kind, name string, node *yaml.Node) (router.Sink, error) {
-	return &securedSink{tokenSink{c: &http.Client{Transport: recordingTransport{}}}}, nil
+	return &securedSink{testkit.TokenSink{Client: &http.Client{Transport: testkit.RecordingTransport{}}}}, nil
 }
 
 func TestTrialSecuredSinks(t *testing.T) {
@@ -620,7 +304,7 @@ func TestTrialSecuredSinks(t *testing.T) {
 	live := map[string]*SinkRuntime{}
 	for name, sr := range rt.Sinks {
 		c := *sr
-		c.Sink = &securedSink{tokenSink{c: &http.Client{Transport: recordingTransport{}}}}
+		c.Sink = &securedSink{testkit.TokenSink{Client: &http.Client{Transport: testkit.RecordingTransport{}}}}
 		live[name] = &c
 	}
 	res, err = rt.Trial(context.Background(), TrialInput{Source: "siq", Payload: payload, Send: true}, TrialOptions{Sinks: live})

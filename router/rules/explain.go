@@ -1,4 +1,4 @@
-package dispatch
+package rules
 
 // Explanations of a rule's when: which comparison decided, with its
 // operands' values, for the trial run and the config's tests.

@@ -1,4 +1,4 @@
-package dispatch
+package rules
 
 // Rule tests: events with what the rules must make of them, run by
 // `hookroute test FILE...` and, for the config's own tests: section, at

@@ -1,4 +1,4 @@
-package dispatch
+package rules
 
 // Redaction of sink secrets in what the trial run shows.
 
