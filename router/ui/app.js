@@ -1,6 +1,6 @@
 // hookroute web console: plain JavaScript, no build step, no dependency.
 //
-// Everything it shows comes from the admin API (DESIGN.md §5), called with
+// Everything it shows comes from the admin API (README: Operating), called with
 // the operator's bearer token, which lives in this tab's sessionStorage only.
 // Every piece of data goes into the page as text (textContent, text nodes,
 // attribute values), never parsed as HTML, so a payload or an error
