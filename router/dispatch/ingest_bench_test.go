@@ -2,12 +2,11 @@
 //
 //	go test -run='^$' -bench=. -benchtime=3s ./router/dispatch
 //
-// This file is an external test (package dispatch_test) although most of
-// its neighbours are internal tests: it was written when the engine and
-// the store types shared a package, and an internal test importing
-// router/sqlite was an import cycle. It therefore cannot reuse helpers_test.go's testKey and
-// fakeFactory; it brings its own key and a sink factory that builds sinks
-// which never run (the ingest benchmarks start no workers).
+// This file is an external test (package dispatch_test): it was written
+// when the engine and the store types shared a package, and an internal
+// test importing router/sqlite was an import cycle. Its key is testkit's;
+// its sink factory builds sinks which never run (the ingest benchmarks
+// start no workers).
 //
 // Every benchmark sends the same kind of request: ~1.5 KB SalesIQ
 // conversation.rated bodies with a sad rating, signed with a throwaway
@@ -22,10 +21,7 @@ package dispatch_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -45,6 +41,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hookroute/hookroute/bench/loadgen"
+	"github.com/hookroute/hookroute/internal/testkit"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/dispatch"
@@ -58,19 +55,6 @@ import (
 // parallelism gives b.RunParallel 16 goroutines per GOMAXPROCS. With only
 // GOMAXPROCS callers, group commit could never batch more than two events.
 const parallelism = 16
-
-// benchKey is the throwaway signing key; benchPublicPEM its public half.
-var benchKey, benchPublicPEM = func() (*rsa.PrivateKey, string) {
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		panic(err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	if err != nil {
-		panic(err)
-	}
-	return k, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-}()
 
 // bodies is the signed pool, grown on demand and shared by every benchmark
 // of the process: each benchmark run opens a fresh database, so the same
@@ -86,7 +70,7 @@ func signedBodies(tb testing.TB, n int) []loadgen.Signed {
 	bodies.mu.Lock()
 	defer bodies.mu.Unlock()
 	if have := len(bodies.pool); have < n {
-		more, err := loadgen.Pool(benchKey, 0, have, n, nil)
+		more, err := loadgen.Pool(testkit.Key, 0, have, n, nil)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -166,7 +150,7 @@ rules:
 func loadBench(tb testing.TB, cfg string, f config.SinkFactory) *rules.Runtime {
 	rt, err := rules.Load("bench.yaml", []byte(cfg), f, func(name string) (string, bool) {
 		if name == "BENCH_PUBLIC_KEY" {
-			return benchPublicPEM, true
+			return testkit.PublicPEM, true
 		}
 		return "", false
 	})
@@ -335,7 +319,7 @@ func BenchmarkIngestNoStore(b *testing.B) {
 // signature with the router's own verifier, then answers 202: the ceiling
 // for any verified ingest.
 func BenchmarkBaselineVerifyOnly(b *testing.B) {
-	key, err := verify.ParseRSAPublicKey([]byte(benchPublicPEM))
+	key, err := verify.ParseRSAPublicKey([]byte(testkit.PublicPEM))
 	if err != nil {
 		b.Fatal(err)
 	}
