@@ -107,21 +107,7 @@ func testDuplicateBodyHashRace(e *env) {
 	close(start)
 	wg.Wait()
 
-	winner := -1
-	for g := range n {
-		if errs[g] != nil {
-			e.Fatalf("Ingest %d: %v", g, errs[g])
-		}
-		if !dups[g] {
-			if winner >= 0 {
-				e.Fatalf("Ingest %d and %d both stored one body", winner, g)
-			}
-			winner = g
-		}
-	}
-	if winner < 0 {
-		e.Fatalf("every Ingest reported duplicate")
-	}
+	winner := e.soleWinner(dups, errs)
 	want := fmt.Sprintf("id-%02d", winner)
 	for g := range n {
 		if evs[g].ID != want {

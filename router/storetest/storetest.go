@@ -386,21 +386,7 @@ func testDuplicateIngestRace(e *env) {
 	close(start)
 	wg.Wait()
 
-	winner := -1
-	for g := range n {
-		if errs[g] != nil {
-			e.Fatalf("Ingest %d: %v", g, errs[g])
-		}
-		if !dups[g] {
-			if winner >= 0 {
-				e.Fatalf("Ingest %d and %d both not duplicate", winner, g)
-			}
-			winner = g
-		}
-	}
-	if winner < 0 {
-		e.Fatalf("every Ingest reported duplicate")
-	}
+	winner := e.soleWinner(dups, errs)
 	got := e.list(router.DeliveryFilter{Source: src})
 	slices.Sort(got)
 	e.wantIDs("deliveries", got, fmt.Sprintf("g%d-a", winner), fmt.Sprintf("g%d-b", winner))
@@ -991,4 +977,27 @@ func testDedupKeyRace(e *env) {
 	if winners != 1 {
 		e.Fatalf("%d owners hold one key at once, want 1", winners)
 	}
+}
+
+// soleWinner checks the outcome of ingests racing to store one event:
+// none failed, and exactly one stored it (reported no duplicate). It
+// returns that one's index.
+func (e *env) soleWinner(dups []bool, errs []error) int {
+	e.Helper()
+	winner := -1
+	for g := range dups {
+		if errs[g] != nil {
+			e.Fatalf("Ingest %d: %v", g, errs[g])
+		}
+		if !dups[g] {
+			if winner >= 0 {
+				e.Fatalf("Ingest %d and %d both stored the event", winner, g)
+			}
+			winner = g
+		}
+	}
+	if winner < 0 {
+		e.Fatalf("every Ingest reported duplicate")
+	}
+	return winner
 }
