@@ -30,20 +30,12 @@ func (a SalesIQ) Decode(in *router.Incoming) (*router.View, error) {
 	if !ok {
 		return nil, errors.New("salesiq: body is not a JSON object")
 	}
-	ev := &router.SalesIQEvent{Source: in.Source, ReceivedAt: in.ReceivedAt, Headers: in.Headers, Payload: m}
-	if entity, ok := m["entity"].(map[string]any); ok {
+	ev := newSalesIQEvent(in, m)
+	if _, ok := m["entity"].(map[string]any); ok {
 		if err := idParts(m, "event", "entity_id", "event_time"); err != nil {
 			return nil, err
 		}
-		ev.Event = Str(m["event"])
-		ev.EntityType = Str(m["entity_type"])
-		ev.EntityID = Str(m["entity_id"])
-		ev.OrgID = Str(m["org_id"])
-		ev.AppID = Str(m["app_id"])
-		ev.Attempt, _ = m["attempt"].(int)
-		ev.Version = Str(m["version"])
-		ev.EventTime = Str(m["event_time"])
-		ev.Entity = entity
+		decodeEnvelope(ev, m)
 		if ev.Event == "" || ev.EntityID == "" || ev.EventTime == "" {
 			return nil, errors.New("salesiq: envelope lacks event, entity_id or event_time")
 		}
@@ -64,9 +56,7 @@ func (a SalesIQ) Decode(in *router.Incoming) (*router.View, error) {
 		// own bytes are the best identity there is.
 		ev.ID = ev.Event + ":" + ev.EntityID + ":" + BodyHash(in.Body)[:16]
 	}
-	ev.Chat = salesiqChat(ev.Entity)
-	ev.Visitor = salesiqPerson(ev.Entity["visitor"])
-	ev.Operator = salesiqPerson(ev.Entity["owner"])
+	decodeEntity(ev)
 	return router.NewLazyView(ev.Event, ev.ID, ev, ev.Map), nil
 }
 
@@ -80,27 +70,6 @@ func idParts(m map[string]any, keys ...string) error {
 		}
 	}
 	return nil
-}
-
-func salesiqChat(e map[string]any) router.SalesIQChat {
-	sup, _ := e["supervisors"].([]any)
-	par, _ := e["participants"].([]any)
-	cs, _ := e["chat_status"].(map[string]any)
-	return router.SalesIQChat{
-		ID: Str(e["id"]), VisitorConversationID: Str(e["visitor_conversation_id"]),
-		ReferenceID: Str(e["reference_id"]), Status: Str(e["status"]),
-		Rating: NormalizeRating(e["rating"]), RatingRaw: e["rating"],
-		Feedback: Str(e["feedback"]), Question: Str(e["question"]),
-		DepartmentID: Str(e["department_id"]), AppID: Str(e["app_id"]),
-		OpenedTime: Str(e["opened_time"]), AttendedTime: Str(e["attended_time"]),
-		EndTime: Str(e["end_time"]), MissedTime: Str(e["missed_time"]),
-		Supervisors: sup, Participants: par, ChatStatus: cs,
-	}
-}
-
-func salesiqPerson(v any) router.SalesIQPerson {
-	m, _ := v.(map[string]any)
-	return router.SalesIQPerson{Type: Str(m["type"]), ID: Str(m["id"]), Name: Str(m["name"]), EmailID: Str(m["email_id"]), Phone: Str(m["phone"])}
 }
 
 // NormalizeRating maps SalesIQ's rating, which the documentation shows both

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/hookroute/hookroute/router"
@@ -461,68 +462,6 @@ func appendJSONFloat(b []byte, f float64) []byte {
 	return b
 }
 
-// The keys eventJSON reads, sorted for pick, and their indexes.
-var (
-	envelopeKeys = []string{"app_id", "attempt", "entity", "entity_id", "entity_type", "event", "event_time", "id", "org_id", "version"}
-	entityKeys   = []string{"app_id", "attended_time", "chat_status", "department_id", "end_time", "feedback", "id", "missed_time", "opened_time", "owner", "participants", "question", "rating", "reference_id", "status", "supervisors", "visitor", "visitor_conversation_id"}
-	// personKeys are also the keys of a router.SalesIQPerson's map.
-	personKeys = []string{"email_id", "id", "name", "phone", "type"}
-)
-
-const (
-	rootAppID = iota
-	rootAttempt
-	rootEntity
-	rootEntityID
-	rootEntityType
-	rootEvent
-	rootEventTime
-	rootID
-	rootOrgID
-	rootVersion
-	rootKeys
-)
-
-const (
-	entAppID = iota
-	entAttendedTime
-	entChatStatus
-	entDepartmentID
-	entEndTime
-	entFeedback
-	entID
-	entMissedTime
-	entOpenedTime
-	entOwner
-	entParticipants
-	entQuestion
-	entRating
-	entReferenceID
-	entStatus
-	entSupervisors
-	entVisitor
-	entVisitorConversationID
-	entKeys
-)
-
-// chatFields are the keys of a router.SalesIQChat's map in the order they are
-// written, each with the entity key it comes from and how: 's' str of the
-// value, 'r' the rating normalised, 'v' the value as it is, '{' or '['
-// the value if it is an object or an array, else null (a nil map or
-// slice).
-var chatFields = []struct {
-	name string
-	from int
-	how  byte
-}{
-	{"app_id", entAppID, 's'}, {"attended_time", entAttendedTime, 's'}, {"chat_status", entChatStatus, '{'},
-	{"department_id", entDepartmentID, 's'}, {"end_time", entEndTime, 's'}, {"feedback", entFeedback, 's'},
-	{"id", entID, 's'}, {"missed_time", entMissedTime, 's'}, {"opened_time", entOpenedTime, 's'},
-	{"participants", entParticipants, '['}, {"question", entQuestion, 's'}, {"rating", entRating, 'r'},
-	{"rating_raw", entRating, 'v'}, {"reference_id", entReferenceID, 's'}, {"status", entStatus, 's'},
-	{"supervisors", entSupervisors, '['}, {"visitor_conversation_id", entVisitorConversationID, 's'},
-}
-
 // eventJSON writes a SalesIQ event's view (the map View.Data gives) as
 // JSON, from in's body, without decoding it into maps. False when the
 // body is one this path does not take on, or one that decode refuses:
@@ -550,20 +489,11 @@ func (a SalesIQ) EventJSON(in *router.Incoming) ([]byte, bool) {
 	// is written within the chat's fields and the payload too, from the
 	// same body: room for the body three times over is enough.
 	w.b = make([]byte, 0, 3*len(in.Body)+1024)
-	err := w.view(in, &ev)
-	if !w.ok || err != nil {
+	w.view(in, &ev)
+	if !w.ok {
 		return nil, false
 	}
 	return w.b, true
-}
-
-// envelope is what the view takes from a SalesIQ body's envelope, and
-// where its entity is (the root, for a bare entity).
-type envelope struct {
-	event, entityType, entityID, orgID, appID, version, eventTime, id string
-	attempt                                                           int
-	entity                                                            int32
-	fields                                                            [entKeys]int32
 }
 
 // envelope reads the envelope's fields from the parsed body, or names the
@@ -574,111 +504,56 @@ func (a SalesIQ) envelope(w *eventWriter, body []byte) (ev envelope, ok bool) {
 	const root = 0
 	var top [rootKeys]int32
 	t.pick(root, envelopeKeys, top[:])
-	ev.entity = top[rootEntity]
-	if ev.entity >= 0 && t.nodes[ev.entity].kind == '{' {
-		ev.event = w.strOf(top[rootEvent])
-		ev.entityType = w.strOf(top[rootEntityType])
-		ev.entityID = w.strOf(top[rootEntityID])
-		ev.orgID = w.strOf(top[rootOrgID])
-		ev.appID = w.strOf(top[rootAppID])
-		ev.version = w.strOf(top[rootVersion])
-		ev.eventTime = w.strOf(top[rootEventTime])
-		if n := top[rootAttempt]; n >= 0 && t.nodes[n].kind == '0' {
-			ev.attempt, _ = t.numberOf(n).(int)
-		}
+	if n := top[rootEntity]; n >= 0 && t.nodes[n].kind == '{' {
+		w.readEnvelope(&ev, &top)
 		if !w.ok || ev.event == "" || ev.entityID == "" || ev.eventTime == "" {
 			return ev, false
 		}
 		ev.id = ev.event + ":" + ev.entityID + ":" + ev.eventTime
-	} else {
-		if a.BareEvent == "" {
-			return ev, false
-		}
-		ev.entity = root
-		ev.event = a.BareEvent
-		ev.entityID = w.strOf(top[rootID])
-		if !w.ok {
-			return ev, false
-		}
-		ev.id = ev.event + ":" + ev.entityID + ":" + BodyHash(body)[:16]
+		t.pick(ev.entity, entityKeys, ev.fields[:])
+		return ev, true
 	}
+	if a.BareEvent == "" {
+		return ev, false
+	}
+	ev.entity = root
+	ev.event = a.BareEvent
 	t.pick(ev.entity, entityKeys, ev.fields[:])
-	return ev, true
+	ev.entityID = w.strOf(ev.fields[entID])
+	ev.id = ev.event + ":" + ev.entityID + ":" + BodyHash(body)[:16]
+	return ev, w.ok
 }
 
-// view writes the view's map, its keys in sorted order.
-func (w *eventWriter) view(in *router.Incoming, ev *envelope) error {
-	const root = 0
-	t, e := w.t, &ev.fields
-	w.b = append(w.b, `{"app_id":`...)
-	w.b = appendJSONString(w.b, ev.appID)
-	w.key("attempt")
-	w.b = strconv.AppendInt(w.b, int64(ev.attempt), 10)
-	w.key("chat")
-	w.chat(e)
-	w.key("entity")
+// entity writes the entity, and keeps the bytes for the payload.
+func (w *eventWriter) entity(ev *envelope) {
 	at := len(w.b)
-	w.value("", ev.entity, '{')
-	entityJSON := w.b[at:len(w.b):len(w.b)]
-	w.key("entity_id")
-	w.b = appendJSONString(w.b, ev.entityID)
-	w.key("entity_type")
-	w.b = appendJSONString(w.b, ev.entityType)
-	w.key("event")
-	w.b = appendJSONString(w.b, ev.event)
-	w.key("event_time")
-	w.b = appendJSONString(w.b, ev.eventTime)
-	w.key("headers")
-	w.b = t.appendHeaders(w.b, in.Headers)
-	w.key("id")
-	w.b = appendJSONString(w.b, ev.id)
-	w.key("operator")
-	w.person(e[entOwner])
-	w.key("org_id")
-	w.b = appendJSONString(w.b, ev.orgID)
-	w.key("payload")
-	if ev.entity == root {
-		w.b = append(w.b, entityJSON...)
-	} else {
+	w.value(ev.entity, '{')
+	ev.entityJSON = w.b[at:len(w.b):len(w.b)]
+}
+
+// payload writes the body, the entity in it as entity wrote it (it is
+// written first: "entity" sorts before "payload").
+func (w *eventWriter) payload(ev *envelope) {
+	const root = 0
+	switch {
+	case ev.entityJSON == nil:
+		w.ok = false
+	case ev.entity == root:
+		w.b = append(w.b, ev.entityJSON...)
+	default:
 		var ok bool
-		w.b, ok = t.appendRootWithEntity(w.b, root, ev.entity, entityJSON)
+		w.b, ok = w.t.appendRootWithEntity(w.b, root, ev.entity, ev.entityJSON)
 		w.ok = w.ok && ok
 	}
-	w.key("received_at")
-	w.b = append(w.b, '"')
-	var err error
-	w.b, err = in.ReceivedAt.AppendText(w.b)
-	w.b = append(w.b, '"')
-	w.key("source")
-	w.b = appendJSONString(w.b, in.Source)
-	w.key("version")
-	w.b = appendJSONString(w.b, ev.version)
-	w.key("visitor")
-	w.person(e[entVisitor])
-	w.b = append(w.b, '}')
-	return err
 }
 
-// chat writes the chat map's fields, from the entity's, as chatFields
-// says.
-func (w *eventWriter) chat(e *[entKeys]int32) {
-	w.b = append(w.b, '{')
-	for i, f := range chatFields {
-		if i > 0 {
-			w.comma()
-		}
-		switch f.how {
-		case 's':
-			w.str(f.name, w.strOf(e[f.from]))
-		case 'r':
-			w.str(f.name, NormalizeRating(w.strOf(e[f.from])))
-		case 'v':
-			w.value(f.name, e[f.from], 0)
-		default:
-			w.value(f.name, e[f.from], f.how)
-		}
-	}
-	w.b = append(w.b, '}')
+// time writes t as a time.Time encodes.
+func (w *eventWriter) time(t time.Time) {
+	w.b = append(w.b, '"')
+	var err error
+	w.b, err = t.AppendText(w.b)
+	w.b = append(w.b, '"')
+	w.ok = w.ok && err == nil
 }
 
 // eventWriter writes a view's JSON; ok turns false, for good, at the
@@ -704,12 +579,6 @@ func (w *eventWriter) key(name string) {
 
 func (w *eventWriter) comma() { w.b = append(w.b, ',') }
 
-// str writes "name":value, value a Go string.
-func (w *eventWriter) str(name, v string) {
-	w.name(name)
-	w.b = appendJSONString(w.b, v)
-}
-
 // strOf is the tree's strOf, failing the writer for what it cannot do.
 func (w *eventWriter) strOf(n int32) string {
 	v, ok := w.t.strOf(n)
@@ -717,13 +586,9 @@ func (w *eventWriter) strOf(n int32) string {
 	return v
 }
 
-// value writes "name":node n, or null when n is absent or not of kind
-// (0: any), as a failed type assertion leaves a nil map or slice. An
-// empty name writes the value alone.
-func (w *eventWriter) value(name string, n int32, kind byte) {
-	if name != "" {
-		w.name(name)
-	}
+// value writes node n, or null when n is absent or not of kind (0:
+// any), as a failed type assertion leaves a nil map or slice.
+func (w *eventWriter) value(n int32, kind byte) {
 	if n < 0 || (kind != 0 && w.t.nodes[n].kind != kind) {
 		w.b = append(w.b, "null"...)
 		return
@@ -733,19 +598,14 @@ func (w *eventWriter) value(name string, n int32, kind byte) {
 	w.ok = w.ok && ok
 }
 
-// person writes a router.SalesIQPerson's map from node n, all "" when n is not
-// an object.
-func (w *eventWriter) person(n int32) {
-	var p [5]int32
-	w.t.pick(n, personKeys, p[:])
-	w.b = append(w.b, '{')
-	for i, k := range personKeys {
-		if i > 0 {
-			w.comma()
-		}
-		w.str(k, w.strOf(p[i]))
+// intOf is a number node's value as an int, as a type assertion on the
+// decoded value gives it: 0 when absent, not a number, or not an int.
+func (w *eventWriter) intOf(n int32) int {
+	if n < 0 || w.t.nodes[n].kind != '0' {
+		return 0
 	}
-	w.b = append(w.b, '}')
+	i, _ := w.t.numberOf(n).(int)
+	return i
 }
 
 // appendRootWithEntity writes the root object as appendObject would,

@@ -91,7 +91,7 @@ var bareEventJSONCases = []string{
 }
 
 func TestEventJSONMatchesDecodeAndEncode(t *testing.T) {
-	for _, keys := range [][]string{envelopeKeys, entityKeys, personKeys} {
+	for _, keys := range [][]string{envelopeKeys, entityKeys, salesIQPersonKeys} {
 		if !slices.IsSorted(keys) {
 			t.Fatalf("pick needs sorted keys: %q", keys)
 		}
