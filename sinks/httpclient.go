@@ -1,8 +1,6 @@
 package sinks
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/hookroute/hookroute/internal/jsonview"
 	"github.com/hookroute/hookroute/internal/redact"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
@@ -180,10 +179,6 @@ func (p configProblems) err() error {
 // the quotes, so that a template such as {"text": "{{ .chat.feedback }}"}
 // stays valid JSON whatever a visitor typed.
 func escapeJSONString(s string) string {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false) // <, > and & are valid in JSON; \u003c only confuses readers
-	_ = enc.Encode(s)        // a string always encodes
-	out := b.Bytes()
-	return string(out[1 : len(out)-2]) // drop the quotes and Encode's newline
+	b := jsonview.AppendString(make([]byte, 0, len(s)+2), s)
+	return string(b[1 : len(b)-1])
 }

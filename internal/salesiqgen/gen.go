@@ -68,7 +68,7 @@ func (s *schema) sourceCode() string {
 	var g gen
 	g.WriteString(header)
 	g.p("package source\n")
-	g.p("import (\n\"strconv\"\n\n\"github.com/hookroute/hookroute/router\"\n)\n")
+	g.p("import (\n\"github.com/hookroute/hookroute/internal/jsonview\"\n\"github.com/hookroute/hookroute/router\"\n)\n")
 	s.decoder(&g)
 	s.keyTables(&g)
 	s.envelopeType(&g)
@@ -86,7 +86,7 @@ func read(m, key, typ string, rating bool) string {
 	case rating:
 		return "NormalizeRating(" + v + ")"
 	case typ == "string":
-		return "Str(" + v + ")"
+		return "jsonview.Str(" + v + ")"
 	case typ == "any":
 		return v
 	}
@@ -229,19 +229,19 @@ func (s *schema) viewWriter(g *gen) {
 		}
 		switch {
 		case f.from == "request" && f.typ == "string":
-			g.p("w.b = appendJSONString(w.b, in.%s)", f.goName)
+			g.p("w.string(in.%s)", f.goName)
 		case f.from == "request" && f.typ == "time.Time":
 			g.p("w.time(in.%s)", f.goName)
 		case f.from == "request":
-			g.p("w.b = w.t.appendHeaders(w.b, in.%s)", f.goName)
+			g.p("w.headers(in.%s)", f.goName)
 		case f.from == "body":
 			g.p("w.payload(ev)")
 		case f.from == "envelope" && f.typ == "map[string]any":
 			g.p("w.entity(ev)")
 		case f.typ == "int":
-			g.p("w.b = strconv.AppendInt(w.b, int64(ev.%s), 10)", lowerCamel(f.goName))
+			g.p("w.int(ev.%s)", lowerCamel(f.goName))
 		case f.from == "envelope" || f.from == "derived":
-			g.p("w.b = appendJSONString(w.b, ev.%s)", lowerCamel(f.goName))
+			g.p("w.string(ev.%s)", lowerCamel(f.goName))
 		case f.member == "":
 			g.p("w.write%s(&ev.fields)", f.strct.name)
 		default:
@@ -258,7 +258,7 @@ func (s *schema) structWriter(g *gen, t *structType) {
 		g.p("func (w *eventWriter) write%s(n int32) {", t.name)
 		keys := t.keys()
 		g.p("var e [%d]int32", len(keys))
-		g.p("w.t.pick(n, %s, e[:])", keysVar(t))
+		g.p("w.t.Pick(n, %s, e[:])", keysVar(t))
 		idx = func(key string) string {
 			for i, k := range keys {
 				if k == key {
@@ -280,11 +280,11 @@ func (s *schema) structWriter(g *gen, t *structType) {
 		n := idx(f.member)
 		switch {
 		case f.rating:
-			g.p("w.b = appendJSONString(w.b, NormalizeRating(w.strOf(%s)))", n)
+			g.p("w.string(NormalizeRating(w.strOf(%s)))", n)
 		case f.typ == "string":
-			g.p("w.b = appendJSONString(w.b, w.strOf(%s))", n)
+			g.p("w.string(w.strOf(%s))", n)
 		case f.typ == "int":
-			g.p("w.b = strconv.AppendInt(w.b, int64(w.intOf(%s)), 10)", n)
+			g.p("w.int(w.intOf(%s))", n)
 		case f.typ == "any":
 			g.p("w.value(%s, 0)", n)
 		case f.typ == "map[string]any":

@@ -64,9 +64,9 @@ func TestAFieldReachesMapDecoderAndWriter(t *testing.T) {
 	for file, want := range map[string][]string{
 		routerFile: {`"transcript_url": +v\.TranscriptURL,`},
 		sourceFile: {
-			`out\.TranscriptURL = Str\(m\["transcript"\]\)`,                                                // decoder
-			`"supervisors", "transcript", "visitor"`,                                                       // the keys the writer picks
-			`w\.key\("supervisors"\)\s+w\.value\(e\[entSupervisors\], '\['\)\s+w\.key\("transcript_url"\)`, // writer, in key order
+			`out\.TranscriptURL = jsonview\.Str\(m\["transcript"\]\)`,                                                            // decoder
+			`"supervisors", "transcript", "visitor"`,                                                                             // the keys the writer picks
+			`w\.key\("supervisors"\)\s+w\.value\(e\[entSupervisors\], '\['\)\s+w\.key\("transcript_url"\)\s+w\.string\(w\.strOf`, // writer, in key order
 		},
 	} {
 		for _, w := range want {

@@ -89,22 +89,6 @@ func TestNormalizeRating(t *testing.T) {
 	}
 }
 
-func TestDecodeJSONNumbers(t *testing.T) {
-	v, err := source.DecodeJSON([]byte(`{"small": 3, "big": 40526000000002040, "huge": 123456789012345678901234567890, "f": 1.5}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := v.(map[string]any)
-	if m["small"] != 3 || m["big"] != 40526000000002040 || m["huge"] != "123456789012345678901234567890" || m["f"] != 1.5 {
-		t.Fatalf("decoded %#v", m)
-	}
-	for _, bad := range []string{`{"a":1} {"b":2}`, `{`, strings.Repeat("[", 20000) + strings.Repeat("]", 20000)} {
-		if _, err := source.DecodeJSON([]byte(bad)); err == nil {
-			t.Errorf("decodeJSON(%.20q…) succeeded", bad)
-		}
-	}
-}
-
 func TestHeaderMapDropsCredentials(t *testing.T) {
 	h := map[string][]string{"Authorization": {"Bearer x"}, "Cookie": {"c"}, "X-Siqsignature": {"sig"},
 		"X-Api-Key": {"k"}, "X-Auth-Token": {"t"}, "Proxy-Authorization": {"p"}, "X-Tenant-Secret": {"s"}}

@@ -5,26 +5,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"reflect"
-	"strconv"
 	"time"
-)
 
-// str renders a JSON scalar as the string SalesIQ would have sent.
-func Str(v any) string {
-	switch t := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return t
-	case int:
-		return strconv.Itoa(t)
-	case float64:
-		return strconv.FormatFloat(t, 'f', -1, 64)
-	case bool:
-		return strconv.FormatBool(t)
-	}
-	return fmt.Sprint(v)
-}
+	"github.com/hookroute/hookroute/internal/jsonview"
+)
 
 // scalarString is str for the values an id may be made of, and false for
 // objects and lists: they would print as Go's map[…] or […], an id the
@@ -35,7 +19,7 @@ func ScalarString(v any) (string, bool) {
 	case reflect.Map, reflect.Slice, reflect.Array:
 		return "", false
 	}
-	return Str(v), true
+	return jsonview.Str(v), true
 }
 
 // kindName names v's JSON kind for error messages.

@@ -9,6 +9,7 @@ import (
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
 
+	"github.com/hookroute/hookroute/internal/jsonview"
 	"github.com/hookroute/hookroute/router"
 )
 
@@ -22,7 +23,7 @@ type SalesIQ struct {
 func (SalesIQ) Env() any { return router.SalesIQEvent{} }
 
 func (a SalesIQ) Decode(in *router.Incoming) (*router.View, error) {
-	v, err := DecodeJSON(in.Body)
+	v, err := jsonview.Decode(in.Body)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +52,7 @@ func (a SalesIQ) Decode(in *router.Incoming) (*router.View, error) {
 		}
 		ev.Event = a.BareEvent
 		ev.Entity = m
-		ev.EntityID = Str(m["id"])
+		ev.EntityID = jsonview.Str(m["id"])
 		// A bare entity carries no event time or attempt counter, so its
 		// own bytes are the best identity there is.
 		ev.ID = ev.Event + ":" + ev.EntityID + ":" + BodyHash(in.Body)[:16]
@@ -76,7 +77,7 @@ func idParts(m map[string]any, keys ...string) error {
 // as 1/2/3 and as "sad"/"neutral"/"happy", to the words; anything else is
 // "".
 func NormalizeRating(v any) string {
-	switch strings.ToLower(strings.TrimSpace(Str(v))) {
+	switch strings.ToLower(strings.TrimSpace(jsonview.Str(v))) {
 	case "1", "sad":
 		return "sad"
 	case "2", "neutral":
@@ -106,7 +107,7 @@ func GenericEnv() map[string]any {
 }
 
 func (a Generic) Decode(in *router.Incoming) (*router.View, error) {
-	v, err := DecodeJSON(in.Body)
+	v, err := jsonview.Decode(in.Body)
 	if err != nil {
 		return nil, err
 	}

@@ -174,10 +174,8 @@ func FuzzEventJSON(f *testing.F) {
 	for _, c := range bareEventJSONCases {
 		f.Add([]byte(c), true)
 	}
-	for _, c := range decodeJSONCases {
-		if len(c) < 1000 {
-			f.Add([]byte(c), true)
-		}
+	for _, c := range []string{`{}`, `[]`, `"x"`, `1e999`, `{"a":1,"a":[2]}`, `"\ud800"`, "{\"\xff\":1}"} {
+		f.Add([]byte(c), true)
 	}
 	f.Add(loadgen.Body(1, 1), false)
 	f.Fuzz(func(t *testing.T, body []byte, bare bool) {
