@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/hookroute/hookroute/router/trial"
 	"io"
 
 	"github.com/hookroute/hookroute/router/config"
@@ -29,7 +30,7 @@ func cmdCheck(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 // loadConfig loads and compiles the config at path, printing what is
 // wrong with it.
 func loadConfig(path string, reg config.SinkFactory, stderr io.Writer) (*rules.Runtime, bool) {
-	rt, err := rules.LoadFile(path, reg)
+	rt, err := trial.LoadFile(path, reg)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return nil, false

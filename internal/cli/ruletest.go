@@ -6,10 +6,10 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/hookroute/hookroute/router/trial"
 	"io"
 	"strings"
 
-	"github.com/hookroute/hookroute/router/rules"
 	"github.com/hookroute/hookroute/sinks"
 )
 
@@ -28,14 +28,14 @@ func cmdTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	}
 	// The config's own tests run as it loads: a failing one is reported
 	// here as a config error, like check does.
-	rt, err := rules.LoadFile(*cfg, sinks.NewCaptureRegistry())
+	rt, err := trial.LoadFile(*cfg, sinks.NewCaptureRegistry())
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	var tests []*rules.RuleTest
+	var tests []*trial.Test
 	if len(files) == 0 {
-		if tests, err = rt.ConfigTests(); err != nil {
+		if tests, err = trial.ConfigTests(rt); err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
@@ -50,7 +50,7 @@ func cmdTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	}
 	tests = append(tests, more...)
 	passed, failed := 0, 0
-	for _, res := range rt.RunRuleTests(ctx, tests) {
+	for _, res := range trial.RunTests(ctx, rt, tests) {
 		if printRuleTestResult(stdout, res) {
 			passed++
 		} else {
@@ -66,10 +66,10 @@ func cmdTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 
 // loadRuleTestFiles reads every file, reporting each one's errors, so that
 // one run shows all that is wrong; ok is false if any file failed.
-func loadRuleTestFiles(files []string, stderr io.Writer) (tests []*rules.RuleTest, ok bool) {
+func loadRuleTestFiles(files []string, stderr io.Writer) (tests []*trial.Test, ok bool) {
 	ok = true
 	for _, f := range files {
-		ts, err := rules.LoadRuleTestFile(f)
+		ts, err := trial.LoadTestFile(f)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			ok = false
@@ -82,7 +82,7 @@ func loadRuleTestFiles(files []string, stderr io.Writer) (tests []*rules.RuleTes
 
 // printRuleTestResult prints one test's outcome, with the rules it matched
 // and its failures when it failed, and reports whether it passed.
-func printRuleTestResult(stdout io.Writer, res rules.RuleTestResult) bool {
+func printRuleTestResult(stdout io.Writer, res trial.TestResult) bool {
 	t := res.Test
 	if res.Passed() {
 		fmt.Fprintf(stdout, "ok      %s (%s)\n", t.Name, t.Pos)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hookroute/hookroute/router/trial"
 	"io"
 	"log/slog"
 	"net"
@@ -52,7 +53,7 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 	}
 	reg.SetEgressAllow(egressAllow(rt))
 	reload := func() (*rules.Runtime, error) {
-		rt, err := rules.LoadFile(*cfg, reg)
+		rt, err := trial.LoadFile(*cfg, reg)
 		if err == nil {
 			reg.SetEgressAllow(egressAllow(rt))
 		}

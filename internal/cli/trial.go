@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hookroute/hookroute/router/trial"
 	"io"
 	"maps"
 	"os"
@@ -62,14 +63,14 @@ func cmdTrial(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if *send {
 		reg = live
 	}
-	rt, err := rules.LoadFile(*cfg, reg)
+	rt, err := trial.LoadFile(*cfg, reg)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	// As serve does: the config's egress.allow opens private ranges.
 	live.SetEgressAllow(egressAllow(rt))
-	res, err := rt.Trial(ctx, rules.TrialInput{Source: *source, Payload: payload, Headers: headers.m, Send: *send}, rules.TrialOptions{Capture: capture})
+	res, err := trial.Run(ctx, rt, trial.Input{Source: *source, Payload: payload, Headers: headers.m, Send: *send}, trial.Options{Capture: capture})
 	if err != nil {
 		fmt.Fprintln(stderr, "hookroute trial:", err)
 		return 1
@@ -88,7 +89,7 @@ func cmdTrial(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 // trialExit is 1 when a route would fail (a template that does not render,
 // a sink that refuses the fields) or a send failed; a sink switched off
 // for want of its variables is not a failure of the event.
-func trialExit(rt *rules.Runtime, res *rules.TrialResult) int {
+func trialExit(rt *rules.Runtime, res *trial.Result) int {
 	for _, r := range res.Routes {
 		if r.Result != nil && r.Result.Error != "" {
 			return 1
@@ -100,7 +101,7 @@ func trialExit(rt *rules.Runtime, res *rules.TrialResult) int {
 	return 0
 }
 
-func printTrial(w io.Writer, res *rules.TrialResult, verbose bool) {
+func printTrial(w io.Writer, res *trial.Result, verbose bool) {
 	name := res.EventName
 	if name == "" {
 		name = "(unnamed)"
@@ -144,7 +145,7 @@ func printTrial(w io.Writer, res *rules.TrialResult, verbose bool) {
 // printRoute prints one route of a trial: the request its sink would
 // receive (or the rendered fields, for a sink that makes no HTTP request)
 // and, after --send, how the attempt went.
-func printRoute(w io.Writer, r rules.TrialRoute) {
+func printRoute(w io.Writer, r trial.RouteOutcome) {
 	fmt.Fprintf(w, "  %s → %s (%s)\n", r.Rule, r.Sink, r.Kind)
 	const ind = "      "
 	if r.Error != "" {

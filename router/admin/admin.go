@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hookroute/hookroute/router/trial"
 	"io"
 	"log/slog"
 	"net/http"
@@ -500,9 +501,9 @@ type Engine interface {
 	SealSigningKey(sink, keyID string, priv *rsa.PrivateKey) ([]byte, error)
 	SigningKeysChanged(sink string)
 	// Trial runs an event through the rules without storing it.
-	Trial(ctx context.Context, in rules.TrialInput) (*rules.TrialResult, error)
+	Trial(ctx context.Context, in trial.Input) (*trial.Result, error)
 	// TrialSamples lists the events a trial may start from.
-	TrialSamples(ctx context.Context) []dispatch.TrialSample
+	TrialSamples(ctx context.Context) []trial.Sample
 }
 
 // server serves the admin API over one engine.

@@ -2,13 +2,12 @@ package admin
 
 import (
 	"encoding/json"
+	"github.com/hookroute/hookroute/router/trial"
 	"io"
 	"log/slog"
 	"net/http"
 
 	"github.com/hookroute/hookroute/internal/httpjson"
-	"github.com/hookroute/hookroute/router/dispatch"
-	"github.com/hookroute/hookroute/router/rules"
 )
 
 // registerTrialRoutes adds POST /api/trial and GET /api/trial/samples.
@@ -40,7 +39,7 @@ func (r *server) apiTrial(w http.ResponseWriter, req *http.Request) {
 		httpjson.Error(w, http.StatusBadRequest, "invalid body: event (the webhook payload) is missing")
 		return
 	}
-	res, err := r.e.Trial(req.Context(), rules.TrialInput{Source: b.Source, Payload: b.Event, Headers: b.Headers, Send: b.Send})
+	res, err := r.e.Trial(req.Context(), trial.Input{Source: b.Source, Payload: b.Event, Headers: b.Headers, Send: b.Send})
 	if err != nil {
 		httpjson.Error(w, http.StatusBadRequest, err.Error())
 		return
@@ -66,5 +65,5 @@ func (r *server) apiTrial(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *server) apiTrialSamples(w http.ResponseWriter, req *http.Request) {
-	httpjson.Write(w, http.StatusOK, listReply[dispatch.TrialSample]{Items: r.e.TrialSamples(req.Context())})
+	httpjson.Write(w, http.StatusOK, listReply[trial.Sample]{Items: r.e.TrialSamples(req.Context())})
 }

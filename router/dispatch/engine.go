@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/rsa"
 	"errors"
+	"github.com/hookroute/hookroute/router/trial"
 	"log/slog"
 	"time"
 
 	"github.com/hookroute/hookroute/router/config"
-	"github.com/hookroute/hookroute/router/rules"
 )
 
 // What the admin API (router/admin) asks of the router: its Engine
@@ -62,8 +62,8 @@ func (r *Router) SigningKeysChanged(sink string) { r.keys.invalidate(sink) }
 // Trial runs an event through the running config without storing
 // anything; see Runtime.Trial. Its capturing sinks and signing key come
 // from the router.
-func (r *Router) Trial(ctx context.Context, in rules.TrialInput) (*rules.TrialResult, error) {
-	return r.rt.Load().Trial(ctx, in, rules.TrialOptions{Capture: r.capturer(), Now: r.now, SigningKey: r.trialSigningKey})
+func (r *Router) Trial(ctx context.Context, in trial.Input) (*trial.Result, error) {
+	return trial.Run(ctx, r.rt.Load(), in, trial.Options{Capture: r.capturer(), Now: r.now, SigningKey: r.trialSigningKey})
 }
 
 // capturer returns what trials build capturing sinks with, nil if the
@@ -83,4 +83,12 @@ func (r *Router) trialSigningKey(ctx context.Context, sink string) (*rsa.Private
 	}
 	_, key, err := r.keys.get(ctx, sink)
 	return key, err
+}
+
+// TrialSamples lists the events a trial may start from: each source's
+// embedded samples and the latest real event of each name.
+func (r *Router) TrialSamples(ctx context.Context) []trial.Sample {
+	return trial.Samples(ctx, r.rt.Load(), r.store, func(err error) {
+		r.logs.Log(r.log, r.now(), slog.LevelWarn, "trial-samples", "trial samples", "err", err)
+	})
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
 	"github.com/hookroute/hookroute/router/rules"
-	"github.com/hookroute/hookroute/router/source"
 )
 
 // The trial API over the engine, and the embedded samples.
@@ -207,35 +206,5 @@ func TestAPITrialSamples(t *testing.T) {
 	entity, _ := realPayload["entity"].(map[string]any)
 	if strings.Contains(string(b), "CANARY") || !strings.Contains(string(b), `"app_id":40526000000002040`) || entity["access_token"] != "<redacted>" {
 		t.Errorf("real payload %s", b)
-	}
-}
-
-// TestSamplesDecode checks that every embedded sample is an event its
-// source type decodes, with the rating it is labelled with.
-func TestSamplesDecode(t *testing.T) {
-	for _, k := range append(source.SalesIQSamples, genericSample) {
-		s := embedded(&rules.Source{Name: "s", Type: "salesiq"}, k)
-		var v *router.View
-		var err error
-		if k.Event == "" {
-			v, err = source.Generic{}.Decode(&router.Incoming{Body: s.Payload})
-		} else {
-			v, err = source.SalesIQ{}.Decode(&router.Incoming{Body: s.Payload})
-		}
-		if err != nil {
-			t.Errorf("%s: %v", k.File, err)
-			continue
-		}
-		if k.Event != "" && v.Name != k.Event {
-			t.Errorf("%s: event %q, want %q", k.File, v.Name, k.Event)
-		}
-		for _, r := range []string{"sad", "neutral", "happy"} {
-			if strings.HasSuffix(k.Label, "rated "+r) && v.Env.(*router.SalesIQEvent).Chat.Rating != r {
-				t.Errorf("%s: rating %q, want %s", k.File, v.Env.(*router.SalesIQEvent).Chat.Rating, r)
-			}
-		}
-	}
-	if _, err := (source.SalesIQ{BareEvent: "conversation.rated"}).Decode(&router.Incoming{Body: embedded(&rules.Source{}, source.Sample{File: "salesiq-workflow-bare-rated.json"}).Payload}); err != nil {
-		t.Errorf("workflow sample: %v", err)
 	}
 }

@@ -182,7 +182,7 @@ func compile(file string, cfg *config.Config, doc *yaml.Node, sinks config.SinkF
 		}
 	}
 	c.warnDroppedReads()
-	c.ruleTests()
+
 	return c.rt, c.errs
 }
 

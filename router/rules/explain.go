@@ -18,6 +18,7 @@ import (
 	"github.com/expr-lang/expr/parser"
 
 	"github.com/hookroute/hookroute/internal/runes"
+	"github.com/hookroute/hookroute/router"
 )
 
 // maxExplainLines bounds an explanation: a huge when is explained in part.
@@ -269,4 +270,32 @@ func exprMessage(err error, withPos bool) string {
 	}
 	msg, _, _ := strings.Cut(err.Error(), "\n")
 	return msg
+}
+
+// Explain runs rule r's when: against view, an event of source src, and
+// says why it matched or not, comparison by comparison. errMsg is the
+// evaluation's error, if any, as a user reads it.
+func (rt *Runtime) Explain(r *Rule, src *Source, view *router.View) (matched bool, errMsg string, explanation []string) {
+	explanation = []string{}
+	p := r.progs[src.Name]
+	if p == nil {
+		return false, "", append(explanation, fmt.Sprintf("the rule is for source %q only", r.Source))
+	}
+	out, err := expr.Run(p, view.Env)
+	if err != nil {
+		errMsg = exprMessage(err, true)
+	} else {
+		matched, _ = out.(bool)
+	}
+	return matched, errMsg, ExplainWhen(rt.whenOf(r.Name), src.adapter.Env(), view.Env, out, err)
+}
+
+// whenOf returns the when: text of the named rule.
+func (rt *Runtime) whenOf(rule string) string {
+	for _, rc := range rt.Config.Rules {
+		if rc.Name == rule {
+			return rc.When
+		}
+	}
+	return ""
 }

@@ -1,4 +1,4 @@
-package dispatch
+package trial
 
 // Sample payloads for the trial run (GET /api/trial/samples): a realistic
 // one per known event of each source type, embedded, and, once traffic has
@@ -10,7 +10,6 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"strings"
 
 	"github.com/hookroute/hookroute/internal/redact"
@@ -23,8 +22,8 @@ import (
 //go:embed samples/*.json
 var sampleFiles embed.FS
 
-// TrialSample is one sample payload for a source.
-type TrialSample struct {
+// Sample is one sample payload for a source.
+type Sample struct {
 	Source string `json:"source"`
 	Type   string `json:"type"` // the source's type
 	Event  string `json:"event"`
@@ -57,16 +56,15 @@ const (
 	maxRealBody = 256 << 10
 )
 
-// TrialSamples returns the embedded samples of every configured source
+// Samples returns the embedded samples of every configured source
 // and, from the store, the most recent real event of each name, with
 // credential-like fields blanked out (signatures live in headers, which
 // are not included). A store that cannot be read yields the embedded
 // samples alone.
-func (r *Router) TrialSamples(ctx context.Context) []TrialSample {
-	rt := r.rt.Load()
-	out := []TrialSample{}
+func Samples(ctx context.Context, rt *rules.Runtime, events router.History, onError func(error)) []Sample {
+	out := []Sample{}
 	for _, src := range rt.Sources {
-		real, order := r.realSamples(ctx, src)
+		real, order := realSamples(ctx, events, src, onError)
 		known := trialSamples(src.Kind, src.SourceConfig())
 		done := map[string]bool{}
 		for i, k := range known {
@@ -88,12 +86,12 @@ func (r *Router) TrialSamples(ctx context.Context) []TrialSample {
 	return out
 }
 
-func embedded(src *rules.Source, k source.Sample) TrialSample {
+func embedded(src *rules.Source, k source.Sample) Sample {
 	b, err := sampleFiles.ReadFile("samples/" + k.File)
 	if err != nil {
-		panic("router: embedded sample missing: " + k.File) // a build mistake, caught by the tests
+		panic("trial: embedded sample missing: " + k.File) // a build mistake, caught by the tests
 	}
-	return TrialSample{Source: src.Name, Type: src.Type, Event: k.Event, Label: k.Label, Payload: compactJSON(b)}
+	return Sample{Source: src.Name, Type: src.Type, Event: k.Event, Label: k.Label, Payload: compactJSON(b)}
 }
 
 func compactJSON(b []byte) json.RawMessage {
@@ -106,12 +104,12 @@ func compactJSON(b []byte) json.RawMessage {
 
 // realSamples returns the latest stored event of each name for src, and
 // the names newest first.
-func (r *Router) realSamples(ctx context.Context, src *rules.Source) (map[string]TrialSample, []string) {
-	out := map[string]TrialSample{}
+func realSamples(ctx context.Context, events router.History, src *rules.Source, onError func(error)) (map[string]Sample, []string) {
+	out := map[string]Sample{}
 	var order []string
-	evs, err := r.store.ListEvents(ctx, router.EventFilter{Source: src.Name, Limit: maxScan})
+	evs, err := events.ListEvents(ctx, router.EventFilter{Source: src.Name, Limit: maxScan})
 	if err != nil {
-		r.logs.Log(r.log, r.now(), slog.LevelWarn, "trial-samples", "trial samples: list events", "err", err)
+		onError(fmt.Errorf("trial samples: list events: %w", err))
 		return out, nil
 	}
 	for _, e := range evs {
@@ -121,7 +119,7 @@ func (r *Router) realSamples(ctx context.Context, src *rules.Source) (map[string
 		if _, seen := out[e.Name]; seen {
 			continue
 		}
-		full, err := r.store.GetEvent(ctx, e.Source, e.ID)
+		full, err := events.GetEvent(ctx, e.Source, e.ID)
 		if err != nil || len(full.Body) > maxRealBody {
 			continue
 		}
@@ -129,7 +127,7 @@ func (r *Router) realSamples(ctx context.Context, src *rules.Source) (map[string
 		if !ok {
 			continue
 		}
-		out[e.Name] = TrialSample{Source: src.Name, Type: src.Type, Event: e.Name, Real: true, Payload: payload,
+		out[e.Name] = Sample{Source: src.Name, Type: src.Type, Event: e.Name, Real: true, Payload: payload,
 			Label: fmt.Sprintf("latest real %s (received %s)", e.Name, e.ReceivedAt.UTC().Format("2006-01-02 15:04:05 MST"))}
 		order = append(order, e.Name)
 	}

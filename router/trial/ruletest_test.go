@@ -1,7 +1,8 @@
-package rules
+package trial
 
 import (
 	"context"
+	"github.com/hookroute/hookroute/router/rules"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,13 +27,13 @@ func writeTests(t *testing.T, body string) string {
 	return path
 }
 
-func runTests(t *testing.T, rt *Runtime, body string) []RuleTestResult {
+func runTests(t *testing.T, rt *rules.Runtime, body string) []TestResult {
 	t.Helper()
-	tests, err := LoadRuleTestFile(writeTests(t, body))
+	tests, err := LoadTestFile(writeTests(t, body))
 	if err != nil {
 		t.Fatalf("load tests: %v", err)
 	}
-	return rt.RunRuleTests(context.Background(), tests)
+	return RunTests(context.Background(), rt, tests)
 }
 
 func TestRuleTestsPass(t *testing.T) {
@@ -140,7 +141,7 @@ func TestRuleTestFileErrors(t *testing.T) {
 		{"rules: []\n", `unknown key "rules"`},
 		{"tests: []\n", "no tests in the file"},
 	} {
-		_, err := LoadRuleTestFile(writeTests(t, c.body))
+		_, err := LoadTestFile(writeTests(t, c.body))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: error %v, want %q", c.body, err, c.want)
 		}
@@ -148,7 +149,7 @@ func TestRuleTestFileErrors(t *testing.T) {
 }
 
 func TestInlineEventsKeepNumbersExact(t *testing.T) {
-	tests, err := LoadRuleTestFile(writeTests(t, `
+	tests, err := LoadTestFile(writeTests(t, `
 tests:
   - name: a
     event:
@@ -188,7 +189,7 @@ func TestConfigTestsRunAtLoad(t *testing.T) {
     event: {kind: order.created}
     expect: {match: [orders], routes: [{sink: log, contains: {text: order}}]}
 `), env)
-	if tests, err := rt.ConfigTests(); err != nil || len(tests) != 1 {
+	if tests, err := ConfigTests(rt); err != nil || len(tests) != 1 {
 		t.Errorf("ConfigTests: %d, %v", len(tests), err)
 	}
 

@@ -1,4 +1,4 @@
-package rules
+package trial
 
 // Rule tests: events with what the rules must make of them, run by
 // `hookroute test FILE...` and, for the config's own tests: section, at
@@ -33,6 +33,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hookroute/hookroute/router/rules"
 	"maps"
 	"math"
 	"os"
@@ -47,8 +48,8 @@ import (
 	"github.com/hookroute/hookroute/router/config"
 )
 
-// RuleTest is one rule test.
-type RuleTest struct {
+// Test is one rule test.
+type Test struct {
 	Name      string            `yaml:"name"`
 	Source    string            `yaml:"source"`
 	EventFile string            `yaml:"event_file"`
@@ -88,9 +89,9 @@ func (e RouteExpect) String() string {
 	return "route " + e.Rule + " → " + e.Sink
 }
 
-// RuleTestResult is the outcome of one test.
-type RuleTestResult struct {
-	Test *RuleTest
+// TestResult is the outcome of one test.
+type TestResult struct {
+	Test *Test
 	// Matched is the got/want of the matched rules, when a match or
 	// no_match expectation failed ("" otherwise): a summary shown above
 	// the failures.
@@ -101,11 +102,11 @@ type RuleTestResult struct {
 }
 
 // Passed reports whether every expectation held.
-func (r RuleTestResult) Passed() bool { return len(r.Failures) == 0 }
+func (r TestResult) Passed() bool { return len(r.Failures) == 0 }
 
-// LoadRuleTestFile reads a test file (a mapping with a tests: list) and
+// LoadTestFile reads a test file (a mapping with a tests: list) and
 // its event files. Problems come back as ConfigErrors with positions.
-func LoadRuleTestFile(path string) ([]*RuleTest, error) {
+func LoadTestFile(path string) ([]*Test, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("rule tests: %w", err)
@@ -151,14 +152,14 @@ func LoadRuleTestFile(path string) ([]*RuleTest, error) {
 
 // decodeRuleTests decodes tests: entries strictly and reads their events;
 // event files are relative to file.
-func decodeRuleTests(file string, nodes []yaml.Node) ([]*RuleTest, config.ConfigErrors) {
-	var tests []*RuleTest
+func decodeRuleTests(file string, nodes []yaml.Node) ([]*Test, config.ConfigErrors) {
+	var tests []*Test
 	var errs config.ConfigErrors
 	names := map[string]bool{}
 	for i := range nodes {
 		node := &nodes[i]
 		path := fmt.Sprintf("tests[%d]", i)
-		t := &RuleTest{Path: path, Pos: config.Pos{File: file, Line: node.Line, Col: node.Column}}
+		t := &Test{Path: path, Pos: config.Pos{File: file, Line: node.Line, Col: node.Column}}
 		if err := config.DecodeStrict(node, path, t); err != nil {
 			errs = append(errs, config.AsConfigErrors(err, node, path)...)
 			continue
@@ -319,27 +320,27 @@ func writeJSONString(b *bytes.Buffer, s string) {
 	b.Truncate(b.Len() - 1)
 }
 
-// RunRuleTests runs tests against the compiled rules. Nothing is sent.
-func (rt *Runtime) RunRuleTests(ctx context.Context, tests []*RuleTest) []RuleTestResult {
-	out := make([]RuleTestResult, 0, len(tests))
+// RunTests runs tests against the compiled rules. Nothing is sent.
+func RunTests(ctx context.Context, rt *rules.Runtime, tests []*Test) []TestResult {
+	out := make([]TestResult, 0, len(tests))
 	for _, t := range tests {
-		out = append(out, rt.runRuleTest(ctx, t))
+		out = append(out, runRuleTest(ctx, rt, t))
 	}
 	return out
 }
 
-func (rt *Runtime) runRuleTest(ctx context.Context, t *RuleTest) RuleTestResult {
-	out := RuleTestResult{Test: t}
-	res, err := rt.Trial(ctx, TrialInput{Source: t.Source, Payload: t.payload, Headers: t.Headers}, TrialOptions{})
+func runRuleTest(ctx context.Context, rt *rules.Runtime, t *Test) TestResult {
+	out := TestResult{Test: t}
+	res, err := Run(ctx, rt, Input{Source: t.Source, Payload: t.payload, Headers: t.Headers}, Options{})
 	if err != nil {
 		out.Failures = []string{"event: " + err.Error()}
 		return out
 	}
 	var fails []string
-	rules := map[string]TrialRule{}
+	ruleResults := map[string]RuleOutcome{}
 	var got []string
 	for _, r := range res.Rules {
-		rules[r.Name] = r
+		ruleResults[r.Name] = r
 		if r.Matched {
 			got = append(got, r.Name)
 		}
@@ -347,7 +348,7 @@ func (rt *Runtime) runRuleTest(ctx context.Context, t *RuleTest) RuleTestResult 
 	var details []string
 	explained := map[string]bool{} // rules whose explanation is shown already
 	for _, name := range t.Expect.Match {
-		r, ok := rules[name]
+		r, ok := ruleResults[name]
 		switch {
 		case !ok:
 			details = append(details, noSuchRule(name, res.Rules))
@@ -357,7 +358,7 @@ func (rt *Runtime) runRuleTest(ctx context.Context, t *RuleTest) RuleTestResult 
 		}
 	}
 	for _, name := range t.Expect.NoMatch {
-		r, ok := rules[name]
+		r, ok := ruleResults[name]
 		switch {
 		case !ok:
 			details = append(details, noSuchRule(name, res.Rules))
@@ -374,7 +375,7 @@ func (rt *Runtime) runRuleTest(ctx context.Context, t *RuleTest) RuleTestResult 
 		fails = append(fails, details...)
 	}
 	for _, e := range t.Expect.Routes {
-		fails = append(fails, rt.checkRoute(e, res, rules, explained)...)
+		fails = append(fails, checkRoute(rt, e, res, ruleResults, explained)...)
 	}
 	for _, e := range t.Expect.NoRoutes {
 		for _, r := range res.Routes {
@@ -387,7 +388,7 @@ func (rt *Runtime) runRuleTest(ctx context.Context, t *RuleTest) RuleTestResult 
 	return out
 }
 
-func noSuchRule(name string, rules []TrialRule) string {
+func noSuchRule(name string, rules []RuleOutcome) string {
 	names := make([]string, len(rules))
 	for i, r := range rules {
 		names[i] = r.Name
@@ -395,7 +396,7 @@ func noSuchRule(name string, rules []TrialRule) string {
 	return fmt.Sprintf("rule %s: no such rule in the config (rules: %s)", name, listOrNone(names))
 }
 
-func ruleDetail(name, what string, r TrialRule) string {
+func ruleDetail(name, what string, r RuleOutcome) string {
 	lines := []string{"rule " + name + ": " + what}
 	for _, l := range r.Explanation {
 		lines = append(lines, "    "+l)
@@ -415,11 +416,11 @@ func listOrNone(names []string) string {
 
 // checkRoute checks one routes: expectation; any of the routes it names
 // may meet it.
-func (rt *Runtime) checkRoute(e RouteExpect, res *TrialResult, rules map[string]TrialRule, explained map[string]bool) []string {
+func checkRoute(rt *rules.Runtime, e RouteExpect, res *Result, ruleResults map[string]RuleOutcome, explained map[string]bool) []string {
 	if _, ok := rt.Sinks[e.Sink]; !ok {
 		return []string{fmt.Sprintf("%s: no sink %q in the config", e, e.Sink)}
 	}
-	var candidates []TrialRoute
+	var candidates []RouteOutcome
 	var made []string
 	for _, r := range res.Routes {
 		made = append(made, r.Rule+" → "+r.Sink)
@@ -428,7 +429,7 @@ func (rt *Runtime) checkRoute(e RouteExpect, res *TrialResult, rules map[string]
 		}
 	}
 	if len(candidates) == 0 {
-		switch r, ok := rules[e.Rule]; {
+		switch r, ok := ruleResults[e.Rule]; {
 		case e.Rule == "":
 			return []string{fmt.Sprintf("%s: no matched rule routes to sink %s\n    routes made: %s", e, e.Sink, listOrNone(made))}
 		case !ok:
@@ -450,7 +451,7 @@ func (rt *Runtime) checkRoute(e RouteExpect, res *TrialResult, rules map[string]
 	}
 	var best []string
 	for _, c := range candidates {
-		fails := rt.checkFields(e, c)
+		fails := checkFields(rt, e, c)
 		if len(fails) == 0 {
 			return nil
 		}
@@ -461,7 +462,7 @@ func (rt *Runtime) checkRoute(e RouteExpect, res *TrialResult, rules map[string]
 	return best
 }
 
-func (rt *Runtime) checkFields(e RouteExpect, r TrialRoute) []string {
+func checkFields(rt *rules.Runtime, e RouteExpect, r RouteOutcome) []string {
 	name := fmt.Sprintf("route %s → %s", r.Rule, r.Sink)
 	if sr := rt.Sinks[r.Sink]; r.Error != "" && sr != nil && !sr.Disabled {
 		return []string{name + ": " + r.Error}
@@ -489,24 +490,6 @@ func (rt *Runtime) checkFields(e RouteExpect, r TrialRoute) []string {
 	return fails
 }
 
-// ruleTests runs the config's own tests: section once everything else
-// compiled, and reports each failure as a config error at its test.
-func (c *compiler) ruleTests() {
-	if len(c.rt.Config.Tests) == 0 {
-		return
-	}
-	tests, errs := decodeRuleTests(c.file, c.rt.Config.Tests)
-	c.errs = append(c.errs, errs...)
-	if len(c.errs) > 0 {
-		return // a broken config would fail its tests for the wrong reasons
-	}
-	for _, res := range c.rt.RunRuleTests(context.Background(), tests) {
-		for _, f := range res.Failures {
-			c.add(&config.ConfigError{Pos: res.Test.Pos, Path: res.Test.Path, Msg: fmt.Sprintf("test %q failed: %s", res.Test.Name, oneLine(f))})
-		}
-	}
-}
-
 // oneLine folds a multi-line failure into one line for a config error.
 func oneLine(s string) string {
 	lines := strings.Split(s, "\n")
@@ -518,7 +501,7 @@ func oneLine(s string) string {
 
 // ConfigTests returns the config's own tests: section, decoded. (They
 // passed, or the config would not have loaded.)
-func (rt *Runtime) ConfigTests() ([]*RuleTest, error) {
+func ConfigTests(rt *rules.Runtime) ([]*Test, error) {
 	tests, errs := decodeRuleTests(rt.File, rt.Config.Tests)
 	if len(errs) > 0 {
 		for _, e := range errs {

@@ -1,4 +1,4 @@
-package rules
+package trial
 
 // Redaction of sink secrets in what the trial run shows.
 
@@ -32,8 +32,8 @@ var placeholderKey = sync.OnceValue(func() *rsa.PrivateKey {
 // redactRequest is c as a trial shows it: red's secrets hidden, credential
 // headers hidden whatever their value, and signatures, which a stand-in
 // key made, shown as made when sent.
-func redactRequest(red *redact.Redactor, c *config.CapturedRequest) *TrialRequest {
-	out := &TrialRequest{Method: c.Method, URL: red.Text(c.URL), Headers: map[string]string{}, Body: red.Text(utf8Body(c.Body))}
+func redactRequest(red *redact.Redactor, c *config.CapturedRequest) *Request {
+	out := &Request{Method: c.Method, URL: red.Text(c.URL), Headers: map[string]string{}, Body: red.Text(utf8Body(c.Body))}
 	for k, vs := range c.Header {
 		k = http.CanonicalHeaderKey(k)
 		if redact.CredentialHeader(k) {

@@ -1,4 +1,4 @@
-package rules
+package trial
 
 // The trial run (README: Trying a rule before it goes live): which rules an event matches and why
 // the others do not, and the exact request each matched route's sink would
@@ -10,12 +10,12 @@ import (
 	"context"
 	"crypto/rsa"
 	"fmt"
+	"github.com/hookroute/hookroute/router/rules"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
-	"github.com/expr-lang/expr"
 	"gopkg.in/yaml.v3"
 
 	"github.com/hookroute/hookroute/internal/randomid"
@@ -24,8 +24,8 @@ import (
 	"github.com/hookroute/hookroute/router/config"
 )
 
-// TrialInput is the event a trial runs on.
-type TrialInput struct {
+// Input is the event a trial runs on.
+type Input struct {
 	// Source names the configured source; "" means the only one.
 	Source string
 	// Payload is the JSON body as the sender would post it.
@@ -33,18 +33,18 @@ type TrialInput struct {
 	// Headers are request headers (any case), for generic sources that
 	// name or identify events by them (GitHub's X-GitHub-Event).
 	Headers map[string]string
-	// Send delivers for real through the sinks of TrialOptions.Sinks.
+	// Send delivers for real through the sinks of Options.Sinks.
 	Send bool
 }
 
-// TrialOptions say how a trial renders and sends.
-type TrialOptions struct {
+// Options say how a trial renders and sends.
+type Options struct {
 	// Capture builds the sinks that render requests; nil shows no request
 	// (fields only).
 	Capture config.Capturer
 	// Sinks are the live sinks a Send delivers through; nil: the
 	// runtime's own.
-	Sinks map[string]*SinkRuntime
+	Sinks map[string]*rules.SinkRuntime
 	// Now is the clock (received_at of the event); default time.Now.
 	Now func() time.Time
 	// SigningKey returns the key a secured sink signs with (the router's
@@ -53,18 +53,18 @@ type TrialOptions struct {
 	SigningKey func(ctx context.Context, sink string) (*rsa.PrivateKey, error)
 }
 
-// TrialResult is the answer of POST /api/trial, field for field.
-type TrialResult struct {
-	Source    string       `json:"source"`
-	EventName string       `json:"event_name"`
-	EventID   string       `json:"event_id"`
-	Send      bool         `json:"send"`
-	Rules     []TrialRule  `json:"rules"`
-	Routes    []TrialRoute `json:"routes"`
+// Result is the answer of POST /api/trial, field for field.
+type Result struct {
+	Source    string         `json:"source"`
+	EventName string         `json:"event_name"`
+	EventID   string         `json:"event_id"`
+	Send      bool           `json:"send"`
+	Rules     []RuleOutcome  `json:"rules"`
+	Routes    []RouteOutcome `json:"routes"`
 }
 
-// TrialRule says whether a rule matched, and why.
-type TrialRule struct {
+// RuleOutcome says whether a rule matched, and why.
+type RuleOutcome struct {
 	Name    string `json:"name"`
 	Matched bool   `json:"matched"`
 	// Explanation has one line per comparison and boolean step of the
@@ -76,15 +76,15 @@ type TrialRule struct {
 	Error string `json:"error"`
 }
 
-// TrialRoute is one route of a matched rule.
-type TrialRoute struct {
+// RouteOutcome is one route of a matched rule.
+type RouteOutcome struct {
 	Rule  string `json:"rule"`
 	Route int    `json:"route"`
 	Sink  string `json:"sink"`
 	Kind  string `json:"kind"`
 	// Request is the HTTP request the sink would make, secrets redacted;
 	// nil for sinks that do not speak HTTP (log) or when none was made.
-	Request *TrialRequest `json:"request"`
+	Request *Request `json:"request"`
 	// Fields are the route's rendered message fields.
 	Fields map[string]string `json:"fields"`
 	// DedupKey is the rendered dedup_key, if the route has one. A trial
@@ -97,8 +97,8 @@ type TrialRoute struct {
 	Result *TrialSendResult `json:"result"`
 }
 
-// TrialRequest is a rendered HTTP request.
-type TrialRequest struct {
+// Request is a rendered HTTP request.
+type Request struct {
 	Method  string            `json:"method"`
 	URL     string            `json:"url"`
 	Headers map[string]string `json:"headers"`
@@ -112,20 +112,20 @@ type TrialSendResult struct {
 	Error      string `json:"error"`
 }
 
-// TrialError is a trial that cannot run: an unknown source, or a payload
+// Error is a trial that cannot run: an unknown source, or a payload
 // that does not decode.
-type TrialError struct{ Msg string }
+type Error struct{ Msg string }
 
 // Error returns the message.
-func (e *TrialError) Error() string { return e.Msg }
+func (e *Error) Error() string { return e.Msg }
 
 // Trial runs the rules on in's event. Without Send it delivers nothing:
 // requests are rendered through o.Capture's sinks. With Send, each route
 // of a matched rule is delivered once through o.Sinks (one attempt with
 // the sink's timeout, delivery id "trial-…", no dedup key), and nothing is
 // written to the store either way.
-func (rt *Runtime) Trial(ctx context.Context, in TrialInput, o TrialOptions) (*TrialResult, error) {
-	src, err := rt.trialSource(in.Source)
+func Run(ctx context.Context, rt *rules.Runtime, in Input, o Options) (*Result, error) {
+	src, err := trialSource(rt, in.Source)
 	if err != nil {
 		return nil, err
 	}
@@ -143,22 +143,22 @@ func (rt *Runtime) Trial(ctx context.Context, in TrialInput, o TrialOptions) (*T
 	}
 	view, err := src.Decode(&router.Incoming{Source: src.Name, Headers: headers, Body: in.Payload, ReceivedAt: o.Now()})
 	if err != nil {
-		return nil, &TrialError{Msg: fmt.Sprintf("the event does not decode as a %s event (the router would quarantine it): %v", src.Type, err)}
+		return nil, &Error{Msg: fmt.Sprintf("the event does not decode as a %s event (the router would quarantine it): %v", src.Type, err)}
 	}
-	res := &TrialResult{Source: src.Name, EventName: view.Name, EventID: view.ID, Send: in.Send, Rules: []TrialRule{}, Routes: []TrialRoute{}}
-	var matched []*Rule
+	res := &Result{Source: src.Name, EventName: view.Name, EventID: view.ID, Send: in.Send, Rules: []RuleOutcome{}, Routes: []RouteOutcome{}}
+	var matched []*rules.Rule
 	for _, r := range rt.Rules {
-		tr := rt.trialRule(r, src, view)
+		tr := trialRule(rt, r, src, view)
 		res.Rules = append(res.Rules, tr)
 		if tr.Matched {
 			matched = append(matched, r)
 		}
 	}
-	rt.trialRoutes(ctx, res, matched, view, in.Send, o)
+	trialRoutes(ctx, rt, res, matched, view, in.Send, o)
 	return res, nil
 }
 
-func (rt *Runtime) trialSource(name string) (*Source, error) {
+func trialSource(rt *rules.Runtime, name string) (*rules.Source, error) {
 	if name == "" {
 		if len(rt.Sources) == 1 {
 			return rt.Sources[0], nil
@@ -167,45 +167,24 @@ func (rt *Runtime) trialSource(name string) (*Source, error) {
 		for i, s := range rt.Sources {
 			names[i] = s.Name
 		}
-		return nil, &TrialError{Msg: "name a source: the config has " + strings.Join(names, ", ")}
+		return nil, &Error{Msg: "name a source: the config has " + strings.Join(names, ", ")}
 	}
 	s, ok := rt.Source(name)
 	if !ok {
-		return nil, &TrialError{Msg: fmt.Sprintf("no source %q in the config", name)}
+		return nil, &Error{Msg: fmt.Sprintf("no source %q in the config", name)}
 	}
 	return s, nil
 }
 
-// whenOf returns the when: text of the named rule.
-func (rt *Runtime) whenOf(rule string) string {
-	for _, rc := range rt.Config.Rules {
-		if rc.Name == rule {
-			return rc.When
-		}
-	}
-	return ""
-}
-
-func (rt *Runtime) trialRule(r *Rule, src *Source, view *router.View) TrialRule {
-	tr := TrialRule{Name: r.Name, Explanation: []string{}}
-	p := r.progs[src.Name]
-	if p == nil {
-		tr.Explanation = append(tr.Explanation, fmt.Sprintf("the rule is for source %q only", r.Source))
-		return tr
-	}
-	out, err := expr.Run(p, view.Env)
-	if err != nil {
-		tr.Error = exprMessage(err, true)
-	} else {
-		tr.Matched, _ = out.(bool)
-	}
-	tr.Explanation = ExplainWhen(rt.whenOf(r.Name), src.adapter.Env(), view.Env, out, err)
+func trialRule(rt *rules.Runtime, r *rules.Rule, src *rules.Source, view *router.View) RuleOutcome {
+	tr := RuleOutcome{Name: r.Name}
+	tr.Matched, tr.Error, tr.Explanation = rt.Explain(r, src, view)
 	return tr
 }
 
 // trialRoutes renders (and, with send, delivers) every route of the
 // matched rules.
-func (rt *Runtime) trialRoutes(ctx context.Context, res *TrialResult, matched []*Rule, view *router.View, send bool, o TrialOptions) {
+func trialRoutes(ctx context.Context, rt *rules.Runtime, res *Result, matched []*rules.Rule, view *router.View, send bool, o Options) {
 	var capture *captureSinks
 	if o.Capture != nil && len(matched) > 0 {
 		needed := map[string]bool{}
@@ -214,7 +193,7 @@ func (rt *Runtime) trialRoutes(ctx context.Context, res *TrialResult, matched []
 				needed[route.Sink] = true
 			}
 		}
-		capture = rt.buildCaptureSinks(o.Capture, needed)
+		capture = buildCaptureSinks(rt, o.Capture, needed)
 	}
 	type pending struct {
 		i int
@@ -223,7 +202,7 @@ func (rt *Runtime) trialRoutes(ctx context.Context, res *TrialResult, matched []
 	var sends []pending
 	for _, rule := range matched {
 		for _, route := range rule.Routes {
-			tr := TrialRoute{Rule: rule.Name, Route: route.Index, Sink: route.Sink, Fields: map[string]string{}}
+			tr := RouteOutcome{Rule: rule.Name, Route: route.Index, Sink: route.Sink, Fields: map[string]string{}}
 			sr := rt.Sinks[route.Sink]
 			if sr != nil {
 				tr.Kind = sr.Kind
@@ -272,14 +251,14 @@ func (rt *Runtime) trialRoutes(ctx context.Context, res *TrialResult, matched []
 // trialDelivery renders a route as the worker would, with a trial id. The
 // dedup key is rendered for show only: copyDelivery takes it off before a
 // sink sees the delivery.
-func trialDelivery(rule *Rule, route *Route, view *router.View) (*router.Delivery, error) {
+func trialDelivery(rule *rules.Rule, route *rules.Route, view *router.View) (*router.Delivery, error) {
 	d := &router.Delivery{ID: trialID(), Rule: rule.Name, Sink: route.Sink, Attempt: 1, Event: view.Data(), Fields: map[string]string{}}
 	for _, f := range route.Fields {
 		s, err := f.Render(view.Data())
 		if err != nil {
-			return d, fmt.Errorf("render %s: %w", f.name, err)
+			return d, fmt.Errorf("render %s: %w", f.Name(), err)
 		}
-		d.Fields[f.name] = s
+		d.Fields[f.Name()] = s
 	}
 	if route.DedupKey != nil {
 		s, err := route.DedupKey.Render(view.Data())
@@ -311,7 +290,7 @@ func trialID() string { return "trial-" + randomid.New(10) }
 
 // trialSend makes one real attempt, paced like the workers' (Slack's
 // per-channel budget is shared with them), within the sink's timeout.
-func trialSend(ctx context.Context, sr *SinkRuntime, d *router.Delivery, red *redact.Redactor, signingKey func(context.Context, string) (*rsa.PrivateKey, error)) *TrialSendResult {
+func trialSend(ctx context.Context, sr *rules.SinkRuntime, d *router.Delivery, red *redact.Redactor, signingKey func(context.Context, string) (*rsa.PrivateKey, error)) *TrialSendResult {
 	if sr == nil || sr.Sink == nil || sr.Disabled {
 		return &TrialSendResult{Error: "the sink is not running"}
 	}
@@ -352,7 +331,7 @@ type captureSinks struct {
 // buildCaptureSinks builds the needed sinks of the config again with the
 // capturer, from the same (expanded) YAML, so that each sink's own code
 // renders the request. Sinks are cheap to build; a trial is rare.
-func (rt *Runtime) buildCaptureSinks(c config.Capturer, needed map[string]bool) *captureSinks {
+func buildCaptureSinks(rt *rules.Runtime, c config.Capturer, needed map[string]bool) *captureSinks {
 	cs := &captureSinks{c: c, sinks: map[string]router.Sink{}, errs: map[string]string{}, redactors: map[string]*redact.Redactor{}}
 	for i := range rt.Config.Sinks {
 		node := &rt.Config.Sinks[i]
@@ -386,7 +365,7 @@ func (rt *Runtime) buildCaptureSinks(c config.Capturer, needed map[string]bool) 
 
 // render runs the capturing sink on d and returns the request it made,
 // redacted, or why it made none.
-func (cs *captureSinks) Render(ctx context.Context, sr *SinkRuntime, d *router.Delivery) (*TrialRequest, string) {
+func (cs *captureSinks) Render(ctx context.Context, sr *rules.SinkRuntime, d *router.Delivery) (*Request, string) {
 	if sr.Kind == "log" {
 		return nil, "" // no request: the fields are what it prints
 	}

@@ -1,0 +1,186 @@
+package trial
+
+import (
+	"context"
+	"crypto/rsa"
+	"encoding/json"
+	"fmt"
+	"github.com/hookroute/hookroute/router/rules"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/hookroute/hookroute/internal/testkit"
+	"github.com/hookroute/hookroute/router"
+)
+
+func trialRuntime(t *testing.T) (*rules.Runtime, *testkit.FakeFactory) {
+	t.Helper()
+	return mustLoad(t, testkit.TrialConfig, map[string]string{"TOK": testkit.TrialToken, "OPS_TOKEN": "ops-token-0123456789", "VIEW_TOKEN": "view-token-0123456789"})
+}
+
+func TestTrialRendersWithoutSending(t *testing.T) {
+	rt, f := trialRuntime(t)
+	res, err := Run(context.Background(), rt, Input{Source: "siq", Payload: readEvent(t, "conversation-rated-sad.json")}, Options{Capture: &testkit.CaptureFactory{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.EventName != "conversation.rated" || res.EventID != "conversation.rated:40526000001808033:1567065865617" || res.Send {
+		t.Errorf("event %+v", res)
+	}
+	var names []string
+	for _, r := range res.Rules {
+		names = append(names, fmt.Sprintf("%s=%t", r.Name, r.Matched))
+	}
+	if want := []string{"sad-chat=true", "missed-chat=false", "orders=false"}; !slices.Equal(names, want) {
+		t.Errorf("rules %v, want %v", names, want)
+	}
+	if got := res.Rules[1].Explanation; !slices.Equal(got, []string{`event == "conversation.missed" → "conversation.rated" == "conversation.missed" → false`}) {
+		t.Errorf("missed-chat explanation %q", got)
+	}
+	if got := res.Rules[2].Explanation; !slices.Equal(got, []string{`the rule is for source "gen" only`}) {
+		t.Errorf("orders explanation %q", got)
+	}
+	if len(res.Routes) != 3 {
+		t.Fatalf("%d routes, want 3: %+v", len(res.Routes), res.Routes)
+	}
+	out := res.Routes[0]
+	if out.Sink != "out" || out.Kind != "fake" || out.Error != "" || out.Result != nil || out.DedupKey != "chat-40526000001808033" {
+		t.Errorf("route to out: %+v", out)
+	}
+	if out.Fields["text"] != "[Tricia] is sad: [Nobody answered my question about the refund]" {
+		t.Errorf("text %q", out.Fields["text"])
+	}
+	req := out.Request
+	if req == nil {
+		t.Fatal("no request rendered for out")
+	}
+	if req.Method != "POST" || req.URL != "https://api.example/post?token=<redacted>" || req.Headers["Authorization"] != "<redacted>" || req.Headers["X-Token"] != "<redacted>" {
+		t.Errorf("request %+v", req)
+	}
+	if !strings.Contains(req.Body, `"token":"<redacted>"`) || !strings.Contains(req.Body, "Tricia") || !strings.HasPrefix(req.Headers["X-Delivery"], "trial-") {
+		t.Errorf("request body %s, headers %v", req.Body, req.Headers)
+	}
+	b, _ := json.Marshal(res)
+	if strings.Contains(string(b), testkit.TrialToken) {
+		t.Errorf("the sink's token leaked into the trial result: %s", b)
+	}
+	if off := res.Routes[1]; off.Request != nil || !strings.Contains(off.Error, "switched off") || off.Fields["text"] != "never" {
+		t.Errorf("route to the switched-off sink: %+v", off)
+	}
+	if bad := res.Routes[2]; bad.Request != nil || !strings.Contains(bad.Error, "render text") {
+		t.Errorf("route with a failing template: %+v", bad)
+	}
+	for name, s := range f.Sinks {
+		if n := len(s.Deliveries()); n != 0 {
+			t.Errorf("sink %s got %d deliveries from a trial without send", name, n)
+		}
+	}
+}
+
+func TestTrialSendDeliversOnceWithoutDedupKey(t *testing.T) {
+	rt, f := trialRuntime(t)
+	res, err := Run(context.Background(), rt, Input{Source: "siq", Payload: readEvent(t, "conversation-rated-sad.json"), Send: true}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.Sinks["out"].Deliveries()
+	if len(got) != 1 {
+		t.Fatalf("out got %d deliveries, want 1", len(got))
+	}
+	d := got[0]
+	if !strings.HasPrefix(d.ID, "trial-") || d.DedupKey != "" || d.RemoteID != "" || d.Attempt != 1 || d.Fields["text"] == "" {
+		t.Errorf("delivery %+v", d)
+	}
+	if r := res.Routes[0].Result; r == nil || r.StatusCode != 200 || r.Error != "" {
+		t.Errorf("result %+v", r)
+	}
+	// Neither the switched-off sink nor the route whose template fails is
+	// sent to.
+	if res.Routes[1].Result != nil || res.Routes[2].Result != nil || len(f.Sinks["log"].Deliveries()) != 0 {
+		t.Errorf("routes with errors were sent: %+v", res.Routes[1:])
+	}
+}
+
+func TestTrialInputErrors(t *testing.T) {
+	rt, _ := trialRuntime(t)
+	for _, c := range []struct {
+		in   Input
+		want string
+	}{
+		{Input{Source: "nope", Payload: []byte(`{}`)}, `no source "nope"`},
+		{Input{Payload: []byte(`{}`)}, "name a source: the config has siq, gen"},
+		{Input{Source: "siq", Payload: []byte(`{"entity": {}}`)}, "does not decode"},
+		{Input{Source: "gen", Payload: []byte(`{`)}, "does not decode"},
+	} {
+		_, err := Run(context.Background(), rt, c.in, Options{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: error %v, want %q", c.in, err, c.want)
+		}
+	}
+}
+
+// securedSink signs with the delivery's key, as a secured http sink does.
+type securedSink struct{ testkit.TokenSink }
+
+func (s *securedSink) Secured() bool { return true }
+
+func (s *securedSink) Deliver(ctx context.Context, d *router.Delivery) (router.Result, error) {
+	if d.SigningKey == nil {
+		return router.Result{}, fmt.Errorf("no signing key")
+	}
+	req, _ := http.NewRequestWithContext(ctx, "POST", "https://api.example/signed", strings.NewReader("{}"))
+	req.Header.Set("X-Siqsignature", fmt.Sprintf("sig-%d", d.SigningKey.N.BitLen()))
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		return router.Result{}, err
+	}
+	resp.Body.Close()
+	return router.Result{StatusCode: resp.StatusCode}, nil
+}
+
+type securedFactory struct{ testkit.CaptureFactory }
+
+func (f *securedFactory) Build(kind, name string, node *yaml.Node) (router.Sink, error) {
+	return &securedSink{testkit.TokenSink{Client: &http.Client{Transport: testkit.RecordingTransport{}}}}, nil
+}
+
+func TestTrialSecuredSinks(t *testing.T) {
+	rt, _ := trialRuntime(t)
+	payload := readEvent(t, "conversation-rated-sad.json")
+	res, err := Run(context.Background(), rt, Input{Source: "siq", Payload: payload}, Options{Capture: &securedFactory{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rendered with a stand-in key, whose signature is not shown.
+	if req := res.Routes[0].Request; req == nil || req.Headers["X-Siqsignature"] != signatureShown {
+		t.Errorf("rendered request of a secured sink: %+v (error %q)", req, res.Routes[0].Error)
+	}
+	// Sent only with the router's key.
+	live := map[string]*rules.SinkRuntime{}
+	for name, sr := range rt.Sinks {
+		c := *sr
+		c.Sink = &securedSink{testkit.TokenSink{Client: &http.Client{Transport: testkit.RecordingTransport{}}}}
+		live[name] = &c
+	}
+	res, err = Run(context.Background(), rt, Input{Source: "siq", Payload: payload, Send: true}, Options{Sinks: live})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := res.Routes[0].Result; r == nil || !strings.Contains(r.Error, "run this trial through the admin API") {
+		t.Errorf("send to a secured sink without keys: %+v", r)
+	}
+	res, err = Run(context.Background(), rt, Input{Source: "siq", Payload: payload, Send: true}, Options{Sinks: live,
+		SigningKey: func(context.Context, string) (*rsa.PrivateKey, error) {
+			return nil, fmt.Errorf("the sink has no signing key yet")
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := res.Routes[0].Result; r == nil || r.Error != "not sent: no signing key: the sink has no signing key yet" {
+		t.Errorf("send to a secured sink whose key is missing: %+v", r)
+	}
+}
