@@ -154,34 +154,7 @@ func (s *schema) resolve() error {
 		errs = append(errs, fmt.Sprintf("%s.%s: %s", t.name, f.goName, fmt.Sprintf(format, args...)))
 	}
 	for i := range s.event.fields {
-		f := &s.event.fields[i]
-		switch {
-		case f.from == "request" && !slices.Contains([]string{"string", "time.Time", "map[string]string"}, f.typ):
-			bad(s.event, *f, "a request field is a string, a time.Time or a map[string]string")
-		case f.from == "derived" && f.typ != "string":
-			bad(s.event, *f, "a derived field is a string")
-		case f.from == "body" && f.typ != "map[string]any":
-			bad(s.event, *f, "the body is a map[string]any")
-		case f.from == "envelope" && f.member == "entity" && f.typ != "map[string]any":
-			bad(s.event, *f, "the entity is a map[string]any")
-		case f.from == "envelope" && f.member != "entity" && f.typ != "string" && f.typ != "int":
-			bad(s.event, *f, "an envelope field is a string or an int")
-		case f.from == "member":
-			bad(s.event, *f, "the event's fields name their source: request, derived, body, envelope.KEY, entity or entity.KEY")
-		case f.from == "entity":
-			t := s.structs[f.typ]
-			if t == nil || t == s.event {
-				bad(s.event, *f, "an entity field's type is a struct of this schema")
-				continue
-			}
-			if t.used && t.picked != (f.member != "") {
-				bad(s.event, *f, "%s is read both from the entity and from one of its members", t.name)
-			}
-			t.used, t.picked, f.strct = true, f.member != "", t
-		}
-		if f.rating {
-			bad(s.event, *f, "only a struct's string field is normalised as a rating")
-		}
+		s.resolveEventField(&s.event.fields[i], bad)
 	}
 	for _, t := range s.structs {
 		if t == s.event {
@@ -191,14 +164,7 @@ func (s *schema) resolve() error {
 			errs = append(errs, fmt.Sprintf("%s: no field of %s reads it", t.name, eventType))
 		}
 		for _, f := range t.fields {
-			switch {
-			case f.from != "member":
-				bad(t, f, "a struct's field names the member it is read from")
-			case !slices.Contains(scalarTypes, f.typ):
-				bad(t, f, "type %s; a member is read as one of %s", f.typ, strings.Join(scalarTypes, ", "))
-			case f.rating && f.typ != "string":
-				bad(t, f, "a rating is a string")
-			}
+			checkStructField(t, f, bad)
 		}
 	}
 	if n := len(s.envelopeFields("map[string]any")); n != 1 {
@@ -209,6 +175,53 @@ func (s *schema) resolve() error {
 		return fmt.Errorf("%s", strings.Join(errs, "\n"))
 	}
 	return nil
+}
+
+// problem reports what is wrong with a field of a type.
+type problem func(t *structType, f field, format string, args ...any)
+
+// resolveEventField checks one field of the event, and links it to its
+// struct type when it is one.
+func (s *schema) resolveEventField(f *field, bad problem) {
+	switch {
+	case f.from == "request" && !slices.Contains([]string{"string", "time.Time", "map[string]string"}, f.typ):
+		bad(s.event, *f, "a request field is a string, a time.Time or a map[string]string")
+	case f.from == "derived" && f.typ != "string":
+		bad(s.event, *f, "a derived field is a string")
+	case f.from == "body" && f.typ != "map[string]any":
+		bad(s.event, *f, "the body is a map[string]any")
+	case f.from == "envelope" && f.member == "entity" && f.typ != "map[string]any":
+		bad(s.event, *f, "the entity is a map[string]any")
+	case f.from == "envelope" && f.member != "entity" && f.typ != "string" && f.typ != "int":
+		bad(s.event, *f, "an envelope field is a string or an int")
+	case f.from == "member":
+		bad(s.event, *f, "the event's fields name their source: request, derived, body, envelope.KEY, entity or entity.KEY")
+	case f.from == "entity":
+		t := s.structs[f.typ]
+		if t == nil || t == s.event {
+			bad(s.event, *f, "an entity field's type is a struct of this schema")
+			return
+		}
+		if t.used && t.picked != (f.member != "") {
+			bad(s.event, *f, "%s is read both from the entity and from one of its members", t.name)
+		}
+		t.used, t.picked, f.strct = true, f.member != "", t
+	}
+	if f.rating {
+		bad(s.event, *f, "only a struct's string field is normalised as a rating")
+	}
+}
+
+// checkStructField checks one field of a nested struct.
+func checkStructField(t *structType, f field, bad problem) {
+	switch {
+	case f.from != "member":
+		bad(t, f, "a struct's field names the member it is read from")
+	case !slices.Contains(scalarTypes, f.typ):
+		bad(t, f, "type %s; a member is read as one of %s", f.typ, strings.Join(scalarTypes, ", "))
+	case f.rating && f.typ != "string":
+		bad(t, f, "a rating is a string")
+	}
 }
 
 // envelopeFields is the event's envelope fields of type typ ("" any).
