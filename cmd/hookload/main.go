@@ -11,7 +11,7 @@
 //	                  [--max-inflight N] [--sink-stats URL] [--max-p99 D] [--max-backlog D] [--pid PID[,PID...]]
 //	hookload baseline --listen ADDR --mode bare|verify [--pubkey PUBLIC.pem]
 //	hookload sink     --listen ADDR [--window 1s]
-//	hookload pool     --key PRIVATE.pem --n N --out FILE
+//	hookload pool     --key PRIVATE.pem --n N --out FILE [--append --salt S]
 //	hookload fsync    --dir DIR [--n 500]
 //	hookload report   RESULTS.jsonl
 //	hookload ladder   [--ratio A/B]... RESULTS.jsonl
@@ -73,7 +73,8 @@
 // N to M (in arrival order) as {n, lag_ms}.
 //
 // pool pre-signs N bodies into FILE, using every CPU, so that several
-// ingest runs (and their pinned load generators) share one signing pass.
+// ingest runs (and their pinned load generators) share one signing pass;
+// with --append it grows FILE to N bodies, signing only the new ones.
 // fsync times 4 KiB write+fdatasync pairs in DIR (the file system the store
 // lives on). report turns the JSON lines written by ingest --json (and the
 // meta lines bench/run.sh adds) into the markdown table of bench/run.sh;
