@@ -122,12 +122,13 @@ func printLadder(w io.Writer, meta [][2]string, results []*Result, ratios []stri
 		fmt.Fprintf(w, "- %s: %s\n", kv[0], kv[1])
 	}
 	sus := map[string]sustained{}
+	starved := false
 	for _, l := range labels {
 		steps := by[l]
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "### Ladder: %s\n\n", l)
-		fmt.Fprintln(w, "| offered /s | achieved /s | p50 ms | p99 ms | max ms | late | backlog at end | delivery lag p99 ms | delivered after | non-2xx / errors | held? |")
-		fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+		fmt.Fprintln(w, "| offered /s | achieved /s | p50 ms | p99 ms | max ms | late | backlog at end | delivery lag p99 ms | delivered after | non-2xx / errors | sender behind ms | held? |")
+		fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|")
 		for _, r := range steps {
 			o := r.Open
 			backlog, lag, after := "–", "–", "–"
@@ -146,13 +147,25 @@ func printLadder(w io.Writer, meta [][2]string, results []*Result, ratios []stri
 			if !o.Hold.Held {
 				held = "**no**: " + strings.Join(o.Hold.Why, "; ")
 			}
-			fmt.Fprintf(w, "| %.0f | %.0f | %.2f | %.2f | %.2f | %d | %s | %s | %s | %s | %s |\n",
-				o.OfferedPerS, o.AchievedPerS, r.Latency.P50, r.Latency.P99, r.Latency.Max, o.Late, backlog, lag, after, bad, held)
+			behind := fmt.Sprintf("%.1f", o.SchedulerLagMS)
+			if o.SchedulerLagMS >= o.Hold.MaxP99MS/2 && o.Hold.MaxP99MS > 0 {
+				behind += " ⚠"
+				starved = true
+			}
+			fmt.Fprintf(w, "| %.0f | %.0f | %.2f | %.2f | %.2f | %d | %s | %s | %s | %s | %s | %s |\n",
+				o.OfferedPerS, o.AchievedPerS, r.Latency.P50, r.Latency.P99, r.Latency.Max, o.Late, backlog, lag, after, bad, behind, held)
 		}
 		sus[l] = sustainedRate(steps)
 	}
 	if len(labels) == 0 {
 		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Latencies run from each request's scheduled time. Backlog at end: deliveries announced by 2xx answers minus distinct deliveries at the sink, "+
+		"at the window's end (in seconds of the offered rate). Delivery lag: arrival at the sink minus scheduled time, for deliveries that arrived in the window. "+
+		"Delivered after: once the sink stopped receiving or the drain wait ran out. Sender behind: how far the load generator's schedule slipped at worst.")
+	if starved {
+		fmt.Fprintln(w, "⚠ the load generator fell behind its schedule by half the p99 bound or more: it was short of CPU, and the step's latencies say as much about it as about the server.")
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "### Sustained rates")

@@ -251,15 +251,19 @@ func TestLadderReport(t *testing.T) {
 		step("pg", 400, true), step("pg", 600, false), step("pg", 900, true),
 		step("top", 400, true),
 	}
+	// A load generator that slipped by half the p99 bound is flagged.
+	results[len(results)-1].Open.SchedulerLagMS, results[len(results)-1].Open.Hold.MaxP99MS = 30, 50
 	var b bytes.Buffer
 	printLadder(&b, nil, results, []string{"sqlite/peer", "pg/sqlite", "top/peer", "sqlite/none"})
 	out := b.String()
 	for _, want := range []string{
 		"### Ladder: sqlite",
-		"| 900 | 900 | 0.00 | 5.00 | 0.00 | 0 | 0 (0.00 s) | – | 0/0 | 0 | **no**: p99 80.0 ms ≥ 50 ms |",
+		"| 900 | 900 | 0.00 | 5.00 | 0.00 | 0 | 0 (0.00 s) | – | 0/0 | 0 | 0.0 | **no**: p99 80.0 ms ≥ 50 ms |",
 		"| sqlite | 600 | 600 | 3 | a failed step |",
 		"| pg | 400 | 400 | 2 | a failed step |",
 		"| top | ≥ 400 |",
+		"| 30.0 ⚠ | yes |",
+		"⚠ the load generator fell behind",
 		"- sqlite / peer: 0.67\n",
 		"- pg / sqlite: 0.67\n",
 		"- top / peer: 0.44 (a ladder ran out of steps",
