@@ -11,6 +11,10 @@ import (
 	"strings"
 )
 
+// loadCPUFull is how busy the load generator's CPU may get before a step
+// is flagged: beyond it, requests wait for the generator, not the server.
+const loadCPUFull = 0.9
+
 // ladderStep is one open-loop result of a ladder, in the order run.
 type ladderStep = *Result
 
@@ -127,8 +131,8 @@ func printLadder(w io.Writer, meta [][2]string, results []*Result, ratios []stri
 		steps := by[l]
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "### Ladder: %s\n\n", l)
-		fmt.Fprintln(w, "| offered /s | achieved /s | p50 ms | p99 ms | max ms | late | backlog at end | delivery lag p99 ms | delivered after | non-2xx / errors | sender behind ms | held? |")
-		fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|")
+		fmt.Fprintln(w, "| offered /s | achieved /s | p50 ms | p99 ms | max ms | late | backlog at end | delivery lag p99 ms | delivered after | non-2xx / errors | server cores | sender behind ms | load CPU busy | held? |")
+		fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|")
 		for _, r := range steps {
 			o := r.Open
 			backlog, lag, after := "–", "–", "–"
@@ -152,8 +156,17 @@ func printLadder(w io.Writer, meta [][2]string, results []*Result, ratios []stri
 				behind += " ⚠"
 				starved = true
 			}
-			fmt.Fprintf(w, "| %.0f | %.0f | %.2f | %.2f | %.2f | %d | %s | %s | %s | %s | %s | %s |\n",
-				o.OfferedPerS, o.AchievedPerS, r.Latency.P50, r.Latency.P99, r.Latency.Max, o.Late, backlog, lag, after, bad, behind, held)
+			loadBusy := "–"
+			if o.LoadCPU != "" {
+				loadBusy = fmt.Sprintf("%.2f", o.LoadCPUBusy)
+				if o.LoadCPUBusy >= loadCPUFull {
+					loadBusy += " ⚠"
+					starved = true
+				}
+			}
+			fmt.Fprintf(w, "| %.0f | %.0f | %.2f | %.2f | %.2f | %d | %s | %s | %s | %s | %.2f | %s | %s | %s |\n",
+				o.OfferedPerS, o.AchievedPerS, r.Latency.P50, r.Latency.P99, r.Latency.Max, o.Late, backlog, lag, after, bad,
+				r.ServerCores, behind, loadBusy, held)
 		}
 		sus[l] = sustainedRate(steps)
 	}
@@ -163,9 +176,11 @@ func printLadder(w io.Writer, meta [][2]string, results []*Result, ratios []stri
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Latencies run from each request's scheduled time. Backlog at end: deliveries announced by 2xx answers minus distinct deliveries at the sink, "+
 		"at the window's end (in seconds of the offered rate). Delivery lag: arrival at the sink minus scheduled time, for deliveries that arrived in the window. "+
-		"Delivered after: once the sink stopped receiving or the drain wait ran out. Sender behind: how far the load generator's schedule slipped at worst.")
+		"Delivered after: once the sink stopped receiving or the drain wait ran out. Server cores: the system's processes' CPU over the window. "+
+		"Sender behind: how far the load generator's schedule slipped at worst. Load CPU busy: the load generator's CPU, whoever used it (it, the sink, neighbours), when it is pinned to one.")
 	if starved {
-		fmt.Fprintln(w, "⚠ the load generator fell behind its schedule by half the p99 bound or more: it was short of CPU, and the step's latencies say as much about it as about the server.")
+		fmt.Fprintf(w, "⚠ the load generator fell behind its schedule by half the p99 bound or more, or its CPU was %.0f %% busy or more: "+
+			"it was short of CPU, and the step's latencies say as much about it as about the server.\n", loadCPUFull*100)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "### Sustained rates")

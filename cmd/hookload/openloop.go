@@ -40,9 +40,15 @@ type OpenLoop struct {
 	// SchedulerLagMS is how far behind its schedule the sending loop fell
 	// at worst; more than a few milliseconds means the load generator, not
 	// the server, was short of CPU.
-	SchedulerLagMS float64  `json:"scheduler_lag_ms"`
-	Backlog        *Backlog `json:"backlog,omitempty"`
-	Hold           Hold     `json:"hold"`
+	SchedulerLagMS float64 `json:"scheduler_lag_ms"`
+	// LoadCPU names the CPU this process is pinned to, if one, and
+	// LoadCPUBusy is that CPU's busy time over the window, whoever used it
+	// (this process, the sink, neighbours), in cores: near 1 the load
+	// generator was short of CPU and the step measured it, not the server.
+	LoadCPU     string   `json:"load_cpu,omitempty"`
+	LoadCPUBusy float64  `json:"load_cpu_busy,omitempty"`
+	Backlog     *Backlog `json:"backlog,omitempty"`
+	Hold        Hold     `json:"hold"`
 }
 
 // Backlog is what the sink had not received yet (--sink-stats).
@@ -212,15 +218,35 @@ func runOpen(ctx context.Context, cfg openConfig, res *Result, stderr io.Writer)
 	// Meters at the window's start, read off the sending loop so that
 	// their reads do not delay the schedule.
 	var (
-		cpu         []*cpuMeter
-		sinkAtStart sinkStats
-		meters      = make(chan struct{})
+		cpu               []*cpuMeter
+		selfCPU           *cpuMeter
+		machine, loadCore *busyMeter
+		srvCore           *busyMeter
+		sinkAtStart       sinkStats
+		meters            = make(chan struct{})
 	)
+	open.LoadCPU = pinnedCPU("self")
+	if len(cfg.PIDs) > 0 {
+		res.ServerCPU = pinnedCPU(cfg.PIDs[0])
+		for _, pid := range cfg.PIDs[1:] {
+			if pinnedCPU(pid) != res.ServerCPU {
+				res.ServerCPU = "" // not one CPU of their own
+			}
+		}
+	}
 	go func() {
 		defer close(meters)
 		sleepUntil(ctx, winStart)
 		for _, pid := range cfg.PIDs {
 			cpu = append(cpu, newCPUMeter(pid, cfg.ClockTicks))
+		}
+		selfCPU = newCPUMeter("self", cfg.ClockTicks)
+		machine = newBusyMeter("cpu", cfg.ClockTicks)
+		if open.LoadCPU != "" {
+			loadCore = newBusyMeter(open.LoadCPU, cfg.ClockTicks)
+		}
+		if res.ServerCPU != "" {
+			srvCore = newBusyMeter(res.ServerCPU, cfg.ClockTicks)
 		}
 		if cfg.SinkStats != "" {
 			sinkAtStart, _ = getSinkStats(ctx, cfg.SinkStats)
@@ -293,6 +319,24 @@ func runOpen(ctx context.Context, cfg openConfig, res *Result, stderr io.Writer)
 	}
 	if srvUsed > 0 {
 		res.ServerCores = srvUsed.Seconds() / window.Seconds()
+	}
+	var selfUsed time.Duration
+	if d, err := selfCPU.since(); err == nil {
+		selfUsed = d
+		res.ClientCores = d.Seconds() / window.Seconds()
+	}
+	if d, err := machine.since(); err == nil {
+		res.OthersCores = max(0, (d-srvUsed-selfUsed).Seconds()/window.Seconds())
+	}
+	if loadCore != nil {
+		if d, err := loadCore.since(); err == nil {
+			open.LoadCPUBusy = d.Seconds() / window.Seconds()
+		}
+	}
+	if srvCore != nil {
+		if d, err := srvCore.since(); err == nil {
+			res.OthersOnServerCPU = max(0, (d-srvUsed).Seconds()/window.Seconds())
+		}
 	}
 
 	// The requests due in the window get their answers, however late: a
@@ -427,7 +471,15 @@ func openHumanLine(r *Result) string {
 	fmt.Fprintf(&b, "; late %d (cap %d in flight); scheduler lag %.2fms", o.Late, o.MaxInflight, o.SchedulerLagMS)
 	if r.ServerCores > 0 {
 		fmt.Fprintf(&b, "; server %.2f cores", r.ServerCores)
+		if r.ServerCPU != "" {
+			fmt.Fprintf(&b, " (others %.2f on its %s)", r.OthersOnServerCPU, r.ServerCPU)
+		}
 	}
+	fmt.Fprintf(&b, "; client %.2f cores", r.ClientCores)
+	if o.LoadCPU != "" {
+		fmt.Fprintf(&b, " (its %s %.2f busy)", o.LoadCPU, o.LoadCPUBusy)
+	}
+	fmt.Fprintf(&b, "; others %.2f cores", r.OthersCores)
 	if bl := o.Backlog; bl != nil {
 		fmt.Fprintf(&b, "; backlog at window end %d events (%.2f s), %d/%d delivered then", bl.Events, bl.Seconds, bl.Delivered, bl.Expected)
 		if bl.Lag != nil {

@@ -258,11 +258,11 @@ func TestLadderReport(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"### Ladder: sqlite",
-		"| 900 | 900 | 0.00 | 5.00 | 0.00 | 0 | 0 (0.00 s) | – | 0/0 | 0 | 0.0 | **no**: p99 80.0 ms ≥ 50 ms |",
+		"| 900 | 900 | 0.00 | 5.00 | 0.00 | 0 | 0 (0.00 s) | – | 0/0 | 0 | 0.00 | 0.0 | – | **no**: p99 80.0 ms ≥ 50 ms |",
 		"| sqlite | 600 | 600 | 3 | a failed step |",
 		"| pg | 400 | 400 | 2 | a failed step |",
 		"| top | ≥ 400 |",
-		"| 30.0 ⚠ | yes |",
+		"| 30.0 ⚠ | – | yes |",
 		"⚠ the load generator fell behind",
 		"- sqlite / peer: 0.67\n",
 		"- pg / sqlite: 0.67\n",
