@@ -126,6 +126,9 @@ cleanup() {
 	for pid in "${PIDS[@]}"; do
 		stop "$pid"
 	done
+	if [[ -n ${PG_DB:-} ]]; then # a ladder step's, interrupted
+		psql "$BENCH_POSTGRES" -qAt -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true
+	fi
 	if [[ ${KEEP:-0} == 1 ]]; then
 		log "kept $WORK"
 	else
