@@ -38,8 +38,9 @@ type OpenLoop struct {
 	// the requests due in the window, however late they came.
 	AchievedPerS float64 `json:"achieved_per_s"`
 	// SchedulerLagMS is how far behind its schedule the sending loop fell
-	// at worst; more than a few milliseconds means the load generator, not
-	// the server, was short of CPU.
+	// at worst, apart from waiting for a free slot (Late); more than a few
+	// milliseconds means the load generator, not the server, was short of
+	// CPU.
 	SchedulerLagMS float64 `json:"scheduler_lag_ms"`
 	// LoadCPU names the CPU this process is pinned to, if one, and
 	// LoadCPUBusy is that CPU's busy time over the window, whoever used it
@@ -253,6 +254,10 @@ func runOpen(ctx context.Context, cfg openConfig, res *Result, stderr io.Writer)
 		}
 	}()
 	var schedLag time.Duration
+	// capped: the loop fell behind because it waited for a free slot (the
+	// server's doing, counted as late), not for want of CPU; its lag is not
+	// the scheduler's until it has caught up.
+	capped := false
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var i int64
@@ -262,6 +267,7 @@ func runOpen(ctx context.Context, cfg openConfig, res *Result, stderr io.Writer)
 			break
 		}
 		if d := time.Until(due); d > 0 {
+			capped = false
 			// Timers overshoot by tens of microseconds or more; the
 			// requests that fell due meanwhile leave back to back on the
 			// next turns, their latency still counted from their due time.
@@ -270,13 +276,14 @@ func runOpen(ctx context.Context, cfg openConfig, res *Result, stderr io.Writer)
 			case <-timer.C:
 			case <-ctx.Done():
 			}
-		} else {
+		} else if !capped {
 			schedLag = max(schedLag, -d)
 		}
 		inWindow := !due.Before(winStart)
 		select {
 		case slots <- struct{}{}:
 		default:
+			capped = true
 			if inWindow {
 				rec.mu.Lock()
 				rec.late++

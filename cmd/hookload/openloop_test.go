@@ -98,6 +98,11 @@ func TestOpenLoopStallShowsAsLatency(t *testing.T) {
 	if res.Open.Late < 20 {
 		t.Errorf("late %d: want most requests to have waited for the one slot", res.Open.Late)
 	}
+	// The wait for the slot is the server's doing, not the scheduler's
+	// (which would be about 1 s behind by the end if it were counted).
+	if res.Open.SchedulerLagMS > 300 {
+		t.Errorf("scheduler lag %.1f ms: the wait for a slot was counted as the load generator's", res.Open.SchedulerLagMS)
+	}
 	if res.Open.Hold.Held {
 		t.Errorf("a server at half the offered rate held: %+v", res.Open.Hold)
 	}
