@@ -199,6 +199,9 @@ func printLadder(w io.Writer, meta [][2]string, results []*Result, ratios []stri
 	}
 	if len(ratios) > 0 {
 		fmt.Fprintln(w)
+		if f := stepFactor(by, labels); f > 1 {
+			fmt.Fprintf(w, "Ratios of sustained rates are ratios of steps ×%.2f apart: each is good to one step, a factor of %.2f either way.\n\n", f, f)
+		}
 		for _, q := range ratios {
 			a, b, _ := strings.Cut(q, "/")
 			sa, oka := sus[a]
@@ -227,4 +230,15 @@ func sustainedText(s sustained) string {
 		return fmt.Sprintf("≥ %.0f", s.rate)
 	}
 	return fmt.Sprintf("%.0f", s.rate)
+}
+
+// stepFactor is the ladder's ratio between consecutive steps, read off the
+// first system that ran two; 0 if none did.
+func stepFactor(by map[string][]ladderStep, labels []string) float64 {
+	for _, l := range labels {
+		if st := by[l]; len(st) >= 2 && st[0].Open.OfferedPerS > 0 {
+			return st[1].Open.OfferedPerS / st[0].Open.OfferedPerS
+		}
+	}
+	return 0
 }

@@ -269,6 +269,7 @@ func TestLadderReport(t *testing.T) {
 		"| top | ≥ 400 |",
 		"| 30.0 ⚠ | – | yes |",
 		"⚠ the load generator fell behind",
+		"each is good to one step, a factor of 1.50 either way",
 		"- sqlite / peer: 0.67\n",
 		"- pg / sqlite: 0.67\n",
 		"- top / peer: 0.44 (a ladder ran out of steps",
