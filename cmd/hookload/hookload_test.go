@@ -7,9 +7,12 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -171,5 +174,41 @@ func TestReportPairsRounds(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestPoolAppend: growing a pool file signs the same salted sequence as
+// signing it whole, so a grown pool has no duplicate.
+func TestPoolAppend(t *testing.T) {
+	_, privPEM, _ := testKeys(t)
+	dir := t.TempDir()
+	key := filepath.Join(dir, "private.pem")
+	if err := os.WriteFile(key, privPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool := func(out string, n int, grow bool) {
+		t.Helper()
+		args := []string{"--key", key, "--n", strconv.Itoa(n), "--out", out, "--salt", "9"}
+		if grow {
+			args = append(args, "--append")
+		}
+		var stderr bytes.Buffer
+		if rc := cmdPool(args, io.Discard, &stderr); rc != 0 {
+			t.Fatalf("pool %v: exit %d: %s", args, rc, stderr.String())
+		}
+	}
+	grown, whole := filepath.Join(dir, "grown.bin"), filepath.Join(dir, "whole.bin")
+	pool(grown, 2, true)
+	pool(grown, 5, true)
+	pool(grown, 3, true) // already big enough: untouched
+	pool(whole, 5, false)
+	a, errA := os.ReadFile(grown)
+	b, errB := os.ReadFile(whole)
+	if errA != nil || errB != nil || !bytes.Equal(a, b) {
+		t.Fatalf("grown pool differs from the whole one (%v, %v)", errA, errB)
+	}
+	back, err := readPool(grown)
+	if err != nil || len(back) != 5 {
+		t.Fatalf("read back %d bodies, %v", len(back), err)
 	}
 }

@@ -58,6 +58,12 @@ type Result struct {
 	ClockTicksSource  string  `json:"clk_tck_source"`
 
 	E2E *E2E `json:"e2e,omitempty"`
+
+	// Open is set for an open-loop run (--rate). Then Requests, OK,
+	// Non2xx, Errors and Latency are over the requests due in the window
+	// (however late their answers), Latency runs from each request's
+	// scheduled time, EventsPS is Open.AchievedPerS and Concurrency is 0.
+	Open *OpenLoop `json:"open,omitempty"`
 }
 
 // LatencyMS holds acknowledgement latencies in milliseconds.
@@ -114,7 +120,7 @@ func cmdIngest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	duration := fs.Duration("duration", 10*time.Second, "measured window")
 	warmup := fs.Duration("warmup", time.Second, "unmeasured warm-up before the window")
 	unique := fs.Bool("unique", true, "a distinct body per request (false: cycle the pool)")
-	pid := fs.Int("pid", 0, "server `PID` whose CPU time to measure (/proc/PID/stat)")
+	pidList := fs.String("pid", "", "server `PID` whose CPU time to measure (/proc/PID/stat); open loop: PID,PID,… summed")
 	sinkURL := fs.String("sink-stats", "", "`URL` of a hookload sink's /stats: report deliveries and the end-to-end rate")
 	drainTimeout := fs.Duration("drain-timeout", 120*time.Second, "longest wait for the sink to receive every delivery")
 	drainStall := fs.Duration("drain-stall", 15*time.Second, "stop waiting when the sink count has not moved for this long")
@@ -122,12 +128,27 @@ func cmdIngest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	asJSON := fs.Bool("json", false, "also print the result as one JSON line")
 	label := fs.String("label", "", "label for the result (report)")
 	round := fs.Int("round", 0, "round of a repeated bench, for the report to pair results of one round")
+	rate := fs.Float64("rate", 0, "open loop: send this many `requests/s` on a fixed schedule (0: closed loop)")
+	maxInflight := fs.Int("max-inflight", 2048, "open loop: most requests in flight; beyond it, requests wait and count as late")
+	stamp := fs.Bool("stamp", true, "open loop: send the scheduled time in "+stampHeader+" for the sink's delivery lag")
+	maxP99 := fs.Duration("max-p99", 50*time.Millisecond, "open loop: the step holds only if the p99 from scheduled time is under this")
+	maxBacklog := fs.Duration("max-backlog", time.Second, "open loop: the step holds only if the backlog at the window's end is at most this much of the offered rate")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *target == "" || (*keyFile == "" && *poolFile == "") || *conc < 1 || *duration <= 0 {
+	urls := splitList(*target)
+	if len(urls) == 0 || (*keyFile == "" && *poolFile == "") || *conc < 1 || *duration <= 0 || *rate < 0 || (len(urls) > 1 && *rate == 0) {
 		fmt.Fprintln(stderr, "usage: hookload ingest --url URL (--key PRIVATE.pem | --pool FILE) --concurrency N --duration D [--unique] [--pid PID] [--json]")
+		fmt.Fprintln(stderr, "       hookload ingest --url URL[,URL...] (--key PRIVATE.pem | --pool FILE) --rate R --duration D [--max-inflight N] [--sink-stats URL] [--json]")
 		return 2
+	}
+	var pid int // closed loop's
+	if pids := splitList(*pidList); len(pids) > 0 && *rate == 0 {
+		var err error
+		if pid, err = strconv.Atoi(*pidList); err != nil || len(pids) > 1 {
+			fmt.Fprintln(stderr, "hookload ingest: --pid: one process id in closed loop")
+			return 2
+		}
 	}
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, "hookload ingest:", err)
@@ -158,6 +179,14 @@ func cmdIngest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		Non2xx: map[string]int64{}, Errors: map[string]int64{},
 	}
 	res.ClockTicks, res.ClockTicksSource = clockTicks()
+	if *rate > 0 {
+		return ingestOpen(ctx, res, openConfig{
+			URLs: urls, Pool: pool, Unique: *unique, Rate: *rate, Warmup: *warmup, Duration: *duration,
+			MaxInflight: *maxInflight, Timeout: *timeout, Stamp: *stamp, SinkStats: *sinkURL,
+			DrainTimeout: *drainTimeout, DrainStall: *drainStall, MaxP99: *maxP99, MaxBacklog: *maxBacklog,
+			PIDs: splitList(*pidList), ClockTicks: res.ClockTicks,
+		}, *asJSON, stdout, stderr)
+	}
 
 	client := &http.Client{
 		Timeout: *timeout,
@@ -193,8 +222,8 @@ func cmdIngest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
 	var runCPU *cpuMeter // the server over the whole run, for E2E
-	if *pid > 0 {
-		runCPU = newCPUMeter(strconv.Itoa(*pid), res.ClockTicks)
+	if pid > 0 {
+		runCPU = newCPUMeter(strconv.Itoa(pid), res.ClockTicks)
 	}
 	start := time.Now()
 	winStart := start.Add(*warmup)
@@ -270,9 +299,9 @@ func cmdIngest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	var machine, srvCore *busyMeter
 	var sinkAtStart, sinkAtEnd sinkStats
 	sleepUntil(runCtx, winStart)
-	if *pid > 0 {
-		srvCPU = newCPUMeter(strconv.Itoa(*pid), res.ClockTicks)
-		if res.ServerCPU = pinnedCPU(strconv.Itoa(*pid)); res.ServerCPU != "" {
+	if pid > 0 {
+		srvCPU = newCPUMeter(strconv.Itoa(pid), res.ClockTicks)
+		if res.ServerCPU = pinnedCPU(strconv.Itoa(pid)); res.ServerCPU != "" {
 			srvCore = newBusyMeter(res.ServerCPU, res.ClockTicks)
 		}
 	}

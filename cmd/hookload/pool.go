@@ -93,12 +93,24 @@ func buildPool(k *rsa.PrivateKey, n int, salt int64, progress io.Writer) ([]sign
 const poolMagic = "hookload-pool v1\n"
 
 func writePool(path string, pool []signed) error {
-	f, err := os.Create(path)
+	return savePool(path, pool, false)
+}
+
+// savePool writes pool to path, or with appendTo adds it at the end of the
+// pool file already there.
+func savePool(path string, pool []signed, appendTo bool) error {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if appendTo {
+		flags = os.O_WRONLY | os.O_APPEND
+	}
+	f, err := os.OpenFile(path, flags, 0o644)
 	if err != nil {
 		return err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	w.WriteString(poolMagic)
+	if !appendTo {
+		w.WriteString(poolMagic)
+	}
 	var hdr [4]byte
 	for _, p := range pool {
 		binary.BigEndian.PutUint32(hdr[:], uint32(len(p.Body)))
@@ -156,28 +168,45 @@ func cmdPool(args []string, stdout, stderr io.Writer) int {
 	n := fs.Int("n", 20000, "number of bodies")
 	out := fs.String("out", "", "pool `file` to write")
 	salt := fs.Int64("salt", time.Now().UnixMilli()%1_000_000_000, "offset of entity_id and event_time (distinct pools never collide)")
+	grow := fs.Bool("append", false, "grow the pool in FILE to N bodies, signing only the new ones (give the --salt FILE was made with)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *keyFile == "" || *out == "" || *n <= 0 {
-		fmt.Fprintln(stderr, "usage: hookload pool --key PRIVATE.pem --n N --out FILE")
+		fmt.Fprintln(stderr, "usage: hookload pool --key PRIVATE.pem --n N --out FILE [--append --salt S]")
 		return 2
+	}
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "hookload pool:", err)
+		return 1
 	}
 	k, err := readPrivateKey(*keyFile)
 	if err != nil {
-		fmt.Fprintln(stderr, "hookload pool:", err)
-		return 1
+		return fail(err)
 	}
-	pool, err := buildPool(k, *n, *salt, stderr)
+	// Growing signs bodies have to n of the same salted sequence, so the
+	// pool stays free of duplicates; signing is what costs (milliseconds
+	// a body), and a ladder needs more bodies at each step.
+	have := 0
+	if *grow {
+		if old, err := readPool(*out); err == nil {
+			have = len(old)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return fail(err)
+		}
+	}
+	if have >= *n {
+		fmt.Fprintf(stdout, "hookload pool: %s already holds %d bodies\n", *out, have)
+		return 0
+	}
+	pool, err := loadgen.Pool(k, *salt, have, *n, stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "hookload pool:", err)
-		return 1
+		return fail(err)
 	}
-	if err := writePool(*out, pool); err != nil {
-		fmt.Fprintln(stderr, "hookload pool:", err)
-		return 1
+	if err := savePool(*out, pool, have > 0); err != nil {
+		return fail(err)
 	}
-	fmt.Fprintf(stdout, "hookload pool: %d bodies (%s bytes each) in %s\n", len(pool), sizeRange(pool), *out)
+	fmt.Fprintf(stdout, "hookload pool: %d bodies (%s bytes each) in %s\n", have+len(pool), sizeRange(pool), *out)
 	return 0
 }
 

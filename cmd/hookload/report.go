@@ -62,8 +62,9 @@ func cmdReport(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		r := &Result{}
-		if err := json.Unmarshal([]byte(line), r); err != nil || r.URL == "" {
-			fmt.Fprintf(stderr, "hookload report: skipping a line that is not a result: %.60s\n", line)
+		if err := json.Unmarshal([]byte(line), r); err != nil || r.URL == "" || r.Open != nil {
+			// Open-loop results have no senders to pair by: hookload ladder.
+			fmt.Fprintf(stderr, "hookload report: skipping a line that is not a closed-loop result: %.60s\n", line)
 			continue
 		}
 		results = append(results, r)

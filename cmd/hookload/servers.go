@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/rsa"
@@ -14,6 +15,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,6 +145,9 @@ type sinkStats struct {
 	Unique  int64     `json:"unique"`
 	FirstAt time.Time `json:"first_at"`
 	LastAt  time.Time `json:"last_at"`
+	// Lagged counts the distinct deliveries that carried a scheduled send
+	// time (stampHeader), i.e. the delivery lags recorded so far.
+	Lagged int64 `json:"lagged"`
 }
 
 // sinkCounter counts deliveries.
@@ -150,6 +157,10 @@ type sinkCounter struct {
 	keys  map[string]struct{}
 	first time.Time
 	last  time.Time
+	// lags holds, in arrival order, each distinct delivery's arrival minus
+	// its scheduled send time, so that a reader can ask for the lags of a
+	// window by two counts read at its edges.
+	lags []time.Duration
 }
 
 func newSinkCounter() *sinkCounter { return &sinkCounter{keys: map[string]struct{}{}} }
@@ -160,15 +171,27 @@ func (c *sinkCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(c.stats())
 		return
 	}
+	if r.Method == http.MethodGet && r.URL.Path == "/lag" {
+		from, err1 := strconv.Atoi(r.URL.Query().Get("from"))
+		to, err2 := strconv.Atoi(r.URL.Query().Get("to"))
+		if err1 != nil || err2 != nil {
+			http.Error(w, "want /lag?from=N&to=M", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(c.lagSummary(from, to))
+		return
+	}
 	if r.Method != http.MethodPost && r.Method != http.MethodPut && r.Method != http.MethodPatch {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
 	// Read the whole body, as a real endpoint would, so the connection
 	// stays reusable.
-	io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, maxBody))
+	body, _ := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	now := time.Now()
 	key := r.Header.Get("Idempotency-Key")
+	sched, stamped := deliveryStamp(r.Header, body)
 	c.total.Add(1)
 	c.mu.Lock()
 	if c.first.IsZero() {
@@ -176,16 +199,66 @@ func (c *sinkCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.last = now
 	if key != "" {
-		c.keys[key] = struct{}{}
+		if _, seen := c.keys[key]; !seen {
+			c.keys[key] = struct{}{}
+			if stamped {
+				c.lags = append(c.lags, now.Sub(sched))
+			}
+		}
 	}
 	c.mu.Unlock()
 	w.WriteHeader(http.StatusOK)
 }
 
+// stampInBody is how stampHeader appears in the body hookroute's http sink
+// delivers: the event's request headers, names lower-cased, as JSON.
+var stampInBody = []byte(`"` + strings.ToLower(stampHeader) + `":"`)
+
+// deliveryStamp finds the scheduled send time a delivery carries: in
+// stampHeader (a pipeline that forwards request headers) or in the body (a
+// router that delivers the event with its request headers).
+func deliveryStamp(h http.Header, body []byte) (time.Time, bool) {
+	v := h.Get(stampHeader)
+	if v == "" {
+		i := bytes.Index(body, stampInBody)
+		if i < 0 {
+			return time.Time{}, false
+		}
+		rest := body[i+len(stampInBody):]
+		j := bytes.IndexByte(rest, '"')
+		if j < 0 {
+			return time.Time{}, false
+		}
+		v = string(rest[:j])
+	}
+	us, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || us <= 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMicro(us), true
+}
+
+// lagSummary summarises the delivery lags recorded between the from-th and
+// the to-th stamped distinct delivery.
+func (c *sinkCounter) lagSummary(from, to int) lagAnswer {
+	c.mu.Lock()
+	to = min(max(to, 0), len(c.lags))
+	from = min(max(from, 0), to)
+	ds := slices.Clone(c.lags[from:to])
+	c.mu.Unlock()
+	return lagAnswer{N: int64(len(ds)), Lag: latencies(ds)}
+}
+
+// lagAnswer is the sink's GET /lag answer.
+type lagAnswer struct {
+	N   int64     `json:"n"`
+	Lag LatencyMS `json:"lag_ms"`
+}
+
 func (c *sinkCounter) stats() sinkStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return sinkStats{Total: c.total.Load(), Unique: int64(len(c.keys)), FirstAt: c.first, LastAt: c.last}
+	return sinkStats{Total: c.total.Load(), Unique: int64(len(c.keys)), FirstAt: c.first, LastAt: c.last, Lagged: int64(len(c.lags))}
 }
 
 func cmdSink(ctx context.Context, args []string, stderr io.Writer) int {
