@@ -53,7 +53,9 @@
 # POOL (160000 bodies, enough for 10 s at 128 senders here; grown and retried
 # automatically if a run needs more),
 # SINK_CONCURRENCY (unset: hookroute's default), BASE_PORT (18180),
-# DRAIN_TIMEOUT (120s), KEEP (1: keep the temp dir), PIN_CPUS (0: pin
+# DRAIN_TIMEOUT (120s), HOOKROUTE_BIN (a hookroute binary to measure instead
+# of building this checkout: another commit's, for before/after pairs),
+# KEEP (1: keep the temp dir), PIN_CPUS (0: pin
 # nothing, as docs/performance.md's reference figures were taken: load generator
 # and servers on the same cores).
 # Ladder knobs: LADDER (1; 0 skips it), LADDER_SYSTEMS ("sqlite pg2 benthos"),
@@ -205,7 +207,13 @@ fi
 
 log "work dir $WORK"
 log "building hookroute and hookload"
-(cd "$ROOT" && go build -o "$WORK/hookroute" . && go build -o "$WORK/hookload" ./cmd/hookload)
+if [[ -n ${HOOKROUTE_BIN:-} ]]; then
+	# A build to compare (another commit's), measured by this harness.
+	cp "$HOOKROUTE_BIN" "$WORK/hookroute"
+	(cd "$ROOT" && go build -o "$WORK/hookload" ./cmd/hookload)
+else
+	(cd "$ROOT" && go build -o "$WORK/hookroute" . && go build -o "$WORK/hookload" ./cmd/hookload)
+fi
 HL=$WORK/hookload
 HR=$WORK/hookroute
 
