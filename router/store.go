@@ -56,6 +56,13 @@ type NewDelivery struct {
 	Route         int // index in the rule's to: list
 	Sink          string
 	NextAttemptAt time.Time
+	// LeaseOwner, when not empty, leases the delivery to that owner until
+	// LeaseUntil from the moment it is stored, as a claim would: the
+	// process that ingests it hands it to its own worker in memory, with
+	// no claim to write, and every other worker leaves it alone until the
+	// lease ends (then it is due again, as after a crash mid-attempt).
+	LeaseOwner string
+	LeaseUntil time.Time
 }
 
 // Claimed is a delivery leased to a worker, with its event.

@@ -28,21 +28,23 @@ import (
 // plain SELECT in WITH that nothing reads.
 //
 // The deliveries travel as parallel arrays, so that the statement is the
-// same whatever their number and its prepared plan is reused.
+// same whatever their number and its prepared plan is reused. Deliveries
+// leased at insert (NewDelivery.LeaseOwner) wake no replica: the one that
+// holds the lease has them in memory, and the others could not claim them.
 const sqlIngest = `WITH ev AS (
 	INSERT INTO events (source, id, name, received_at, headers, body, quarantined, matched, body_hash)
 	VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8::jsonb, $15)
 	ON CONFLICT DO NOTHING
 	RETURNING 1
 ), ds AS (
-	INSERT INTO deliveries (id, source, event_id, rule, route, sink, next_attempt_at, created_at, updated_at)
-	SELECT d.id, $1, $2, d.rule, d.route, d.sink, d.next, $4, $4
-	FROM unnest($9::text[], $10::text[], $11::integer[], $12::text[], $13::timestamptz[])
-		AS d (id, rule, route, sink, next)
+	INSERT INTO deliveries (id, source, event_id, rule, route, sink, next_attempt_at, created_at, updated_at, lease_owner, lease_until)
+	SELECT d.id, $1, $2, d.rule, d.route, d.sink, d.next, $4, $4, d.owner, d.until
+	FROM unnest($9::text[], $10::text[], $11::integer[], $12::text[], $13::timestamptz[], $16::text[], $17::timestamptz[])
+		AS d (id, rule, route, sink, next, owner, until)
 	WHERE EXISTS (SELECT FROM ev)
-	RETURNING sink
+	RETURNING sink, lease_owner
 ), woken AS (
-	SELECT pg_notify($14, sink) FROM (SELECT DISTINCT sink FROM ds) AS s
+	SELECT pg_notify($14, sink) FROM (SELECT DISTINCT sink FROM ds WHERE lease_owner IS NULL) AS s
 )
 SELECT EXISTS (SELECT FROM ev), (SELECT count(*) FROM woken)`
 
@@ -112,7 +114,7 @@ func (s *Store) ingestArgs(ev *router.EventRecord, ds []router.NewDelivery) ([]a
 	}
 	return []any{
 		ev.Source, ev.ID, ev.Name, recv, headers, body, ev.Quarantined, matched,
-		d.ids, d.rules, d.routes, d.sinks, d.nexts, s.channel, ev.BodyHash,
+		d.ids, d.rules, d.routes, d.sinks, d.nexts, s.channel, ev.BodyHash, d.owners, d.untils,
 	}, nil
 }
 
@@ -158,6 +160,8 @@ type ingestDeliveries struct {
 	ids, rules, sinks []string
 	routes            []int32
 	nexts             []time.Time
+	owners            []*string // nil: not leased
+	untils            []*time.Time
 }
 
 func deliveryArrays(ev *router.EventRecord, ds []router.NewDelivery, recv time.Time) (ingestDeliveries, error) {
@@ -167,6 +171,8 @@ func deliveryArrays(ev *router.EventRecord, ds []router.NewDelivery, recv time.T
 		routes: make([]int32, len(ds)),
 		sinks:  make([]string, len(ds)),
 		nexts:  make([]time.Time, len(ds)),
+		owners: make([]*string, len(ds)),
+		untils: make([]*time.Time, len(ds)),
 	}
 	for i, nd := range ds {
 		if nd.ID == "" || nd.Sink == "" {
@@ -175,6 +181,12 @@ func deliveryArrays(ev *router.EventRecord, ds []router.NewDelivery, recv time.T
 		d.ids[i], d.rules[i], d.routes[i], d.sinks[i], d.nexts[i] = nd.ID, nd.Rule, int32(nd.Route), nd.Sink, nd.NextAttemptAt
 		if nd.NextAttemptAt.IsZero() {
 			d.nexts[i] = recv // no time given: due at once
+		}
+		if nd.LeaseOwner != "" {
+			if nd.LeaseUntil.IsZero() {
+				return d, fmt.Errorf("event %s/%s: delivery %q: a lease without an end", ev.Source, ev.ID, nd.ID)
+			}
+			d.owners[i], d.untils[i] = &nd.LeaseOwner, &nd.LeaseUntil
 		}
 	}
 	return d, nil

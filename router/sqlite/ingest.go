@@ -25,8 +25,8 @@ const sqlStoredID = `SELECT id FROM events
 	ORDER BY id = ?2 DESC LIMIT 1`
 
 const sqlInsertDelivery = `INSERT INTO deliveries
-	(id, source, event_id, rule, route, sink, status, next_attempt_at, created_at, updated_at)
-	VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`
+	(id, source, event_id, rule, route, sink, status, next_attempt_at, created_at, updated_at, lease_owner, lease_until)
+	VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)`
 
 // ingestOp is an Ingest call, encoded by the caller's goroutine so that the
 // committer, the one serial step, only runs SQL. Headers and rule names
@@ -71,6 +71,9 @@ func newIngestOp(ev *router.EventRecord, ds []router.NewDelivery) (*ingestOp, er
 	for _, d := range ds {
 		if d.ID == "" || d.Sink == "" {
 			return nil, fmt.Errorf("event %s/%s: delivery %q to %q: id and sink are required", ev.Source, ev.ID, d.ID, d.Sink)
+		}
+		if d.LeaseOwner != "" && d.LeaseUntil.IsZero() {
+			return nil, fmt.Errorf("event %s/%s: delivery %q: a lease without an end", ev.Source, ev.ID, d.ID)
 		}
 	}
 	if ev.BodyHash != nil && len(ev.BodyHash) == 0 {
@@ -128,8 +131,12 @@ func (b *batch) ingest(op *ingestOp) (dup bool, storedID string, partial bool, e
 		if !d.NextAttemptAt.IsZero() {
 			next = unixNano(d.NextAttemptAt)
 		}
+		var owner, until any // NULL: not leased
+		if d.LeaseOwner != "" {
+			owner, until = d.LeaseOwner, unixNano(d.LeaseUntil)
+		}
 		if _, err := ins.Exec(d.ID, ev.Source, ev.ID, d.Rule, d.Route, d.Sink,
-			next, op.receivedAt, op.receivedAt); err != nil {
+			next, op.receivedAt, op.receivedAt, owner, until); err != nil {
 			return false, "", true, fmt.Errorf("insert delivery %s: %w", d.ID, err)
 		}
 	}

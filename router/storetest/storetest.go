@@ -80,6 +80,7 @@ func Run(t *testing.T, open func(t *testing.T) router.Store) {
 		{"ClaimLease", testClaimLease},
 		{"ClaimEvents", testClaimEvents},
 		{"ConcurrentClaim", testConcurrentClaim},
+		{"LeasedAtIngest", testLeasedAtIngest},
 		{"FinishDelivered", testFinishDelivered},
 		{"FinishRetryThenDead", testFinishRetryThenDead},
 		{"FinishStaleOwner", testFinishStaleOwner},
@@ -525,6 +526,30 @@ func testConcurrentClaim(e *env) {
 	if len(seen) != rows {
 		e.Errorf("claimed %d distinct deliveries, want %d", len(seen), rows)
 	}
+}
+
+// testLeasedAtIngest: a delivery leased at ingest is another worker's
+// until the lease ends, its owner finishes it without a claim, and once
+// the lease runs out it is due again for anyone.
+func testLeasedAtIngest(e *env) {
+	sink := e.n("sink")
+	leased := e.delivery("d1", sink, t0)
+	leased.LeaseOwner, leased.LeaseUntil = "w1", t0.Add(time.Minute)
+	expiring := e.delivery("d2", sink, t0)
+	expiring.LeaseOwner, expiring.LeaseUntil = "w1", t0.Add(time.Minute)
+	e.ingest(e.event(e.n("src"), "e1", t0), leased, expiring, e.delivery("d3", sink, t0))
+
+	e.wantIDs("claim while leased", e.claimIDs(sink, "w2", t0.Add(time.Second), time.Hour, 10), "d3")
+	e.wantIDs("the owner's claim", e.claimIDs(sink, "w1", t0.Add(time.Second), time.Minute, 10))
+	if err := e.s.Finish(e.ctx, e.n("d1"), "w2", router.Finish{Attempt: router.AttemptRecord{At: t0, Outcome: router.OutcomeDelivered}, Status: router.StatusDelivered}); !errors.Is(err, router.ErrLeaseLost) {
+		e.Errorf("Finish by another owner = %v, want ErrLeaseLost", err)
+	}
+	att := router.AttemptRecord{At: t0.Add(time.Second), Duration: time.Millisecond, Outcome: router.OutcomeDelivered, StatusCode: 200}
+	e.finish("d1", "w1", router.Finish{Attempt: att, Status: router.StatusDelivered})
+	if d := e.get("d1"); d.Status != router.StatusDelivered || d.Attempts != 1 {
+		e.Errorf("d1 = %+v, want delivered after 1 attempt", d)
+	}
+	e.wantIDs("claim once the lease ran out", e.claimIDs(sink, "w2", t0.Add(2*time.Minute), time.Minute, 10), "d2")
 }
 
 func testFinishDelivered(e *env) {
