@@ -12,8 +12,8 @@ import (
 	"github.com/hookroute/hookroute/router"
 )
 
-// sqlIngest is all of Ingest in one statement, so one round trip and one
-// (implicit) transaction. The deliveries are inserted only if the event
+// sqlIngest is all of Ingest in one statement, run in a group commit's
+// batch (committer.go). The deliveries are inserted only if the event
 // was, which makes a duplicate write nothing. When two connections ingest
 // the same event at once, the unique key makes the second INSERT wait for
 // the first transaction and then do nothing: it reports a duplicate, not
@@ -70,11 +70,8 @@ func (s *Store) Ingest(ctx context.Context, ev *router.EventRecord, ds []router.
 	if err := ctx.Err(); err != nil {
 		return false, fmt.Errorf("postgres: ingest %s/%s: %w", ev.Source, ev.ID, err)
 	}
-	var (
-		inserted bool
-		woken    int64
-	)
-	if err := s.pool.QueryRow(ctx, sqlIngest, args...).Scan(&inserted, &woken); err != nil {
+	inserted, err := s.ingest(ctx, args)
+	if err != nil {
 		return false, fmt.Errorf("postgres: ingest %s/%s: %w", ev.Source, ev.ID, err)
 	}
 	if inserted || ev.BodyHash == nil {

@@ -4,9 +4,10 @@
 // It mirrors the SQLite store (router/sqlite): the same tables, the same
 // semantics, the same conformance suite (router/storetest). What differs:
 //
-//   - Every write is one SQL statement, so one round trip and one implicit
-//     transaction. There is no group commit: PostgreSQL already shares WAL
-//     flushes between concurrent commits, and its connections write in
+//   - Every write is one SQL statement. Ingests are group-committed
+//     (committer.go): the ones waiting go as one pipelined batch in one
+//     transaction, one round trip and one WAL flush per batch. Other
+//     writes are one implicit transaction each; connections write in
 //     parallel, where SQLite has one writer.
 //   - Claim locks its rows with FOR UPDATE SKIP LOCKED, so replicas claiming
 //     from the same sink neither wait for each other nor take the same row.
@@ -91,6 +92,15 @@ type Store struct {
 	// onListen, when set (by tests), is called with the backend pid each
 	// time Listen has (re)connected and is listening.
 	onListen func(pid uint32)
+
+	// ingests feed the group committers (committer.go); commitDone is
+	// closed once they have stopped, at Close.
+	ingests    chan *ingestReq
+	committing sync.WaitGroup
+	commitDone chan struct{}
+	// onBatch, when set (by tests), is called after each batch of more
+	// than one ingest with its size and error.
+	onBatch func(n int, err error)
 }
 
 var (
@@ -139,6 +149,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: open %s/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Database, err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.startCommitters()
 	s.log.Info("postgres store open", "host", cfg.ConnConfig.Host, "database", cfg.ConnConfig.Database,
 		"schema_version", version, "max_conns", cfg.MaxConns, "channel", channel)
 	return s, nil
@@ -186,6 +197,8 @@ func (s *Store) Close() error {
 		s.cancel()
 		s.mu.Unlock()
 		s.listeners.Wait()
+		s.committing.Wait()
+		close(s.commitDone)
 		s.pool.Close()
 	})
 	return nil
