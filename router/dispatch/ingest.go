@@ -107,8 +107,10 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *rules.R
 	// hanging may give up on us.
 	ctx, cancel := context.WithTimeout(req.Context(), ingestTimeout)
 	defer cancel()
+	handed := r.offerHandoffs(rt, ds, received)
 	dup, err := r.store.Ingest(ctx, rec, ds)
 	if err != nil {
+		handed.cancel()
 		r.metrics.event(src.Name, "store_error")
 		r.logs.Log(r.log, r.now(), slog.LevelError, "ingest-store:"+src.Name, "ingest: store", "source", src.Name, "err", err)
 		if !errors.Is(req.Context().Err(), context.Canceled) { // not the sender hanging up
@@ -123,6 +125,7 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *rules.R
 	status := http.StatusAccepted
 	switch {
 	case dup:
+		handed.cancel()
 		status = http.StatusOK
 		reply.ID = rec.ID // the stored event's: another one if the body hash matched
 		r.metrics.event(src.Name, "duplicate")
@@ -133,6 +136,7 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *rules.R
 		if view != nil {
 			r.views.put(rt, rec.Source, rec.ID, view)
 		}
+		handed.hand(rec, ds)
 		r.wakeSinks(ds)
 	}
 	httpjson.Write(w, status, reply)
@@ -277,7 +281,7 @@ func New(rt *rules.Runtime, store router.Store, o Options) *Router {
 	}
 	r := &Router{store: store, log: o.Logger, metrics: o.Metrics, now: o.Now, owner: o.Owner,
 		logs: lograte.NewDefault(), reload: o.Reload, capture: o.Capture, pruneEvery: o.PruneEvery, views: newViewCache(),
-		saturatedAbove: int64(4 * runtime.GOMAXPROCS(0))}
+		saturatedAbove: int64(max(16, 4*runtime.GOMAXPROCS(0)))}
 	r.rt.Store(rt)
 	r.pools = newPools(r, o.PollInterval)
 	sl, err := newSealer(o.MasterKey)

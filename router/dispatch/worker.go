@@ -76,6 +76,12 @@ type pool struct {
 	behind time.Duration
 	// pressure adapts sending to a receiver that pushes back.
 	pressure *pressure
+	// handoff brings the deliveries leased at ingest (handoff.go);
+	// handing counts the places promised in it, and handoffOK says
+	// whether the pool takes more.
+	handoff   chan aheadClaim
+	handing   atomic.Int64
+	handoffOK atomic.Bool
 }
 
 func (p *pool) wake() {
@@ -111,7 +117,8 @@ func (ps *pools) apply(rt *rules.Runtime) {
 		}
 		ctx, cancel := context.WithCancel(ps.base)
 		p := &pool{ps: ps, sink: name, wakeC: make(chan struct{}, 1), slots: make(chan struct{}, sr.Concurrency),
-			recording: make(chan struct{}, 2*sr.Concurrency), cancel: cancel, pressure: newPressure(sr.Concurrency)}
+			recording: make(chan struct{}, 2*sr.Concurrency), cancel: cancel, pressure: newPressure(sr.Concurrency),
+			handoff: make(chan aheadClaim, handoffCap(sr.Concurrency))}
 		ps.m[name] = p
 		ps.wg.Add(1)
 		go func() {
@@ -188,6 +195,8 @@ type runState struct {
 	// outage.
 	fresh   bool
 	yielded bool // the last turn held back for the ingest: this one claims
+	// lastClaim is when the pool last looked at the store (claimDue).
+	lastClaim time.Time
 }
 
 // run claims and sends the sink's deliveries until ctx is done or the sink
@@ -198,14 +207,21 @@ func (p *pool) run(ctx context.Context) {
 	r := p.ps.r
 	s := &runState{fresh: true}
 	defer s.inflight.Wait()
-	defer func() { p.giveBack(s.ahead) }()
+	defer func() {
+		// A handoff that comes later waits for its lease to run out.
+		p.handoffOK.Store(false)
+		p.takeHandoffs(s)
+		p.giveBack(s.ahead)
+	}()
 	for ctx.Err() == nil {
 		rt := r.rt.Load()
 		sr := rt.Sinks[p.sink]
 		if sr == nil || sr.Sink == nil {
 			return
 		}
+		p.takeHandoffs(s)
 		if p.blocked(ctx, s, sr) {
+			p.mayTakeHandoffs(s, false)
 			continue
 		}
 		// Take a slot first: never claim more than can be sent at once,
@@ -216,12 +232,16 @@ func (p *pool) run(ctx context.Context) {
 			return
 		}
 		paced, ok := p.admit(sr)
+		p.mayTakeHandoffs(s, ok && !paced && !r.sinkPaused(p.sink))
 		switch {
 		case !ok:
 			<-p.slots
 			p.sleep(ctx, windowPoll)
-		case len(s.ahead) > 0:
+		case len(s.ahead) > 0 && (s.backlog || !p.claimDue(s)):
 			p.sendAhead(s, rt, sr, paced)
+		case len(s.ahead) == 0 && p.handoffOK.Load() && !p.claimDue(s):
+			<-p.slots
+			p.awaitHandoff(ctx, s)
 		case p.yieldFirst(ctx, s, paced):
 			<-p.slots
 		default:
@@ -339,6 +359,7 @@ func (p *pool) claim(ctx context.Context, s *runState, rt *rules.Runtime, sr *ru
 		lease += sr.Timeout
 	}
 	now := r.now()
+	s.lastClaim = time.Now()
 	claimed, err := r.store.Claim(ctx, p.sink, r.owner, now, lease, want)
 	for i := len(claimed); i < n; i++ {
 		<-p.slots
@@ -361,7 +382,7 @@ func (p *pool) claim(ctx context.Context, s *runState, rt *rules.Runtime, sr *ru
 		}
 		s.ahead = append(s.ahead, aheadClaim{c: c, until: now.Add(lease)})
 	}
-	if len(claimed) == 0 {
+	if len(claimed) == 0 && len(s.ahead) == 0 {
 		p.idle(ctx)
 	}
 	return true
@@ -556,14 +577,16 @@ func (p *pool) idle(ctx context.Context) {
 // can lose an event, while a delivery that waits loses nothing: it is in
 // the store. So a pool defers each claim while ingest is saturated, for at
 // most ingestYieldMax (one claim round per sink per ingestYieldMax at
-// least), and only while its deliveries are less than maxYieldLag behind:
-// a burst is seconds, and a saturation that lasts longer than that is an
-// overload in which deliveries that wait would only pile up, so they take
-// their share of the CPU again. Deliveries already claimed still go out.
+// least), and only while its deliveries are less than maxYieldLag behind.
+// That bound is the delivery lag a saturated ingest may cause: beyond it
+// deliveries take their share of the CPU again, so that a sustained load
+// is delivered at the rate it comes in, with its lag held near the bound,
+// instead of piling up behind the acknowledgements and draining only when
+// the senders stop. Deliveries already claimed still go out.
 const (
 	ingestYieldMax  = 250 * time.Millisecond
 	ingestYieldPoll = 5 * time.Millisecond
-	maxYieldLag     = 30 * time.Second
+	maxYieldLag     = time.Second
 )
 
 // IngestInFlight is the number of webhook requests, read and verified,
@@ -572,11 +595,18 @@ const (
 func (r *Router) IngestInFlight() int { return int(r.ingesting.Load()) }
 
 // ingestSaturated reports whether more webhook requests are in flight than
-// four per CPU: more than the CPUs and the group commit are working on, so
-// that the rest are queueing.
+// SaturatedAbove.
 func (r *Router) ingestSaturated() bool {
 	return r.ingesting.Load() > r.saturatedAbove
 }
+
+// SaturatedAbove is the number of webhook requests in flight above which
+// the ingest counts as saturated and deliveries yield to it: four per CPU,
+// and at least 16. Fewer is what a sustained load keeps in flight while
+// its acknowledgements wait for a group commit (a few milliseconds at a
+// few thousand a second), which is no queue; more are senders waiting on
+// each other, a burst.
+func (r *Router) SaturatedAbove() int { return int(r.saturatedAbove) }
 
 // yieldToIngest waits until ingest is no longer saturated, at most
 // ingestYieldMax. Wake-ups from new deliveries do not end the wait: each

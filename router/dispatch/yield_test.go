@@ -7,7 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
+
 	"strings"
 	"sync"
 	"testing"
@@ -101,7 +101,7 @@ func (s *holdStore) release() { s.once.Do(func() { close(s.gate) }) }
 func saturateIngest(t *testing.T, r *dispatch.Router, hs *holdStore) (n int, release func()) {
 	t.Helper()
 	h := r.IngestHandler()
-	n = 4*runtime.GOMAXPROCS(0) + 1
+	n = r.SaturatedAbove() + 1
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
@@ -176,9 +176,9 @@ func TestSlowBodyIsNotIngestLoad(t *testing.T) {
 }
 
 // TestYieldEndsWhenDeliveriesFallBehind: deliveries hold back for a
-// saturated ingest only while they are less than 30 s behind. Beyond that
-// the saturation is an overload, not a burst, and waiting deliveries would
-// only pile up: the next claim goes ahead without waiting.
+// saturated ingest only while they are less than a second behind. Beyond
+// that they would only pile up behind the acknowledgements: the next
+// claim goes ahead without waiting.
 func TestYieldEndsWhenDeliveriesFallBehind(t *testing.T) {
 	clock := &fakeClock{t: time.Now()}
 	f := &countingFactory{}
@@ -243,4 +243,32 @@ func hasLabel(ls []*dto.LabelPair, name, value string) bool {
 		}
 	}
 	return false
+}
+
+// TestSinksProgressUnderSaturatedIngest: while ingest stays saturated,
+// every sink's deliveries keep going out, the second sink's as well as the
+// first's: yielding to acknowledgements shapes how deliveries share the
+// CPU, not whether they run.
+func TestSinksProgressUnderSaturatedIngest(t *testing.T) {
+	f := &countingFactory{}
+	rt, st := loadWithStore(t, routerConfig, f, pubEnv)
+	hs := newHoldStore(st)
+	r := dispatch.New(rt, hs, dispatch.Options{PollInterval: 50 * time.Millisecond})
+	runRouter(t, r)
+	h := r.IngestHandler()
+	n, _ := saturateIngest(t, r, hs)
+
+	const events = 10
+	for i := range events {
+		if w := post(t, h, event(fmt.Sprint("p", i), "sad")); w.Code != 202 {
+			t.Fatalf("ingest: %d %s", w.Code, w.Body)
+		}
+	}
+	// Each sad event makes one delivery to a and two to b.
+	waitFor(t, "both sinks' deliveries while ingest stays saturated", func() bool {
+		return len(f.sinks["a"].delivered()) == events && len(f.sinks["b"].delivered()) == 2*events
+	})
+	if got := r.IngestInFlight(); got != n {
+		t.Fatalf("%d requests in flight, want the %d held ones still", got, n)
+	}
 }
