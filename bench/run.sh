@@ -61,7 +61,8 @@
 # Ladder knobs: LADDER (1; 0 skips it), LADDER_SYSTEMS ("sqlite pg2 benthos"),
 # LADDER_START (400 events/s), LADDER_FACTOR (1.5), LADDER_MAX (12000),
 # LADDER_STEP_DURATION (10s), LADDER_WARMUP (1s), LADDER_MAX_P99 (50ms),
-# LADDER_MAX_BACKLOG (1s), LADDER_MAX_INFLIGHT (2048), LADDER_DRAIN (10s: the
+# LADDER_MAX_BACKLOG (1s), LADDER_MAX_INFLIGHT (2048), LADDER_SINK_CONCURRENCY
+# (64: the peer's max_in_flight to the sink), LADDER_DRAIN (10s: the
 # longest wait after a step for its deliveries, reported, not judged),
 # BENCH_POSTGRES (unset: no PostgreSQL system; else a URL of a database the
 # script may connect to and create databases from, e.g.
@@ -414,6 +415,12 @@ fi
 
 LADDER_RESULTS=$WORK/ladder.jsonl
 : >"$LADDER_RESULTS"
+
+# The peer's http_client keeps at most max_in_flight (64) requests to the
+# sink open; hookroute's sink gets the same bound (its default, 4, is for
+# third-party APIs), so that the ladder compares the pipelines, not their
+# defaults.
+SINK_CONCURRENCY=${LADDER_SINK_CONCURRENCY:-64}
 
 # seconds D: a Go duration of whole or fractional seconds or milliseconds
 # (10s, 2.5s, 500ms) in seconds, for the pool's arithmetic.
