@@ -14,8 +14,8 @@ import (
 // sqlInsertEvent names no conflict target: a clash on the id or on the
 // body hash (events_body_hash) is a duplicate alike.
 const sqlInsertEvent = `INSERT INTO events
-	(source, id, name, received_at, headers, body, quarantined, matched, body_hash)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	(source, id, name, received_at, headers, body, quarantined, matched, body_hash, body_codec)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT DO NOTHING`
 
 // sqlStoredID finds the event a duplicate clashed with: the one with its
@@ -37,7 +37,8 @@ type ingestOp struct {
 	ds         []router.NewDelivery
 	receivedAt int64
 	headers    []byte
-	body       []byte
+	body       []byte // as stored: see bodyCodec
+	bodyCodec  int
 	matched    []byte
 	bodyHash   []byte // nil: NULL, no second dedup key
 }
@@ -92,6 +93,7 @@ func newIngestOp(ev *router.EventRecord, ds []router.NewDelivery) (*ingestOp, er
 	if op.matched, err = gojson.Marshal(ev.Matched); err != nil {
 		return nil, fmt.Errorf("event %s/%s: matched: %w", ev.Source, ev.ID, err)
 	}
+	op.body, op.bodyCodec = encodeBody(op.body)
 	if op.body == nil {
 		op.body = []byte{} // the column is NOT NULL; nil would bind as NULL
 	}
@@ -107,7 +109,7 @@ func newIngestOp(ev *router.EventRecord, ds []router.NewDelivery) (*ingestOp, er
 func (b *batch) ingest(op *ingestOp) (dup bool, storedID string, partial bool, err error) {
 	ev := op.ev
 	res, err := b.stmt(&b.insertEvent, b.s.stmtInsertEvent).Exec(
-		ev.Source, ev.ID, ev.Name, op.receivedAt, op.headers, op.body, ev.Quarantined, op.matched, op.bodyHash)
+		ev.Source, ev.ID, ev.Name, op.receivedAt, op.headers, op.body, ev.Quarantined, op.matched, op.bodyHash, op.bodyCodec)
 	if err != nil {
 		return false, "", false, fmt.Errorf("insert event: %w", err)
 	}

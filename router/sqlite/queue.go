@@ -33,7 +33,7 @@ const sqlClaim = `UPDATE deliveries
 		LIMIT ?5 + 0)
 	RETURNING rowid, id, source, event_id, rule, route, sink, attempts, throttled, next_attempt_at`
 
-const sqlClaimEvent = `SELECT name, received_at, headers, body, quarantined, matched
+const sqlClaimEvent = `SELECT name, received_at, headers, body, quarantined, matched, body_codec
 	FROM events WHERE source = ? AND id = ?`
 
 // sqlFinish moves a delivery on, only while owner still holds it. A retry

@@ -33,12 +33,18 @@ func scanEvent(row *sql.Row, source, id string) (*router.EventRecord, error) {
 		headers     []byte
 		matched     []byte
 		quarantined int64
+		body        []byte
+		codec       int64
 	)
 	ev := &router.EventRecord{Source: source, ID: id}
-	if err := row.Scan(&ev.Name, &recv, &headers, &ev.Body, &quarantined, &matched); err != nil {
+	if err := row.Scan(&ev.Name, &recv, &headers, &body, &quarantined, &matched, &codec); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, router.ErrNotFound
 		}
+		return nil, err
+	}
+	var err error
+	if ev.Body, err = decodeBody(body, codec); err != nil {
 		return nil, err
 	}
 	ev.ReceivedAt = fromNano(recv)
