@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -529,6 +530,17 @@ func TestQueryPlans(t *testing.T) {
 var body = []byte(`{"event":"conversation.rated","data":{"rating":"happy","feedback":"` +
 	strings.Repeat("x", 1400) + `"}}`)
 
+// rawBody is as large, but does not compress: it is stored as it is, so
+// that the disk-full tests fill their pages as they count on.
+var rawBody = func() []byte {
+	b := make([]byte, 1500)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
+}()
+
 // BenchmarkIngestParallel measures durable ingest throughput through group
 // commit, with closed-loop callers (each waits for its commit before sending
 // the next), 2 deliveries per event. p is goroutines per CPU.
@@ -822,7 +834,7 @@ func TestDiskFullAcknowledgesNothingUnstored(t *testing.T) {
 	defer s.Close()
 	ingest := func(id string) error {
 		ds := []router.NewDelivery{{ID: "d1-" + id, Rule: "r", Sink: "k"}, {ID: "d2-" + id, Rule: "r", Sink: "k2"}}
-		_, err := s.Ingest(ctx, &router.EventRecord{Source: "s", ID: id, Body: body}, ds)
+		_, err := s.Ingest(ctx, &router.EventRecord{Source: "s", ID: id, Body: rawBody}, ds)
 		return err
 	}
 	if err := ingest("before"); err != nil {
@@ -922,7 +934,7 @@ func TestCommitFailuresAreRateLimited(t *testing.T) {
 	failed := 0
 	for i := range n {
 		ds := []router.NewDelivery{{ID: fmt.Sprint("d", i), Rule: "r", Sink: "k"}}
-		if _, err := s.Ingest(ctx, &router.EventRecord{Source: "s", ID: fmt.Sprint("e", i), Body: body}, ds); err != nil {
+		if _, err := s.Ingest(ctx, &router.EventRecord{Source: "s", ID: fmt.Sprint("e", i), Body: rawBody}, ds); err != nil {
 			failed++
 		}
 	}
