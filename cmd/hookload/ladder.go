@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"slices"
 	"strings"
 )
 
@@ -67,45 +63,8 @@ func cmdLadder(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: hookload ladder [--ratio A/B]... RESULTS.jsonl")
 		return 2
 	}
-	f, err := os.Open(fs.Arg(0))
+	meta, results, err := readResults(fs.Arg(0), func(r *Result) bool { return r.Open != nil }, "an open-loop result", stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "hookload ladder:", err)
-		return 1
-	}
-	defer f.Close()
-	var (
-		meta    [][2]string
-		results []*Result
-	)
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" {
-			continue
-		}
-		var m struct {
-			Meta map[string]string `json:"meta"`
-		}
-		if json.Unmarshal([]byte(line), &m) == nil && m.Meta != nil {
-			keys := make([]string, 0, len(m.Meta))
-			for k := range m.Meta {
-				keys = append(keys, k)
-			}
-			slices.Sort(keys)
-			for _, k := range keys {
-				meta = append(meta, [2]string{k, m.Meta[k]})
-			}
-			continue
-		}
-		r := &Result{}
-		if err := json.Unmarshal([]byte(line), r); err != nil || r.Open == nil {
-			fmt.Fprintf(stderr, "hookload ladder: skipping a line that is not an open-loop result: %.60s\n", line)
-			continue
-		}
-		results = append(results, r)
-	}
-	if err := sc.Err(); err != nil {
 		fmt.Fprintln(stderr, "hookload ladder:", err)
 		return 1
 	}

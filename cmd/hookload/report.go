@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -30,16 +31,26 @@ func cmdReport(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: hookload report RESULTS.jsonl")
 		return 2
 	}
-	f, err := os.Open(args[0])
+	meta, results, err := readResults(args[0], func(r *Result) bool { return r.URL != "" && r.Open == nil },
+		"a closed-loop result (open-loop ones have no senders to pair by: hookload ladder)", stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "hookload report:", err)
 		return 1
 	}
+	printReport(stdout, meta, results)
+	return 0
+}
+
+// readResults reads a results file: JSON lines from ingest --json, of
+// which it keeps those keep accepts (skipping the others with a word on
+// stderr naming what it wanted), and {"meta": {...}} lines, whose pairs
+// it returns sorted by key, line by line.
+func readResults(path string, keep func(*Result) bool, want string, stderr io.Writer) (meta [][2]string, results []*Result, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
 	defer f.Close()
-	var (
-		meta    [][2]string
-		results []*Result
-	)
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -51,30 +62,19 @@ func cmdReport(args []string, stdout, stderr io.Writer) int {
 			Meta map[string]string `json:"meta"`
 		}
 		if json.Unmarshal([]byte(line), &m) == nil && m.Meta != nil {
-			keys := make([]string, 0, len(m.Meta))
-			for k := range m.Meta {
-				keys = append(keys, k)
-			}
-			slices.Sort(keys)
-			for _, k := range keys {
+			for _, k := range slices.Sorted(maps.Keys(m.Meta)) {
 				meta = append(meta, [2]string{k, m.Meta[k]})
 			}
 			continue
 		}
 		r := &Result{}
-		if err := json.Unmarshal([]byte(line), r); err != nil || r.URL == "" || r.Open != nil {
-			// Open-loop results have no senders to pair by: hookload ladder.
-			fmt.Fprintf(stderr, "hookload report: skipping a line that is not a closed-loop result: %.60s\n", line)
+		if err := json.Unmarshal([]byte(line), r); err != nil || !keep(r) {
+			fmt.Fprintf(stderr, "hookload: skipping a line that is not %s: %.60s\n", want, line)
 			continue
 		}
 		results = append(results, r)
 	}
-	if err := sc.Err(); err != nil {
-		fmt.Fprintln(stderr, "hookload report:", err)
-		return 1
-	}
-	printReport(stdout, meta, results)
-	return 0
+	return meta, results, sc.Err()
 }
 
 func printReport(w io.Writer, meta [][2]string, results []*Result) {
