@@ -11,10 +11,15 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
 	"sync"
+	"testing"
 
 	"gopkg.in/yaml.v3"
 
@@ -257,4 +262,47 @@ func Lookup(extra map[string]string) func(string) (string, bool) {
 		v, ok := extra[k]
 		return v, ok
 	}
+}
+
+// ReadEvent returns the example event file name from
+// router/source/testdata/events, wherever the test runs.
+func ReadEvent(t testing.TB, name string) []byte {
+	t.Helper()
+	_, here, _, _ := runtime.Caller(0)
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(here), "..", "..", "router", "source", "testdata", "events", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Loader loads a config: rules.Load, or trial.Load, which also runs the
+// config's own tests.
+type Loader[R any] func(file string, data []byte, sinks config.SinkFactory, lookup func(string) (string, bool)) (R, error)
+
+// MustLoad loads src with fake sinks and env's variables, failing the
+// test on an error.
+func MustLoad[R any](t testing.TB, load Loader[R], src string, env map[string]string) (R, *FakeFactory) {
+	t.Helper()
+	f := &FakeFactory{}
+	rt, err := load("rules.yaml", []byte(src), f, Lookup(env))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return rt, f
+}
+
+// LoadError loads src and returns its error's text, failing the test if
+// it loads or fails with anything but config errors.
+func LoadError[R any](t testing.TB, load Loader[R], src string, env map[string]string) string {
+	t.Helper()
+	_, err := load("rules.yaml", []byte(src), &FakeFactory{}, Lookup(env))
+	if err == nil {
+		t.Fatalf("Load succeeded, want an error")
+	}
+	var es config.ConfigErrors
+	if !errors.As(err, &es) {
+		t.Fatalf("Load error %T %v, want ConfigErrors", err, err)
+	}
+	return err.Error()
 }

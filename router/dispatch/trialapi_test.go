@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -23,26 +22,12 @@ import (
 
 func mustLoad(t *testing.T, src string, env map[string]string) (*rules.Runtime, *testkit.FakeFactory) {
 	t.Helper()
-	f := &testkit.FakeFactory{}
-	rt, err := rules.Load("rules.yaml", []byte(src), f, testkit.Lookup(env))
-	if err != nil {
-		t.Fatalf("Load: %v", err)
-	}
-	return rt, f
+	return testkit.MustLoad(t, rules.Load, src, env)
 }
 
 func trialRuntime(t *testing.T) (*rules.Runtime, *testkit.FakeFactory) {
 	t.Helper()
 	return mustLoad(t, testkit.TrialConfig, map[string]string{"TOK": testkit.TrialToken, "OPS_TOKEN": "ops-token-0123456789", "VIEW_TOKEN": "view-token-0123456789"})
-}
-
-func readEvent(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile("../source/testdata/events/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // trialStore serves ListEvents and GetEvent from memory; any other call,
@@ -112,7 +97,7 @@ func keysOf(m map[string]any) []string {
 func TestAPITrial(t *testing.T) {
 	_, f, h := trialAPI(t, &trialStore{})
 	const ops = "ops-token-0123456789"
-	sad := string(readEvent(t, "conversation-rated-sad.json"))
+	sad := string(testkit.ReadEvent(t, "conversation-rated-sad.json"))
 
 	if code, _ := call(t, h, "POST", "/api/trial", "", `{}`); code != 401 {
 		t.Errorf("no token: %d", code)

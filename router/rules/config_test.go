@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,25 +16,12 @@ import (
 // testkit.BaseConfig is a valid config; tests append or replace parts of it.
 func mustLoad(t *testing.T, src string, env map[string]string) (*Runtime, *testkit.FakeFactory) {
 	t.Helper()
-	f := &testkit.FakeFactory{}
-	rt, err := Load("rules.yaml", []byte(src), f, testkit.Lookup(env))
-	if err != nil {
-		t.Fatalf("Load: %v", err)
-	}
-	return rt, f
+	return testkit.MustLoad(t, Load, src, env)
 }
 
 func loadErr(t *testing.T, src string, env map[string]string) string {
 	t.Helper()
-	_, err := Load("rules.yaml", []byte(src), &testkit.FakeFactory{}, testkit.Lookup(env))
-	if err == nil {
-		t.Fatalf("Load succeeded, want an error")
-	}
-	var es config.ConfigErrors
-	if !errors.As(err, &es) {
-		t.Fatalf("Load error %T %v, want ConfigErrors", err, err)
-	}
-	return err.Error()
+	return testkit.LoadError(t, Load, src, env)
 }
 
 func TestLoadValid(t *testing.T) {

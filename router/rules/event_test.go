@@ -8,21 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookroute/hookroute/internal/testkit"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/source"
 )
 
-func readEvent(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile("../source/testdata/events/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func TestSalesIQDecodeEnvelope(t *testing.T) {
-	in := &router.Incoming{Source: "siq", Body: readEvent(t, "conversation-rated-sad.json"), ReceivedAt: time.Unix(1, 0), Headers: map[string]string{}}
+	in := &router.Incoming{Source: "siq", Body: testkit.ReadEvent(t, "conversation-rated-sad.json"), ReceivedAt: time.Unix(1, 0), Headers: map[string]string{}}
 	v, err := source.SalesIQ{}.Decode(in)
 	if err != nil {
 		t.Fatal(err)
@@ -49,11 +41,11 @@ func TestSalesIQDecodeEnvelope(t *testing.T) {
 }
 
 func TestSalesIQRetryIsSameEvent(t *testing.T) {
-	a, err := source.SalesIQ{}.Decode(&router.Incoming{Body: readEvent(t, "conversation-rated-sad.json")})
+	a, err := source.SalesIQ{}.Decode(&router.Incoming{Body: testkit.ReadEvent(t, "conversation-rated-sad.json")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := source.SalesIQ{}.Decode(&router.Incoming{Body: readEvent(t, "conversation-rated-sad-attempt2.json")})
+	b, err := source.SalesIQ{}.Decode(&router.Incoming{Body: testkit.ReadEvent(t, "conversation-rated-sad-attempt2.json")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +55,7 @@ func TestSalesIQRetryIsSameEvent(t *testing.T) {
 }
 
 func TestSalesIQDecodeBareEntity(t *testing.T) {
-	body := readEvent(t, "workflow-bare-rated.json")
+	body := testkit.ReadEvent(t, "workflow-bare-rated.json")
 	if _, err := (source.SalesIQ{}).Decode(&router.Incoming{Body: body}); err == nil {
 		t.Fatal("bare entity without event: setting decoded; want an error (quarantine)")
 	}
@@ -157,7 +149,7 @@ func TestSalesIQDataMatchesViewMap(t *testing.T) {
 	}
 	n := 0
 	for _, e := range entries {
-		in := &router.Incoming{Source: "siq", Body: readEvent(t, e.Name()), ReceivedAt: time.Unix(1, 0), Headers: map[string]string{"a": "b"}}
+		in := &router.Incoming{Source: "siq", Body: testkit.ReadEvent(t, e.Name()), ReceivedAt: time.Unix(1, 0), Headers: map[string]string{"a": "b"}}
 		v, err := source.SalesIQ{BareEvent: "conversation.rated"}.Decode(in)
 		if err != nil {
 			continue // not a SalesIQ body

@@ -9,6 +9,7 @@ import (
 
 	"github.com/expr-lang/expr"
 
+	"github.com/hookroute/hookroute/internal/testkit"
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/source"
 )
@@ -16,7 +17,7 @@ import (
 // salesiqView decodes a test event as a salesiq source does.
 func salesiqView(t *testing.T, name string) *router.View {
 	t.Helper()
-	v, err := source.SalesIQ{}.Decode(&router.Incoming{Source: "siq", Body: readEvent(t, name), ReceivedAt: time.Now()})
+	v, err := source.SalesIQ{}.Decode(&router.Incoming{Source: "siq", Body: testkit.ReadEvent(t, name), ReceivedAt: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}

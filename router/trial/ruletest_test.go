@@ -2,11 +2,12 @@ package trial
 
 import (
 	"context"
-	"github.com/hookroute/hookroute/router/rules"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hookroute/hookroute/router/rules"
 
 	"github.com/hookroute/hookroute/internal/testkit"
 )
@@ -16,7 +17,7 @@ func writeTests(t *testing.T, body string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for _, name := range []string{"conversation-rated-sad.json", "conversation-rated-happy.json"} {
-		if err := os.WriteFile(filepath.Join(dir, name), readEvent(t, name), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name), testkit.ReadEvent(t, name), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}

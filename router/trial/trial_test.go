@@ -5,11 +5,12 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
-	"github.com/hookroute/hookroute/router/rules"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/hookroute/hookroute/router/rules"
 
 	"gopkg.in/yaml.v3"
 
@@ -24,7 +25,7 @@ func trialRuntime(t *testing.T) (*rules.Runtime, *testkit.FakeFactory) {
 
 func TestTrialRendersWithoutSending(t *testing.T) {
 	rt, f := trialRuntime(t)
-	res, err := Run(context.Background(), rt, Input{Source: "siq", Payload: readEvent(t, "conversation-rated-sad.json")}, Options{Capture: &testkit.CaptureFactory{}})
+	res, err := Run(context.Background(), rt, Input{Source: "siq", Payload: testkit.ReadEvent(t, "conversation-rated-sad.json")}, Options{Capture: &testkit.CaptureFactory{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func TestTrialRendersWithoutSending(t *testing.T) {
 
 func TestTrialSendDeliversOnceWithoutDedupKey(t *testing.T) {
 	rt, f := trialRuntime(t)
-	res, err := Run(context.Background(), rt, Input{Source: "siq", Payload: readEvent(t, "conversation-rated-sad.json"), Send: true}, Options{})
+	res, err := Run(context.Background(), rt, Input{Source: "siq", Payload: testkit.ReadEvent(t, "conversation-rated-sad.json"), Send: true}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func (f *securedFactory) Build(kind, name string, node *yaml.Node) (router.Sink,
 
 func TestTrialSecuredSinks(t *testing.T) {
 	rt, _ := trialRuntime(t)
-	payload := readEvent(t, "conversation-rated-sad.json")
+	payload := testkit.ReadEvent(t, "conversation-rated-sad.json")
 	res, err := Run(context.Background(), rt, Input{Source: "siq", Payload: payload}, Options{Capture: &securedFactory{}})
 	if err != nil {
 		t.Fatal(err)
