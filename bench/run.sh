@@ -356,10 +356,23 @@ jstr() {
 	s=${s//\"/\\\"}
 	printf '"%s"' "$s"
 }
+
+# machine_meta: the meta fields every report starts with (JSON members,
+# each followed by a comma): the machine and the build measured.
+machine_meta() {
+	printf '"go":%s,' "$(jstr "$GOVERSION")"
+	printf '"nproc":%s,' "$(jstr "$NPROC")"
+	printf '"cpu":%s,' "$(jstr "${CPU_MODEL:-unknown}")"
+	printf '"kernel":%s,' "$(jstr "$(uname -r)")"
+	printf '"hookroute":%s,' "$(jstr "$REV")"
+}
 GOVERSION=$(cd "$ROOT" && go version)
 REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if (cd "$ROOT" && git status --porcelain 2>/dev/null | grep -q .); then
 	REV="$REV (working tree modified)"
+fi
+if [[ -n ${HOOKROUTE_BIN:-} ]]; then
+	REV="$HOOKROUTE_BIN (given as HOOKROUTE_BIN; harness at $REV)"
 fi
 CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 
@@ -389,11 +402,7 @@ if [[ $CLOSED_LOOP == 1 ]]; then
 	BODY_BYTES=$(grep -o '"body_bytes":[0-9]*' "$RESULTS" | head -n1 | cut -d: -f2)
 	{
 		printf '{"meta":{'
-		printf '"go":%s,' "$(jstr "$GOVERSION")"
-		printf '"nproc":%s,' "$(jstr "$NPROC")"
-		printf '"cpu":%s,' "$(jstr "${CPU_MODEL:-unknown}")"
-		printf '"kernel":%s,' "$(jstr "$(uname -r)")"
-		printf '"hookroute":%s,' "$(jstr "$REV")"
+		machine_meta
 		printf '"pinning":%s,' "$(jstr "$PINNING")"
 		printf '"fsync probe":%s,' "$(jstr "${FSYNC#fsync probe }")"
 		printf '"runs":%s,' "$(jstr "$DURATION measured after $WARMUP warm-up, closed loop, ${BODY_BYTES:-?}-byte signed SalesIQ bodies (pool of $POOL)")"
@@ -645,11 +654,7 @@ done
 BODY_BYTES=$(grep -o '"body_bytes":[0-9]*' "$LADDER_RESULTS" | head -n1 | cut -d: -f2)
 {
 	printf '{"meta":{'
-	printf '"go":%s,' "$(jstr "$GOVERSION")"
-	printf '"nproc":%s,' "$(jstr "$NPROC")"
-	printf '"cpu":%s,' "$(jstr "${CPU_MODEL:-unknown}")"
-	printf '"kernel":%s,' "$(jstr "$(uname -r)")"
-	printf '"hookroute":%s,' "$(jstr "$REV")"
+	machine_meta
 	printf '"pinning":%s,' "$(jstr "$PINNING${PIN:+; PostgreSQL ×2: both replicas on CPU $SERVER_CPU, PostgreSQL unpinned}")"
 	printf '"steps":%s,' "$(jstr "open loop, ×$LADDER_FACTOR from $LADDER_START/s up to $LADDER_MAX/s, $LADDER_STEP_DURATION measured after $LADDER_WARMUP warm-up, at most $LADDER_MAX_INFLIGHT in flight, ${BODY_BYTES:-?}-byte signed SalesIQ bodies, each step on a fresh store and sink")"
 	printf '"holds when":%s,' "$(jstr "no non-2xx or error, p99 from scheduled time < $LADDER_MAX_P99, backlog at the window's end ≤ $LADDER_MAX_BACKLOG of the offered rate")"
