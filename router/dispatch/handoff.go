@@ -78,13 +78,12 @@ func (r *Router) offerHandoffs(rt *rules.Runtime, ds []router.NewDelivery, now t
 }
 
 // hand gives the pools the deliveries promised to them, once the ingest
-// committed them.
+// committed them; the ingest's wakeSinks, which follows, wakes them.
 func (h handoffs) hand(ev *router.EventRecord, ds []router.NewDelivery) {
 	for j, i := range h.idx {
 		d := ds[i]
 		c := &router.Claimed{ID: d.ID, Rule: d.Rule, Route: d.Route, Sink: d.Sink, Due: d.NextAttemptAt, Event: ev}
 		h.pools[j].handoff <- aheadClaim{c: c, until: d.LeaseUntil}
-		h.pools[j].wake()
 	}
 }
 
