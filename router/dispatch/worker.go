@@ -200,9 +200,11 @@ type runState struct {
 }
 
 // run claims and sends the sink's deliveries until ctx is done or the sink
-// leaves the config. Each turn: wait while the sink may not be sent to
-// (no signing key, a receiver's hold); take a slot; then send one claimed
-// ahead, or hold back for a saturated ingest, or claim.
+// leaves the config. Each turn: take what was handed off; wait while the
+// sink may not be sent to (no signing key, a receiver's hold); take a
+// slot; then send one held ahead (claimed ahead or handed off), or wait
+// for the next handoff while they flow and the store is not due a look,
+// or hold back for a saturated ingest, or claim.
 func (p *pool) run(ctx context.Context) {
 	r := p.ps.r
 	s := &runState{fresh: true}
