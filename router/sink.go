@@ -48,6 +48,9 @@ type Delivery struct {
 	// follows up on that object (a comment) instead of creating another.
 	// Deliveries with one key never run at once.
 	RemoteID string
+	// RemoteLink is what was recorded with RemoteID (nil if nothing
+	// was): a Slack root's channel, for instance.
+	RemoteLink Link
 	// SigningKey is the sink's current outbound signing key (the oldest
 	// of its keys), set by the worker for a sink whose Secured() is true
 	// and nil otherwise; such a delivery is never handed over without
@@ -80,7 +83,19 @@ type Secured interface {
 type Result struct {
 	StatusCode int
 	RemoteID   string
+	// Link describes the object RemoteID names, for the templates of
+	// other routes with the same dedup key value (.links). nil keeps what
+	// was recorded before.
+	Link Link
 }
+
+// Link describes a remote object created for a dedup key, as templates
+// read it under .links.SINK: "id" (always; the RemoteID), "url" where the
+// object has a web page a person can open, and what its kind adds
+// ("channel", "ts" for a Slack message, "key" for a Jira issue, "number"
+// for a ticket or issue with one). It is a map so that templates name
+// its entries in lower case, as they name the event's.
+type Link map[string]string
 
 // FieldSpec describes one message field of a route (text, subject, body…).
 // Every field is a text/template over the event view.
