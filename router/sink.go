@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"crypto/rsa"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -198,4 +199,44 @@ type Paced interface {
 func IsSecured(s Sink) bool {
 	sec, ok := s.(Secured)
 	return ok && sec.Secured()
+}
+
+// Encode returns the link as stored: a JSON object, "" for nil.
+func (l Link) Encode() string {
+	if l == nil {
+		return ""
+	}
+	b, err := json.Marshal(map[string]string(l))
+	if err != nil {
+		return "" // a map of strings always marshals
+	}
+	return string(b)
+}
+
+// ParseLink reads a stored link; "" and anything unreadable are nil, so
+// that a damaged row costs its link, not the delivery.
+func ParseLink(s string) Link {
+	if s == "" {
+		return nil
+	}
+	var l Link
+	if json.Unmarshal([]byte(s), &l) != nil {
+		return nil
+	}
+	return l
+}
+
+// RouteChecker is implemented by sinks that refuse some routes a field
+// list cannot describe: keys that only make sense together, or not with
+// how the sink is set up (a Slack webhook cannot update a message).
+type RouteChecker interface {
+	// CheckRoute is given the route's keys with their values as written
+	// (lists and maps as ""), and returns a problem per key it refuses.
+	CheckRoute(keys map[string]string) []RouteProblem
+}
+
+// RouteProblem is a route key a sink refuses and why. Key "" means the
+// route as a whole.
+type RouteProblem struct {
+	Key, Msg string
 }

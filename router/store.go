@@ -49,6 +49,12 @@ type EventRecord struct {
 	BodyHash []byte
 }
 
+// RemoteObject is what a sink created for a dedup key.
+type RemoteObject struct {
+	ID   string // the Result's RemoteID; "" while none was created
+	Link Link   // nil when none was recorded
+}
+
 // NewDelivery is a delivery created at ingest.
 type NewDelivery struct {
 	ID            string
@@ -195,17 +201,28 @@ type Queue interface {
 	Postpone(ctx context.Context, id, owner string, until time.Time) error
 
 	// AcquireKey locks a route's dedup key (per sink) for owner until
-	// now+lease and returns the remote id recorded for it, "" if none yet.
-	// The lock is what keeps two deliveries with one key from creating two
-	// remote objects, across workers and replicas. ok is false, and nothing
-	// changes, while another owner holds an unexpired lock; the same owner
-	// may take it again.
-	AcquireKey(ctx context.Context, sink, key, owner string, now time.Time, lease time.Duration) (remoteID string, ok bool, err error)
+	// now+lease and returns the remote object recorded for it, with an
+	// empty ID if none yet. The lock is what keeps two deliveries with one
+	// key from creating two remote objects, across workers and replicas.
+	// ok is false, and nothing changes, while another owner holds an
+	// unexpired lock; the same owner may take it again.
+	AcquireKey(ctx context.Context, sink, key, owner string, now time.Time, lease time.Duration) (obj RemoteObject, ok bool, err error)
 
-	// ReleaseKey drops owner's lock on the key, recording remoteID for it
-	// first unless remoteID is "". A lock owner no longer holds is left
-	// alone.
-	ReleaseKey(ctx context.Context, sink, key, owner, remoteID string) error
+	// ReleaseKey drops owner's lock on the key, recording obj for it
+	// first: obj.ID unless it is "", and obj.Link unless it is nil (a
+	// new ID with a nil Link clears the old link, which described
+	// another object). A lock owner no longer holds is left alone.
+	ReleaseKey(ctx context.Context, sink, key, owner string, obj RemoteObject) error
+
+	// Links returns, per sink, the remote objects recorded for the dedup
+	// key value key, each Link with its "id"; sinks with no object yet
+	// are absent.
+	Links(ctx context.Context, key string) (map[string]Link, error)
+
+	// PendingFor reports whether the event has a pending delivery to one
+	// of sinks, and the earliest next attempt among them: a route with
+	// after: waits for those.
+	PendingFor(ctx context.Context, source, eventID string, sinks []string) (due time.Time, pending bool, err error)
 }
 
 // History is what operators read and act on: events, deliveries and their

@@ -32,10 +32,15 @@ import (
 type FakeFactory struct{ Sinks map[string]*FakeSink }
 
 // FakeSink records deliveries; it fails with Errs in order, then succeeds.
+// With Creates set, a delivery with a dedup key and no remote object
+// creates one: RemoteID "R<n>" and a link to https://fake.example/R<n>.
 type FakeSink struct {
-	mu   sync.Mutex
-	got  []*router.Delivery
-	Errs []error // returned in order, then nil
+	mu      sync.Mutex
+	got     []*router.Delivery
+	made    int
+	Errs    []error // returned in order, then nil
+	Creates bool
+	refuse  string // a route key CheckRoute refuses
 }
 
 // Deliver records d.
@@ -48,7 +53,21 @@ func (s *FakeSink) Deliver(_ context.Context, d *router.Delivery) (router.Result
 		s.Errs = s.Errs[1:]
 		return router.Result{StatusCode: 500}, err
 	}
-	return router.Result{StatusCode: 200}, nil
+	if s.Creates && d.DedupKey != "" && d.RemoteID == "" {
+		s.made++
+		id := fmt.Sprintf("R%d", s.made)
+		return router.Result{StatusCode: 201, RemoteID: id, Link: router.Link{"url": "https://fake.example/" + id}}, nil
+	}
+	return router.Result{StatusCode: 200, RemoteID: d.RemoteID}, nil
+}
+
+// CheckRoute implements router.RouteChecker: a sink configured with
+// refuse: KEY refuses routes that set KEY.
+func (s *FakeSink) CheckRoute(keys map[string]string) []router.RouteProblem {
+	if _, ok := keys[s.refuse]; ok && s.refuse != "" {
+		return []router.RouteProblem{{Key: s.refuse, Msg: "the fake refuses " + s.refuse}}
+	}
+	return nil
 }
 
 // Deliveries returns what the sink got so far.
@@ -60,8 +79,9 @@ func (s *FakeSink) Deliveries() []*router.Delivery {
 
 // FakeConfig is a fake sink's config.
 type FakeConfig struct {
-	Token router.Secret `yaml:"token"`
-	Note  string        `yaml:"note"`
+	Token  router.Secret `yaml:"token"`
+	Note   string        `yaml:"note"`
+	Refuse string        `yaml:"refuse"`
 }
 
 // Build makes a fake sink.
@@ -70,7 +90,7 @@ func (f *FakeFactory) Build(kind, name string, node *yaml.Node) (router.Sink, er
 	if err := config.DecodeStrict(node, "", &c); err != nil {
 		return nil, err
 	}
-	s := &FakeSink{}
+	s := &FakeSink{refuse: c.Refuse}
 	if f.Sinks == nil {
 		f.Sinks = map[string]*FakeSink{}
 	}

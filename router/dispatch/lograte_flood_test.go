@@ -71,10 +71,10 @@ func (s *fullDiskStore) Ingest(ctx context.Context, ev *router.EventRecord, ds [
 	return s.Store.Ingest(ctx, ev, ds)
 }
 
-func (s *fullDiskStore) AcquireKey(ctx context.Context, sink, key, owner string, now time.Time, lease time.Duration) (string, bool, error) {
+func (s *fullDiskStore) AcquireKey(ctx context.Context, sink, key, owner string, now time.Time, lease time.Duration) (router.RemoteObject, bool, error) {
 	if s.broken.Load() {
 		s.acquires.Add(1)
-		return "", false, errDiskFull
+		return router.RemoteObject{}, false, errDiskFull
 	}
 	return s.Store.AcquireKey(ctx, sink, key, owner, now, lease)
 }

@@ -678,9 +678,17 @@ type prepared struct {
 // dedup key. ok is false when the delivery was put back to wait (no key
 // to sign with, or its dedup key busy), with nothing held.
 func (r *Router) prepareDelivery(rt *rules.Runtime, sr *rules.SinkRuntime, c *router.Claimed) (a *prepared, ok bool) {
+	if r.waitsForPeers(rt, c) {
+		return nil, false
+	}
 	d, route, err := r.buildDelivery(rt, sr.Sink, c)
 	a = &prepared{d: d, err: err}
 	if err != nil {
+		var lookup *linksError
+		if errors.As(err, &lookup) {
+			r.postpone(c, keyBusyWait, "links:", "delivery: look up links", err)
+			return nil, false
+		}
 		return a, true
 	}
 	if router.IsSecured(sr.Sink) {
@@ -700,17 +708,63 @@ func (r *Router) prepareDelivery(rt *rules.Runtime, sr *rules.SinkRuntime, c *ro
 	if !ok {
 		return nil, false
 	}
-	d.RemoteID = remote
+	d.RemoteID, d.RemoteLink = remote.ID, remote.Link
 	switch {
-	case remote != "" && route.OnExisting == "skip":
+	case remote.ID != "" && route.OnExisting == "skip":
 		a.skip = true
 	case route.OnExisting == "create":
 		// A new object every time: to the sink this is a plain delivery
 		// (no key to search by, nothing to follow up on); the key then
 		// names the newest object.
-		d.RemoteID, d.DedupKey = "", ""
+		d.RemoteID, d.RemoteLink, d.DedupKey = "", nil, ""
 	}
 	return a, true
+}
+
+// Waiting for the deliveries a route's after: names: not less than
+// afterMinWait between looks, so that a wait costs a query a quarter
+// second at most, nor more than afterMaxWait, so that a retry an operator
+// pulls forward (a resume, a replay) is noticed soon.
+const (
+	afterMinWait = 250 * time.Millisecond
+	afterMaxWait = 30 * time.Second
+)
+
+// waitsForPeers puts the delivery back, without an attempt, while its
+// event has pending deliveries to the sinks its route names in after:,
+// until about when the earliest of them is due. A store that cannot say
+// counts as pending: waiting is safe, sending without the links is not
+// what the route asked for.
+func (r *Router) waitsForPeers(rt *rules.Runtime, c *router.Claimed) bool {
+	rule, ok := rt.Rule(c.Rule)
+	if !ok || c.Route >= len(rule.Routes) || len(rule.Routes[c.Route].After) == 0 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	due, pending, err := r.store.PendingFor(ctx, c.Event.Source, c.Event.ID, rule.Routes[c.Route].After)
+	switch {
+	case err != nil:
+		r.postpone(c, afterMinWait, "after:", "delivery: look up the deliveries after: waits for", err)
+		return true
+	case !pending:
+		return false
+	}
+	r.postpone(c, min(max(due.Sub(r.now()), afterMinWait), afterMaxWait), "", "", nil)
+	return true
+}
+
+// postpone puts a claimed delivery back for wait without an attempt,
+// logging cause (when not nil) under the rate-limit key prefix+sink.
+func (r *Router) postpone(c *router.Claimed, wait time.Duration, prefix, msg string, cause error) {
+	if cause != nil {
+		r.logs.Log(r.log, r.now(), slog.LevelError, prefix+c.Sink, msg, "sink", c.Sink, "delivery_id", c.ID, "err", cause)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.store.Postpone(ctx, c.ID, r.owner, r.now().Add(wait)); err != nil && !errors.Is(err, router.ErrLeaseLost) {
+		r.logs.Log(r.log, r.now(), slog.LevelError, "postpone:"+c.Sink, "delivery: postpone", "sink", c.Sink, "delivery_id", c.ID, "err", err)
+	}
 }
 
 // settle does what follows an attempt that ran from start to end: feeds
@@ -729,7 +783,7 @@ func (r *Router) settle(sr *rules.SinkRuntime, p *pool, c *router.Claimed, a *pr
 		// Record the remote object before the delivery's own outcome: if
 		// the process dies in between, the delivery is sent again and
 		// follows up on the object instead of creating a second one.
-		r.releaseKey(c, a.key, res.RemoteID)
+		r.releaseKey(c, a.key, router.RemoteObject{ID: res.RemoteID, Link: res.Link})
 	}
 	requestDone()
 	paused := r.sinkPaused(c.Sink)
@@ -820,32 +874,27 @@ const keyBusyWait = 250 * time.Millisecond
 // acquireKey locks the delivery's dedup key and returns the remote id
 // recorded for it. When the key is busy (or the store cannot say), the
 // delivery is put back to wait, without spending an attempt.
-func (r *Router) acquireKey(sr *rules.SinkRuntime, c *router.Claimed, key string) (string, bool) {
+func (r *Router) acquireKey(sr *rules.SinkRuntime, c *router.Claimed, key string) (router.RemoteObject, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	remote, ok, err := r.store.AcquireKey(ctx, c.Sink, key, keyOwner(r.owner, c.ID), r.now(), sr.Timeout+leaseMargin)
 	if err == nil && ok {
 		return remote, true
 	}
-	if err != nil {
-		r.logs.Log(r.log, r.now(), slog.LevelError, "acquire-key:"+c.Sink, "delivery: lock dedup key", "sink", c.Sink, "delivery_id", c.ID, "err", err)
-	}
-	if err := r.store.Postpone(ctx, c.ID, r.owner, r.now().Add(keyBusyWait)); err != nil && !errors.Is(err, router.ErrLeaseLost) {
-		r.logs.Log(r.log, r.now(), slog.LevelError, "postpone:"+c.Sink, "delivery: postpone", "sink", c.Sink, "delivery_id", c.ID, "err", err)
-	}
-	return "", false
+	r.postpone(c, keyBusyWait, "acquire-key:", "delivery: lock dedup key", err)
+	return router.RemoteObject{}, false
 }
 
 // keyOwner names the holder of a dedup key lock: the delivery, not the
 // process, since the workers of one process must exclude each other too.
 func keyOwner(owner, deliveryID string) string { return owner + "/" + deliveryID }
 
-func (r *Router) releaseKey(c *router.Claimed, key, remoteID string) {
+func (r *Router) releaseKey(c *router.Claimed, key string, obj router.RemoteObject) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := r.store.ReleaseKey(ctx, c.Sink, key, keyOwner(r.owner, c.ID), remoteID); err != nil {
+	if err := r.store.ReleaseKey(ctx, c.Sink, key, keyOwner(r.owner, c.ID), obj); err != nil {
 		// The lock runs out by itself; the remote id is what matters.
-		r.logs.Log(r.log, r.now(), slog.LevelError, "release-key:"+c.Sink, "delivery: record remote object", "sink", c.Sink, "delivery_id", c.ID, "remote_id", remoteID, "err", err)
+		r.logs.Log(r.log, r.now(), slog.LevelError, "release-key:"+c.Sink, "delivery: record remote object", "sink", c.Sink, "delivery_id", c.ID, "remote_id", obj.ID, "err", err)
 	}
 }
 
@@ -891,13 +940,6 @@ func (r *Router) buildDelivery(rt *rules.Runtime, sink router.Sink, c *router.Cl
 		return nil, nil, router.Permanent(fmt.Errorf("decode event: %w", err))
 	}
 	d := &router.Delivery{ID: c.ID, Rule: c.Rule, Sink: c.Sink, Attempt: c.Attempts + 1, Event: view.Data(), Fields: map[string]string{}}
-	for _, f := range route.Fields {
-		s, err := f.Render(view.Data())
-		if err != nil {
-			return nil, nil, router.Permanent(fmt.Errorf("render %s: %w", f.Name(), err))
-		}
-		d.Fields[f.Name()] = s
-	}
 	if route.DedupKey != nil {
 		s, err := route.DedupKey.Render(view.Data())
 		if err != nil {
@@ -905,7 +947,63 @@ func (r *Router) buildDelivery(rt *rules.Runtime, sink router.Sink, c *router.Cl
 		}
 		d.DedupKey = strings.TrimSpace(s)
 	}
+	data := view.Data()
+	if route.UsesLinks {
+		links, err := r.links(rt, d.DedupKey)
+		if err != nil {
+			return nil, nil, err
+		}
+		// A copy: the view is cached and shared, the links are this
+		// delivery's.
+		data = maps.Clone(data)
+		data["links"] = links
+	}
+	for _, f := range route.Fields {
+		s, err := f.Render(data)
+		if err != nil {
+			return nil, nil, router.Permanent(fmt.Errorf("render %s: %w", f.Name(), err))
+		}
+		d.Fields[f.Name()] = s
+	}
 	return d, route, nil
+}
+
+// linksError is a failed lookup of a delivery's links: the delivery
+// waits and tries again, as for a busy dedup key.
+type linksError struct{ err error }
+
+func (e *linksError) Error() string { return "look up links: " + e.err.Error() }
+func (e *linksError) Unwrap() error { return e.err }
+
+// links returns what every sink created for the dedup key value key, as
+// templates read it: sink name to link. Every sink of the config has an
+// entry, empty when it created nothing (or there is no key), so that
+// {{ (index .links "desk").url }} renders empty rather than failing on
+// a missing entry.
+func (r *Router) links(rt *rules.Runtime, key string) (map[string]any, error) {
+	out := make(map[string]any, len(rt.Sinks))
+	for name := range rt.Sinks {
+		out[name] = map[string]any{}
+	}
+	if key == "" {
+		return out, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	links, err := r.store.Links(ctx, key)
+	if err != nil {
+		return nil, &linksError{err}
+	}
+	for sink, l := range links {
+		// map[string]any, as the rest of the view: a missing entry
+		// renders empty instead of failing the template.
+		m := make(map[string]any, len(l))
+		for k, v := range l {
+			m[k] = v
+		}
+		out[sink] = m
+	}
+	return out, nil
 }
 
 // takesEventJSON reports whether deliveries of src's events over route to

@@ -22,35 +22,88 @@ const sqlAcquireKey = `INSERT INTO remote_objects
 		SET lock_owner = excluded.lock_owner, lock_until = excluded.lock_until, updated_at = excluded.updated_at
 		WHERE remote_objects.lock_owner IS NULL OR remote_objects.lock_owner = excluded.lock_owner
 			OR remote_objects.lock_until <= $5
-	RETURNING remote_id`
+	RETURNING remote_id, link`
 
 // AcquireKey locks a dedup key; see router.Store.
-func (s *Store) AcquireKey(ctx context.Context, sink, key, owner string, now time.Time, lease time.Duration) (string, bool, error) {
+func (s *Store) AcquireKey(ctx context.Context, sink, key, owner string, now time.Time, lease time.Duration) (router.RemoteObject, bool, error) {
 	if owner == "" || lease <= 0 {
-		return "", false, errors.New("postgres: acquire key: empty owner or lease")
+		return router.RemoteObject{}, false, errors.New("postgres: acquire key: empty owner or lease")
 	}
-	var remote string
-	err := s.pool.QueryRow(ctx, sqlAcquireKey, sink, key, owner, now.Add(lease).UTC(), now.UTC()).Scan(&remote)
+	var remote, link string
+	err := s.pool.QueryRow(ctx, sqlAcquireKey, sink, key, owner, now.Add(lease).UTC(), now.UTC()).Scan(&remote, &link)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return "", false, nil
+		return router.RemoteObject{}, false, nil
 	case err != nil:
-		return "", false, fmt.Errorf("postgres: acquire key: %w", err)
+		return router.RemoteObject{}, false, fmt.Errorf("postgres: acquire key: %w", err)
 	}
-	return remote, true, nil
+	return router.RemoteObject{ID: remote, Link: router.ParseLink(link)}, true, nil
 }
 
-// ReleaseKey records the remote id and unlocks; see router.Store.
-func (s *Store) ReleaseKey(ctx context.Context, sink, key, owner, remoteID string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE remote_objects
-		SET remote_id = CASE WHEN $4 = '' THEN remote_id ELSE $4 END,
-			lock_owner = NULL, lock_until = NULL, updated_at = now()
-		WHERE sink = $1 AND dedup_key = $2 AND lock_owner = $3`,
-		sink, key, owner, remoteID)
-	if err != nil {
+// sqlReleaseKey records the object and unlocks. $5 is the link as stored,
+// NULL to keep the recorded one unless the id changes.
+const sqlReleaseKey = `UPDATE remote_objects
+	SET link = CASE WHEN $5::text IS NOT NULL THEN $5::text
+			WHEN $4 <> '' AND $4 <> remote_id THEN '' ELSE link END,
+		remote_id = CASE WHEN $4 = '' THEN remote_id ELSE $4 END,
+		lock_owner = NULL, lock_until = NULL, updated_at = now()
+	WHERE sink = $1 AND dedup_key = $2 AND lock_owner = $3`
+
+// ReleaseKey records the remote object and unlocks; see router.Store.
+func (s *Store) ReleaseKey(ctx context.Context, sink, key, owner string, obj router.RemoteObject) error {
+	var link *string
+	if obj.Link != nil {
+		enc := obj.Link.Encode()
+		link = &enc
+	}
+	if _, err := s.pool.Exec(ctx, sqlReleaseKey, sink, key, owner, obj.ID, link); err != nil {
 		return fmt.Errorf("postgres: release key: %w", err)
 	}
 	return nil
+}
+
+// Links returns every sink's object for a dedup key value; see
+// router.Store.
+func (s *Store) Links(ctx context.Context, key string) (map[string]router.Link, error) {
+	rows, err := s.pool.Query(ctx, `SELECT sink, remote_id, link FROM remote_objects
+		WHERE dedup_key = $1 AND remote_id <> ''`, key)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: links: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]router.Link{}
+	for rows.Next() {
+		var sink, id, link string
+		if err := rows.Scan(&sink, &id, &link); err != nil {
+			return nil, fmt.Errorf("postgres: links: %w", err)
+		}
+		l := router.ParseLink(link)
+		if l == nil {
+			l = router.Link{}
+		}
+		l["id"] = id
+		out[sink] = l
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: links: %w", err)
+	}
+	return out, nil
+}
+
+// PendingFor reports the event's pending deliveries to sinks; see
+// router.Store.
+func (s *Store) PendingFor(ctx context.Context, source, eventID string, sinks []string) (time.Time, bool, error) {
+	var due *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT min(next_attempt_at) FROM deliveries
+		WHERE source = $1 AND event_id = $2 AND status = 'pending' AND sink = ANY($3)`,
+		source, eventID, sinks).Scan(&due)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("postgres: pending for: %w", err)
+	}
+	if due == nil {
+		return time.Time{}, false, nil
+	}
+	return due.UTC(), true, nil
 }
 
 // Postpone re-queues a claimed delivery without an attempt; see

@@ -99,6 +99,18 @@ type Route struct {
 	// OnExisting says what a delivery with an already-seen dedup key does:
 	// comment, skip or create.
 	OnExisting string
+	// After names the sinks whose deliveries of the same event this
+	// route's delivery waits for (delivered or dead), so that its
+	// templates see what they created under .links.
+	After []string
+	// UsesLinks is set when a field template reads .links: only such
+	// deliveries look the links up.
+	UsesLinks bool
+
+	// node and path are the route's mapping and its place, for problems
+	// found after it compiled.
+	node *yaml.Node
+	path string
 }
 
 // SourceByPath returns the source served at path.
@@ -182,6 +194,7 @@ func compile(file string, cfg *config.Config, doc *yaml.Node, sinks config.SinkF
 		}
 	}
 	c.warnDroppedReads()
+	c.checkAfterCycles()
 
 	return c.rt, c.errs
 }
@@ -549,7 +562,7 @@ func (c *compiler) route(rulePath string, j int, node *yaml.Node, sources []*Sou
 		c.add(config.NodeError(node, path, "want a mapping with sink: and the message fields"))
 		return nil
 	}
-	rt := &Route{Index: j, OnExisting: "comment"}
+	rt := &Route{Index: j, OnExisting: "comment", node: node, path: path}
 	sinkNode := config.LookupNode(node, "sink")
 	for k := 0; k+1 < len(node.Content); k += 2 {
 		if node.Content[k].Value == "sink" {
@@ -572,6 +585,19 @@ func (c *compiler) route(rulePath string, j int, node *yaml.Node, sources []*Sou
 	for _, s := range specs {
 		if s.Required && !set[s.Name] {
 			c.add(config.NodeError(node, path, "a route to a %s sink needs %q", sr.Kind, s.Name))
+		}
+	}
+	if rc, ok := sr.Sink.(router.RouteChecker); ok {
+		keys := map[string]string{}
+		for k := 0; k+1 < len(node.Content); k += 2 {
+			keys[node.Content[k].Value] = node.Content[k+1].Value
+		}
+		for _, p := range rc.CheckRoute(keys) {
+			at := node
+			if p.Key != "" {
+				at = config.LookupNode(node, p.Key)
+			}
+			c.add(config.NodeError(at, strings.TrimSuffix(path+"."+p.Key, "."), "%s", p.Msg))
 		}
 	}
 	return rt
@@ -607,7 +633,13 @@ func (c *compiler) routeKey(rt *Route, sr *SinkRuntime, specs []router.FieldSpec
 		if err != nil {
 			c.add(config.NodeError(val, kp, "%v", err))
 		}
+		if t != nil && readsLinks(t) {
+			c.add(config.NodeError(val, kp, "the dedup key cannot read .links: the links are found by it"))
+		}
 		rt.DedupKey = t
+		return
+	case "after":
+		c.routeAfter(rt, kp, val)
 		return
 	}
 	spec, ok := findSpec(specs, key.Value)
@@ -623,6 +655,81 @@ func (c *compiler) routeKey(rt *Route, sr *SinkRuntime, specs []router.FieldSpec
 			return
 		}
 		rt.Fields = append(rt.Fields, t)
+		rt.UsesLinks = rt.UsesLinks || readsLinks(t)
+	}
+}
+
+// routeAfter compiles a route's after: the names of sinks, each once.
+func (c *compiler) routeAfter(rt *Route, kp string, val *yaml.Node) {
+	if val.Kind != yaml.SequenceNode {
+		c.add(config.NodeError(val, kp, "want a list of sink names"))
+		return
+	}
+	for i, n := range val.Content {
+		switch {
+		case n.Kind != yaml.ScalarNode:
+			c.add(config.NodeError(n, fmt.Sprintf("%s[%d]", kp, i), "want a sink name"))
+		case c.rt.Sinks[n.Value] == nil:
+			c.add(config.NodeError(n, fmt.Sprintf("%s[%d]", kp, i), "unknown sink %q", n.Value))
+		case slices.Contains(rt.After, n.Value):
+			c.add(config.NodeError(n, fmt.Sprintf("%s[%d]", kp, i), "sink %q is listed twice", n.Value))
+		default:
+			rt.After = append(rt.After, n.Value)
+		}
+	}
+}
+
+// checkAfterCycles refuses a config whose after: lists can wait in a
+// circle: a route to sink A after B, and one to B after A (or a route
+// after its own sink). Sinks are the graph's nodes, since a delivery
+// waits for every delivery of its event to the sinks it names, whichever
+// rule made them.
+func (c *compiler) checkAfterCycles() {
+	edges := map[string][]string{}
+	where := map[[2]string]*Route{}
+	for _, r := range c.rt.Rules {
+		for _, rt := range r.Routes {
+			for _, a := range rt.After {
+				if _, seen := where[[2]string{rt.Sink, a}]; !seen {
+					edges[rt.Sink] = append(edges[rt.Sink], a)
+					where[[2]string{rt.Sink, a}] = rt
+				}
+			}
+		}
+	}
+	const (
+		unvisited = iota
+		onPath
+		done
+	)
+	state := map[string]int{}
+	var path []string
+	var visit func(string) bool
+	visit = func(s string) bool {
+		state[s] = onPath
+		path = append(path, s)
+		for _, next := range edges[s] {
+			switch state[next] {
+			case onPath:
+				cycle := append(slices.Clone(path[slices.Index(path, next):]), next)
+				rt := where[[2]string{s, next}]
+				c.add(config.NodeError(config.LookupNode(rt.node, "after"), rt.path+".after",
+					"after: waits in a circle: %s", strings.Join(cycle, " waits for ")))
+				return false
+			case unvisited:
+				if !visit(next) {
+					return false
+				}
+			}
+		}
+		path = path[:len(path)-1]
+		state[s] = done
+		return true
+	}
+	for _, s := range slices.Sorted(maps.Keys(edges)) {
+		if state[s] == unvisited && !visit(s) {
+			return
+		}
 	}
 }
 
@@ -654,7 +761,7 @@ func findSpec(specs []router.FieldSpec, name string) (router.FieldSpec, bool) {
 }
 
 func specNames(specs []router.FieldSpec) string {
-	names := []string{"dedup_key", "on_existing"}
+	names := []string{"dedup_key", "on_existing", "after"}
 	for _, s := range specs {
 		names = append(names, s.Name)
 	}

@@ -378,3 +378,99 @@ func TestDropHeadersWarnings(t *testing.T) {
 		t.Errorf("warnings:\n%s\nwant none for rule sad, which reads no header", got)
 	}
 }
+
+// afterConfig has three sinks and a rule whose routes use after:; tests
+// replace AFTER_DESK and AFTER_OUT.
+const afterConfig = `
+sources:
+  - name: siq
+    type: salesiq
+    public_keys:
+      - pem: ${PUBKEY}
+sinks:
+  - name: out
+    type: fake
+  - name: desk
+    type: fake
+  - name: pager
+    type: fake
+    refuse: subject
+rules:
+  - name: sad
+    source: siq
+    when: chat.rating == "sad"
+    to:
+      - sink: desk
+        text: "{{ .visitor.name }}"
+        after: AFTER_DESK
+      - sink: out
+        text: "{{ (index .links \"desk\").url }}"
+        dedup_key: "chat-{{ .chat.id }}"
+        after: AFTER_OUT
+`
+
+func afterSrc(desk, out string) string {
+	return strings.NewReplacer("AFTER_DESK", desk, "AFTER_OUT", out).Replace(afterConfig)
+}
+
+func TestAfterAndLinks(t *testing.T) {
+	rt, _ := mustLoad(t, afterSrc("[]", "[desk, pager]"), nil)
+	routes := rt.Rules[0].Routes
+	if len(routes[0].After) != 0 || !slices.Equal(routes[1].After, []string{"desk", "pager"}) {
+		t.Errorf("after = %v and %v; want none and [desk pager]", routes[0].After, routes[1].After)
+	}
+	if routes[0].UsesLinks || !routes[1].UsesLinks {
+		t.Errorf("UsesLinks = %v, %v; want false, true", routes[0].UsesLinks, routes[1].UsesLinks)
+	}
+}
+
+func TestAfterErrors(t *testing.T) {
+	cases := []struct{ name, desk, out, want string }{
+		{"cycle", "[out]", "[desk]", `rules.yaml:26:16: rules[0].to[1].after: after: waits in a circle: desk waits for out waits for desk`},
+		{"itself", "[desk]", "[]", `after: waits in a circle: desk waits for desk`},
+		{"unknown sink", "[]", "[desk, nope]", `rules.yaml:26:23: rules[0].to[1].after[1]: unknown sink "nope"`},
+		{"twice", "[]", "[desk, desk]", `rules[0].to[1].after[1]: sink "desk" is listed twice`},
+		{"not a list", "[]", "desk", `rules[0].to[1].after: want a list of sink names`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := loadErr(t, afterSrc(tc.desk, tc.out), nil); !strings.Contains(got, tc.want) {
+				t.Errorf("error = %s\nwant it to contain %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLinksNotInDedupKey(t *testing.T) {
+	src := strings.Replace(afterSrc("[]", "[]"), `dedup_key: "chat-{{ .chat.id }}"`, `dedup_key: "{{ .links.desk.id }}"`, 1)
+	if got := loadErr(t, src, nil); !strings.Contains(got, "rules[0].to[1].dedup_key: the dedup key cannot read .links") {
+		t.Errorf("error = %s", got)
+	}
+}
+
+func TestReadsLinks(t *testing.T) {
+	for src, want := range map[string]bool{
+		`{{ (index .links "desk").url }}`:                   true,
+		`{{ .links.desk.url }}`:                             true,
+		`{{ with .chat }}{{ $.links.desk.url }}{{ end }}`:   true,
+		`{{ if .links }}x{{ end }}`:                         true,
+		`{{ range $k, $v := .links }}{{ $v.url }}{{ end }}`: true,
+		`{{ .chat.id }} links`:                              false,
+		`{{ .visitor.name | printf "%s links" }}`:           false,
+	} {
+		f, err := compileTemplate("text", src, nil, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		if got := readsLinks(f); got != want {
+			t.Errorf("readsLinks(%s) = %v, want %v", src, got, want)
+		}
+	}
+}
+
+func TestRouteCheckerProblems(t *testing.T) {
+	src := strings.Replace(afterSrc("[]", "[]"), "      - sink: desk\n", "      - sink: pager\n        subject: hi\n        text: x\n      - sink: desk\n", 1)
+	if got := loadErr(t, src, nil); !strings.Contains(got, `rules.yaml:21:18: rules[0].to[0].subject: the fake refuses subject`) {
+		t.Errorf("error = %s", got)
+	}
+}

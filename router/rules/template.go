@@ -212,6 +212,9 @@ func firstErr(errs ...error) error {
 // checkPath follows names through the struct types of a typed view; below
 // a map or an any, nothing is known and everything is allowed.
 func checkPath(t reflect.Type, names []string) error {
+	if len(names) > 0 && names[0] == linksKey {
+		return nil // not the event's: the worker adds it (see readsLinks)
+	}
 	walked := ""
 	for _, name := range names {
 		if t.Kind() != reflect.Struct || t == reflect.TypeOf(time.Time{}) {
@@ -237,4 +240,60 @@ func exprField(t reflect.Type, name string) (reflect.Type, bool) {
 		}
 	}
 	return nil, false
+}
+
+// linksKey is where templates find the remote objects other sinks created
+// for the same dedup key value: {{ (index .links "helpdesk").url }}.
+const linksKey = "links"
+
+// readsLinks reports whether the template refers to .links or $.links
+// anywhere. Inside range or with, .links names something else, but a
+// template that reads one is counted too: the cost of a wrong yes is one
+// lookup per delivery.
+func readsLinks(f *fieldTemplate) bool {
+	found := false
+	var walk func(n parse.Node)
+	walk = func(n parse.Node) {
+		if found || n == nil {
+			return
+		}
+		switch n := n.(type) {
+		case *parse.ListNode:
+			if n != nil {
+				for _, c := range n.Nodes {
+					walk(c)
+				}
+			}
+		case *parse.ActionNode:
+			walk(n.Pipe)
+		case *parse.PipeNode:
+			if n != nil {
+				for _, c := range n.Cmds {
+					for _, a := range c.Args {
+						walk(a)
+					}
+				}
+			}
+		case *parse.FieldNode:
+			found = n.Ident[0] == linksKey
+		case *parse.VariableNode:
+			found = len(n.Ident) > 1 && n.Ident[0] == "$" && n.Ident[1] == linksKey
+		case *parse.ChainNode:
+			walk(n.Node)
+		case *parse.BranchNode:
+			walk(n.Pipe)
+			walk(n.List)
+			walk(n.ElseList)
+		case *parse.IfNode:
+			walk(&n.BranchNode)
+		case *parse.RangeNode:
+			walk(&n.BranchNode)
+		case *parse.WithNode:
+			walk(&n.BranchNode)
+		case *parse.TemplateNode:
+			walk(n.Pipe)
+		}
+	}
+	walk(f.t.Tree.Root)
+	return found
 }

@@ -51,7 +51,7 @@ func PruneReleasedKey(t *testing.T, s router.Store, age func(dedupKey string, at
 		if _, ok, err := s.AcquireKey(ctx, "sink", k, "w", at, time.Minute); err != nil || !ok {
 			t.Fatalf("AcquireKey(%s) = %v, %v", k, ok, err)
 		}
-		if err := s.ReleaseKey(ctx, "sink", k, "w", "R-"+k); err != nil {
+		if err := s.ReleaseKey(ctx, "sink", k, "w", router.RemoteObject{ID: "R-" + k}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -62,8 +62,8 @@ func PruneReleasedKey(t *testing.T, s router.Store, age func(dedupKey string, at
 		t.Fatalf("Prune = %d, %v; want the old key", n, err)
 	}
 	for k, want := range map[string]string{"old": "", "new": "R-new"} {
-		if remote, _, err := s.AcquireKey(ctx, "sink", k, "w2", at.Add(time.Hour), time.Minute); err != nil || remote != want {
-			t.Errorf("AcquireKey(%s) after Prune = %q, %v; want %q", k, remote, err, want)
+		if remote, _, err := s.AcquireKey(ctx, "sink", k, "w2", at.Add(time.Hour), time.Minute); err != nil || remote.ID != want {
+			t.Errorf("AcquireKey(%s) after Prune = %q, %v; want %q", k, remote.ID, err, want)
 		}
 	}
 	if _, err := s.Prune(ctx, at, 0); err == nil {

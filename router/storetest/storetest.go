@@ -96,6 +96,8 @@ func Run(t *testing.T, open func(t *testing.T) router.Store) {
 		{"Postpone", testPostpone},
 		{"DedupKeyLock", testDedupKeyLock},
 		{"DedupKeyRace", testDedupKeyRace},
+		{"Links", testLinks},
+		{"PendingFor", testPendingFor},
 		{"DeliveryFields", testDeliveryFields},
 		{"ListDeliveriesFilters", testListDeliveriesFilters},
 		{"ListDeliveriesPaging", testListDeliveriesPaging},
@@ -938,8 +940,8 @@ func testPostpone(e *env) {
 func testDedupKeyLock(e *env) {
 	sink, key := e.n("sink"), "chat-42"
 	remote, ok, err := e.s.AcquireKey(e.ctx, sink, key, "w1", t0, time.Minute)
-	if err != nil || !ok || remote != "" {
-		e.Fatalf("first AcquireKey = %q, %v, %v; want \"\", true", remote, ok, err)
+	if err != nil || !ok || remote.ID != "" || remote.Link != nil {
+		e.Fatalf("first AcquireKey = %+v, %v, %v; want nothing recorded, true", remote, ok, err)
 	}
 	if _, ok, err := e.s.AcquireKey(e.ctx, sink, key, "w2", t0.Add(time.Second), time.Minute); err != nil || ok {
 		e.Fatalf("AcquireKey of a held key = %v, %v; want false", ok, err)
@@ -954,28 +956,101 @@ func testDedupKeyLock(e *env) {
 // remote id its owner releases it with, and hands it to the next owner,
 // after a release or after the lock expires.
 func checkKeyRelease(e *env, sink, key string) {
-	if err := e.s.ReleaseKey(e.ctx, sink, key, "w2", "STRANGER"); err != nil {
+	if err := e.s.ReleaseKey(e.ctx, sink, key, "w2", router.RemoteObject{ID: "STRANGER"}); err != nil {
 		e.Fatal(err)
 	}
-	if err := e.s.ReleaseKey(e.ctx, sink, key, "w1", "T-1001"); err != nil {
+	link := router.Link{"url": "https://desk.example/tickets/1001", "number": "1001"}
+	if err := e.s.ReleaseKey(e.ctx, sink, key, "w1", router.RemoteObject{ID: "T-1001", Link: link}); err != nil {
 		e.Fatal(err)
 	}
 	remote, ok, err := e.s.AcquireKey(e.ctx, sink, key, "w2", t0.Add(2*time.Second), time.Minute)
-	if err != nil || !ok || remote != "T-1001" {
-		e.Fatalf("AcquireKey after release = %q, %v, %v; want T-1001, true", remote, ok, err)
+	if err != nil || !ok || remote.ID != "T-1001" || !maps.Equal(remote.Link, link) {
+		e.Fatalf("AcquireKey after release = %+v, %v, %v; want T-1001 with %v, true", remote, ok, err, link)
 	}
 	// w2 dies holding it: the lock expires.
 	remote, ok, err = e.s.AcquireKey(e.ctx, sink, key, "w3", t0.Add(2*time.Minute), time.Minute)
-	if err != nil || !ok || remote != "T-1001" {
-		e.Fatalf("AcquireKey after expiry = %q, %v, %v; want T-1001, true", remote, ok, err)
+	if err != nil || !ok || remote.ID != "T-1001" {
+		e.Fatalf("AcquireKey after expiry = %+v, %v, %v; want T-1001, true", remote, ok, err)
 	}
-	// An empty remote id keeps the recorded one.
-	if err := e.s.ReleaseKey(e.ctx, sink, key, "w3", ""); err != nil {
+	// An empty remote id keeps the recorded object, link and all.
+	if err := e.s.ReleaseKey(e.ctx, sink, key, "w3", router.RemoteObject{}); err != nil {
 		e.Fatal(err)
 	}
-	if remote, _, _ := e.s.AcquireKey(e.ctx, sink, key, "w4", t0.Add(3*time.Minute), time.Minute); remote != "T-1001" {
-		e.Fatalf("remote id after an empty release = %q, want T-1001", remote)
+	if remote, _, _ := e.s.AcquireKey(e.ctx, sink, key, "w4", t0.Add(3*time.Minute), time.Minute); remote.ID != "T-1001" || !maps.Equal(remote.Link, link) {
+		e.Fatalf("remote object after an empty release = %+v, want T-1001 with %v", remote, link)
 	}
+}
+
+// testLinks: a key value's links are every sink's object for it, each with
+// its id; a new object without a link clears the old one's; the same
+// object without a link keeps it; another key value sees none of them.
+func testLinks(e *env) {
+	desk, slack, key := e.n("desk"), e.n("slack"), e.n("chat-7")
+	release := func(sink, owner string, obj router.RemoteObject) {
+		e.Helper()
+		if _, ok, err := e.s.AcquireKey(e.ctx, sink, key, owner, t0, time.Minute); err != nil || !ok {
+			e.Fatalf("AcquireKey(%s) = %v, %v", sink, ok, err)
+		}
+		if err := e.s.ReleaseKey(e.ctx, sink, key, owner, obj); err != nil {
+			e.Fatal(err)
+		}
+	}
+	if got, err := e.s.Links(e.ctx, key); err != nil || len(got) != 0 {
+		e.Fatalf("Links of a new key = %v, %v; want none", got, err)
+	}
+	release(desk, "w1", router.RemoteObject{ID: "77", Link: router.Link{"url": "https://desk/77"}})
+	release(slack, "w2", router.RemoteObject{ID: "1700.01", Link: router.Link{"channel": "C1", "ts": "1700.01"}})
+	// A key locked but never given an object is no link.
+	if _, ok, err := e.s.AcquireKey(e.ctx, e.n("jira"), key, "w3", t0, time.Minute); err != nil || !ok {
+		e.Fatalf("AcquireKey(jira) = %v, %v", ok, err)
+	}
+	got, err := e.s.Links(e.ctx, key)
+	want := map[string]router.Link{
+		desk:  {"id": "77", "url": "https://desk/77"},
+		slack: {"id": "1700.01", "channel": "C1", "ts": "1700.01"},
+	}
+	if err != nil || !maps.EqualFunc(got, want, maps.Equal) {
+		e.Fatalf("Links = %v, %v; want %v", got, err, want)
+	}
+	release(desk, "w1", router.RemoteObject{ID: "77"})
+	release(slack, "w2", router.RemoteObject{ID: "1700.02"})
+	got, err = e.s.Links(e.ctx, key)
+	want = map[string]router.Link{desk: {"id": "77", "url": "https://desk/77"}, slack: {"id": "1700.02"}}
+	if err != nil || !maps.EqualFunc(got, want, maps.Equal) {
+		e.Fatalf("Links after releases without links = %v, %v; want %v", got, err, want)
+	}
+	if got, err := e.s.Links(e.ctx, e.n("chat-8")); err != nil || len(got) != 0 {
+		e.Fatalf("Links of another key value = %v, %v; want none", got, err)
+	}
+}
+
+// testPendingFor: an event's pending deliveries to the named sinks, with
+// the earliest due; delivered and dead ones, other sinks' and other
+// events' do not count.
+func testPendingFor(e *env) {
+	src, desk, jira, slack := e.n("src"), e.n("desk"), e.n("jira"), e.n("slack")
+	ev := e.event(src, "ev", t0)
+	e.ingest(ev, e.delivery("d-desk", desk, t0.Add(time.Minute)), e.delivery("d-jira", jira, t0.Add(time.Second)),
+		e.delivery("d-slack", slack, t0))
+	e.ingest(e.event(src, "other", t0), e.delivery("o-desk", desk, t0))
+	check := func(what string, sinks []string, wantDue time.Time, wantPending bool) {
+		e.Helper()
+		due, pending, err := e.s.PendingFor(e.ctx, src, ev.ID, sinks)
+		if err != nil || pending != wantPending || !due.Equal(wantDue) {
+			e.Fatalf("%s: PendingFor = %v, %v, %v; want %v, %v", what, due, pending, err, wantDue, wantPending)
+		}
+	}
+	check("both pending", []string{desk, jira}, t0.Add(time.Second), true)
+	check("one", []string{desk}, t0.Add(time.Minute), true)
+	check("no such sink", []string{e.n("none")}, time.Time{}, false)
+	check("no sinks", nil, time.Time{}, false)
+	e.wantIDs("claim jira", e.claimIDs(jira, "w", t0.Add(time.Second), time.Minute, 1), "d-jira")
+	e.finish("d-jira", "w", router.Finish{Status: router.StatusDead, Attempt: router.AttemptRecord{At: t0, Outcome: router.OutcomeDead}})
+	check("jira dead", []string{desk, jira}, t0.Add(time.Minute), true)
+	e.wantIDs("claim desk", e.claimIDs(desk, "w", t0.Add(time.Minute), time.Minute, 5), "o-desk", "d-desk")
+	e.finish("d-desk", "w", router.Finish{Status: router.StatusDelivered, Attempt: router.AttemptRecord{At: t0, Outcome: router.OutcomeDelivered}})
+	check("both done", []string{desk, jira}, time.Time{}, false)
+	check("slack still pending", []string{slack, desk}, t0, true)
 }
 
 func testDedupKeyRace(e *env) {
