@@ -19,21 +19,28 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/hookroute/hookroute/internal/redact"
-	"github.com/hookroute/hookroute/internal/runes"
 	"github.com/hookroute/hookroute/router"
 )
 
 func init() {
 	register("slack",
 		[]router.FieldSpec{
-			{Name: "text", Required: true, Escape: escapeMrkdwn},
+			// Not Required: a route may only update its conversation's
+			// root (CheckRoute wants one of the four contents).
+			{Name: "text", Escape: escapeMrkdwn},
 			// A JSON array of Block Kit blocks: values land inside JSON
 			// strings that Slack reads as mrkdwn.
-			{Name: "blocks", Escape: func(s string) string { return escapeJSONString(escapeMrkdwn(s)) }},
+			{Name: "blocks", Escape: escapeBlocks},
 			{Name: "thread_ts"},
 			// Overrides the sink's channel. Webhooks made by Slack apps
 			// ignore it; legacy ones honour it.
 			{Name: "channel"},
+			// A conversation's root message, on a route with a dedup key
+			// (slackthread.go).
+			{Name: "root_text", Escape: escapeMrkdwn},
+			{Name: "root_blocks", Escape: escapeBlocks},
+			{Name: "reaction"},
+			{Name: "reply_broadcast"},
 		},
 		func() slackConfig { return slackConfig{Rate: 1} },
 		newSlackSink)
@@ -230,44 +237,55 @@ func (s *slackSink) waitChannel(ctx context.Context, channel string) error {
 // found, bad token, invalid blocks) are permanent; rate limits, server
 // errors and network failures are retried.
 func (s *slackSink) Deliver(ctx context.Context, d *router.Delivery) (router.Result, error) {
-	text := runes.Truncate(d.Fields["text"], slackMaxText)
-	blocks, err := parseBlocks(d.Fields["blocks"])
+	msg, err := renderedMessage(d.Fields["text"], d.Fields["blocks"], "blocks")
 	if err != nil {
-		return router.Result{}, router.Permanent(fmt.Errorf("slack: %w", err))
-	}
-	if strings.TrimSpace(text) == "" && blocks == nil {
-		return router.Result{}, router.Permanent(errors.New("slack: text rendered empty and there are no blocks"))
+		return router.Result{}, err
 	}
 	threadTS, channel := strings.TrimSpace(d.Fields["thread_ts"]), strings.TrimSpace(d.Fields["channel"])
-	if threadTS == "" && d.RemoteID != "" {
-		// A follow-up about the same dedup_key: reply in the thread of the
-		// first message rather than start another.
-		threadTS = d.RemoteID
-	}
 	if s.api == nil {
-		msg := &slack.WebhookMessage{Text: text, ThreadTimestamp: threadTS, Channel: channel, Username: s.conf.Username, IconEmoji: s.conf.IconEmoji}
-		if blocks != nil {
-			msg.Blocks = &slack.Blocks{BlockSet: blocks}
+		if msg.empty() {
+			return router.Result{}, router.Permanent(errors.New("slack: text rendered empty and there are no blocks"))
 		}
-		return s.postWebhook(ctx, msg)
+		hook := &slack.WebhookMessage{Text: msg.text, ThreadTimestamp: threadTS, Channel: channel, Username: s.conf.Username, IconEmoji: s.conf.IconEmoji}
+		if msg.blocks != nil {
+			hook.Blocks = &slack.Blocks{BlockSet: msg.blocks}
+		}
+		return s.postWebhook(ctx, hook)
 	}
-	return s.postMessage(ctx, channel, threadTS, text, blocks)
+	if d.DedupKey != "" && threadTS == "" {
+		return s.converse(ctx, d, channel, msg)
+	}
+	if msg.empty() {
+		return router.Result{}, router.Permanent(errors.New("slack: text rendered empty and there are no blocks"))
+	}
+	ts, _, err := s.postMessage(ctx, channel, threadTS, msg, false)
+	if err != nil {
+		return router.Result{StatusCode: statusOf(err)}, err
+	}
+	if threadTS != "" {
+		ts = threadTS // the thread stays what the route names
+	}
+	return router.Result{StatusCode: http.StatusOK, RemoteID: ts}, nil
 }
 
-// postMessage posts with the Web API (chat.postMessage) to channel, the
-// sink's own when empty, in the thread threadTS when set.
-func (s *slackSink) postMessage(ctx context.Context, channel, threadTS, text string, blocks []slack.Block) (router.Result, error) {
+// postMessage posts msg with the Web API (chat.postMessage) to channel,
+// the sink's own when empty, in the thread threadTS when set, and returns
+// its ts and the channel's id. Its errors are classified (see classify).
+func (s *slackSink) postMessage(ctx context.Context, channel, threadTS string, msg slackMessage, broadcast bool) (ts, channelID string, err error) {
 	if channel == "" {
 		channel = s.conf.Channel
 	} else if err := s.waitChannel(ctx, channel); err != nil {
-		return router.Result{}, err
+		return "", "", err
 	}
-	opts := []slack.MsgOption{slack.MsgOptionText(text, false)}
-	if blocks != nil {
-		opts = append(opts, slack.MsgOptionBlocks(blocks...))
+	opts := []slack.MsgOption{slack.MsgOptionText(msg.text, false)}
+	if msg.blocks != nil {
+		opts = append(opts, slack.MsgOptionBlocks(msg.blocks...))
 	}
 	if threadTS != "" {
 		opts = append(opts, slack.MsgOptionTS(threadTS))
+		if broadcast {
+			opts = append(opts, slack.MsgOptionBroadcast())
+		}
 	}
 	if s.conf.Username != "" {
 		opts = append(opts, slack.MsgOptionUsername(s.conf.Username))
@@ -277,14 +295,37 @@ func (s *slackSink) postMessage(ctx context.Context, channel, threadTS, text str
 	}
 	id, ts, err := s.api.PostMessageContext(ctx, channel, opts...)
 	if err != nil {
-		code, err := s.classify(err)
-		return router.Result{StatusCode: code}, fmt.Errorf("slack: post message: %w", err)
+		return "", "", s.failed("post message", err)
 	}
 	s.learnChannelID(channel, id)
-	if threadTS != "" {
-		ts = threadTS // the thread stays what the dedup key names
+	return ts, id, nil
+}
+
+// failed wraps a Web API call's error, classified, with what was being
+// done.
+func (s *slackSink) failed(what string, err error) error {
+	code, err := s.classify(err)
+	return &slackError{op: what, code: code, err: err}
+}
+
+// slackError is a failed Web API call: what was being done, the HTTP
+// status guessed from the answer, and the classified error.
+type slackError struct {
+	op   string
+	code int
+	err  error
+}
+
+func (e *slackError) Error() string { return "slack: " + e.op + ": " + e.err.Error() }
+func (e *slackError) Unwrap() error { return e.err }
+
+// statusOf is the HTTP status a Web API call's error carries, 0 if none.
+func statusOf(err error) int {
+	var se *slackError
+	if errors.As(err, &se) {
+		return se.code
 	}
-	return router.Result{StatusCode: http.StatusOK, RemoteID: ts}, nil
+	return 0
 }
 
 // slackRetryable are the ok:false codes worth another try. Every other
