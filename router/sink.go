@@ -240,3 +240,11 @@ type RouteChecker interface {
 type RouteProblem struct {
 	Key, Msg string
 }
+
+// Planner is implemented by sinks that can say, for a trial, what a
+// delivery with fields would do on a route with a dedup key: exists says
+// whether an object was recorded for the key ("post the root, then reply
+// in its thread"; "update the root, reply in the thread").
+type Planner interface {
+	Plan(fields map[string]string, exists bool) string
+}

@@ -333,3 +333,37 @@ func (s *slackSink) CheckRoute(keys map[string]string) []router.RouteProblem {
 	}
 	return out
 }
+
+var _ router.Planner = (*slackSink)(nil)
+
+// Plan implements router.Planner.
+func (s *slackSink) Plan(fields map[string]string, exists bool) string {
+	if s.api == nil {
+		return "post a message (an incoming webhook cannot thread)"
+	}
+	set := func(k string) bool { return strings.TrimSpace(fields[k]) != "" }
+	root, msg := set("root_text") || set("root_blocks"), set("text") || set("blocks")
+	var steps []string
+	switch {
+	case !exists && !root && !msg:
+		return "nothing: every content field renders empty"
+	case !exists:
+		steps = append(steps, "post the conversation's root message")
+	case root:
+		steps = append(steps, "update the root message")
+	}
+	if name, _ := reactionName(fields["reaction"]); name != "" {
+		steps = append(steps, "add :"+name+": to the root")
+	}
+	if msg && (exists || root) {
+		reply := "reply in the root's thread"
+		if b, _ := parseBroadcast(fields["reply_broadcast"]); b {
+			reply += " (also shown in the channel)"
+		}
+		steps = append(steps, reply)
+	}
+	if len(steps) == 0 {
+		return "nothing"
+	}
+	return strings.Join(steps, ", then ")
+}

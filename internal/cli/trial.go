@@ -152,7 +152,18 @@ func printRoute(w io.Writer, r trial.RouteOutcome) {
 		fmt.Fprintf(w, "%snot delivered: %s\n", ind, r.Error)
 	}
 	if r.DedupKey != "" {
-		fmt.Fprintf(w, "%sdedup_key: %s (a trial neither looks it up nor records it)\n", ind, r.DedupKey)
+		fmt.Fprintf(w, "%sdedup_key: %s (a trial never records it)\n", ind, r.DedupKey)
+	}
+	if r.Action != "" {
+		fmt.Fprintf(w, "%swould: %s\n", ind, r.Action)
+	}
+	for _, sink := range slices.Sorted(maps.Keys(r.Links)) {
+		l := r.Links[sink]
+		fmt.Fprintf(w, "%slink from %s: %s", ind, sink, l["id"])
+		if l["url"] != "" {
+			fmt.Fprintf(w, " %s", l["url"])
+		}
+		fmt.Fprintln(w)
 	}
 	if r.Request != nil {
 		fmt.Fprintf(w, "%s%s %s\n", ind, r.Request.Method, r.Request.URL)

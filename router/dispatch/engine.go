@@ -63,7 +63,7 @@ func (r *Router) SigningKeysChanged(sink string) { r.keys.invalidate(sink) }
 // anything; see Runtime.Trial. Its capturing sinks and signing key come
 // from the router.
 func (r *Router) Trial(ctx context.Context, in trial.Input) (*trial.Result, error) {
-	return trial.Run(ctx, r.rt.Load(), in, trial.Options{Capture: r.capturer(), Now: r.now, SigningKey: r.trialSigningKey})
+	return trial.Run(ctx, r.rt.Load(), in, trial.Options{Capture: r.capturer(), Now: r.now, SigningKey: r.trialSigningKey, Links: r.store.Links})
 }
 
 // capturer returns what trials build capturing sinks with, nil if the

@@ -35,6 +35,11 @@ func trialRuntime(t *testing.T) (*rules.Runtime, *testkit.FakeFactory) {
 type trialStore struct {
 	router.Store
 	events []*router.EventRecord
+	links  map[string]router.Link // every key's
+}
+
+func (s *trialStore) Links(context.Context, string) (map[string]router.Link, error) {
+	return s.links, nil
 }
 
 func (s *trialStore) ListEvents(_ context.Context, f router.EventFilter) ([]*router.EventRecord, error) {
@@ -95,7 +100,7 @@ func keysOf(m map[string]any) []string {
 }
 
 func TestAPITrial(t *testing.T) {
-	_, f, h := trialAPI(t, &trialStore{})
+	_, f, h := trialAPI(t, &trialStore{links: map[string]router.Link{"out": {"id": "T-9", "url": "https://desk.example/9"}}})
 	const ops = "ops-token-0123456789"
 	sad := string(testkit.ReadEvent(t, "conversation-rated-sad.json"))
 
@@ -124,8 +129,11 @@ func TestAPITrial(t *testing.T) {
 	}
 	routes := out["routes"].([]any)
 	r0 := routes[0].(map[string]any)
-	if got, want := keysOf(r0), []string{"dedup_key", "error", "fields", "kind", "request", "result", "route", "rule", "sink"}; !slices.Equal(got, want) {
+	if got, want := keysOf(r0), []string{"action", "dedup_key", "error", "fields", "kind", "links", "request", "result", "route", "rule", "sink"}; !slices.Equal(got, want) {
 		t.Errorf("route keys %v, want %v", got, want)
+	}
+	if r0["action"] != "follow up on T-9" || r0["links"].(map[string]any)["out"].(map[string]any)["url"] != "https://desk.example/9" {
+		t.Errorf("route 0 action %v, links %v; want the store's link followed up on", r0["action"], r0["links"])
 	}
 	if r0["result"] != nil || r0["request"] == nil {
 		t.Errorf("route 0: %v", r0)

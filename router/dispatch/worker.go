@@ -949,14 +949,13 @@ func (r *Router) buildDelivery(rt *rules.Runtime, sink router.Sink, c *router.Cl
 	}
 	data := view.Data()
 	if route.UsesLinks {
-		links, err := r.links(rt, d.DedupKey)
+		links, err := r.links(d.DedupKey)
 		if err != nil {
 			return nil, nil, err
 		}
 		// A copy: the view is cached and shared, the links are this
 		// delivery's.
-		data = maps.Clone(data)
-		data["links"] = links
+		data = rt.WithLinks(data, links)
 	}
 	for _, f := range route.Fields {
 		s, err := f.Render(data)
@@ -975,18 +974,11 @@ type linksError struct{ err error }
 func (e *linksError) Error() string { return "look up links: " + e.err.Error() }
 func (e *linksError) Unwrap() error { return e.err }
 
-// links returns what every sink created for the dedup key value key, as
-// templates read it: sink name to link. Every sink of the config has an
-// entry, empty when it created nothing (or there is no key), so that
-// {{ (index .links "desk").url }} renders empty rather than failing on
-// a missing entry.
-func (r *Router) links(rt *rules.Runtime, key string) (map[string]any, error) {
-	out := make(map[string]any, len(rt.Sinks))
-	for name := range rt.Sinks {
-		out[name] = map[string]any{}
-	}
+// links returns what every sink created for the dedup key value key; no
+// key, no links.
+func (r *Router) links(key string) (map[string]router.Link, error) {
 	if key == "" {
-		return out, nil
+		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -994,16 +986,7 @@ func (r *Router) links(rt *rules.Runtime, key string) (map[string]any, error) {
 	if err != nil {
 		return nil, &linksError{err}
 	}
-	for sink, l := range links {
-		// map[string]any, as the rest of the view: a missing entry
-		// renders empty instead of failing the template.
-		m := make(map[string]any, len(l))
-		for k, v := range l {
-			m[k] = v
-		}
-		out[sink] = m
-	}
-	return out, nil
+	return links, nil
 }
 
 // takesEventJSON reports whether deliveries of src's events over route to

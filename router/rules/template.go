@@ -3,6 +3,7 @@ package rules
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"strings"
 	"text/template"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hookroute/hookroute/internal/runes"
+	"github.com/hookroute/hookroute/router"
 )
 
 // rawString is template output that the field's escaper leaves alone.
@@ -296,4 +298,23 @@ func readsLinks(f *fieldTemplate) bool {
 	}
 	walk(f.t.Tree.Root)
 	return found
+}
+
+// WithLinks returns a copy of data, an event view's, with .links: every
+// sink of rt, each with what it created for the dedup key value (links),
+// or empty. Every sink has an entry so that
+// {{ (index .links "desk").url }} renders empty rather than failing on a
+// missing one; entries are map[string]any, as the rest of the view.
+func (rt *Runtime) WithLinks(data map[string]any, links map[string]router.Link) map[string]any {
+	all := make(map[string]any, len(rt.Sinks))
+	for name := range rt.Sinks {
+		m := make(map[string]any, len(links[name]))
+		for k, v := range links[name] {
+			m[k] = v
+		}
+		all[name] = m
+	}
+	out := maps.Clone(data)
+	out[linksKey] = all
+	return out
 }

@@ -51,6 +51,10 @@ type Options struct {
 	// keyring); nil: a Send to a secured sink fails, since an unsigned
 	// request must never go out.
 	SigningKey func(ctx context.Context, sink string) (*rsa.PrivateKey, error)
+	// Links looks up what each sink created for a dedup key value (the
+	// store's Links); nil: there is no store to ask, and every key is
+	// taken as new.
+	Links func(ctx context.Context, key string) (map[string]router.Link, error)
 }
 
 // Result is the answer of POST /api/trial, field for field.
@@ -88,8 +92,16 @@ type RouteOutcome struct {
 	// Fields are the route's rendered message fields.
 	Fields map[string]string `json:"fields"`
 	// DedupKey is the rendered dedup_key, if the route has one. A trial
-	// neither looks it up nor records it.
+	// looks it up (when it has a store) but never records it.
 	DedupKey string `json:"dedup_key,omitempty"`
+	// Action says, for a route with a dedup key, what a real delivery
+	// would do to the object the key names: create it, follow up on it,
+	// post a Slack conversation's root or reply under it.
+	Action string `json:"action,omitempty"`
+	// Links are what the sinks created for the dedup key value, as the
+	// route's templates see them under .links; empty when none did or
+	// there is no store to ask.
+	Links map[string]router.Link `json:"links,omitempty"`
 	// Error says why no delivery would be made (a template that fails, a
 	// sink that is switched off or refuses the fields), "" if none.
 	Error string `json:"error"`
@@ -207,10 +219,14 @@ func trialRoutes(ctx context.Context, rt *rules.Runtime, res *Result, matched []
 			if sr != nil {
 				tr.Kind = sr.Kind
 			}
-			d, err := trialDelivery(rule, route, view)
+			d, err := trialDelivery(ctx, rt, rule, route, view, o.Links)
 			if d != nil {
 				tr.Fields = d.Fields
 				tr.DedupKey = d.DedupKey
+				tr.Links = d.links
+				if err == nil && sr != nil && route.DedupKey != nil {
+					tr.Action = action(sr, route, d, o.Links != nil)
+				}
 			}
 			switch {
 			case err != nil:
@@ -221,10 +237,10 @@ func trialRoutes(ctx context.Context, rt *rules.Runtime, res *Result, matched []
 				tr.Error = "the sink is switched off (it is optional, and a variable it needs is empty): no delivery would be made"
 			default:
 				if capture != nil {
-					tr.Request, tr.Error = capture.Render(ctx, sr, copyDelivery(d))
+					tr.Request, tr.Error = capture.Render(ctx, sr, copyDelivery(&d.Delivery))
 				}
 				if send && tr.Error == "" {
-					sends = append(sends, pending{len(res.Routes), copyDelivery(d)})
+					sends = append(sends, pending{len(res.Routes), copyDelivery(&d.Delivery)})
 				}
 			}
 			res.Routes = append(res.Routes, tr)
@@ -248,26 +264,70 @@ func trialRoutes(ctx context.Context, rt *rules.Runtime, res *Result, matched []
 	wg.Wait()
 }
 
-// trialDelivery renders a route as the worker would, with a trial id. The
-// dedup key is rendered for show only: copyDelivery takes it off before a
-// sink sees the delivery.
-func trialDelivery(rule *rules.Rule, route *rules.Route, view *router.View) (*router.Delivery, error) {
-	d := &router.Delivery{ID: trialID(), Rule: rule.Name, Sink: route.Sink, Attempt: 1, Event: view.Data(), Fields: map[string]string{}}
-	for _, f := range route.Fields {
-		s, err := f.Render(view.Data())
-		if err != nil {
-			return d, fmt.Errorf("render %s: %w", f.Name(), err)
-		}
-		d.Fields[f.Name()] = s
-	}
+// trialRendered is a route rendered for a trial, with the links its
+// templates saw and the object its dedup key names, if any.
+type trialRendered struct {
+	router.Delivery
+	links map[string]router.Link
+}
+
+// trialDelivery renders a route as the worker would, with a trial id, and
+// with the links the store has for its dedup key (none without lookup).
+// The dedup key is rendered for show only: copyDelivery takes it off
+// before a sink sees the delivery.
+func trialDelivery(ctx context.Context, rt *rules.Runtime, rule *rules.Rule, route *rules.Route, view *router.View, lookup func(context.Context, string) (map[string]router.Link, error)) (*trialRendered, error) {
+	d := &trialRendered{Delivery: router.Delivery{ID: trialID(), Rule: rule.Name, Sink: route.Sink, Attempt: 1, Event: view.Data(), Fields: map[string]string{}}}
 	if route.DedupKey != nil {
 		s, err := route.DedupKey.Render(view.Data())
 		if err != nil {
 			return d, fmt.Errorf("render dedup_key: %w", err)
 		}
 		d.DedupKey = strings.TrimSpace(s)
+		if d.DedupKey != "" && lookup != nil {
+			if d.links, err = lookup(ctx, d.DedupKey); err != nil {
+				return d, fmt.Errorf("look up the dedup key's links: %w", err)
+			}
+		}
+	}
+	data := view.Data()
+	if route.UsesLinks {
+		data = rt.WithLinks(data, d.links)
+	}
+	for _, f := range route.Fields {
+		s, err := f.Render(data)
+		if err != nil {
+			return d, fmt.Errorf("render %s: %w", f.Name(), err)
+		}
+		d.Fields[f.Name()] = s
 	}
 	return d, nil
+}
+
+// action says what a real delivery of d would do to the object its dedup
+// key names; looked says whether the store was asked.
+func action(sr *rules.SinkRuntime, route *rules.Route, d *trialRendered, looked bool) string {
+	id := d.links[route.Sink]["id"]
+	var what string
+	switch {
+	case d.DedupKey == "":
+		what = "deliver without a key (it rendered empty)"
+	case id != "" && route.OnExisting == "skip":
+		what = "skip: " + id + " exists (on_existing: skip)"
+	case route.OnExisting == "create":
+		what = "create a new object (on_existing: create)"
+	default:
+		if p, ok := sr.Sink.(router.Planner); ok {
+			what = p.Plan(d.Fields, id != "")
+		} else if id != "" {
+			what = "follow up on " + id
+		} else {
+			what = "create a new object"
+		}
+	}
+	if !looked {
+		what += " (no store was asked: the key is taken as new)"
+	}
+	return what
 }
 
 // copyDelivery gives each Deliver its own delivery, with a fresh id and
@@ -276,7 +336,7 @@ func trialDelivery(rule *rules.Rule, route *rules.Route, view *router.View) (*ro
 // delivery with the key would take for its own.
 func copyDelivery(d *router.Delivery) *router.Delivery {
 	c := *d
-	c.ID, c.DedupKey, c.RemoteID = trialID(), "", ""
+	c.ID, c.DedupKey, c.RemoteID, c.RemoteLink = trialID(), "", "", nil
 	c.Fields = make(map[string]string, len(d.Fields))
 	for k, v := range d.Fields {
 		c.Fields[k] = v

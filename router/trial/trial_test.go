@@ -185,3 +185,41 @@ func TestTrialSecuredSinks(t *testing.T) {
 		t.Errorf("send to a secured sink whose key is missing: %+v", r)
 	}
 }
+
+// TestTrialShowsActionAndLinks: with a store to ask, a trial renders the
+// links the dedup key has and says whether a delivery would create or
+// follow up; without one it says the key is taken as new.
+func TestTrialShowsActionAndLinks(t *testing.T) {
+	src := strings.Replace(testkit.BaseConfig, `text: "{{ .visitor.name }}"`,
+		`text: 'ticket {{ (index .links "out").url }}'`+"\n        dedup_key: \"chat-{{ .chat.id }}\"", 1)
+	rt, _ := mustLoad(t, src, nil)
+	in := Input{Source: "siq", Payload: testkit.ReadEvent(t, "conversation-rated-sad.json")}
+	var asked []string
+	lookup := func(_ context.Context, key string) (map[string]router.Link, error) {
+		asked = append(asked, key)
+		return map[string]router.Link{"out": {"id": "R7", "url": "https://desk.example/7"}}, nil
+	}
+	res, err := Run(context.Background(), rt, in, Options{Links: lookup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res.Routes[0]
+	if !slices.Equal(asked, []string{"chat-40526000001808033"}) {
+		t.Errorf("looked up %v; want the route's key", asked)
+	}
+	if r.Fields["text"] != "ticket [https://desk.example/7]" || r.Action != "follow up on R7" || r.Links["out"]["url"] != "https://desk.example/7" {
+		t.Errorf("with a store: text %q, action %q, links %v", r.Fields["text"], r.Action, r.Links)
+	}
+	res, err = Run(context.Background(), rt, in, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = res.Routes[0]
+	if r.Fields["text"] != "ticket " || r.Action != "create a new object (no store was asked: the key is taken as new)" || r.Links != nil {
+		t.Errorf("without a store: text %q, action %q, links %v", r.Fields["text"], r.Action, r.Links)
+	}
+	lookupFails := func(context.Context, string) (map[string]router.Link, error) { return nil, fmt.Errorf("database is locked") }
+	if res, err = Run(context.Background(), rt, in, Options{Links: lookupFails}); err != nil || !strings.Contains(res.Routes[0].Error, "database is locked") {
+		t.Errorf("a failed lookup: %v, %+v; want the route's error to say so", err, res)
+	}
+}

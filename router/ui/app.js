@@ -595,10 +595,26 @@
       h('h4', null, rt.rule, ' → ', rt.sink, ' ', h('span', { class: 'hint' }, '(' + rt.kind + ', route ' + rt.route + ')')),
       rt.error ? h('p', { class: 'error' }, 'Error: ' + rt.error) : null,
       rt.dedup_key ? h('p', null, 'Dedup key ', h('code', null, rt.dedup_key)) : null,
+      rt.action ? h('p', { class: 'action' }, 'Would ', rt.action) : null,
+      linksView(rt.links),
       rt.request ? requestView(rt.request) : (rt.error ? null : h('p', { class: 'hint' }, 'No request to show for this sink.')),
       fields.length ? [h('h5', null, 'Fields'), h('dl', { class: 'facts' },
         fields.map(([k, v]) => [h('dt', null, k), h('dd', null, h('pre', { class: 'inline' }, text(v)))]))] : null,
       rt.result ? resultView(rt.result) : sent && !rt.error ? h('p', { class: 'hint' }, 'Not sent.') : null);
+  }
+
+  // linksView lists what other sinks created for the route's dedup key,
+  // as its templates see them under .links.
+  function linksView(links) {
+    const entries = Object.entries(links || {}).sort(([a], [b]) => a.localeCompare(b));
+    if (!entries.length) return null;
+    return [h('h5', null, 'Links'), table(['Sink', 'Id', 'Link'], entries.map(([sink, l]) => h('tr', { 'data-link': sink },
+      h('td', null, sink), h('td', null, h('code', null, l.id || '')),
+      h('td', null, safeURL(l.url) ? h('a', { href: l.url, rel: 'noopener noreferrer', target: '_blank' }, l.url) : text(l.url || ''))))), 'links')];
+  }
+
+  function safeURL(u) {
+    return typeof u === 'string' && /^https?:\/\//i.test(u);
   }
 
   function requestView(req) {
