@@ -348,6 +348,7 @@ func (s *slackSink) classify(err error) (int, error) {
 	case errors.As(err, &limited):
 		return http.StatusTooManyRequests, &router.RetryAfterError{Err: errors.New("rate limited"), After: limited.RetryAfter}
 	case errors.As(err, &answer):
+		err = s.explain(err, answer)
 		if slackRetryable[answer.Err] {
 			return http.StatusOK, err
 		}
