@@ -404,7 +404,7 @@ func (b rawBlock) ID() string { return b.id }
 func (b rawBlock) MarshalJSON() ([]byte, error) { return b.raw, nil }
 
 // parseBlocks reads a rendered blocks field: a JSON array of objects with
-// a "type", cut to Slack's 50 blocks. Empty means no blocks.
+// a "type", fitted to Slack's limits (fitBlocks). Empty means no blocks.
 func parseBlocks(src string) ([]slack.Block, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, nil
@@ -416,8 +416,9 @@ func parseBlocks(src string) ([]slack.Block, error) {
 	if len(raws) == 0 {
 		return nil, nil
 	}
-	if len(raws) > slackMaxBlock {
-		raws = raws[:slackMaxBlock]
+	raws, err := fitBlocks(raws)
+	if err != nil {
+		return nil, err
 	}
 	blocks := make([]slack.Block, 0, len(raws))
 	for i, r := range raws {

@@ -51,7 +51,7 @@ func renderedMessage(text, blocks, field string) (slackMessage, error) {
 	if err != nil {
 		return slackMessage{}, router.Permanent(fmt.Errorf("slack: %s: %w", field, err))
 	}
-	return slackMessage{text: runes.Truncate(text, slackMaxText), blocks: bs}, nil
+	return slackMessage{text: fitText(text, slackMaxText), blocks: bs}, nil
 }
 
 // escapeBlocks escapes a value interpolated into a blocks template: it

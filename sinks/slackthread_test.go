@@ -2,11 +2,13 @@ package sinks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hookroute/hookroute/internal/fakeapi"
 	"github.com/hookroute/hookroute/router"
@@ -250,5 +252,35 @@ func TestConversationRateLimited(t *testing.T) {
 	var ra *router.RetryAfterError
 	if !errors.As(err, &ra) || ra.After < 3*time.Second {
 		t.Fatalf("429 on chat.update: %v; want a RetryAfterError of 3s", err)
+	}
+}
+
+// TestConversationFitsSlackLimits: a root and a reply over Slack's limits
+// are cut before sending, so the fake, which refuses what Slack refuses,
+// takes them; multi-byte characters at the cut stay whole.
+func TestConversationFitsSlackLimits(t *testing.T) {
+	c := newChat(t)
+	feedback := strings.Repeat("é", 2999) + "👍👍" + strings.Repeat("x", 499)
+	header := strings.Repeat("H", 200)
+	blocks := `[{"type":"header","text":{"type":"plain_text","text":"` + header + `"}},` +
+		`{"type":"section","text":{"type":"mrkdwn","text":"` + feedback + `"}}]`
+	c.mustSend(map[string]string{"root_text": "r", "root_blocks": blocks, "text": strings.Repeat("ü", 5000)})
+	c.mustSend(map[string]string{"root_text": "r2", "root_blocks": blocks})
+	channel := c.api.Channel("#support")
+	root := c.api.Roots(channel)[0]
+	var got []struct {
+		Text struct {
+			Text string `json:"text"`
+		} `json:"text"`
+	}
+	if err := json.Unmarshal(root.Blocks, &got); err != nil || len(got) != 2 {
+		t.Fatalf("root blocks %s: %v", root.Blocks, err)
+	}
+	h, sec := []rune(got[0].Text.Text), []rune(got[1].Text.Text)
+	if len(h) > 150 || h[len(h)-1] != '…' || len(sec) > 3000 || sec[len(sec)-1] != '…' || !utf8.ValidString(got[1].Text.Text) {
+		t.Errorf("header %d runes, section %d runes ending %q; want them cut to 150 and 3000 with …", len(h), len(sec), string(sec[len(sec)-3:]))
+	}
+	if r := c.api.Replies(channel, root.TS); len(r) != 1 || utf8.RuneCountInString(r[0].Text) != 4000 {
+		t.Errorf("reply of 5000 characters: %d replies; want one cut to 4000", len(r))
 	}
 }

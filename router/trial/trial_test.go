@@ -218,7 +218,9 @@ func TestTrialShowsActionAndLinks(t *testing.T) {
 	if r.Fields["text"] != "ticket " || r.Action != "create a new object (no store was asked: the key is taken as new)" || r.Links != nil {
 		t.Errorf("without a store: text %q, action %q, links %v", r.Fields["text"], r.Action, r.Links)
 	}
-	lookupFails := func(context.Context, string) (map[string]router.Link, error) { return nil, fmt.Errorf("database is locked") }
+	lookupFails := func(context.Context, string) (map[string]router.Link, error) {
+		return nil, fmt.Errorf("database is locked")
+	}
 	if res, err = Run(context.Background(), rt, in, Options{Links: lookupFails}); err != nil || !strings.Contains(res.Routes[0].Error, "database is locked") {
 		t.Errorf("a failed lookup: %v, %+v; want the route's error to say so", err, res)
 	}
