@@ -81,3 +81,61 @@ func TestAfterReleasedByDead(t *testing.T) {
 		t.Errorf("desk had %d deliveries; want 1 (dead at once)", desk)
 	}
 }
+
+// TestOnMissingSkip: a route that only follows up sends nothing while its
+// key has no object, and follows up once another route made one.
+func TestOnMissingSkip(t *testing.T) {
+	const conf = `
+sources:
+  - {name: siq, type: salesiq, public_keys: [{pem: "${PUB}"}]}
+sinks:
+  - {name: desk, type: fake}
+rules:
+  - name: follow
+    when: 'chat.rating == "happy"'
+    to: [{sink: desk, text: "follow-up", dedup_key: "chat-{{ .chat.id }}", on_missing: skip}]
+  - name: open
+    when: 'chat.rating == "sad"'
+    to: [{sink: desk, text: "open", dedup_key: "chat-{{ .chat.id }}"}]
+`
+	f := &testkit.FakeFactory{}
+	rt, st := loadWithStore(t, conf, f, pubEnv)
+	f.Sinks["desk"].Creates = true
+	r := dispatch.New(rt, st, dispatch.Options{PollInterval: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	settled := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			ds, err := st.ListDeliveries(context.Background(), router.DeliveryFilter{Status: router.StatusDelivered})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ds) == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d deliveries delivered; want %d", len(ds), n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// The chat has no ticket: the follow-up is done without sending.
+	post(t, r.IngestHandler(), `{"event":"conversation.rated","entity_id":"c9","event_time":"1","attempt":1,"entity":{"id":"c9","rating":"happy"}}`)
+	settled(1)
+	if n := len(f.Sinks["desk"].Deliveries()); n != 0 {
+		t.Fatalf("desk got %d deliveries; want none for a key without an object", n)
+	}
+	post(t, r.IngestHandler(), `{"event":"conversation.rated","entity_id":"c9","event_time":"2","attempt":1,"entity":{"id":"c9","rating":"sad"}}`)
+	settled(2)
+	post(t, r.IngestHandler(), `{"event":"conversation.rated","entity_id":"c9","event_time":"3","attempt":1,"entity":{"id":"c9","rating":"happy"}}`)
+	settled(3)
+	got := f.Sinks["desk"].Deliveries()
+	if len(got) != 2 || got[0].Fields["text"] != "open" || got[1].Fields["text"] != "follow-up" || got[1].RemoteID != "R1" {
+		t.Fatalf("desk got %d deliveries; want open, then the follow-up on R1", len(got))
+	}
+}

@@ -654,7 +654,7 @@ func (r *Router) attempt(rt *rules.Runtime, sr *rules.SinkRuntime, p *pool, c *r
 	switch {
 	case err != nil:
 	case a.skip:
-		res.RemoteID = a.d.RemoteID // the object exists: nothing to send
+		res.RemoteID = a.d.RemoteID // nothing to send: see prepared
 	default:
 		ctx, cancel := context.WithTimeout(context.Background(), sr.Timeout)
 		res, err = sr.Sink.Deliver(ctx, a.d)
@@ -666,7 +666,8 @@ func (r *Router) attempt(rt *rules.Runtime, sr *rules.SinkRuntime, p *pool, c *r
 // prepared is a claimed delivery ready to send: rendered, signed, its
 // dedup key (if any) locked. err is a render failure, which is recorded
 // as a permanent one; skip means the remote object exists already and the
-// route says not to send (on_existing: skip).
+// route says not to send (on_existing: skip), or it does not and the
+// route only follows up (on_missing: skip).
 type prepared struct {
 	d    *router.Delivery
 	key  string // the dedup key held, "" for none
@@ -710,7 +711,7 @@ func (r *Router) prepareDelivery(rt *rules.Runtime, sr *rules.SinkRuntime, c *ro
 	}
 	d.RemoteID, d.RemoteLink = remote.ID, remote.Link
 	switch {
-	case remote.ID != "" && route.OnExisting == "skip":
+	case remote.ID != "" && route.OnExisting == "skip", remote.ID == "" && route.OnMissing == "skip":
 		a.skip = true
 	case route.OnExisting == "create":
 		// A new object every time: to the sink this is a plain delivery

@@ -99,6 +99,9 @@ type Route struct {
 	// OnExisting says what a delivery with an already-seen dedup key does:
 	// comment, skip or create.
 	OnExisting string
+	// OnMissing says what a delivery whose dedup key has no object yet
+	// does: create it, or skip (only follow up on what exists).
+	OnMissing string
 	// After names the sinks whose deliveries of the same event this
 	// route's delivery waits for (delivered or dead), so that its
 	// templates see what they created under .links.
@@ -562,7 +565,7 @@ func (c *compiler) route(rulePath string, j int, node *yaml.Node, sources []*Sou
 		c.add(config.NodeError(node, path, "want a mapping with sink: and the message fields"))
 		return nil
 	}
-	rt := &Route{Index: j, OnExisting: "comment", node: node, path: path}
+	rt := &Route{Index: j, OnExisting: "comment", OnMissing: "create", node: node, path: path}
 	sinkNode := config.LookupNode(node, "sink")
 	for k := 0; k+1 < len(node.Content); k += 2 {
 		if node.Content[k].Value == "sink" {
@@ -586,6 +589,9 @@ func (c *compiler) route(rulePath string, j int, node *yaml.Node, sources []*Sou
 		if s.Required && !set[s.Name] {
 			c.add(config.NodeError(node, path, "a route to a %s sink needs %q", sr.Kind, s.Name))
 		}
+	}
+	if set["on_missing"] && !set["dedup_key"] {
+		c.add(config.NodeError(config.LookupNode(node, "on_missing"), path+".on_missing", "needs dedup_key: it says what to do when the key has no object yet"))
 	}
 	if rc, ok := sr.Sink.(router.RouteChecker); ok {
 		keys := map[string]string{}
@@ -616,8 +622,8 @@ func templateSchema(sources []*Source) reflect.Type {
 	return nil
 }
 
-// routeKey compiles one key of a route at kp: on_existing, dedup_key or
-// one of its sink's message fields.
+// routeKey compiles one key of a route at kp: on_existing, on_missing,
+// dedup_key, after or one of its sink's message fields.
 func (c *compiler) routeKey(rt *Route, sr *SinkRuntime, specs []router.FieldSpec, schema reflect.Type, kp string, key, val *yaml.Node) {
 	switch key.Value {
 	case "sink":
@@ -627,6 +633,12 @@ func (c *compiler) routeKey(rt *Route, sr *SinkRuntime, specs []router.FieldSpec
 			c.add(config.NodeError(val, kp, "want comment, skip or create"))
 		}
 		rt.OnExisting = val.Value
+		return
+	case "on_missing":
+		if !slices.Contains([]string{"create", "skip"}, val.Value) {
+			c.add(config.NodeError(val, kp, "want create or skip"))
+		}
+		rt.OnMissing = val.Value
 		return
 	case "dedup_key":
 		t, err := compileTemplate(key.Value, val.Value, nil, schema)
@@ -761,7 +773,7 @@ func findSpec(specs []router.FieldSpec, name string) (router.FieldSpec, bool) {
 }
 
 func specNames(specs []router.FieldSpec) string {
-	names := []string{"dedup_key", "on_existing", "after"}
+	names := []string{"dedup_key", "on_existing", "on_missing", "after"}
 	for _, s := range specs {
 		names = append(names, s.Name)
 	}

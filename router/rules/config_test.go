@@ -474,3 +474,19 @@ func TestRouteCheckerProblems(t *testing.T) {
 		t.Errorf("error = %s", got)
 	}
 }
+
+func TestOnMissing(t *testing.T) {
+	src := strings.Replace(afterSrc("[]", "[]"), `dedup_key: "chat-{{ .chat.id }}"`, `dedup_key: "chat-{{ .chat.id }}"`+"\n        on_missing: skip", 1)
+	rt, _ := mustLoad(t, src, nil)
+	if r := rt.Rules[0].Routes; r[0].OnMissing != "create" || r[1].OnMissing != "skip" {
+		t.Errorf("on_missing = %q, %q; want create (the default), skip", r[0].OnMissing, r[1].OnMissing)
+	}
+	for bad, want := range map[string]string{
+		strings.Replace(src, "on_missing: skip", "on_missing: later", 1):                                                                    "rules[0].to[1].on_missing: want create or skip",
+		strings.Replace(afterSrc("[]", "[]"), `text: "{{ .visitor.name }}"`, `text: "{{ .visitor.name }}"`+"\n        on_missing: skip", 1): "rules.yaml:22:21: rules[0].to[0].on_missing: needs dedup_key",
+	} {
+		if got := loadErr(t, bad, nil); !strings.Contains(got, want) {
+			t.Errorf("error = %s\nwant it to contain %s", got, want)
+		}
+	}
+}

@@ -313,6 +313,8 @@ func action(sr *rules.SinkRuntime, route *rules.Route, d *trialRendered, looked 
 		what = "deliver without a key (it rendered empty)"
 	case id != "" && route.OnExisting == "skip":
 		what = "skip: " + id + " exists (on_existing: skip)"
+	case id == "" && route.OnMissing == "skip":
+		what = "skip: the key has no object yet (on_missing: skip)"
 	case route.OnExisting == "create":
 		what = "create a new object (on_existing: create)"
 	default:
