@@ -53,7 +53,7 @@ rules:
   - name: happy-chat
     source: salesiq
     when: event == "conversation.rated" && chat.rating == "happy"
-    to: [{sink: audit, body: '{"happy": "{{ .visitor.name }}"}'}]
+    to: [{sink: audit, body: '{"happy": "{{ .visitor.name }}"}', dedup_key: "chat-{{ .chat.id }}"}]
 `
 
 // statusSink answers every request with its current status code and counts
@@ -324,6 +324,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		if req := js[string](b, `(document.querySelector('#trial-result section.route[data-rule="happy-chat"] .request') || {}).textContent || ''`); !strings.Contains(req, "POST") || !strings.Contains(req, `"happy"`) {
 			t.Errorf("the happy route's request is shown as %q", req)
+		}
+		// The route has a dedup key, and the console's trial asks the
+		// store: the chat has no object yet.
+		if act := js[string](b, `(document.querySelector('#trial-result section.route[data-rule="happy-chat"] p.action') || {}).textContent || ''`); act != "Would create a new object" {
+			t.Errorf("the happy route's action is shown as %q", act)
 		}
 		if n := sink.accepted.Load(); n != 0 {
 			t.Errorf("a dry run reached the sink %d times", n)

@@ -608,9 +608,12 @@
   function linksView(links) {
     const entries = Object.entries(links || {}).sort(([a], [b]) => a.localeCompare(b));
     if (!entries.length) return null;
-    return [h('h5', null, 'Links'), table(['Sink', 'Id', 'Link'], entries.map(([sink, l]) => h('tr', { 'data-link': sink },
-      h('td', null, sink), h('td', null, h('code', null, l.id || '')),
-      h('td', null, safeURL(l.url) ? h('a', { href: l.url, rel: 'noopener noreferrer', target: '_blank' }, l.url) : text(l.url || ''))))), 'links')];
+    const rows = entries.map(([sink, l]) => {
+      const url = l.url || '';
+      const shown = safeURL(url) ? h('a', { href: url, rel: 'noopener noreferrer', target: '_blank' }, url) : text(url);
+      return h('tr', { 'data-link': sink }, h('td', null, sink), h('td', null, h('code', null, l.id || '')), h('td', null, shown));
+    });
+    return [h('h5', null, 'Links'), table(['Sink', 'Id', 'Link'], rows, 'links')];
   }
 
   function safeURL(u) {
