@@ -33,7 +33,7 @@ func TestLogDeliver(t *testing.T) {
 	var buf bytes.Buffer
 	s.w = &buf
 	res, err := s.Deliver(context.Background(), delivery(map[string]string{"text": "Sad chat: <b>"}))
-	if err != nil || res != (router.Result{}) {
+	if err != nil || res.StatusCode != 0 || res.RemoteID != "" || res.Link != nil {
 		t.Fatalf("Deliver: %v, %+v", err, res)
 	}
 	golden(t, "log/line.golden", buf.Bytes())
