@@ -45,12 +45,18 @@ func init() {
 // remote id it stores). A create whose answer is lost (a timeout after
 // Freshdesk accepted it) is retried and may open a second ticket.
 //
+// A delivery's Link is the ticket's id as "id" and "number", and as "url"
+// the agent's page, https://{domain}.freshdesk.com/a/tickets/{id} (under
+// base_url when there is no domain), which Freshdesk's answers do not
+// give.
+//
 // Limits: subject is cut to 255 characters and the description or note to
 // 64 KiB (assumptions; Freshdesk documents neither). Auth is HTTP Basic
 // with the API key as user and X as password (unverified, but what
 // Freshdesk's examples show).
 type freshdeskConfig struct {
-	// Domain is the helpdesk: acme for https://acme.freshdesk.com.
+	// Domain is the helpdesk: acme for https://acme.freshdesk.com. With
+	// base_url it names only where agents open tickets.
 	Domain string `yaml:"domain"`
 	// APIKey is an agent's API key, as ${VAR}.
 	APIKey router.Secret `yaml:"api_key"`
@@ -91,6 +97,7 @@ func (c *freshdeskConfig) validate() (*url.URL, error) {
 // freshdeskSink opens and annotates tickets in one Freshdesk helpdesk.
 type freshdeskSink struct {
 	base   *url.URL
+	web    *url.URL // where agents open tickets
 	shown  string
 	auth   string
 	client *http.Client
@@ -105,7 +112,7 @@ func newFreshdeskSink(r *Registry, _ string, c freshdeskConfig) (*freshdeskSink,
 		return nil, err
 	}
 	basic := base64.StdEncoding.EncodeToString([]byte(c.APIKey.Reveal() + ":X"))
-	return &freshdeskSink{base: base, shown: showURL(base), auth: "Basic " + basic, client: r.Client,
+	return &freshdeskSink{base: base, web: siteRoot(c.Domain, ".freshdesk.com", base), shown: showURL(base), auth: "Basic " + basic, client: r.Client,
 		red: redact.New(c.APIKey.Reveal(), basic)}, nil
 }
 
@@ -167,7 +174,13 @@ func (s *freshdeskSink) Deliver(ctx context.Context, d *router.Delivery) (router
 		// second ticket.
 		return router.Result{StatusCode: code}, router.Permanent(fmt.Errorf("freshdesk: create ticket: HTTP %d without a ticket id in the answer (a ticket may have been created)", code))
 	}
-	return router.Result{StatusCode: code, RemoteID: id}, nil
+	return router.Result{StatusCode: code, RemoteID: id, Link: s.link(id)}, nil
+}
+
+// link describes ticket id from config alone: Freshdesk answers no page
+// URL, and a ticket's agent page follows from its id.
+func (s *freshdeskSink) link(id string) router.Link {
+	return newLink(id, "number", id, "url", webPage(s.web, "a", "tickets", id))
 }
 
 // note adds an HTML note to ticket id.
@@ -179,7 +192,7 @@ func (s *freshdeskSink) note(ctx context.Context, id, html string, private bool)
 	if err != nil {
 		return router.Result{StatusCode: code, RemoteID: id}, fmt.Errorf("freshdesk: add note to ticket %s: %w", id, err)
 	}
-	return router.Result{StatusCode: code, RemoteID: id}, nil
+	return router.Result{StatusCode: code, RemoteID: id, Link: s.link(id)}, nil
 }
 
 // post sends payload and puts Freshdesk's error message in place of the

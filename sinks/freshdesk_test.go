@@ -41,6 +41,7 @@ func TestFreshdeskCreate(t *testing.T) {
 	if err != nil || res.StatusCode != 201 || res.RemoteID != "1" {
 		t.Fatalf("Deliver: %v, %+v", err, res)
 	}
+	wantLink(t, "create", res.Link, router.Link{"id": "1", "number": "1", "url": "https://acme.freshdesk.com/a/tickets/1"})
 	r := rec.last(t, "/")
 	if got, want := r.header.Get("Authorization"), "Basic "+base64.StdEncoding.EncodeToString([]byte(fdKey+":X")); got != want {
 		t.Errorf("Authorization %q, want %q", got, want)
@@ -80,6 +81,7 @@ func TestFreshdeskFollowUp(t *testing.T) {
 	if err != nil || res.StatusCode != 201 || res.RemoteID != first.RemoteID {
 		t.Fatalf("follow-up: %v, %+v", err, res)
 	}
+	wantLink(t, "follow-up", res.Link, router.Link{"id": "1", "number": "1", "url": "https://acme.freshdesk.com/a/tickets/1"})
 	deskGolden(t, "freshdesk/followup.golden", rec.last(t, "/"))
 	d.Fields["public"] = "true"
 	if _, err := s.Deliver(context.Background(), d); err != nil {
@@ -114,6 +116,9 @@ func TestFreshdeskErrors(t *testing.T) {
 	gone.RemoteID = "404"
 	res, err = s.Deliver(ctx, gone)
 	deskWant(t, res, err, 404, true, 0, "404 Not Found")
+	if res.Link != nil {
+		t.Errorf("a failed note links ticket %v", res.Link)
+	}
 
 	wrong := mustBuild(t, "freshdesk", "domain: acme\napi_key: ${K}\nbase_url: "+rec.URL, map[string]string{"K": "fd-wrong-key-5678"})
 	res, err = wrong.Deliver(ctx, freshdeskDelivery())
@@ -221,4 +226,15 @@ func TestFreshdeskConfig(t *testing.T) {
 	if got := endpoint(s.base, "/api/v2/tickets").String(); got != "https://acme.freshdesk.com/api/v2/tickets" {
 		t.Errorf("default endpoint %s", got)
 	}
+}
+
+func TestFreshdeskLinkWithoutDomain(t *testing.T) {
+	_, rec := freshdeskFake(t)
+	s := mustBuild(t, "freshdesk", "api_key: ${FD_KEY}\nbase_url: "+rec.URL+"/", map[string]string{"FD_KEY": fdKey})
+	res, err := s.Deliver(context.Background(), freshdeskDelivery())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without a domain, base_url is where agents open tickets.
+	wantLink(t, "create without a domain", res.Link, router.Link{"id": "1", "number": "1", "url": rec.URL + "/a/tickets/1"})
 }

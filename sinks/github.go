@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -47,6 +48,12 @@ func init() {
 // characters for a title, 65,536 for a body and 10 assignees; a secondary
 // rate limit answered without Retry-After means "wait a minute", as
 // GitHub's rate-limit guide says.
+//
+// A delivery's Link is the issue's number as "id" and "number", and as
+// "url" its page: the html_url GitHub answered (for a comment, the
+// comment's html_url without its #issuecomment- anchor), else the one
+// recorded with the issue, else https://github.com/{repository}/issues/{n}
+// (https://HOST/… for a base_url of https://HOST/api/v3).
 type githubConfig struct {
 	// Repository receives the issues, as "owner/name".
 	Repository string `yaml:"repository"`
@@ -116,6 +123,7 @@ func checkRepository(repo string) string {
 type githubSink struct {
 	repo   string // "owner/name"
 	base   *url.URL
+	web    *url.URL // where people open issues, when an answer does not say
 	token  string
 	shown  string
 	client *http.Client
@@ -130,7 +138,31 @@ func newGitHubSink(r *Registry, _ string, c githubConfig) (*githubSink, error) {
 		return nil, err
 	}
 	token := c.Token.Reveal()
-	return &githubSink{repo: c.Repository, base: base, token: token, shown: showURL(base), client: r.Client, red: redact.New(token)}, nil
+	return &githubSink{repo: c.Repository, base: base, web: githubWebRoot(base), token: token, shown: showURL(base), client: r.Client, red: redact.New(token)}, nil
+}
+
+// githubWebRoot is where people open the issues of the API at base:
+// GitHub Enterprise Server serves its API at https://HOST/api/v3 and its
+// pages at https://HOST; api.github.com, and a proxy of anything else,
+// are taken to be github.com's.
+func githubWebRoot(base *url.URL) *url.URL {
+	if root, ok := strings.CutSuffix(base.Path, "/api/v3"); ok {
+		return &url.URL{Scheme: base.Scheme, Host: base.Host, Path: root}
+	}
+	return &url.URL{Scheme: "https", Host: "github.com"}
+}
+
+// link describes issue number n, whose page GitHub answered as htmlURL
+// (any, as decoded: a broken html_url must not cost an issue its answer,
+// nor a search its result).
+func (s *githubSink) link(n string, htmlURL any) router.Link {
+	raw, _ := htmlURL.(string)
+	page := answerURL(raw)
+	if page == "" {
+		owner, name, _ := strings.Cut(s.repo, "/")
+		page = webPage(s.web, owner, name, "issues", n)
+	}
+	return newLink(n, "number", n, "url", page)
 }
 
 // githubIssue is the create request.
@@ -150,9 +182,9 @@ func (s *githubSink) Deliver(ctx context.Context, d *router.Delivery) (router.Re
 	sum := sha256.Sum256([]byte(key))
 	tag := "hookroute:" + hex.EncodeToString(sum[:8])
 	return createOrFollowUp(ctx, d,
-		func(ctx context.Context) (int, string, error) {
+		func(ctx context.Context) (int, string, router.Link, error) {
 			res, _, err := s.find(ctx, tag)
-			return res.StatusCode, res.RemoteID, err
+			return res.StatusCode, res.RemoteID, res.Link, err
 		},
 		s.comment,
 		func(ctx context.Context, d *router.Delivery) (router.Result, error) { return s.create(ctx, d, tag) })
@@ -177,14 +209,16 @@ func (s *githubSink) create(ctx context.Context, d *router.Delivery, tag string)
 		return router.Result{StatusCode: code}, fmt.Errorf("github: create issue: %w", err)
 	}
 	var created struct {
-		Number int64 `json:"number"`
+		Number  int64 `json:"number"`
+		HTMLURL any   `json:"html_url"`
 	}
 	if json.Unmarshal(answer, &created) != nil || created.Number <= 0 {
 		// Created, most likely, but we cannot say which: the retry
 		// finds it by its marker.
 		return router.Result{StatusCode: code}, errors.New("github: create issue: the answer has no issue number")
 	}
-	return router.Result{StatusCode: code, RemoteID: strconv.FormatInt(created.Number, 10)}, nil
+	n := strconv.FormatInt(created.Number, 10)
+	return router.Result{StatusCode: code, RemoteID: n, Link: s.link(n, created.HTMLURL)}, nil
 }
 
 // comment adds the body (or, without one, the subject) to issue
@@ -201,11 +235,31 @@ func (s *githubSink) comment(ctx context.Context, d *router.Delivery) (router.Re
 		return router.Result{}, router.Permanent(errors.New("github: subject and body rendered empty"))
 	}
 	path := "/repos/" + s.repo + "/issues/" + d.RemoteID + "/comments"
-	code, _, err := s.do(ctx, http.MethodPost, path, map[string]string{"body": runes.Truncate(text, githubMaxBody)})
+	code, answer, err := s.do(ctx, http.MethodPost, path, map[string]string{"body": runes.Truncate(text, githubMaxBody)})
 	if err != nil {
 		return router.Result{StatusCode: code}, fmt.Errorf("github: comment on issue %s: %w", d.RemoteID, err)
 	}
-	return router.Result{StatusCode: code, RemoteID: d.RemoteID}, nil
+	var comment struct {
+		HTMLURL any `json:"html_url"`
+	}
+	_ = json.Unmarshal(answer, &comment) // the comment is made: a link without its answer's url still is one
+	page, _ := comment.HTMLURL.(string)
+	return router.Result{StatusCode: code, RemoteID: d.RemoteID, Link: s.link(d.RemoteID, cmp.Or(githubIssuePage(page, d.RemoteID), recorded(d, "url")))}, nil
+}
+
+// githubIssuePage returns the page of issue n from the page of one of its
+// comments, .../issues/{n}#issuecomment-{id}, "" if it is not one.
+func githubIssuePage(commentURL, n string) string {
+	page := answerURL(commentURL)
+	if page == "" {
+		return ""
+	}
+	u, err := url.Parse(page)
+	if err != nil || !strings.HasSuffix(u.EscapedPath(), "/issues/"+n) {
+		return ""
+	}
+	u.Fragment, u.RawFragment, u.RawQuery = "", "", ""
+	return u.String()
 }
 
 // find looks for the issue an earlier attempt may have created, by the
@@ -220,6 +274,7 @@ func (s *githubSink) find(ctx context.Context, tag string) (router.Result, bool,
 	var found struct {
 		Items []struct {
 			Number      int64           `json:"number"`
+			HTMLURL     any             `json:"html_url"`
 			Body        string          `json:"body"`
 			PullRequest json.RawMessage `json:"pull_request"`
 		} `json:"items"`
@@ -230,7 +285,8 @@ func (s *githubSink) find(ctx context.Context, tag string) (router.Result, bool,
 	for _, it := range found.Items {
 		// Search matches words, loosely: check the tag is really there.
 		if it.PullRequest == nil && it.Number > 0 && strings.Contains(it.Body, tag) {
-			return router.Result{StatusCode: code, RemoteID: strconv.FormatInt(it.Number, 10)}, true, nil
+			n := strconv.FormatInt(it.Number, 10)
+			return router.Result{StatusCode: code, RemoteID: n, Link: s.link(n, it.HTMLURL)}, true, nil
 		}
 	}
 	return router.Result{}, false, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -73,6 +74,7 @@ func TestGitHubCreatesIssue(t *testing.T) {
 	if err != nil || res.StatusCode != 201 || res.RemoteID != "1" {
 		t.Fatalf("Deliver = %+v, %v; want 201, issue 1", res, err)
 	}
+	wantLink(t, "create", res.Link, router.Link{"id": "1", "number": "1", "url": "https://github.com/acme/support/issues/1"})
 	r := lastGitHubRequest(t, f)
 	want := map[string]string{
 		"Authorization": "Bearer " + githubTestToken, "Accept": "application/vnd.github+json",
@@ -108,6 +110,7 @@ func TestGitHubFollowUpComments(t *testing.T) {
 	if err != nil || res.StatusCode != 201 || res.RemoteID != "1" {
 		t.Fatalf("Deliver = %+v, %v; want 201, issue 1", res, err)
 	}
+	wantLink(t, "follow-up", res.Link, router.Link{"id": "1", "number": "1", "url": "https://github.com/acme/support/issues/1"})
 	r := lastGitHubRequest(t, f)
 	if r.Path != "/repos/acme/support/issues/1/comments" || r.Header.Get("Authorization") != "Bearer "+githubTestToken {
 		t.Errorf("request %s %s", r.Method, r.Path)
@@ -145,6 +148,7 @@ func TestGitHubRetryFindsIssueOfLostAnswer(t *testing.T) {
 	if err != nil || res.RemoteID != "1" || res.StatusCode != 200 {
 		t.Fatalf("retry = %+v, %v; want the issue found by search", res, err)
 	}
+	wantLink(t, "issue found", res.Link, router.Link{"id": "1", "number": "1", "url": "https://github.com/acme/support/issues/1"})
 	if n := len(f.Issues("acme/support")); n != 1 {
 		t.Fatalf("%d issues, want 1", n)
 	}
@@ -171,12 +175,115 @@ func TestGitHubRetryFindsIssueOfLostAnswer(t *testing.T) {
 
 func TestGitHubEnterpriseBaseURL(t *testing.T) {
 	f, srv := newGitHubFake(t)
-	if _, err := githubSinkAt(t, srv.URL+"/api/v3/").Deliver(context.Background(), delivery(githubFields("x"))); err != nil {
+	s := githubSinkAt(t, srv.URL+"/api/v3/")
+	res, err := s.Deliver(context.Background(), delivery(githubFields("x")))
+	if err != nil {
 		t.Fatal(err)
 	}
 	if r := lastGitHubRequest(t, f); r.Path != "/api/v3/repos/acme/support/issues" {
 		t.Errorf("path %s", r.Path)
 	}
+	// The server's own pages, as its answers give them.
+	link := router.Link{"id": "1", "number": "1", "url": srv.URL + "/acme/support/issues/1"}
+	wantLink(t, "create", res.Link, link)
+	d := delivery(githubFields("y"))
+	d.RemoteID = "1"
+	if res, err = s.Deliver(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	wantLink(t, "follow-up", res.Link, link)
+}
+
+// githubRewriting serves f, passing each JSON object it answers (each
+// item of a search's) through edit, as a GitHub whose answers differ from
+// the fake's would.
+func githubRewriting(t *testing.T, f *fakeapi.GitHub, edit func(r *http.Request, obj map[string]any)) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := httptest.NewRecorder()
+		f.ServeHTTP(got, r)
+		var obj map[string]any
+		if json.Unmarshal(got.Body.Bytes(), &obj) == nil {
+			if items, ok := obj["items"].([]any); ok {
+				for _, it := range items {
+					if m, ok := it.(map[string]any); ok {
+						edit(r, m)
+					}
+				}
+			} else {
+				edit(r, obj)
+			}
+		}
+		for k, v := range got.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(got.Code)
+		_ = json.NewEncoder(w).Encode(obj)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestGitHubLinkURL(t *testing.T) {
+	f := fakeapi.NewGitHub(githubTestToken, "acme/support")
+	var htmlURL any // what html_url becomes; nil: removed
+	srv := githubRewriting(t, f, func(_ *http.Request, obj map[string]any) {
+		if htmlURL == nil {
+			delete(obj, "html_url")
+		} else {
+			obj["html_url"] = htmlURL
+		}
+	})
+	s := githubSinkAt(t, srv.URL)
+	ctx := context.Background()
+
+	// The page GitHub answers wins: a renamed repository's, here.
+	htmlURL = "https://github.com/acme/helpdesk/issues/1"
+	res, err := s.Deliver(ctx, delivery(githubFields("x")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLink(t, "create, renamed repository", res.Link, router.Link{"id": "1", "number": "1", "url": "https://github.com/acme/helpdesk/issues/1"})
+
+	// Without html_url, or with one that is no web page, the page is
+	// made from the repository: github.com's for a base_url that is not
+	// GitHub Enterprise Server's.
+	for _, bad := range []any{nil, "javascript:alert(1)", 7} {
+		htmlURL = bad
+		d := delivery(githubFields("y"))
+		d.ID = "dlv-0002"
+		res, err := s.Deliver(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantLink(t, fmt.Sprintf("create, html_url %v", bad), res.Link, router.Link{"id": res.RemoteID, "number": res.RemoteID, "url": "https://github.com/acme/support/issues/" + res.RemoteID})
+	}
+
+	// A comment's answer without its html_url: the page recorded with
+	// the issue, else the one made from the repository.
+	htmlURL = nil
+	d := delivery(githubFields("z"))
+	d.RemoteID, d.RemoteLink = "1", router.Link{"id": "1", "number": "1", "url": "https://github.com/acme/helpdesk/issues/1"}
+	if res, err = s.Deliver(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	wantLink(t, "follow-up, recorded page", res.Link, router.Link{"id": "1", "number": "1", "url": "https://github.com/acme/helpdesk/issues/1"})
+	d.RemoteLink = nil
+	if res, err = s.Deliver(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	wantLink(t, "follow-up, nothing recorded", res.Link, router.Link{"id": "1", "number": "1", "url": "https://github.com/acme/support/issues/1"})
+	// A comment's page of another issue says nothing of this one's.
+	htmlURL = "https://github.com/acme/support/issues/2#issuecomment-5"
+	if res, err = s.Deliver(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	wantLink(t, "follow-up, comment of another issue", res.Link, router.Link{"id": "1", "number": "1", "url": "https://github.com/acme/support/issues/1"})
+	htmlURL = "https://github.com/acme/helpdesk/issues/1#issuecomment-6"
+	if res, err = s.Deliver(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	wantLink(t, "follow-up, comment's page", res.Link, router.Link{"id": "1", "number": "1", "url": "https://github.com/acme/helpdesk/issues/1"})
 }
 
 func TestGitHubLimits(t *testing.T) {
@@ -396,8 +503,37 @@ func TestGitHubDedupKeySearchesFirst(t *testing.T) {
 	if err != nil || res.RemoteID != "1" {
 		t.Fatalf("second delivery = %+v, %v; want issue 1 found", res, err)
 	}
+	wantLink(t, "follow-up of the issue found", res.Link, router.Link{"id": "1", "number": "1", "url": "https://github.com/acme/support/issues/1"})
 	issues := f.Issues("acme/support")
 	if len(issues) != 1 || len(issues[0].Comments) != 1 {
 		t.Fatalf("issues %+v; want one, with the second delivery as a comment", issues)
 	}
+}
+
+// TestGitHubFoundIssueLinkCarriesOver checks that a first attempt which
+// finds another delivery's issue, and comments on it, links the page the
+// search answered when the comment's answer names none.
+func TestGitHubFoundIssueLinkCarriesOver(t *testing.T) {
+	f := fakeapi.NewGitHub(githubTestToken, "acme/support")
+	srv := githubRewriting(t, f, func(r *http.Request, obj map[string]any) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/comments"):
+			delete(obj, "html_url")
+		case r.URL.Path == "/search/issues":
+			obj["html_url"] = "https://github.com/acme/helpdesk/issues/1"
+		}
+	})
+	s := githubSinkAt(t, srv.URL)
+	first := delivery(githubFields("first"))
+	first.DedupKey = "salesiq-chat-9"
+	if _, err := s.Deliver(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	second := delivery(githubFields("second"))
+	second.ID, second.DedupKey = "dlv-0002", "salesiq-chat-9"
+	res, err := s.Deliver(context.Background(), second)
+	if err != nil || res.RemoteID != "1" || len(f.Issues("acme/support")[0].Comments) != 1 {
+		t.Fatalf("second delivery = %+v, %v; want a comment on issue 1", res, err)
+	}
+	wantLink(t, "follow-up of the issue found", res.Link, router.Link{"id": "1", "number": "1", "url": "https://github.com/acme/helpdesk/issues/1"})
 }

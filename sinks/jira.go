@@ -50,8 +50,15 @@ func init() {
 // out before the answer came. Assumption: that search is eventually
 // consistent, so an issue created a moment before may be missed; the
 // router's backoff between attempts makes that unlikely, not impossible.
+//
+// A delivery's Link is the issue's key as "id" and "key", and as "url"
+// its page, {site}/browse/{key}: https://{site}.atlassian.net when site
+// is set, else base_url, except Atlassian's OAuth gateway
+// (api.atlassian.com/ex/jira/…), which has no pages: with oauth_token,
+// set site as well for links to carry a url.
 type jiraConfig struct {
 	// Site is the Cloud site's name: acme for https://acme.atlassian.net.
+	// With base_url it names only where people open issues.
 	Site string `yaml:"site"`
 	// BaseURL replaces https://{site}.atlassian.net (a proxy, a test).
 	// With oauth_token it is required: OAuth 2.0 apps call
@@ -134,11 +141,11 @@ func (c *jiraConfig) validateAuth(p *configProblems) {
 func (c *jiraConfig) baseURL(p *configProblems) *url.URL {
 	base := c.BaseURL
 	switch {
+	case c.Site != "" && !jiraSiteName.MatchString(c.Site):
+		p.add("site", "want the site's name only: acme for https://acme.atlassian.net")
 	case base != "":
 	case c.Site == "":
 		p.add("site", "must be set (acme for https://acme.atlassian.net), or base_url")
-	case !jiraSiteName.MatchString(c.Site):
-		p.add("site", "want the site's name only: acme for https://acme.atlassian.net")
 	case c.OAuthToken != "":
 		p.add("base_url", "must be set with oauth_token: OAuth 2.0 apps call https://api.atlassian.com/ex/jira/{cloud id}, not the site")
 	default:
@@ -158,8 +165,9 @@ func (c *jiraConfig) baseURL(p *configProblems) *url.URL {
 type jiraSink struct {
 	conf   jiraConfig
 	base   *url.URL
-	shown  string // the base URL as errors show it
-	auth   string // the Authorization header
+	web    *url.URL // where people open issues; nil: nowhere known
+	shown  string   // the base URL as errors show it
+	auth   string   // the Authorization header
 	client *http.Client
 	red    *redact.Redactor
 }
@@ -171,9 +179,25 @@ func newJiraSink(r *Registry, _ string, c jiraConfig) (*jiraSink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &jiraSink{conf: c, base: base, shown: showURL(base), client: r.Client}
+	s := &jiraSink{conf: c, base: base, web: siteRoot(c.Site, ".atlassian.net", base), shown: showURL(base), client: r.Client}
+	if c.Site == "" && jiraGateway(base) {
+		s.web = nil
+	}
 	s.auth, s.red = authHeader(c.OAuthToken, c.Email, c.APIToken)
 	return s, nil
+}
+
+// jiraGateway reports whether base is Atlassian's API gateway for OAuth
+// apps, https://api.atlassian.com/ex/jira/{cloud id}, whose /browse
+// pages do not exist.
+func jiraGateway(base *url.URL) bool {
+	return strings.EqualFold(base.Hostname(), "api.atlassian.com") || strings.HasPrefix(base.Path, "/ex/jira/")
+}
+
+// link describes issue key: Jira answers only the API's URL (self), and
+// an issue's page follows from its key.
+func (s *jiraSink) link(key string) router.Link {
+	return newLink(key, "key", key, "url", webPage(s.web, "browse", key))
 }
 
 // Deliver comments on d.RemoteID when set, and otherwise creates an issue
@@ -183,7 +207,13 @@ func newJiraSink(r *Registry, _ string, c jiraConfig) (*jiraSink, error) {
 func (s *jiraSink) Deliver(ctx context.Context, d *router.Delivery) (router.Result, error) {
 	label := jiraMarker(d)
 	return createOrFollowUp(ctx, d,
-		func(ctx context.Context) (int, string, error) { return s.find(ctx, label) },
+		func(ctx context.Context) (int, string, router.Link, error) {
+			code, key, err := s.find(ctx, label)
+			if key == "" {
+				return code, "", nil, err
+			}
+			return code, key, s.link(key), err
+		},
 		s.comment,
 		func(ctx context.Context, d *router.Delivery) (router.Result, error) { return s.create(ctx, d, label) })
 }
@@ -228,7 +258,7 @@ func (s *jiraSink) create(ctx context.Context, d *router.Delivery, label string)
 	if err != nil {
 		return router.Result{StatusCode: code}, fmt.Errorf("jira: create issue: %w", err)
 	}
-	return router.Result{StatusCode: code, RemoteID: out.Key}, nil
+	return router.Result{StatusCode: code, RemoteID: out.Key, Link: s.link(out.Key)}, nil
 }
 
 func (s *jiraSink) comment(ctx context.Context, d *router.Delivery) (router.Result, error) {
@@ -244,7 +274,7 @@ func (s *jiraSink) comment(ctx context.Context, d *router.Delivery) (router.Resu
 	if err != nil {
 		return router.Result{StatusCode: code}, fmt.Errorf("jira: comment on %s: %w", d.RemoteID, err)
 	}
-	return router.Result{StatusCode: code, RemoteID: d.RemoteID}, nil
+	return router.Result{StatusCode: code, RemoteID: d.RemoteID, Link: s.link(d.RemoteID)}, nil
 }
 
 // find returns the key of an issue carrying label, "" if none.

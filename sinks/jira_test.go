@@ -117,6 +117,8 @@ func TestJiraCreate(t *testing.T) {
 	if res.StatusCode != 201 || res.RemoteID != "SUP-1" {
 		t.Errorf("result %+v", res)
 	}
+	// Without a site, base_url is where people open issues.
+	wantLink(t, "create", res.Link, router.Link{"id": "SUP-1", "key": "SUP-1", "url": tap.URL + "/browse/SUP-1"})
 	req := tap.last(t)
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(jiraTestEmail+":"+jiraTestToken))
 	if req.Header.Get("Authorization") != basic || req.Header.Get("Accept") != "application/json" || req.Header.Get("User-Agent") != "hookroute" {
@@ -145,18 +147,24 @@ func TestJiraCreate(t *testing.T) {
 
 func TestJiraFollowUp(t *testing.T) {
 	f, tap := jiraFake(t)
-	s := jiraSinkAt(t, tap.URL, "")
+	s := jiraSinkAt(t, tap.URL, "site: acme")
 	d := jiraDelivery()
 	d.DedupKey = "chat-40526"
-	if _, err := s.Deliver(context.Background(), d); err != nil {
+	res, err := s.Deliver(context.Background(), d)
+	if err != nil {
 		t.Fatal(err)
 	}
+	// A site names where people open issues, whatever base_url the API
+	// is reached through.
+	link := router.Link{"id": "SUP-1", "key": "SUP-1", "url": "https://acme.atlassian.net/browse/SUP-1"}
+	wantLink(t, "create", res.Link, link)
 	d = delivery(map[string]string{"subject": "Ann rated again", "body": "Now: 5/5\nthanks"})
 	d.DedupKey, d.RemoteID = "chat-40526", "SUP-1"
-	res, err := s.Deliver(context.Background(), d)
+	res, err = s.Deliver(context.Background(), d)
 	if err != nil || res.StatusCode != 201 || res.RemoteID != "SUP-1" {
 		t.Fatalf("follow-up: %v %+v", err, res)
 	}
+	wantLink(t, "follow-up", res.Link, link)
 	golden(t, "jira/followup.golden", tap.last(t).text(t))
 	// Without a body, the subject is the comment.
 	d.Fields = map[string]string{"subject": "Ann rated again", "body": " \n"}
@@ -179,13 +187,24 @@ func TestJiraOAuth(t *testing.T) {
 	// at its root.
 	tap := newRequestTap(t, http.StripPrefix("/ex/jira/abc", f))
 	s := mustBuild(t, "jira", "base_url: "+tap.URL+"/ex/jira/abc/\noauth_token: ${T}\nproject: SUP", map[string]string{"T": "oauth-access-token-77"})
-	if _, err := s.Deliver(context.Background(), jiraDelivery()); err != nil {
+	res, err := s.Deliver(context.Background(), jiraDelivery())
+	if err != nil {
 		t.Fatal(err)
 	}
 	req := tap.last(t)
 	if req.URI != "/ex/jira/abc/rest/api/3/issue" || req.Header.Get("Authorization") != "Bearer oauth-access-token-77" {
 		t.Errorf("%s with %q", req.URI, req.Header.Get("Authorization"))
 	}
+	// The gateway has no issue pages: without a site, no url.
+	wantLink(t, "create through the gateway", res.Link, router.Link{"id": "SUP-1", "key": "SUP-1"})
+	s = mustBuild(t, "jira", "site: acme\nbase_url: "+tap.URL+"/ex/jira/abc/\noauth_token: ${T}\nproject: SUP", map[string]string{"T": "oauth-access-token-77"})
+	d := jiraDelivery()
+	d.RemoteID = "SUP-1"
+	res, err = s.Deliver(context.Background(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLink(t, "follow-up through the gateway, with a site", res.Link, router.Link{"id": "SUP-1", "key": "SUP-1", "url": "https://acme.atlassian.net/browse/SUP-1"})
 }
 
 func TestJiraErrors(t *testing.T) {
@@ -260,6 +279,7 @@ func TestJiraRetryAfterTimeoutFindsTheIssue(t *testing.T) {
 	if err != nil || res.RemoteID != "SUP-1" || res.StatusCode != 200 {
 		t.Fatalf("retry: %v %+v", err, res)
 	}
+	wantLink(t, "issue found", res.Link, router.Link{"id": "SUP-1", "key": "SUP-1", "url": tap.URL + "/browse/SUP-1"})
 	if n := len(f.Issues()); n != 1 {
 		t.Errorf("%d issues after the retry: it created a second one", n)
 	}
@@ -400,6 +420,7 @@ func TestJiraConfig(t *testing.T) {
 		{"site: acme\nproject: SUP\napi_token: written-in-the-file\nemail: bot@acme.example", "api_token", "by reference"},
 		{"project: SUP" + auth, "site", "must be set"},
 		{"site: acme.atlassian.net\nproject: SUP" + auth, "site", "name only"},
+		{"site: acme.atlassian.net\nbase_url: https://proxy.example/jira\nproject: SUP" + auth, "site", "name only"},
 		{"base_url: ftp://x/\nproject: SUP" + auth, "base_url", "http or https"},
 		{"base_url: https://u:p@x/\nproject: SUP" + auth, "base_url", "user or password"},
 		{"site: acme" + auth, "project", "project key"},

@@ -51,6 +51,10 @@ func init() {
 // even with every character JSON-escaped. Assumption [UNVERIFIED]: a 429
 // carries no Retry-After, and PagerDuty asks for a backoff, so a 429 waits
 // at least 30 seconds.
+//
+// A delivery's Link is the dedup key as "id" and "key", with no "url":
+// the Events API answers no incident, only the key, and the incident's
+// page is not known until PagerDuty has processed the event.
 type pagerdutyConfig struct {
 	// RoutingKey is the integration key of an Events API v2 integration
 	// (32 characters), as ${VAR}.
@@ -141,7 +145,7 @@ func (s *pagerdutySink) Deliver(ctx context.Context, d *router.Delivery) (router
 	if json.Unmarshal(body, &ok) != nil || ok.DedupKey == "" {
 		ok.DedupKey = ev.DedupKey // accepted all the same
 	}
-	return router.Result{StatusCode: code, RemoteID: ok.DedupKey}, nil
+	return router.Result{StatusCode: code, RemoteID: ok.DedupKey, Link: newLink(ok.DedupKey, "key", ok.DedupKey)}, nil
 }
 
 // event renders d's fields into an event; an error is a problem with the

@@ -48,6 +48,8 @@ func TestPagerDutyTriggers(t *testing.T) {
 	if err != nil || res.StatusCode != 202 || res.RemoteID != d.DedupKey {
 		t.Fatalf("Deliver = %+v, %v; want 202 and the dedup key", res, err)
 	}
+	// The Events API answers no incident page: no url.
+	wantLink(t, "trigger", res.Link, router.Link{"id": d.DedupKey, "key": d.DedupKey})
 	r := lastPagerDutyRequest(t, f)
 	if r.Method != "POST" || r.Path != "/v2/enqueue" || r.Header.Get("Content-Type") != "application/json" || r.Header.Get("Authorization") != "" {
 		t.Errorf("request %s %s %v", r.Method, r.Path, r.Header)
@@ -82,6 +84,7 @@ func TestPagerDutyDedupKeyIsDeliveryIDWithoutRouteKey(t *testing.T) {
 	if err != nil || len(res.RemoteID) > 255 || !strings.HasPrefix(res.RemoteID, "hookroute:") || res.RemoteID != pagerdutyDedupKey(d) {
 		t.Fatalf("long key: %+v, %v", res, err)
 	}
+	wantLink(t, "hashed key", res.Link, router.Link{"id": res.RemoteID, "key": res.RemoteID})
 }
 
 func TestPagerDutyFollowUps(t *testing.T) {
@@ -100,6 +103,7 @@ func TestPagerDutyFollowUps(t *testing.T) {
 	if err != nil || res.RemoteID != first.RemoteID {
 		t.Fatalf("acknowledge = %+v, %v", res, err)
 	}
+	wantLink(t, "acknowledge", res.Link, router.Link{"id": "salesiq-chat-1", "key": "salesiq-chat-1"})
 	golden(t, "pagerduty/followup.golden", goldenRequestJSON(t, lastPagerDutyRequest(t, f).Body))
 	if in, _ := f.Incident("salesiq-chat-1"); in.State != "acknowledged" {
 		t.Errorf("state %s, want acknowledged", in.State)

@@ -45,9 +45,16 @@ func init() {
 // table (it does on task and its children, such as incident) and the
 // integration user may read it; ServiceNow answers 429 with Retry-After
 // when an instance's rate limit rule trips.
+//
+// A delivery's Link is the record's sys_id as "id", its number
+// (INC0010001) as "number" where an answer gave it, and as "url" its form
+// in the classic UI, {instance}/nav_to.do?uri={table}.do?sys_id={sys_id}
+// (https://{instance}.service-now.com when instance is set, else
+// base_url).
 type serviceNowConfig struct {
 	// Instance is the instance's name: acme for
-	// https://acme.service-now.com.
+	// https://acme.service-now.com. With base_url it names only where
+	// people open records.
 	Instance string `yaml:"instance"`
 	// BaseURL replaces https://{instance}.service-now.com (a proxy, a
 	// test).
@@ -74,6 +81,10 @@ const (
 	snowMaxShort = 160
 	snowMaxText  = 4000
 	snowMaxCorr  = 100
+	// snowMaxNumber bounds a record's number (INC0010001) taken from an
+	// answer, so that a broken answer cannot fill a template; numbers
+	// are far shorter.
+	snowMaxNumber = 40
 )
 
 var (
@@ -145,11 +156,11 @@ func snowBadPassword(s string) bool {
 func (c *serviceNowConfig) baseURL(p *configProblems) *url.URL {
 	base := c.BaseURL
 	switch {
+	case c.Instance != "" && !snowInstanceName.MatchString(c.Instance):
+		p.add("instance", "want the instance's name only: acme for https://acme.service-now.com")
 	case base != "":
 	case c.Instance == "":
 		p.add("instance", "must be set (acme for https://acme.service-now.com), or base_url")
-	case !snowInstanceName.MatchString(c.Instance):
-		p.add("instance", "want the instance's name only: acme for https://acme.service-now.com")
 	default:
 		base = "https://" + strings.ToLower(c.Instance) + ".service-now.com"
 	}
@@ -167,8 +178,9 @@ func (c *serviceNowConfig) baseURL(p *configProblems) *url.URL {
 type serviceNowSink struct {
 	conf   serviceNowConfig
 	base   *url.URL
-	shown  string // the base URL as errors show it
-	auth   string // the Authorization header
+	web    *url.URL // where people open records
+	shown  string   // the base URL as errors show it
+	auth   string   // the Authorization header
 	client *http.Client
 	red    *redact.Redactor
 }
@@ -180,7 +192,7 @@ func newServiceNowSink(r *Registry, _ string, c serviceNowConfig) (*serviceNowSi
 	if err != nil {
 		return nil, err
 	}
-	s := &serviceNowSink{conf: c, base: base, shown: showURL(base), client: r.Client}
+	s := &serviceNowSink{conf: c, base: base, web: siteRoot(c.Instance, ".service-now.com", base), shown: showURL(base), client: r.Client}
 	s.auth, s.red = authHeader(c.OAuthToken, c.Username, c.Password)
 	return s, nil
 }
@@ -192,7 +204,7 @@ func newServiceNowSink(r *Registry, _ string, c serviceNowConfig) (*serviceNowSi
 func (s *serviceNowSink) Deliver(ctx context.Context, d *router.Delivery) (router.Result, error) {
 	corr := snowCorrelationID(d)
 	return createOrFollowUp(ctx, d,
-		func(ctx context.Context) (int, string, error) { return s.find(ctx, corr) },
+		func(ctx context.Context) (int, string, router.Link, error) { return s.find(ctx, corr) },
 		s.note,
 		func(ctx context.Context, d *router.Delivery) (router.Result, error) { return s.create(ctx, d, corr) })
 }
@@ -231,9 +243,7 @@ func (s *serviceNowSink) create(ctx context.Context, d *router.Delivery, corr st
 		*f.to = v
 	}
 	var out struct {
-		Result struct {
-			SysID string `json:"sys_id"`
-		} `json:"result"`
+		Result snowFound `json:"result"`
 	}
 	code, err := s.do(ctx, http.MethodPost, "/api/now/table/"+s.conf.Table, rec, &out)
 	if err == nil && out.Result.SysID == "" {
@@ -243,7 +253,30 @@ func (s *serviceNowSink) create(ctx context.Context, d *router.Delivery, corr st
 	if err != nil {
 		return router.Result{StatusCode: code}, fmt.Errorf("servicenow: create %s: %w", s.conf.Table, err)
 	}
-	return router.Result{StatusCode: code, RemoteID: out.Result.SysID}, nil
+	return router.Result{StatusCode: code, RemoteID: out.Result.SysID, Link: s.link(out.Result.SysID, out.Result.Number)}, nil
+}
+
+// snowFound is what the sink reads of a record in an answer. Number is
+// any, as decoded: an odd number must not cost a record its answer, nor
+// a query its result.
+type snowFound struct {
+	SysID  string `json:"sys_id"`
+	Number any    `json:"number"`
+}
+
+// link describes record sysID, numbered number (nil if unknown). The
+// Table API answers no page URL; the form's follows from the sys_id.
+// ServiceNow documents it with the inner URI unescaped, which is how
+// people know it; escaping all but its '?' and '=' keeps an odd sys_id
+// from reaching the outer query.
+func (s *serviceNowSink) link(sysID string, number any) router.Link {
+	uri := s.conf.Table + ".do?sys_id=" + url.QueryEscape(sysID)
+	uri = strings.NewReplacer("%3F", "?", "%3D", "=").Replace(url.QueryEscape(uri))
+	n, _ := number.(string)
+	if !deskWord(n) || len(n) > snowMaxNumber {
+		n = ""
+	}
+	return newLink(sysID, "number", n, "url", webPage(s.web, "nav_to.do")+"?uri="+uri)
 }
 
 func (s *serviceNowSink) note(ctx context.Context, d *router.Delivery) (router.Result, error) {
@@ -255,47 +288,47 @@ func (s *serviceNowSink) note(ctx context.Context, d *router.Delivery) (router.R
 		return router.Result{}, router.Permanent(errors.New("servicenow: subject and body rendered empty: no work note to add"))
 	}
 	path := "/api/now/table/" + s.conf.Table + "/" + url.PathEscape(d.RemoteID)
-	code, err := s.do(ctx, http.MethodPatch, path, map[string]string{"work_notes": runes.Truncate(text, snowMaxText)}, nil)
+	code, answer, err := s.send(ctx, http.MethodPatch, path, map[string]string{"work_notes": runes.Truncate(text, snowMaxText)})
 	if err != nil {
 		return router.Result{StatusCode: code}, fmt.Errorf("servicenow: add work note to %s: %w", d.RemoteID, err)
 	}
-	return router.Result{StatusCode: code, RemoteID: d.RemoteID}, nil
+	// The note is in: an answer without the record costs the link its
+	// number, never a retry (which would add the note twice).
+	var out struct {
+		Result snowFound `json:"result"`
+	}
+	_ = json.Unmarshal(answer, &out)
+	number := out.Result.Number
+	if n, _ := number.(string); n == "" {
+		number = recorded(d, "number")
+	}
+	return router.Result{StatusCode: code, RemoteID: d.RemoteID, Link: s.link(d.RemoteID, number)}, nil
 }
 
-// find returns the sys_id of a record whose correlation_id is corr, "" if
-// none.
-func (s *serviceNowSink) find(ctx context.Context, corr string) (int, string, error) {
-	q := url.Values{"sysparm_query": {"correlation_id=" + corr}, "sysparm_limit": {"1"}, "sysparm_fields": {"sys_id"}}
+// find returns the sys_id and Link of a record whose correlation_id is
+// corr, "" if none.
+func (s *serviceNowSink) find(ctx context.Context, corr string) (int, string, router.Link, error) {
+	q := url.Values{"sysparm_query": {"correlation_id=" + corr}, "sysparm_limit": {"1"}, "sysparm_fields": {"sys_id,number"}}
 	var out struct {
-		Result []struct {
-			SysID string `json:"sys_id"`
-		} `json:"result"`
+		Result []snowFound `json:"result"`
 	}
 	code, err := s.do(ctx, http.MethodGet, "/api/now/table/"+s.conf.Table+"?"+q.Encode(), nil, &out)
 	if err != nil {
-		return code, "", fmt.Errorf("servicenow: look for a record created earlier: %w", err)
+		return code, "", nil, fmt.Errorf("servicenow: look for a record created earlier: %w", err)
 	}
-	if len(out.Result) > 0 {
-		return code, out.Result[0].SysID, nil
+	if len(out.Result) > 0 && out.Result[0].SysID != "" {
+		found := out.Result[0]
+		return code, found.SysID, s.link(found.SysID, found.Number), nil
 	}
-	return code, "", nil
+	return code, "", nil, nil
 }
 
 // do sends one request and decodes a 2xx answer into out (nil: ignored).
 // An error answer's message and detail replace the raw body in the error
 // text.
 func (s *serviceNowSink) do(ctx context.Context, method, path string, body, out any) (int, error) {
-	req, err := jsonRequest(ctx, method, endpoint(s.base, path), body)
+	code, resp, err := s.send(ctx, method, path, body)
 	if err != nil {
-		return 0, s.red.Err(err, s.shown)
-	}
-	req.Header.Set("Authorization", s.auth)
-	code, resp, err := send(s.client, req, s.red, s.shown)
-	if err != nil {
-		var se *statusError
-		if msg := snowErrorText(resp); msg != "" && errors.As(err, &se) {
-			se.snippet = snippet([]byte(msg))
-		}
 		return code, err
 	}
 	if out != nil {
@@ -304,6 +337,25 @@ func (s *serviceNowSink) do(ctx context.Context, method, path string, body, out 
 		}
 	}
 	return code, nil
+}
+
+// send sends one request and returns a 2xx answer as it came. An error
+// answer's message and detail replace the raw body in the error text.
+func (s *serviceNowSink) send(ctx context.Context, method, path string, body any) (int, []byte, error) {
+	req, err := jsonRequest(ctx, method, endpoint(s.base, path), body)
+	if err != nil {
+		return 0, nil, s.red.Err(err, s.shown)
+	}
+	req.Header.Set("Authorization", s.auth)
+	code, resp, err := send(s.client, req, s.red, s.shown)
+	if err != nil {
+		var se *statusError
+		if msg := snowErrorText(resp); msg != "" && errors.As(err, &se) {
+			se.snippet = snippet([]byte(msg))
+		}
+		return code, nil, err
+	}
+	return code, resp, nil
 }
 
 // snowErrorText reads {"error": {"message", "detail"}, "status": "failure"}.

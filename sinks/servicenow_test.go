@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -55,6 +57,8 @@ func TestServiceNowCreate(t *testing.T) {
 	if res.StatusCode != 201 || res.RemoteID != rec.SysID || len(rec.SysID) != 32 || rec.Number != "INC0010001" {
 		t.Errorf("result %+v, record %+v", res, rec)
 	}
+	// Without an instance, base_url is where people open records.
+	wantLink(t, "create", res.Link, router.Link{"id": rec.SysID, "number": "INC0010001", "url": tap.URL + "/nav_to.do?uri=incident.do?sys_id=" + rec.SysID})
 	req := tap.last(t)
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(snowTestUser+":"+snowTestPassword))
 	if req.Header.Get("Authorization") != basic || req.Header.Get("Accept") != "application/json" || req.Header.Get("Content-Type") != "application/json" {
@@ -79,7 +83,7 @@ func TestServiceNowCreate(t *testing.T) {
 
 func TestServiceNowFollowUp(t *testing.T) {
 	f, tap := snowFake(t)
-	s := snowSinkAt(t, tap.URL, "")
+	s := snowSinkAt(t, tap.URL, "instance: acme")
 	d := snowDelivery()
 	d.DedupKey = "chat-40526"
 	res, err := s.Deliver(context.Background(), d)
@@ -87,12 +91,17 @@ func TestServiceNowFollowUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	sysID := res.RemoteID
+	// An instance names where people open records, whatever base_url
+	// the API is reached through.
+	link := router.Link{"id": sysID, "number": "INC0010001", "url": "https://acme.service-now.com/nav_to.do?uri=incident.do?sys_id=" + sysID}
+	wantLink(t, "create", res.Link, link)
 	d = delivery(map[string]string{"subject": "Ann rated again", "body": "Now: 5/5\nthanks"})
 	d.DedupKey, d.RemoteID = "chat-40526", sysID
 	res, err = s.Deliver(context.Background(), d)
 	if err != nil || res.StatusCode != 200 || res.RemoteID != sysID {
 		t.Fatalf("follow-up: %v %+v", err, res)
 	}
+	wantLink(t, "follow-up", res.Link, link) // the number from the PATCH's answer
 	req := tap.last(t)
 	req.URI = strings.Replace(req.URI, sysID, "{sys_id}", 1) // sys_ids are the fake's choice
 	golden(t, "servicenow/followup.golden", req.text(t))
@@ -119,14 +128,17 @@ func TestServiceNowTableAndOAuth(t *testing.T) {
 	if req.URI != "/api/now/table/sc_task" || req.Header.Get("Authorization") != "Bearer sn-oauth-token-31" {
 		t.Errorf("%s with %q", req.URI, req.Header.Get("Authorization"))
 	}
+	wantLink(t, "create in sc_task", res.Link, router.Link{"id": res.RemoteID, "number": "REC0010001", "url": tap.URL + "/nav_to.do?uri=sc_task.do?sys_id=" + res.RemoteID})
 	d := snowDelivery()
 	d.RemoteID = res.RemoteID
-	if _, err := s.Deliver(context.Background(), d); err != nil {
+	follow, err := s.Deliver(context.Background(), d)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if req := tap.last(t); req.Method != "PATCH" || req.URI != "/api/now/table/sc_task/"+res.RemoteID {
 		t.Errorf("follow-up %s %s", req.Method, req.URI)
 	}
+	wantLink(t, "follow-up in sc_task", follow.Link, res.Link)
 }
 
 func TestServiceNowErrors(t *testing.T) {
@@ -206,6 +218,7 @@ func TestServiceNowRetryAfterTimeoutFindsTheRecord(t *testing.T) {
 	if err != nil || res.RemoteID != recs[0].SysID || res.StatusCode != 200 {
 		t.Fatalf("retry: %v %+v", err, res)
 	}
+	wantLink(t, "record found", res.Link, router.Link{"id": recs[0].SysID, "number": "INC0010001", "url": tap.URL + "/nav_to.do?uri=incident.do?sys_id=" + recs[0].SysID})
 	if n := len(f.Records()); n != 1 {
 		t.Errorf("%d records after the retry: it created a second one", n)
 	}
@@ -214,7 +227,7 @@ func TestServiceNowRetryAfterTimeoutFindsTheRecord(t *testing.T) {
 	if err != nil || search.Method != "GET" || u.Path != "/api/now/table/incident" {
 		t.Fatalf("last request %s %s, want the query", search.Method, search.URI)
 	}
-	if q := u.Query(); q.Get("sysparm_query") != "correlation_id=dlv-0001" || q.Get("sysparm_limit") != "1" || q.Get("sysparm_fields") != "sys_id" {
+	if q := u.Query(); q.Get("sysparm_query") != "correlation_id=dlv-0001" || q.Get("sysparm_limit") != "1" || q.Get("sysparm_fields") != "sys_id,number" {
 		t.Errorf("query %v", q)
 	}
 }
@@ -300,6 +313,7 @@ func TestServiceNowConfig(t *testing.T) {
 		{"instance: acme\noauth_token: ${SP}", "oauth_token", "one word"},
 		{"username: svc\npassword: ${P}", "instance", "must be set"},
 		{"instance: acme.service-now.com" + auth, "instance", "name only"},
+		{"instance: acme.service-now.com\nbase_url: https://proxy.example/sn" + auth, "instance", "name only"},
 		{"base_url: ftp://x/" + auth, "base_url", "http or https"},
 		{"instance: acme\ntable: 'incident/x'" + auth, "table", "table name"},
 		{"instance: acme\ntable: ''" + auth, "table", "table name"},
@@ -316,4 +330,56 @@ func TestServiceNowConfig(t *testing.T) {
 	if s.base.String() != "https://acme-dev.service-now.com" || s.conf.Table != "incident" {
 		t.Errorf("base %s, table %q", s.base, s.conf.Table)
 	}
+}
+
+// TestServiceNowLinkEscapes checks that a sys_id, which comes from an
+// answer or the store, cannot break out of the form's URI: it reads back
+// as itself through both levels of query.
+func TestServiceNowLinkEscapes(t *testing.T) {
+	s := mustBuild(t, "servicenow", "instance: acme\nusername: svc\npassword: ${P}", map[string]string{"P": snowTestPassword}).(*serviceNowSink)
+	odd := "a&b=c?d#e%f g"
+	link := s.link(odd, "INC 1")
+	if _, ok := link["number"]; ok {
+		t.Errorf("number %q with a space kept", link["number"])
+	}
+	u, err := url.Parse(link["url"])
+	if err != nil || u.Host != "acme.service-now.com" || u.Path != "/nav_to.do" || u.Fragment != "" {
+		t.Fatalf("url %q: %v", link["url"], err)
+	}
+	inner, err := url.Parse(u.Query().Get("uri"))
+	if err != nil || inner.Path != "incident.do" || inner.Query().Get("sys_id") != odd || len(u.Query()) != 1 {
+		t.Errorf("url %q reads back as uri %q", link["url"], u.Query().Get("uri"))
+	}
+}
+
+// TestServiceNowNoteAnsweredWithoutRecord covers a work note whose
+// answer holds no record: the note is in, so no error (a retry would add
+// it twice), and the link keeps the number recorded with the record.
+func TestServiceNowNoteAnsweredWithoutRecord(t *testing.T) {
+	f := fakeapi.NewServiceNow(snowTestUser, snowTestPassword)
+	tap := newRequestTap(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPatch {
+			f.ServeHTTP(w, r)
+			return
+		}
+		f.ServeHTTP(httptest.NewRecorder(), r)
+		w.WriteHeader(http.StatusOK) // and no body
+	}))
+	s := snowSinkAt(t, tap.URL, "")
+	res, err := s.Deliver(context.Background(), snowDelivery())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := snowDelivery()
+	d.RemoteID, d.RemoteLink = res.RemoteID, res.Link
+	follow, err := s.Deliver(context.Background(), d)
+	if err != nil || len(f.Records()[0].WorkNotes) != 1 {
+		t.Fatalf("note: %v, %+v", err, f.Records())
+	}
+	wantLink(t, "note answered without the record", follow.Link, res.Link)
+	d.RemoteLink = nil
+	if follow, err = s.Deliver(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	wantLink(t, "nothing recorded", follow.Link, router.Link{"id": res.RemoteID, "url": res.Link["url"]})
 }

@@ -121,23 +121,24 @@ func mayExist(d *router.Delivery) bool {
 // followUpFound decides what a found mark means. On a delivery's first
 // attempt the object cannot be its own, so another delivery with the same
 // dedup key made it and lost the answer: this one follows up on it, and
-// followUpFound returns the delivery aimed at it. On a later attempt the
-// object is taken to be this delivery's own lost create. (The one case
-// this gets wrong — an earlier attempt that failed before sending, while
-// another delivery's create was lost — costs a comment, never a second
-// object.)
-func followUpFound(d *router.Delivery, remoteID string) (*router.Delivery, bool) {
+// followUpFound returns the delivery aimed at it, with what the search
+// answered as its RemoteLink (for what the follow-up's answer lacks). On
+// a later attempt the object is taken to be this delivery's own lost
+// create. (The one case this gets wrong — an earlier attempt that failed
+// before sending, while another delivery's create was lost — costs a
+// comment, never a second object.)
+func followUpFound(d *router.Delivery, remoteID string, link router.Link) (*router.Delivery, bool) {
 	if d.Attempt > 1 {
 		return nil, false
 	}
 	f := *d
-	f.RemoteID = remoteID
+	f.RemoteID, f.RemoteLink = remoteID, link
 	return &f, true
 }
 
 // findFunc looks for the object an earlier, unheard create may have made;
-// it returns the object's id, "" if there is none.
-type findFunc func(ctx context.Context) (code int, remoteID string, err error)
+// it returns the object's id ("" if there is none) and its Link.
+type findFunc func(ctx context.Context) (code int, remoteID string, link router.Link, err error)
 
 // createOrFollowUp is the flow of a sink without an idempotency key: follow
 // up on d.RemoteID when set; otherwise, where a create may already have
@@ -151,18 +152,81 @@ func createOrFollowUp(ctx context.Context, d *router.Delivery, find findFunc,
 		return followUp(ctx, d)
 	}
 	if mayExist(d) {
-		code, id, err := find(ctx)
+		code, id, link, err := find(ctx)
 		if err != nil {
 			return router.Result{StatusCode: code}, err
 		}
 		if id != "" {
-			if found, ok := followUpFound(d, id); ok {
+			if found, ok := followUpFound(d, id, link); ok {
 				return followUp(ctx, found)
 			}
-			return router.Result{StatusCode: code, RemoteID: id}, nil
+			return router.Result{StatusCode: code, RemoteID: id, Link: link}, nil
 		}
 	}
 	return create(ctx, d)
+}
+
+// newLink returns the Link of the object id: "id", then each of the
+// other entries (key, value pairs) that is not empty, since a template
+// reads a missing entry and an empty one alike.
+func newLink(id string, entries ...string) router.Link {
+	l := router.Link{"id": id}
+	for i := 0; i+1 < len(entries); i += 2 {
+		if entries[i+1] != "" {
+			l[entries[i]] = entries[i+1]
+		}
+	}
+	return l
+}
+
+// recorded returns entry key of the Link recorded with d.RemoteID, "" if
+// none was or it describes another object: a follow-up's answer often
+// lacks what only the create's answer had (a Zoho Desk webUrl).
+func recorded(d *router.Delivery, key string) string {
+	if d.RemoteID == "" || d.RemoteLink["id"] != d.RemoteID {
+		return ""
+	}
+	return d.RemoteLink[key]
+}
+
+// siteRoot is the web root of a sink whose site is named in its config
+// (a Zendesk subdomain, a ServiceNow instance): https://{name}{suffix}.
+// Without a name it is base, the API's root. A name wins over base_url
+// because base_url may be a proxy in front of the API, where no person
+// opens a ticket. The name is one validated DNS label.
+func siteRoot(name, suffix string, base *url.URL) *url.URL {
+	if name == "" {
+		return base
+	}
+	return &url.URL{Scheme: "https", Host: strings.ToLower(name) + suffix}
+}
+
+// webPage returns the page at the given path segments under root, each
+// segment path-escaped, so that an id from an answer cannot climb out of
+// its place or add a query. Only root's scheme, host and path are kept:
+// a base_url's query or fragment may carry a token, and a link is shown
+// to people.
+func webPage(root *url.URL, segments ...string) string {
+	if root == nil {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(root.Scheme + "://" + root.Host + strings.TrimSuffix(root.EscapedPath(), "/"))
+	for _, s := range segments {
+		b.WriteString("/" + url.PathEscape(s))
+	}
+	return b.String()
+}
+
+// answerURL returns raw, a page URL an API answered, if it is an
+// absolute http or https URL without a user; "" otherwise, so that a
+// broken or hostile answer cannot hand templates a javascript: link.
+func answerURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return ""
+	}
+	return u.String()
 }
 
 // authHeader returns the Authorization header of a sink that takes either

@@ -50,11 +50,17 @@ func init() {
 // id) for lookups. Comments have no idempotency key in Zendesk's API: a
 // retry after a lost answer may add a comment twice.
 //
+// A delivery's Link is the ticket's id as "id" and "number", and as "url"
+// the agent's page, https://{subdomain}.zendesk.com/agent/tickets/{id}
+// (under base_url when there is no subdomain): the answer's own url is
+// the API's, of no use to a person.
+//
 // Limits: subject is cut to 250 characters and the comment body to 64 KiB
 // (both assumptions; Zendesk documents neither for the API). Rate limits
 // answer 429 with Retry-After (not verified).
 type zendeskConfig struct {
-	// Subdomain is the account: acme for https://acme.zendesk.com.
+	// Subdomain is the account: acme for https://acme.zendesk.com. With
+	// base_url it names only where agents open tickets.
 	Subdomain string `yaml:"subdomain"`
 	// Email is the agent whose API token Token is; tickets are submitted
 	// as this agent.
@@ -119,6 +125,7 @@ func (c *zendeskConfig) validate() (*url.URL, error) {
 // zendeskSink opens and comments on tickets in one Zendesk account.
 type zendeskSink struct {
 	base   *url.URL
+	web    *url.URL // where agents open tickets
 	shown  string
 	auth   string // the Authorization header
 	client *http.Client
@@ -132,7 +139,7 @@ func newZendeskSink(r *Registry, _ string, c zendeskConfig) (*zendeskSink, error
 	if err != nil {
 		return nil, err
 	}
-	s := &zendeskSink{base: base, shown: showURL(base), client: r.Client}
+	s := &zendeskSink{base: base, web: siteRoot(c.Subdomain, ".zendesk.com", base), shown: showURL(base), client: r.Client}
 	if c.Token != "" {
 		basic := base64.StdEncoding.EncodeToString([]byte(c.Email + "/token:" + c.Token.Reveal()))
 		s.auth = "Basic " + basic
@@ -215,7 +222,13 @@ func (s *zendeskSink) Deliver(ctx context.Context, d *router.Delivery) (router.R
 		// Retrying is safe: the Idempotency-Key answers the same ticket.
 		return router.Result{StatusCode: code}, fmt.Errorf("zendesk: create ticket: HTTP %d without a ticket id in the answer", code)
 	}
-	return router.Result{StatusCode: code, RemoteID: id}, nil
+	return router.Result{StatusCode: code, RemoteID: id, Link: s.link(id)}, nil
+}
+
+// link describes ticket id from config alone: Zendesk answers no page
+// URL, and a ticket's agent page follows from its id.
+func (s *zendeskSink) link(id string) router.Link {
+	return newLink(id, "number", id, "url", webPage(s.web, "agent", "tickets", id))
 }
 
 // comment adds c to ticket id.
@@ -232,7 +245,7 @@ func (s *zendeskSink) comment(ctx context.Context, id string, c zendeskComment) 
 	if err != nil {
 		return router.Result{StatusCode: code, RemoteID: id}, fmt.Errorf("zendesk: comment on ticket %s: %w", id, err)
 	}
-	return router.Result{StatusCode: code, RemoteID: id}, nil
+	return router.Result{StatusCode: code, RemoteID: id, Link: s.link(id)}, nil
 }
 
 // send authenticates req, sends it and puts Zendesk's error message in
@@ -359,6 +372,49 @@ func deskFindID(answer []byte, path ...string) string {
 	}
 	return id
 }
+
+// deskScalars returns the strings and numbers that the top-level object
+// of a JSON answer holds under keys. Like deskFindID it reads the answer
+// as a stream, so what comes before a cut is still found. Values that
+// could not be a ticket's number or page (longer than maxScalar, or with
+// spaces or control characters) are left out.
+func deskScalars(answer []byte, keys ...string) map[string]string {
+	out := map[string]string{}
+	dec := json.NewDecoder(bytes.NewReader(answer))
+	dec.UseNumber()
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return out
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		k, ok := t.(string)
+		if err != nil || !ok {
+			return out
+		}
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return out // cut off, or not JSON
+		}
+		if !slices.Contains(keys, k) {
+			continue
+		}
+		var s string
+		switch v := v.(type) {
+		case string:
+			s = v
+		case json.Number:
+			s = v.String()
+		}
+		if len(s) <= maxScalar && deskWord(s) {
+			out[k] = s
+		}
+	}
+	return out
+}
+
+// maxScalar bounds a value deskScalars keeps: room for a long page URL,
+// none for a description.
+const maxScalar = 2048
 
 // deskDigits reports whether id is a non-empty run of ASCII digits: every
 // ticket id these vendors hand out.

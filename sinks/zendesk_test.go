@@ -127,6 +127,10 @@ func TestZendeskCreate(t *testing.T) {
 	if err != nil || res.StatusCode != 201 || res.RemoteID != "35436" {
 		t.Fatalf("Deliver: %v, %+v", err, res)
 	}
+	// The agent's page on the subdomain, not the answer's API url nor
+	// base_url: people open tickets there.
+	zdLink := router.Link{"id": "35436", "number": "35436", "url": "https://acme.zendesk.com/agent/tickets/35436"}
+	wantLink(t, "create", res.Link, zdLink)
 	r := rec.last(t, "/")
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(zdEmail+"/token:"+zdToken))
 	for h, want := range map[string]string{"Authorization": basic, "Idempotency-Key": "dlv-0001", "Content-Type": "application/json", "User-Agent": "hookroute"} {
@@ -146,6 +150,7 @@ func TestZendeskCreate(t *testing.T) {
 	if err != nil || res.RemoteID != "35436" || len(f.Tickets()) != 1 {
 		t.Errorf("replay: %v, %+v, %d tickets", err, res, len(f.Tickets()))
 	}
+	wantLink(t, "replay", res.Link, zdLink)
 	// Without a dedup key, external_id is the delivery id.
 	d := delivery(map[string]string{"subject": "No key"})
 	d.ID = "dlv-0002"
@@ -170,6 +175,7 @@ func TestZendeskFollowUp(t *testing.T) {
 	if err != nil || res.StatusCode != 200 || res.RemoteID != first.RemoteID {
 		t.Fatalf("follow-up: %v, %+v", err, res)
 	}
+	wantLink(t, "follow-up", res.Link, router.Link{"id": "35436", "number": "35436", "url": "https://acme.zendesk.com/agent/tickets/35436"})
 	r := rec.last(t, "/")
 	if r.header.Get("Idempotency-Key") != "" {
 		t.Error("a comment carries an Idempotency-Key")
@@ -190,9 +196,12 @@ func TestZendeskOAuth(t *testing.T) {
 	f, rec := zendeskFake(t)
 	f.AcceptOAuth("oauth-abc-123")
 	s := mustBuild(t, "zendesk", "base_url: "+rec.URL+"\noauth_token: ${ZD_OAUTH}", map[string]string{"ZD_OAUTH": "oauth-abc-123"})
-	if _, err := s.Deliver(context.Background(), zendeskDelivery()); err != nil {
+	res, err := s.Deliver(context.Background(), zendeskDelivery())
+	if err != nil {
 		t.Fatal(err)
 	}
+	// Without a subdomain, base_url is where agents open tickets.
+	wantLink(t, "create without a subdomain", res.Link, router.Link{"id": "35436", "number": "35436", "url": rec.URL + "/agent/tickets/35436"})
 	if got := rec.last(t, "/").header.Get("Authorization"); got != "Bearer oauth-abc-123" {
 		t.Errorf("Authorization %q", got)
 	}
@@ -234,8 +243,8 @@ func TestZendeskErrors(t *testing.T) {
 	gone.RemoteID = "99"
 	res, err = s.Deliver(ctx, gone)
 	deskWant(t, res, err, 404, true, 0, "RecordNotFound")
-	if res.RemoteID != "99" {
-		t.Errorf("follow-up result %+v lost the remote id", res)
+	if res.RemoteID != "99" || res.Link != nil {
+		t.Errorf("follow-up result %+v lost the remote id, or links a ticket it could not reach", res)
 	}
 
 	// A wrong token is permanent and never printed.

@@ -54,6 +54,12 @@ func init() {
 // remote id it stores). A create whose answer is lost may be retried into
 // a second ticket.
 //
+// A delivery's Link is the ticket's id as "id", its ticketNumber as
+// "number" and its webUrl (the agent's page, which names the help
+// desk's portal, unknown to the sink) as "url", as the create's answer
+// gives them. A comment's answer holds neither, so a follow-up keeps
+// those recorded with the ticket; without them it has only the id.
+//
 // Assumptions (not verified against a live account): the ticket's contact
 // object ({"email", "lastName"}) in place of contactId; 255 characters of
 // subject; the accounts server's "Access Denied" answer when tokens are
@@ -203,7 +209,8 @@ func (s *zohodeskSink) Deliver(ctx context.Context, d *router.Delivery) (router.
 		if err != nil {
 			return router.Result{StatusCode: code, RemoteID: d.RemoteID}, fmt.Errorf("zohodesk: comment on ticket %s: %w", d.RemoteID, err)
 		}
-		return router.Result{StatusCode: code, RemoteID: d.RemoteID}, nil
+		link := newLink(d.RemoteID, "number", recorded(d, "number"), "url", recorded(d, "url"))
+		return router.Result{StatusCode: code, RemoteID: d.RemoteID, Link: link}, nil
 	}
 	t := zohoTicket{
 		Subject:      runes.Truncate(strings.TrimSpace(d.Fields["subject"]), zohoMaxSubject),
@@ -234,7 +241,9 @@ func (s *zohodeskSink) Deliver(ctx context.Context, d *router.Delivery) (router.
 	if id == "" {
 		return router.Result{StatusCode: code}, router.Permanent(fmt.Errorf("zohodesk: create ticket: HTTP %d without a ticket id in the answer (a ticket may have been created)", code))
 	}
-	return router.Result{StatusCode: code, RemoteID: id}, nil
+	got := deskScalars(answer, "ticketNumber", "webUrl")
+	link := newLink(id, "number", got["ticketNumber"], "url", answerURL(got["webUrl"]))
+	return router.Result{StatusCode: code, RemoteID: id, Link: link}, nil
 }
 
 // post sends payload to the Desk with a current access token; a 401

@@ -2,7 +2,9 @@ package sinks
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -62,6 +64,8 @@ func TestZohodeskCreate(t *testing.T) {
 	if err != nil || res.StatusCode != 200 || res.RemoteID != "1892000000143237" {
 		t.Fatalf("Deliver: %v, %+v", err, res)
 	}
+	wantLink(t, "create", res.Link, router.Link{"id": "1892000000143237", "number": "101",
+		"url": rec.URL + "/support/" + fakeapi.ZohoDeskPortal + "/ShowHomePage.do#Cases/dv/1892000000143237"})
 	tok := rec.last(t, "/oauth/v2/token")
 	q, _ := url.ParseQuery(strings.TrimPrefix(tok.path, "/oauth/v2/token?"))
 	if tok.method != "POST" || q.Get("refresh_token") != zohoRefresh || q.Get("client_id") != zohoClient ||
@@ -111,10 +115,15 @@ func TestZohodeskFollowUp(t *testing.T) {
 	}
 	d := zohoDelivery()
 	d.ID, d.RemoteID, d.Fields["body"] = "dlv-0002", first.RemoteID, "Ann chatted again:\n"+escapeHTML(`"still" slow`)
+	d.RemoteLink = first.Link // as the router records it
 	res, err := s.Deliver(context.Background(), d)
 	if err != nil || res.StatusCode != 200 || res.RemoteID != first.RemoteID {
 		t.Fatalf("follow-up: %v, %+v", err, res)
 	}
+	// A comment's answer has no webUrl nor ticketNumber: the follow-up
+	// keeps those recorded with the ticket.
+	wantLink(t, "follow-up", res.Link, router.Link{"id": first.RemoteID, "number": "101",
+		"url": rec.URL + "/support/" + fakeapi.ZohoDeskPortal + "/ShowHomePage.do#Cases/dv/" + first.RemoteID})
 	deskGolden(t, "zohodesk/followup.golden", rec.last(t, "/api/"))
 	d.Fields["public"] = "true"
 	if _, err := s.Deliver(context.Background(), d); err != nil {
@@ -124,6 +133,44 @@ func TestZohodeskFollowUp(t *testing.T) {
 	if len(tk) != 1 || len(tk[0].Comments) != 2 || tk[0].Comments[0].Public || !tk[0].Comments[1].Public || tk[0].Comments[0].ContentType != "html" {
 		t.Errorf("ticket %+v", tk)
 	}
+	// Nothing recorded, or a link recorded for another ticket: the id
+	// alone, as no page of Zoho Desk follows from config.
+	for _, prior := range []router.Link{nil, {"id": "1892000000999999", "number": "7", "url": "https://desk.zoho.com/x"}} {
+		d.RemoteLink = prior
+		res, err := s.Deliver(context.Background(), d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantLink(t, "follow-up with nothing recorded", res.Link, router.Link{"id": first.RemoteID})
+	}
+}
+
+// TestZohodeskLinkWithoutWebURL covers a create answered without webUrl
+// and ticketNumber: the link has the id alone, no url made up.
+func TestZohodeskLinkWithoutWebURL(t *testing.T) {
+	f := fakeapi.NewZohoDesk(zohoOrg, zohoClient, zohoSecret, zohoRefresh)
+	rec := newDeskRecorder(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/tickets" {
+			f.ServeHTTP(w, r)
+			return
+		}
+		got := httptest.NewRecorder()
+		f.ServeHTTP(got, r)
+		var ticket map[string]any
+		if err := json.Unmarshal(got.Body.Bytes(), &ticket); err != nil {
+			t.Errorf("fake's answer: %v", err)
+		}
+		delete(ticket, "webUrl")
+		delete(ticket, "ticketNumber")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(got.Code)
+		_ = json.NewEncoder(w).Encode(ticket)
+	}))
+	res, err := zohoSinkAt(t, rec.URL, "").Deliver(context.Background(), zohoDelivery())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLink(t, "create without webUrl", res.Link, router.Link{"id": "1892000000143237"})
 }
 
 func TestZohodeskRefreshesOn401(t *testing.T) {

@@ -23,7 +23,9 @@ import (
 //     too long title (over 256 characters) or body (over 65,536) answers
 //     422 Validation Failed.
 //   - POST /repos/{owner}/{repo}/issues/{number}/comments with {"body"}
-//     answers 201; an unknown issue answers 404.
+//     answers 201 with the comment ({"id", "html_url":
+//     ".../issues/{number}#issuecomment-{id}", "issue_url", ...}); an
+//     unknown issue answers 404.
 //   - GET /repos/{owner}/{repo}/issues/{number} answers the issue.
 //   - GET /search/issues?q=...&per_page=n understands repo:{owner}/{repo},
 //     in:body, is:issue and words or "quoted phrases", each of which must
@@ -33,9 +35,12 @@ import (
 //     else answers 401 Bad credentials. An X-GitHub-Api-Version other than
 //     2022-11-28 answers 400. Every answer carries X-RateLimit-* headers.
 //
-// A path may start with /api/v3, as on GitHub Enterprise Server. The fake
-// answers at once what GitHub's search finds only after its index caught
-// up.
+// A path may start with /api/v3, as on GitHub Enterprise Server; then the
+// answers' URLs are the server's, as GHES gives them: html_url is
+// {scheme}://{host}/{owner}/{repo}/issues/{n} and the API's URLs are
+// under {scheme}://{host}/api/v3, where github.com's are under
+// https://github.com and https://api.github.com. The fake answers at once
+// what GitHub's search finds only after its index caught up.
 type GitHub struct {
 	token string
 	repos map[string]bool // nil: every repository exists
@@ -246,12 +251,12 @@ func (g *GitHub) serveIssues(w http.ResponseWriter, r *http.Request, repo string
 		g.create(w, r, repo, body)
 	case len(rest) == 1 && r.Method == http.MethodGet:
 		if is := g.issue(repo, rest[0]); is != nil {
-			githubJSON(w, http.StatusOK, g.view(is))
+			githubJSON(w, http.StatusOK, g.view(is, githubRoots(r)))
 			return
 		}
 		githubError(w, http.StatusNotFound, "Not Found")
 	case len(rest) == 2 && rest[1] == "comments" && r.Method == http.MethodPost:
-		g.comment(w, repo, rest[0], body)
+		g.comment(w, r, repo, rest[0], body)
 	default:
 		githubError(w, http.StatusNotFound, "Not Found")
 	}
@@ -296,10 +301,10 @@ func (g *GitHub) create(w http.ResponseWriter, r *http.Request, repo string, bod
 	is := &GitHubIssue{Repo: repo, Number: len(g.issues[key]) + 1, Title: *in.Title, Body: in.Body, Labels: in.Labels, Assignees: in.Assignees}
 	g.issues[key] = append(g.issues[key], is)
 	w.Header().Set("Location", githubAPIRoot(r)+"/repos/"+repo+"/issues/"+strconv.Itoa(is.Number))
-	githubJSON(w, http.StatusCreated, g.view(is))
+	githubJSON(w, http.StatusCreated, g.view(is, githubRoots(r)))
 }
 
-func (g *GitHub) comment(w http.ResponseWriter, repo, number string, body []byte) {
+func (g *GitHub) comment(w http.ResponseWriter, r *http.Request, repo, number string, body []byte) {
 	is := g.issue(repo, number)
 	if is == nil {
 		githubError(w, http.StatusNotFound, "Not Found")
@@ -321,8 +326,15 @@ func (g *GitHub) comment(w http.ResponseWriter, repo, number string, body []byte
 	}
 	is.Comments = append(is.Comments, in.Body)
 	g.nextID++
-	url := fmt.Sprintf("https://github.com/%s/issues/%d#issuecomment-%d", is.Repo, is.Number, g.nextID)
-	githubJSON(w, http.StatusCreated, map[string]any{"id": g.nextID, "body": in.Body, "html_url": url, "user": map[string]any{"login": "hookroute-bot"}})
+	roots := githubRoots(r)
+	issue := fmt.Sprintf("%s/repos/%s/issues/%d", roots.api, is.Repo, is.Number)
+	githubJSON(w, http.StatusCreated, map[string]any{
+		"id": g.nextID, "node_id": fmt.Sprintf("IC_kwDOFake%d", g.nextID),
+		"url":       fmt.Sprintf("%s/repos/%s/issues/comments/%d", roots.api, is.Repo, g.nextID),
+		"html_url":  fmt.Sprintf("%s/%s/issues/%d#issuecomment-%d", roots.web, is.Repo, is.Number, g.nextID),
+		"issue_url": issue, "body": in.Body, "user": map[string]any{"login": "hookroute-bot"},
+		"created_at": time.Now().UTC().Format(time.RFC3339), "author_association": "MEMBER",
+	})
 }
 
 func (g *GitHub) search(w http.ResponseWriter, r *http.Request) {
@@ -340,7 +352,7 @@ func (g *GitHub) search(w http.ResponseWriter, r *http.Request) {
 	if err != nil || perPage < 1 {
 		perPage = 30
 	}
-	items := g.searchIssues(repo, terms)
+	items := g.searchIssues(repo, terms, githubRoots(r))
 	total := len(items)
 	githubJSON(w, http.StatusOK, map[string]any{"total_count": total, "incomplete_results": false, "items": items[:min(total, perPage, 100)]})
 }
@@ -364,7 +376,7 @@ func githubSearchQuery(q string) (repo string, terms []string) {
 
 // searchIssues returns the issues, as search shows them, of repo (every
 // repository if "") whose body holds every term, case folded.
-func (g *GitHub) searchIssues(repo string, terms []string) []any {
+func (g *GitHub) searchIssues(repo string, terms []string, roots githubRootURLs) []any {
 	items := []any{}
 	for _, key := range slices.Sorted(maps.Keys(g.issues)) {
 		if repo != "" && key != repo {
@@ -373,7 +385,7 @@ func (g *GitHub) searchIssues(repo string, terms []string) []any {
 		for _, is := range g.issues[key] {
 			body := strings.ToLower(is.Body)
 			if !slices.ContainsFunc(terms, func(t string) bool { return !strings.Contains(body, t) }) {
-				v := g.view(is)
+				v := g.view(is, roots)
 				v["score"] = 1.0
 				items = append(items, v)
 			}
@@ -396,8 +408,8 @@ func githubTokens(q string) []string {
 	return out
 }
 
-// view is the issue as the API shows it.
-func (g *GitHub) view(is *GitHubIssue) map[string]any {
+// view is the issue as the API at roots shows it.
+func (g *GitHub) view(is *GitHubIssue, roots githubRootURLs) map[string]any {
 	labels := []any{}
 	for i, l := range is.Labels {
 		labels = append(labels, map[string]any{"id": 5000000000 + i, "name": l, "color": "ededed", "default": false})
@@ -406,15 +418,29 @@ func (g *GitHub) view(is *GitHubIssue) map[string]any {
 	for _, a := range is.Assignees {
 		assignees = append(assignees, map[string]any{"login": a, "type": "User"})
 	}
-	api := "https://api.github.com/repos/" + is.Repo
+	api := roots.api + "/repos/" + is.Repo
 	return map[string]any{
 		"id": 2000000000 + is.Number, "node_id": fmt.Sprintf("I_kwDOFake%06d", is.Number), "number": is.Number,
 		"url": fmt.Sprintf("%s/issues/%d", api, is.Number), "repository_url": api,
-		"html_url": fmt.Sprintf("https://github.com/%s/issues/%d", is.Repo, is.Number),
+		"html_url": fmt.Sprintf("%s/%s/issues/%d", roots.web, is.Repo, is.Number),
 		"title":    is.Title, "body": is.Body, "state": "open", "locked": false, "labels": labels, "assignees": assignees,
 		"comments": len(is.Comments), "user": map[string]any{"login": "hookroute-bot", "type": "User"},
 		"created_at": time.Now().UTC().Format(time.RFC3339), "author_association": "MEMBER",
 	}
+}
+
+// githubRootURLs are the roots of the URLs in an answer: the API's and
+// the web pages'.
+type githubRootURLs struct{ api, web string }
+
+// githubRoots returns github.com's roots, or those of the fake itself for
+// a request under /api/v3, as a GitHub Enterprise Server answers.
+func githubRoots(r *http.Request) githubRootURLs {
+	if strings.HasPrefix(r.URL.Path, "/api/v3/") {
+		host := githubAPIRoot(r)
+		return githubRootURLs{api: host + "/api/v3", web: host}
+	}
+	return githubRootURLs{api: "https://api.github.com", web: "https://github.com"}
 }
 
 func githubAPIRoot(r *http.Request) string {

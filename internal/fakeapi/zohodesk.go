@@ -27,7 +27,10 @@ import (
 //     "orgId: {org_id}" (else 400 {"errorCode": "INVALID_DATA", ...}).
 //   - POST /api/v1/tickets needs subject, departmentId and a contact
 //     (contactId, or a contact object with email or lastName), and answers
-//     200 with the ticket ({"id": "1892000000143237", "ticketNumber": "101", ...}).
+//     200 with the ticket ({"id": "1892000000143237", "ticketNumber": "101",
+//     "webUrl": "{scheme}://{host}/support/zylker/ShowHomePage.do#Cases/dv/1892000000143237", ...}):
+//     webUrl is the agent's page of the ticket, under the help desk's
+//     portal name (here always ZohoDeskPortal).
 //   - POST /api/v1/tickets/{id}/comments with {"content", "isPublic",
 //     "contentType": "plainText"|"html"} answers 200 with the comment; an
 //     unknown ticket answers 404.
@@ -70,6 +73,10 @@ type ZohoDeskComment struct {
 	ContentType string
 	Public      bool
 }
+
+// ZohoDeskPortal is the portal name of the fake's help desk, part of the
+// path of a ticket's webUrl (zylker is the company of Zoho's examples).
+const ZohoDeskPortal = "zylker"
 
 // zohoTokenTTL is what the accounts server grants, in seconds.
 const zohoTokenTTL = 3600
@@ -281,7 +288,7 @@ func (z *ZohoDesk) create(w http.ResponseWriter, r *http.Request) {
 		ID: t.ID, TicketNumber: t.TicketNumber, Subject: t.Subject, DepartmentID: t.DepartmentID, ContactID: t.ContactID,
 		Email: deskNull(t.Email), Priority: deskNull(t.Priority), Channel: deskNull(t.Channel), Status: "Open", StatusType: "Open",
 		CreatedTime: time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
-		WebURL:      deskScheme(r) + "://" + r.Host + "/support/ShowHomePage.do#Cases/dv/" + t.ID, Description: t.Description,
+		WebURL:      deskScheme(r) + "://" + r.Host + "/support/" + ZohoDeskPortal + "/ShowHomePage.do#Cases/dv/" + t.ID, Description: t.Description,
 	})
 }
 
