@@ -42,7 +42,7 @@ func TestExampleConfigPasses(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("check rules.example.yaml: exit %d\n%s%s", code, out, errs)
 	}
-	if !strings.Contains(out, "ok: 1 sources, 5 sinks, 2 rules") {
+	if !strings.Contains(out, "ok: 1 sources, 5 sinks, 3 rules") {
 		t.Fatalf("check output:\n%s", out)
 	}
 	// With the variables set, the optional sinks switch on.

@@ -32,8 +32,10 @@ func TestTrialCLIExplains(t *testing.T) {
 		"  no match  missed-chat\n",
 		`event == "conversation.missed" → "conversation.rated" == "conversation.missed" → false`,
 		"routes (rendered, not sent; --send delivers them):",
-		"  sad-chat → support-slack (slack)\n      POST https://slack.com/api/chat.postMessage\n      Authorization: <redacted>\n",
-		"text=%3Adisappointed%3A+Tricia+rated+the+chat+with+Patricia+sad",
+		"  sad-chat → support-slack (slack)\n      dedup_key: salesiq-chat-40526000001808033 (a trial never records it)\n" +
+			"      would: post the conversation's root message, then reply in the root's thread (no store was asked: the key is taken as new)\n" +
+			"      POST https://slack.com/api/chat.postMessage\n      Authorization: <redacted>\n",
+		"text=%3Adisappointed%3A+Sad+chat%3A+Tricia+with+Patricia.+Ticket%3A+none+yet",
 		"  sad-chat → console (log)\n      text: sad rating from Tricia: Nobody answered my question about the refund\n",
 		"  sad-chat → audit (http)\n      not delivered: the sink is switched off",
 	} {
@@ -70,7 +72,7 @@ func TestTrialCLIExplains(t *testing.T) {
 		}
 		Routes []any
 	}
-	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || len(res.Rules) != 2 || res.Rules[0].Matched || len(res.Routes) != 0 {
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || len(res.Rules) != 3 || res.Rules[0].Matched || len(res.Routes) != 0 {
 		t.Fatalf("trial --json: exit %d\n%s%s", code, out, errs)
 	}
 	if got := res.Rules[0].Explanation[1]; got != `chat.rating == "sad" → "happy" == "sad" → false` {

@@ -252,7 +252,9 @@ func (s *slackSink) Deliver(ctx context.Context, d *router.Delivery) (router.Res
 		}
 		return s.postWebhook(ctx, hook)
 	}
-	if d.DedupKey != "" && threadTS == "" {
+	// A route with a root is a conversation even without a key (a trial
+	// takes keys off): its first delivery posts the root.
+	if threadTS == "" && (d.DedupKey != "" || d.Fields["root_text"] != "" || d.Fields["root_blocks"] != "") {
 		return s.converse(ctx, d, channel, msg)
 	}
 	if msg.empty() {
