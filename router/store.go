@@ -196,9 +196,11 @@ type Queue interface {
 	NextDue(ctx context.Context, sink string) (time.Time, bool, error)
 
 	// Postpone puts a claimed delivery back to wait until until, releasing
-	// the lease without recording an attempt (its dedup key was busy). It
-	// returns ErrLeaseLost if owner no longer holds the lease.
-	Postpone(ctx context.Context, id, owner string, until time.Time) error
+	// the lease without recording an attempt (its dedup key was busy, its
+	// route's schedule is closed). why, unless "", becomes its LastError,
+	// so that the log says why it waits. It returns ErrLeaseLost if owner
+	// no longer holds the lease.
+	Postpone(ctx context.Context, id, owner string, until time.Time, why string) error
 
 	// AcquireKey locks a route's dedup key (per sink) for owner until
 	// now+lease and returns the remote object recorded for it, with an

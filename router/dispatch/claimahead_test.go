@@ -88,12 +88,12 @@ func (s *claimLog) Claim(ctx context.Context, sink, owner string, now time.Time,
 	return cs, err
 }
 
-func (s *claimLog) Postpone(ctx context.Context, id, owner string, until time.Time) error {
+func (s *claimLog) Postpone(ctx context.Context, id, owner string, until time.Time, why string) error {
 	s.mu.Lock()
 	s.postponed = append(s.postponed, id)
 	s.until = append(s.until, until)
 	s.mu.Unlock()
-	return s.Store.Postpone(ctx, id, owner, until)
+	return s.Store.Postpone(ctx, id, owner, until, why)
 }
 
 func (s *claimLog) snapshot() (asked []int, postponed []string) {

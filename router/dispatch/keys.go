@@ -241,7 +241,7 @@ func (r *Router) signingKey(c *router.Claimed) (*rsa.PrivateKey, bool) {
 	r.logs.Log(r.log, r.now(), slog.LevelWarn, "unsigned:"+c.Sink,
 		"delivery waits: its sink is secured and has no usable signing key",
 		"sink", c.Sink, "delivery_id", c.ID, "reason", err.Error(), "hint", hint)
-	if err := r.store.Postpone(ctx, c.ID, r.owner, r.now().Add(unsignedWait)); err != nil && !errors.Is(err, router.ErrLeaseLost) {
+	if err := r.store.Postpone(ctx, c.ID, r.owner, r.now().Add(unsignedWait), ""); err != nil && !errors.Is(err, router.ErrLeaseLost) {
 		r.logs.Log(r.log, r.now(), slog.LevelError, "postpone:"+c.Sink, "delivery: postpone", "sink", c.Sink, "delivery_id", c.ID, "err", err)
 	}
 	return nil, false

@@ -79,11 +79,11 @@ func (s *fullDiskStore) AcquireKey(ctx context.Context, sink, key, owner string,
 	return s.Store.AcquireKey(ctx, sink, key, owner, now, lease)
 }
 
-func (s *fullDiskStore) Postpone(ctx context.Context, id, owner string, until time.Time) error {
+func (s *fullDiskStore) Postpone(ctx context.Context, id, owner string, until time.Time, why string) error {
 	if s.broken.Load() {
 		return errDiskFull
 	}
-	return s.Store.Postpone(ctx, id, owner, until)
+	return s.Store.Postpone(ctx, id, owner, until, why)
 }
 
 // Finish answers as a store does to a worker whose lease another took:

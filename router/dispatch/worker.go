@@ -500,7 +500,7 @@ func (p *pool) giveBack(ahead []aheadClaim) {
 		if due := a.c.Due; !due.IsZero() && due.Before(until) {
 			until = due
 		}
-		if err := r.store.Postpone(ctx, a.c.ID, r.owner, until); err != nil && !errors.Is(err, router.ErrLeaseLost) {
+		if err := r.store.Postpone(ctx, a.c.ID, r.owner, until, ""); err != nil && !errors.Is(err, router.ErrLeaseLost) {
 			r.logs.Log(r.log, r.now(), slog.LevelWarn, "hand-back:"+p.sink, "worker: could not hand back a delivery claimed ahead; it waits for its lease", "sink", p.sink, "delivery_id", a.c.ID, "err", err)
 		}
 	}
@@ -687,7 +687,7 @@ func (r *Router) prepareDelivery(rt *rules.Runtime, sr *rules.SinkRuntime, c *ro
 	if err != nil {
 		var lookup *linksError
 		if errors.As(err, &lookup) {
-			r.postpone(c, keyBusyWait, "links:", "delivery: look up links", err)
+			r.postpone(c, keyBusyWait, "", err, "links:", "delivery: look up links")
 			return nil, false
 		}
 		return a, true
@@ -746,24 +746,26 @@ func (r *Router) waitsForPeers(rt *rules.Runtime, c *router.Claimed) bool {
 	due, pending, err := r.store.PendingFor(ctx, c.Event.Source, c.Event.ID, rule.Routes[c.Route].After)
 	switch {
 	case err != nil:
-		r.postpone(c, afterMinWait, "after:", "delivery: look up the deliveries after: waits for", err)
+		r.postpone(c, afterMinWait, "", err, "after:", "delivery: look up the deliveries after: waits for")
 		return true
 	case !pending:
 		return false
 	}
-	r.postpone(c, min(max(due.Sub(r.now()), afterMinWait), afterMaxWait), "", "", nil)
+	r.postpone(c, min(max(due.Sub(r.now()), afterMinWait), afterMaxWait),
+		"waits for its event's deliveries to "+strings.Join(rule.Routes[c.Route].After, ", ")+" (after:)", nil, "", "")
 	return true
 }
 
 // postpone puts a claimed delivery back for wait without an attempt,
-// logging cause (when not nil) under the rate-limit key prefix+sink.
-func (r *Router) postpone(c *router.Claimed, wait time.Duration, prefix, msg string, cause error) {
+// with why as the reason the log shows ("" keeps the last one), logging
+// cause (when not nil) as msg under the rate-limit key prefix+sink.
+func (r *Router) postpone(c *router.Claimed, wait time.Duration, why string, cause error, prefix, msg string) {
 	if cause != nil {
 		r.logs.Log(r.log, r.now(), slog.LevelError, prefix+c.Sink, msg, "sink", c.Sink, "delivery_id", c.ID, "err", cause)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := r.store.Postpone(ctx, c.ID, r.owner, r.now().Add(wait)); err != nil && !errors.Is(err, router.ErrLeaseLost) {
+	if err := r.store.Postpone(ctx, c.ID, r.owner, r.now().Add(wait), why); err != nil && !errors.Is(err, router.ErrLeaseLost) {
 		r.logs.Log(r.log, r.now(), slog.LevelError, "postpone:"+c.Sink, "delivery: postpone", "sink", c.Sink, "delivery_id", c.ID, "err", err)
 	}
 }
@@ -882,7 +884,7 @@ func (r *Router) acquireKey(sr *rules.SinkRuntime, c *router.Claimed, key string
 	if err == nil && ok {
 		return remote, true
 	}
-	r.postpone(c, keyBusyWait, "acquire-key:", "delivery: lock dedup key", err)
+	r.postpone(c, keyBusyWait, "", err, "acquire-key:", "delivery: lock dedup key")
 	return router.RemoteObject{}, false
 }
 

@@ -130,10 +130,11 @@ func (s *Store) PendingFor(ctx context.Context, source, eventID string, sinks []
 
 // Postpone re-queues a claimed delivery without an attempt; see
 // router.Store.
-func (s *Store) Postpone(ctx context.Context, id, owner string, until time.Time) error {
+func (s *Store) Postpone(ctx context.Context, id, owner string, until time.Time, why string) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE deliveries
-		SET next_attempt_at = ?1, lease_owner = NULL, lease_until = NULL
-		WHERE id = ?2 AND lease_owner = ?3 AND status = 'pending'`, unixNano(until), id, owner)
+		SET next_attempt_at = ?1, lease_owner = NULL, lease_until = NULL,
+			last_error = CASE WHEN ?4 = '' THEN last_error ELSE ?4 END
+		WHERE id = ?2 AND lease_owner = ?3 AND status = 'pending'`, unixNano(until), id, owner, why)
 	if err != nil {
 		return fmt.Errorf("sqlite: postpone %s: %w", id, err)
 	}

@@ -924,16 +924,22 @@ func testPostpone(e *env) {
 	sink := e.n("sink")
 	e.ingestOne("p", sink, t0)
 	e.wantIDs("claim", e.claimIDs(sink, "w1", t0, time.Minute, 1), "p")
-	if err := e.s.Postpone(e.ctx, e.n("p"), "w2", t0.Add(time.Second)); !errors.Is(err, router.ErrLeaseLost) {
+	if err := e.s.Postpone(e.ctx, e.n("p"), "w2", t0.Add(time.Second), ""); !errors.Is(err, router.ErrLeaseLost) {
 		e.Fatalf("Postpone by a stranger = %v, want ErrLeaseLost", err)
 	}
-	if err := e.s.Postpone(e.ctx, e.n("p"), "w1", t0.Add(time.Second)); err != nil {
+	if err := e.s.Postpone(e.ctx, e.n("p"), "w1", t0.Add(time.Second), "deferred: outside business-hours"); err != nil {
 		e.Fatalf("Postpone: %v", err)
 	}
 	e.wantIDs("claim before the new time", e.claimIDs(sink, "w2", t0.Add(500*time.Millisecond), time.Minute, 1))
+	if d := e.get("p"); d.LastError != "deferred: outside business-hours" {
+		e.Fatalf("a postponed delivery's LastError = %q, want the reason it waits", d.LastError)
+	}
 	e.wantIDs("claim at the new time", e.claimIDs(sink, "w2", t0.Add(time.Second), time.Minute, 1), "p")
-	if d := e.get("p"); d.Attempts != 0 || len(d.AttemptLog) != 0 {
-		e.Fatalf("a postponed delivery has %d attempts, %d logged; want none", d.Attempts, len(d.AttemptLog))
+	if err := e.s.Postpone(e.ctx, e.n("p"), "w2", t0.Add(2*time.Second), ""); err != nil {
+		e.Fatalf("Postpone: %v", err)
+	}
+	if d := e.get("p"); d.Attempts != 0 || len(d.AttemptLog) != 0 || d.LastError != "deferred: outside business-hours" {
+		e.Fatalf("a postponed delivery has %d attempts, %d logged, LastError %q; want none, and the reason kept by an empty why", d.Attempts, len(d.AttemptLog), d.LastError)
 	}
 }
 
