@@ -36,21 +36,22 @@
 // side of UTC the zone is on, and the tests pin it so that a change in the
 // time library shows up:
 //
-//   - East of UTC (Europe/Berlin) a skipped time moves forward by the gap
-//     (02:30 on 2026-03-29 is 03:30 CEST), so a window that lies in the
-//     gap up to its end, like 02:30-03:30, is empty that day; a repeated
-//     time is its second occurrence, so 01:00-02:30 on 2026-10-25 runs from
-//     01:00 CEST to the later 02:30 (CET), both copies of 02:00-02:30 open.
-//   - West of UTC (America/New_York) a skipped time moves back by the gap
-//     (02:30 on 2026-03-08 is 01:30 EST), so 02:30-03:30 that day opens at
-//     01:30 EST and closes at 03:30 EDT; a repeated time is its first
-//     occurrence, so 01:00-02:30 on 2026-11-01 opens at the first 01:00
-//     (EDT) and covers both copies of 01:00-02:00.
+//   - East of UTC (Europe/Berlin) a skipped time moves forward by the gap:
+//     on 2026-03-29 02:30 is 03:30 CEST, so 01:30-02:30 runs from 01:30 CET
+//     to 03:30 CEST, 02:00-02:30 from 03:00 to 03:30 CEST, and 02:30-03:30
+//     is empty that day (both ends read as 03:30). A repeated time is its
+//     second occurrence: on 2026-10-25 01:00-02:30 runs from 01:00 CEST to
+//     the later 02:30 (CET), both copies of 02:00-02:30 open.
+//   - West of UTC (America/New_York) a skipped time moves back by the gap:
+//     on 2026-03-08 02:30 is 01:30 EST, so 02:30-03:30 opens at 01:30 EST
+//     and closes at 03:30 EDT. A repeated time is its first occurrence: on
+//     2026-11-01 01:00-02:30 opens at the first 01:00 (EDT) and covers both
+//     copies of 01:00-02:00.
 //
 // # Never
 //
-// Searches look about two years ahead (horizon). A schedule that does not
-// open in that time (no windows, or every day excepted) has NextOpen
+// Searches look two years and a week of local days ahead. A schedule that
+// does not open in that time (no windows, or every day excepted) has NextOpen
 // return the zero time, and one that does not close in it (open round the
 // clock) has NextClose return the zero time: callers read zero as never.
 package schedule

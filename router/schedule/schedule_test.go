@@ -263,6 +263,10 @@ func TestOpenNextOpenNextClose(t *testing.T) {
 			{"2026-03-29 03:15 +0200", false, "2026-04-05 02:30 +0200"},
 			{"2026-03-22 02:45 +0100", true, "2026-03-22 03:30 +0100"},
 		}},
+		{"Berlin spring-forward: a window wholly in the gap moves with it", "Europe/Berlin", []string{"sun 02:00-02:30"}, nil, []check{
+			{"2026-03-29 01:00 +0100", false, "2026-03-29 03:00 +0200"},
+			{"2026-03-29 03:00 +0200", true, "2026-03-29 03:30 +0200"},
+		}},
 		{"Berlin fall-back 2026-10-25", "Europe/Berlin", business, nil, []check{
 			{"2026-10-23 19:00 +0200", false, "2026-10-26 09:00 +0100"},
 			{"2026-10-26 17:00 +0100", true, "2026-10-26 18:00 +0100"},
