@@ -154,6 +154,9 @@ func printRoute(w io.Writer, r trial.RouteOutcome) {
 	if r.DedupKey != "" {
 		fmt.Fprintf(w, "%sdedup_key: %s (a trial never records it)\n", ind, r.DedupKey)
 	}
+	if r.Schedule != "" {
+		fmt.Fprintf(w, "%s%s\n", ind, r.Schedule)
+	}
 	if r.Action != "" {
 		fmt.Fprintf(w, "%swould: %s\n", ind, r.Action)
 	}

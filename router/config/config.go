@@ -27,9 +27,28 @@ type Config struct {
 	Sinks    []yaml.Node      `yaml:"sinks"` // decoded per kind by the SinkFactory
 	Defaults DeliveryDefaults `yaml:"defaults"`
 	Rules    []RuleConfig     `yaml:"rules"`
+	// Schedules are named opening hours that routes keep to (during:,
+	// outside:).
+	Schedules []ScheduleConfig `yaml:"schedules"`
 	// Tests are rule tests (see ruletest.go), run at every load: a config
 	// whose own tests fail does not load.
 	Tests []yaml.Node `yaml:"tests"`
+}
+
+// ScheduleConfig is a schedule: weekly opening hours in a time zone, with
+// holidays. A route with during: NAME delivers only while it is open, one
+// with outside: NAME only while it is closed; the rest of the time its
+// deliveries wait.
+type ScheduleConfig struct {
+	Name string `yaml:"name"`
+	// Timezone is an IANA zone name (Europe/Berlin); the windows are
+	// its wall-clock times, daylight saving included.
+	Timezone string `yaml:"timezone"`
+	// Weekly are windows such as "mon-fri 09:00-18:00".
+	Weekly []string `yaml:"weekly"`
+	// Except are closed dates (2026-12-25) or ranges of them
+	// (2026-12-24..2026-12-26).
+	Except []string `yaml:"except"`
 }
 
 // ServerConfig configures the listeners.

@@ -21,6 +21,7 @@ type Metrics struct {
 	replays  prometheus.Counter
 	unsigned *prometheus.CounterVec
 	deferred *prometheus.CounterVec
+	outcomes *prometheus.CounterVec
 	pushback *prometheus.CounterVec
 
 	mu      sync.Mutex
@@ -71,6 +72,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "hookroute_delivery_claims_deferred_total",
 			Help: "Claims a sink's workers held back because the ingest was saturated (acknowledgements first), by sink.",
 		}, []string{"sink"}),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookroute_delivery_outcomes_total",
+			Help: "Deliveries held back without an attempt, by sink and outcome (deferred: outside their route's schedule).",
+		}, []string{"sink", "outcome"}),
 		pushback: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookroute_delivery_backpressure_total",
 			Help: "Attempts the receiver refused for load with a time to come back (429 or 503 with Retry-After, Slack ratelimited), which spent no attempt, by sink.",
@@ -84,7 +89,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		flyingD: prometheus.NewDesc("hookroute_ingest_in_flight", "Verified webhook requests waiting for their commit.", nil, nil),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.attempts, m.latency, m.reloads, m.replays, m.unsigned, m.deferred, m.pushback, m)
+		reg.MustRegister(m.events, m.attempts, m.latency, m.reloads, m.replays, m.unsigned, m.deferred, m.outcomes, m.pushback, m)
 	}
 	return m
 }
@@ -105,6 +110,9 @@ func (m *Metrics) unsignedWaiting(sink string) { m.unsigned.WithLabelValues(sink
 func (m *Metrics) pushedBack(sink string) { m.pushback.WithLabelValues(sink).Inc() }
 
 func (m *Metrics) claimDeferred(sink string) { m.deferred.WithLabelValues(sink).Inc() }
+
+// outcome counts a delivery held back without an attempt.
+func (m *Metrics) outcome(sink, outcome string) { m.outcomes.WithLabelValues(sink, outcome).Inc() }
 
 func (m *Metrics) watchStore(s router.Store, now func() time.Time, sinks func() []string, paused func(string) bool, flying func() int) {
 	m.mu.Lock()

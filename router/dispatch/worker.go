@@ -679,7 +679,7 @@ type prepared struct {
 // dedup key. ok is false when the delivery was put back to wait (no key
 // to sign with, or its dedup key busy), with nothing held.
 func (r *Router) prepareDelivery(rt *rules.Runtime, sr *rules.SinkRuntime, c *router.Claimed) (a *prepared, ok bool) {
-	if r.waitsForPeers(rt, c) {
+	if r.outsideWindow(rt, c) || r.waitsForPeers(rt, c) {
 		return nil, false
 	}
 	d, route, err := r.buildDelivery(rt, sr.Sink, c)
@@ -730,6 +730,33 @@ const (
 	afterMinWait = 250 * time.Millisecond
 	afterMaxWait = 30 * time.Second
 )
+
+// neverOpensWait is how long a delivery waits whose route's schedule
+// does not open within the two years a schedule looks ahead (no windows,
+// or every day excepted): a reload may give it one.
+const neverOpensWait = 24 * time.Hour
+
+// outsideWindow puts the delivery back, without an attempt, while its
+// route's schedule keeps it from going (during: closed, outside: open),
+// until the schedule lets it; the log says why it waits.
+func (r *Router) outsideWindow(rt *rules.Runtime, c *router.Claimed) bool {
+	rule, ok := rt.Rule(c.Rule)
+	if !ok || c.Route >= len(rule.Routes) || rule.Routes[c.Route].Window == nil {
+		return false
+	}
+	w, now := rule.Routes[c.Route].Window, r.now()
+	if w.Allows(now) {
+		return false
+	}
+	next, why := w.Next(now), "deferred ("+w.Key()+"): "+w.Schedule.Describe(now)
+	wait := next.Sub(now)
+	if next.IsZero() {
+		wait = neverOpensWait
+	}
+	r.metrics.outcome(c.Sink, "deferred")
+	r.postpone(c, wait, why, nil, "", "")
+	return true
+}
 
 // waitsForPeers puts the delivery back, without an attempt, while its
 // event has pending deliveries to the sinks its route names in after:,

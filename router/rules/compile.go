@@ -20,6 +20,7 @@ import (
 
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/config"
+	"github.com/hookroute/hookroute/router/schedule"
 	"github.com/hookroute/hookroute/router/source"
 	"github.com/hookroute/hookroute/router/verify"
 )
@@ -27,12 +28,14 @@ import (
 // Runtime is a loaded, fully compiled config: what serve runs and what a
 // reload swaps atomically.
 type Runtime struct {
-	File     string
-	Config   *config.Config
-	Sources  []*Source
-	Sinks    map[string]*SinkRuntime
-	Rules    []*Rule
-	Warnings []string // problems that do not stop the router (printed by check)
+	File    string
+	Config  *config.Config
+	Sources []*Source
+	Sinks   map[string]*SinkRuntime
+	Rules   []*Rule
+	// Schedules are the config's schedules by name.
+	Schedules map[string]*schedule.Schedule
+	Warnings  []string // problems that do not stop the router (printed by check)
 
 	byPath map[string]*Source
 	// dropHeaders are server.drop_headers, lower-cased (see DropsHeader).
@@ -90,6 +93,32 @@ type Rule struct {
 	Routes []*Route
 }
 
+// Window is a route's schedule: during it (Outside false) or outside it.
+type Window struct {
+	Schedule *schedule.Schedule
+	Outside  bool
+}
+
+// Key is how the route names its window: "during: NAME" or "outside: NAME".
+func (w *Window) Key() string {
+	if w.Outside {
+		return "outside: " + w.Schedule.Name()
+	}
+	return "during: " + w.Schedule.Name()
+}
+
+// Allows reports whether the route may deliver at t.
+func (w *Window) Allows(t time.Time) bool { return w.Schedule.Open(t) != w.Outside }
+
+// Next is when a delivery held back at t may go: when the schedule next
+// opens (during) or closes (outside); the zero time for never.
+func (w *Window) Next(t time.Time) time.Time {
+	if w.Outside {
+		return w.Schedule.NextClose(t)
+	}
+	return w.Schedule.NextOpen(t)
+}
+
 // Route is one entry of a rule's to: list.
 type Route struct {
 	Index    int
@@ -109,6 +138,9 @@ type Route struct {
 	// UsesLinks is set when a field template reads .links: only such
 	// deliveries look the links up.
 	UsesLinks bool
+	// Window, when set, is the schedule the route keeps to (during: or
+	// outside:): at other times its deliveries wait.
+	Window *Window
 
 	// node and path are the route's mapping and its place, for problems
 	// found after it compiled.
@@ -149,6 +181,9 @@ type compiler struct {
 	errs  config.ConfigErrors
 	rt    *Runtime
 	sinks config.SinkFactory
+	// badSchedules are schedules that did not compile: a route naming
+	// one is not reported again.
+	badSchedules map[string]bool
 }
 
 func (c *compiler) add(e *config.ConfigError) { c.errs = append(c.errs, e) }
@@ -170,6 +205,7 @@ func compile(file string, cfg *config.Config, doc *yaml.Node, sinks config.SinkF
 		c.source(i, &cfg.Sources[i])
 	}
 	c.dropHeaders()
+	c.schedules()
 	for i := range cfg.Sinks {
 		c.sink(i, &cfg.Sinks[i])
 	}
@@ -623,7 +659,7 @@ func templateSchema(sources []*Source) reflect.Type {
 }
 
 // routeKey compiles one key of a route at kp: on_existing, on_missing,
-// dedup_key, after or one of its sink's message fields.
+// dedup_key, after, during, outside or one of its sink's message fields.
 func (c *compiler) routeKey(rt *Route, sr *SinkRuntime, specs []router.FieldSpec, schema reflect.Type, kp string, key, val *yaml.Node) {
 	switch key.Value {
 	case "sink":
@@ -653,6 +689,19 @@ func (c *compiler) routeKey(rt *Route, sr *SinkRuntime, specs []router.FieldSpec
 	case "after":
 		c.routeAfter(rt, kp, val)
 		return
+	case "during", "outside":
+		sched, ok := c.rt.Schedules[val.Value]
+		switch {
+		case rt.Window != nil:
+			c.add(config.NodeError(key, kp, "a route keeps to one schedule: during or outside, not both"))
+		case !ok && c.badSchedules[val.Value]:
+			// Reported where it is defined.
+		case !ok:
+			c.add(config.NodeError(val, kp, "unknown schedule %q", val.Value))
+		default:
+			rt.Window = &Window{Schedule: sched, Outside: key.Value == "outside"}
+		}
+		return
 	}
 	spec, ok := findSpec(specs, key.Value)
 	switch {
@@ -668,6 +717,44 @@ func (c *compiler) routeKey(rt *Route, sr *SinkRuntime, specs []router.FieldSpec
 		}
 		rt.Fields = append(rt.Fields, t)
 		rt.UsesLinks = rt.UsesLinks || readsLinks(t)
+	}
+}
+
+// schedules compiles the config's schedules; a wrong entry is reported at
+// its own line.
+func (c *compiler) schedules() {
+	c.rt.Schedules = map[string]*schedule.Schedule{}
+	c.badSchedules = map[string]bool{}
+	for i, sc := range c.rt.Config.Schedules {
+		path := fmt.Sprintf("schedules[%d]", i)
+		node := config.LookupNode(c.doc, "schedules", fmt.Sprint(i))
+		if _, dup := c.rt.Schedules[sc.Name]; dup {
+			c.add(config.NodeError(config.LookupNode(node, "name"), path+".name", "duplicate schedule name %q", sc.Name))
+			continue
+		}
+		s, err := schedule.New(sc.Name, sc.Timezone, sc.Weekly, sc.Except)
+		if err != nil {
+			c.badSchedules[sc.Name] = true
+		}
+		var errs schedule.Errors
+		switch {
+		case errors.As(err, &errs):
+			for _, e := range errs {
+				at, p := config.LookupNode(node, e.Field), path+"."+e.Field
+				if e.Index >= 0 {
+					at, p = config.LookupNode(node, e.Field, fmt.Sprint(e.Index)), fmt.Sprintf("%s[%d]", p, e.Index)
+				}
+				if at == nil {
+					at = node
+				}
+				c.add(config.NodeError(at, p, "%s", e.Msg))
+			}
+			continue
+		case err != nil:
+			c.add(config.NodeError(node, path, "%v", err))
+			continue
+		}
+		c.rt.Schedules[sc.Name] = s
 	}
 }
 
@@ -773,7 +860,7 @@ func findSpec(specs []router.FieldSpec, name string) (router.FieldSpec, bool) {
 }
 
 func specNames(specs []router.FieldSpec) string {
-	names := []string{"dedup_key", "on_existing", "on_missing", "after"}
+	names := []string{"dedup_key", "on_existing", "on_missing", "after", "during", "outside"}
 	for _, s := range specs {
 		names = append(names, s.Name)
 	}

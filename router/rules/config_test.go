@@ -490,3 +490,42 @@ func TestOnMissing(t *testing.T) {
 		}
 	}
 }
+
+// scheduleSrc is afterConfig's sinks and rule with a schedule section and
+// the first route kept to it by ROUTE_WINDOW.
+func scheduleSrc(schedules, window string) string {
+	src := strings.Replace(afterSrc("[]", "[]"), "        after: []\n", "        "+window+"\n", 1)
+	return src + "schedules:\n" + schedules
+}
+
+func TestSchedules(t *testing.T) {
+	const business = "  - {name: business, timezone: Europe/Berlin, weekly: ['mon-fri 09:00-18:00'], except: ['2026-12-25']}\n"
+	rt, _ := mustLoad(t, scheduleSrc(business, "during: business"), nil)
+	w := rt.Rules[0].Routes[0].Window
+	if w == nil || w.Outside || w.Schedule != rt.Schedules["business"] || w.Key() != "during: business" {
+		t.Fatalf("window = %+v; want during business", w)
+	}
+	sat := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	if w.Allows(sat) || !w.Next(sat).Equal(time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)) {
+		t.Errorf("during business on a Saturday: allows %v, next %v; want no, Monday 09:00 CET", w.Allows(sat), w.Next(sat))
+	}
+	rt, _ = mustLoad(t, scheduleSrc(business, "outside: business"), nil)
+	w = rt.Rules[0].Routes[0].Window
+	mon := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	if !w.Outside || !w.Allows(sat) || w.Allows(mon) || !w.Next(mon).Equal(time.Date(2026, 12, 7, 17, 0, 0, 0, time.UTC)) {
+		t.Errorf("outside business: allows %v on Saturday, %v on Monday, next %v; want yes, no, Monday 18:00 CET", w.Allows(sat), w.Allows(mon), w.Next(mon))
+	}
+	for _, tc := range []struct{ schedules, window, want string }{
+		{"  - {name: b, timezone: Mars/Olympus, weekly: ['mon 09:00-18:00']}\n", "during: b", "schedules[0].timezone: unknown time zone"},
+		{"  - name: b\n    timezone: UTC\n    weekly:\n      - 'mon 09:00-18:00'\n      - 'mon-fry 09:00-18:00'\n", "during: b",
+			`rules.yaml:32:9: schedules[0].weekly[1]: unknown day "fry"`},
+		{"  - {name: b, timezone: UTC, except: ['2026-13-01']}\n", "during: b", "schedules[0].except[0]:"},
+		{business + business, "during: business", `schedules[1].name: duplicate schedule name "business"`},
+		{business, "during: nope", `rules[0].to[0].during: unknown schedule "nope"`},
+		{business, "during: business\n        outside: business", "rules[0].to[0].outside: a route keeps to one schedule"},
+	} {
+		if got := loadErr(t, scheduleSrc(tc.schedules, tc.window), nil); !strings.Contains(got, tc.want) {
+			t.Errorf("error = %s\nwant it to contain %s", got, tc.want)
+		}
+	}
+}

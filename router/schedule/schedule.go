@@ -7,6 +7,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	// The binary carries its own zone database: a schedule must not
+	// depend on the host's, which a minimal image lacks and an old host
+	// has out of date.
+	_ "time/tzdata"
 )
 
 // horizon is how many local days ahead NextOpen and NextClose look before

@@ -102,6 +102,9 @@ type RouteOutcome struct {
 	// route's templates see them under .links; empty when none did or
 	// there is no store to ask.
 	Links map[string]router.Link `json:"links,omitempty"`
+	// Schedule says, for a route with during: or outside:, whether its
+	// delivery would go now or wait, and until when.
+	Schedule string `json:"schedule,omitempty"`
 	// Error says why no delivery would be made (a template that fails, a
 	// sink that is switched off or refuses the fields), "" if none.
 	Error string `json:"error"`
@@ -215,6 +218,14 @@ func trialRoutes(ctx context.Context, rt *rules.Runtime, res *Result, matched []
 	for _, rule := range matched {
 		for _, route := range rule.Routes {
 			tr := RouteOutcome{Rule: rule.Name, Route: route.Index, Sink: route.Sink, Fields: map[string]string{}}
+			if w := route.Window; w != nil {
+				now := o.Now()
+				verdict := "would go now"
+				if !w.Allows(now) {
+					verdict = "would be deferred"
+				}
+				tr.Schedule = verdict + " (" + w.Key() + "): " + w.Schedule.Describe(now)
+			}
 			sr := rt.Sinks[route.Sink]
 			if sr != nil {
 				tr.Kind = sr.Kind

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hookroute/hookroute/router/rules"
 
@@ -223,5 +224,26 @@ func TestTrialShowsActionAndLinks(t *testing.T) {
 	}
 	if res, err = Run(context.Background(), rt, in, Options{Links: lookupFails}); err != nil || !strings.Contains(res.Routes[0].Error, "database is locked") {
 		t.Errorf("a failed lookup: %v, %+v; want the route's error to say so", err, res)
+	}
+}
+
+// TestTrialShowsSchedule: a route kept to a schedule says whether it
+// would go at the trial's time, or wait, and until when.
+func TestTrialShowsSchedule(t *testing.T) {
+	src := strings.Replace(testkit.BaseConfig, `text: "{{ .visitor.name }}"`, `text: "{{ .visitor.name }}"`+"\n        during: business", 1) +
+		"schedules:\n  - {name: business, timezone: Europe/Berlin, weekly: ['mon-fri 09:00-18:00']}\n"
+	rt, _ := mustLoad(t, src, nil)
+	in := Input{Source: "siq", Payload: testkit.ReadEvent(t, "conversation-rated-sad.json")}
+	for at, want := range map[time.Time]string{
+		time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC): "would be deferred (during: business): closed, opens Mon 09:00 Europe/Berlin",
+		time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC): "would go now (during: business): open until 18:00 Europe/Berlin",
+	} {
+		res, err := Run(context.Background(), rt, in, Options{Now: func() time.Time { return at }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.Routes[0].Schedule; got != want {
+			t.Errorf("at %v: %q, want %q", at, got, want)
+		}
 	}
 }

@@ -596,6 +596,7 @@
       rt.error ? h('p', { class: 'error' }, 'Error: ' + rt.error) : null,
       rt.dedup_key ? h('p', null, 'Dedup key ', h('code', null, rt.dedup_key)) : null,
       rt.action ? h('p', { class: 'action' }, 'Would ', rt.action) : null,
+      rt.schedule ? h('p', { class: 'schedule' }, rt.schedule.charAt(0).toUpperCase() + rt.schedule.slice(1)) : null,
       linksView(rt.links),
       rt.request ? requestView(rt.request) : (rt.error ? null : h('p', { class: 'hint' }, 'No request to show for this sink.')),
       fields.length ? [h('h5', null, 'Fields'), h('dl', { class: 'facts' },
