@@ -687,7 +687,7 @@ func (r *Router) prepareDelivery(rt *rules.Runtime, sr *rules.SinkRuntime, c *ro
 	if err != nil {
 		var lookup *linksError
 		if errors.As(err, &lookup) {
-			r.postpone(c, keyBusyWait, "", err, "links:", "delivery: look up links")
+			r.postpone(c, r.now().Add(keyBusyWait), "", err, "links:", "delivery: look up links")
 			return nil, false
 		}
 		return a, true
@@ -749,12 +749,11 @@ func (r *Router) outsideWindow(rt *rules.Runtime, c *router.Claimed) bool {
 		return false
 	}
 	next, why := w.Next(now), "deferred ("+w.Key()+"): "+w.Schedule.Describe(now)
-	wait := next.Sub(now)
 	if next.IsZero() {
-		wait = neverOpensWait
+		next = now.Add(neverOpensWait)
 	}
 	r.metrics.outcome(c.Sink, "deferred")
-	r.postpone(c, wait, why, nil, "", "")
+	r.postpone(c, next, why, nil, "", "")
 	return true
 }
 
@@ -773,26 +772,27 @@ func (r *Router) waitsForPeers(rt *rules.Runtime, c *router.Claimed) bool {
 	due, pending, err := r.store.PendingFor(ctx, c.Event.Source, c.Event.ID, rule.Routes[c.Route].After)
 	switch {
 	case err != nil:
-		r.postpone(c, afterMinWait, "", err, "after:", "delivery: look up the deliveries after: waits for")
+		r.postpone(c, r.now().Add(afterMinWait), "", err, "after:", "delivery: look up the deliveries after: waits for")
 		return true
 	case !pending:
 		return false
 	}
-	r.postpone(c, min(max(due.Sub(r.now()), afterMinWait), afterMaxWait),
+	now := r.now()
+	r.postpone(c, now.Add(min(max(due.Sub(now), afterMinWait), afterMaxWait)),
 		"waits for its event's deliveries to "+strings.Join(rule.Routes[c.Route].After, ", ")+" (after:)", nil, "", "")
 	return true
 }
 
-// postpone puts a claimed delivery back for wait without an attempt,
+// postpone puts a claimed delivery back until until without an attempt,
 // with why as the reason the log shows ("" keeps the last one), logging
 // cause (when not nil) as msg under the rate-limit key prefix+sink.
-func (r *Router) postpone(c *router.Claimed, wait time.Duration, why string, cause error, prefix, msg string) {
+func (r *Router) postpone(c *router.Claimed, until time.Time, why string, cause error, prefix, msg string) {
 	if cause != nil {
 		r.logs.Log(r.log, r.now(), slog.LevelError, prefix+c.Sink, msg, "sink", c.Sink, "delivery_id", c.ID, "err", cause)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := r.store.Postpone(ctx, c.ID, r.owner, r.now().Add(wait), why); err != nil && !errors.Is(err, router.ErrLeaseLost) {
+	if err := r.store.Postpone(ctx, c.ID, r.owner, until, why); err != nil && !errors.Is(err, router.ErrLeaseLost) {
 		r.logs.Log(r.log, r.now(), slog.LevelError, "postpone:"+c.Sink, "delivery: postpone", "sink", c.Sink, "delivery_id", c.ID, "err", err)
 	}
 }
@@ -911,7 +911,7 @@ func (r *Router) acquireKey(sr *rules.SinkRuntime, c *router.Claimed, key string
 	if err == nil && ok {
 		return remote, true
 	}
-	r.postpone(c, keyBusyWait, "", err, "acquire-key:", "delivery: lock dedup key")
+	r.postpone(c, r.now().Add(keyBusyWait), "", err, "acquire-key:", "delivery: lock dedup key")
 	return router.RemoteObject{}, false
 }
 
