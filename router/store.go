@@ -11,6 +11,11 @@ const (
 	StatusPending   = "pending"   // waiting for its first or next attempt
 	StatusDelivered = "delivered" // the sink accepted it
 	StatusDead      = "dead"      // permanent error, or attempts used up
+	// StatusSuppressed and StatusSilenced are deliveries set aside
+	// without an attempt (SetAside): by a route's cooldown or schedule,
+	// or by a silence. A replay sends them after all.
+	StatusSuppressed = "suppressed"
+	StatusSilenced   = "silenced"
 )
 
 // Attempt outcomes, recorded per attempt. The set is closed so that it can
@@ -201,6 +206,20 @@ type Queue interface {
 	// so that the log says why it waits. It returns ErrLeaseLost if owner
 	// no longer holds the lease.
 	Postpone(ctx context.Context, id, owner string, until time.Time, why string) error
+
+	// SetAside ends a claimed delivery without an attempt, as status
+	// (StatusSuppressed or StatusSilenced), with why as its LastError (the
+	// cooldown or silence that set it aside). It returns ErrLeaseLost if
+	// owner no longer holds the lease.
+	SetAside(ctx context.Context, id, owner, status, why string, at time.Time) error
+
+	// Cooldown takes a route's cooldown for the key value key (scope names
+	// the rule and route) for delivery id, for d from now, unless another
+	// delivery holds it unexpired: then that one's id is returned, and the
+	// cooldown counts one more suppressed. A delivery that takes it gets
+	// the count the expired one suppressed (carried); taking it again (a
+	// retry) changes nothing and returns the same.
+	Cooldown(ctx context.Context, scope, key, id string, now time.Time, d time.Duration) (holder string, carried int, err error)
 
 	// AcquireKey locks a route's dedup key (per sink) for owner until
 	// now+lease and returns the remote object recorded for it, with an

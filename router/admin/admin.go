@@ -348,8 +348,8 @@ func (r *server) deliveryFilter(req *http.Request) (router.DeliveryFilter, error
 	q := req.URL.Query()
 	f := router.DeliveryFilter{Status: q.Get("status"), Sink: q.Get("sink"), Rule: q.Get("rule"), Source: q.Get("source"),
 		EventID: q.Get("event_id"), Since: p.since, Until: p.until, After: p.after, Limit: p.limit}
-	if f.Status != "" && f.Status != router.StatusPending && f.Status != router.StatusDelivered && f.Status != router.StatusDead {
-		return f, errors.New("status: want pending, delivered or dead")
+	if f.Status != "" && !knownStatus(f.Status) {
+		return f, errors.New("status: want pending, delivered, dead, suppressed or silenced")
 	}
 	return f, nil
 }
@@ -450,8 +450,8 @@ func (r *server) apiReplayBulk(w http.ResponseWriter, req *http.Request) {
 		httpjson.Error(w, http.StatusBadRequest, "until: "+err.Error())
 		return
 	}
-	if f.Status != router.StatusDead && f.Status != router.StatusDelivered && f.Status != router.StatusPending {
-		httpjson.Error(w, http.StatusBadRequest, "status: want dead, delivered or pending")
+	if !knownStatus(f.Status) {
+		httpjson.Error(w, http.StatusBadRequest, "status: want dead, delivered, pending, suppressed or silenced")
 		return
 	}
 	res, err := r.e.ReplayMatching(req.Context(), f, b.Max, b.Rate, tokenName(req), b.DryRun)
@@ -515,3 +515,12 @@ type server struct {
 }
 
 func (r *server) now() time.Time { return r.e.Now() }
+
+// knownStatus reports whether s is a delivery status.
+func knownStatus(s string) bool {
+	switch s {
+	case router.StatusPending, router.StatusDelivered, router.StatusDead, router.StatusSuppressed, router.StatusSilenced:
+		return true
+	}
+	return false
+}

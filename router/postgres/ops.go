@@ -77,7 +77,7 @@ const (
 	// CASCADE.
 	sqlPruneDeliveries = `DELETE FROM deliveries WHERE ctid = ANY (ARRAY(
 		SELECT ctid FROM deliveries
-		WHERE created_at < $1 AND updated_at < $1 AND status IN ('delivered', 'dead')
+		WHERE created_at < $1 AND updated_at < $1 AND status IN ('delivered', 'dead', 'suppressed', 'silenced')
 		ORDER BY created_at
 		LIMIT $2
 		FOR UPDATE SKIP LOCKED))`
@@ -104,10 +104,18 @@ const (
 		WHERE updated_at < $1 AND (lock_owner IS NULL OR lock_until < $1)
 		LIMIT $2
 		FOR UPDATE SKIP LOCKED))`
+	// sqlPruneCooldowns: a cooldown that ended before the cut-off
+	// suppresses nothing more; what it suppressed, the next delivery has
+	// long reported.
+	sqlPruneCooldowns = `DELETE FROM cooldowns WHERE ctid = ANY (ARRAY(
+		SELECT ctid FROM cooldowns WHERE until < $1 ORDER BY until
+		LIMIT $2
+		FOR UPDATE SKIP LOCKED))`
 )
 
 // Prune deletes up to limit rows of history older than before: finished
-// deliveries, then events left without deliveries, then unused dedup keys;
+// deliveries, then events left without deliveries, then unused dedup keys
+// and ended cooldowns;
 // see router.Store. Each step is a statement of its own, committed on its
 // own, so that no lock is held longer than one step.
 func (s *Store) Prune(ctx context.Context, before time.Time, limit int) (int, error) {
@@ -119,6 +127,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time, limit int) (int, er
 		{"deliveries", sqlPruneDeliveries},
 		{"events", sqlPruneEvents},
 		{"dedup keys", sqlPruneKeys},
+		{"cooldowns", sqlPruneCooldowns},
 	} {
 		if total >= limit {
 			break

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hookroute/hookroute/internal/migration"
@@ -49,15 +50,28 @@ func migrate(ctx context.Context, db *sql.DB) (version int, err error) {
 	if version > len(ms) {
 		return 0, fmt.Errorf("migrate: database schema version %d is newer than this binary's %d", version, len(ms))
 	}
+	editedSchema := false
 	for _, m := range ms[version:] {
 		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 			return 0, fmt.Errorf("migrate: %s: %w", m.Name, err)
 		}
+		editedSchema = editedSchema || strings.Contains(m.SQL, "writable_schema")
 		if _, err := tx.ExecContext(ctx, "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
 			m.Version, time.Now().UnixNano()); err != nil {
 			return 0, fmt.Errorf("migrate: %s: %w", m.Name, err)
 		}
 		version = m.Version
+	}
+	if editedSchema {
+		// A step edited sqlite_schema by hand: a new schema cookie makes
+		// every connection, this one too, parse the schema again.
+		var cookie int64
+		if err := tx.QueryRowContext(ctx, "PRAGMA schema_version").Scan(&cookie); err != nil {
+			return 0, fmt.Errorf("migrate: read schema cookie: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA schema_version = %d", cookie+1)); err != nil {
+			return 0, fmt.Errorf("migrate: bump schema cookie: %w", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("migrate: commit: %w", err)

@@ -63,7 +63,7 @@ const (
 	// CASCADE.
 	sqlPruneDeliveries = `DELETE FROM deliveries WHERE rowid IN (
 		SELECT rowid FROM deliveries
-		WHERE created_at < ?1 AND updated_at < ?1 AND status IN ('delivered', 'dead')
+		WHERE created_at < ?1 AND updated_at < ?1 AND status IN ('delivered', 'dead', 'suppressed', 'silenced')
 		ORDER BY created_at
 		LIMIT ?2)`
 	// sqlPruneEvents reads events_received_at, and deliveries_event for
@@ -82,10 +82,16 @@ const (
 		SELECT rowid FROM remote_objects
 		WHERE updated_at < ?1 AND (lock_owner IS NULL OR lock_until < ?1)
 		LIMIT ?2)`
+	// sqlPruneCooldowns: a cooldown that ended before the cut-off
+	// suppresses nothing more; what it suppressed, the next delivery has
+	// long reported.
+	sqlPruneCooldowns = `DELETE FROM cooldowns WHERE (scope, key) IN (
+		SELECT scope, key FROM cooldowns WHERE until < ?1 ORDER BY until LIMIT ?2)`
 )
 
 // Prune deletes up to limit rows of history older than before: finished
-// deliveries, then events left without deliveries, then unused dedup keys;
+// deliveries, then events left without deliveries, then unused dedup keys
+// and ended cooldowns;
 // see router.Store. It runs in one transaction, so one fsync, and holds
 // the writer for as long as limit rows take to delete.
 func (s *Store) Prune(ctx context.Context, before time.Time, limit int) (int, error) {
@@ -103,6 +109,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time, limit int) (int, er
 		{"deliveries", sqlPruneDeliveries},
 		{"events", sqlPruneEvents},
 		{"dedup keys", sqlPruneKeys},
+		{"cooldowns", sqlPruneCooldowns},
 	} {
 		if total >= limit {
 			break

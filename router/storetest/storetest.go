@@ -98,6 +98,8 @@ func Run(t *testing.T, open func(t *testing.T) router.Store) {
 		{"DedupKeyRace", testDedupKeyRace},
 		{"Links", testLinks},
 		{"PendingFor", testPendingFor},
+		{"SetAside", testSetAside},
+		{"Cooldown", testCooldown},
 		{"DeliveryFields", testDeliveryFields},
 		{"ListDeliveriesFilters", testListDeliveriesFilters},
 		{"ListDeliveriesPaging", testListDeliveriesPaging},
@@ -1057,6 +1059,67 @@ func testPendingFor(e *env) {
 	e.finish("d-desk", "w", router.Finish{Status: router.StatusDelivered, Attempt: router.AttemptRecord{At: t0, Outcome: router.OutcomeDelivered}})
 	check("both done", []string{desk, jira}, time.Time{}, false)
 	check("slack still pending", []string{slack, desk}, t0, true)
+}
+
+// testSetAside: a claimed delivery ends suppressed or silenced, with the
+// reason and no attempt; only its lease holder may; it replays.
+func testSetAside(e *env) {
+	sink := e.n("sink")
+	e.ingestOne("s", sink, t0)
+	e.ingestOne("q", sink, t0.Add(time.Millisecond))
+	e.wantIDs("claim", e.claimIDs(sink, "w1", t0.Add(time.Millisecond), time.Minute, 2), "s", "q")
+	if err := e.s.SetAside(e.ctx, e.n("s"), "w2", router.StatusSuppressed, "x", t0); !errors.Is(err, router.ErrLeaseLost) {
+		e.Fatalf("SetAside by a stranger = %v, want ErrLeaseLost", err)
+	}
+	if err := e.s.SetAside(e.ctx, e.n("s"), "w1", router.StatusDead, "x", t0); err == nil {
+		e.Fatal("SetAside as dead succeeded; only suppressed and silenced are set aside")
+	}
+	if err := e.s.SetAside(e.ctx, e.n("s"), "w1", router.StatusSuppressed, "suppressed by the cooldown of d-1", t0.Add(time.Second)); err != nil {
+		e.Fatalf("SetAside: %v", err)
+	}
+	if err := e.s.SetAside(e.ctx, e.n("q"), "w1", router.StatusSilenced, "silenced by s-1", t0.Add(time.Second)); err != nil {
+		e.Fatalf("SetAside: %v", err)
+	}
+	for id, want := range map[string]string{"s": router.StatusSuppressed, "q": router.StatusSilenced} {
+		d := e.get(id)
+		if d.Status != want || d.Attempts != 0 || len(d.AttemptLog) != 0 || d.LastError == "" || d.Leased {
+			e.Errorf("%s: %+v; want %s, unattempted, with its reason, not leased", id, d, want)
+		}
+	}
+	e.wantIDs("nothing to claim", e.claimIDs(sink, "w1", t0.Add(time.Hour), time.Minute, 5))
+	e.wantIDs("silenced", e.list(router.DeliveryFilter{Sink: sink, Status: router.StatusSilenced}), "q")
+	if err := e.s.Replay(e.ctx, e.n("q"), "ops", t0.Add(2*time.Second)); err != nil {
+		e.Fatalf("Replay of a silenced delivery: %v", err)
+	}
+	e.wantIDs("claim the replayed", e.claimIDs(sink, "w1", t0.Add(2*time.Second), time.Minute, 5), "q")
+}
+
+// testCooldown: the first delivery takes a key's cooldown; others within
+// it are told its holder, and counted; the holder asking again (a retry)
+// changes nothing; after it ends the next delivery takes it, carrying the
+// count; scopes and keys are apart.
+func testCooldown(e *env) {
+	scope, key := e.n("rule/0"), "ann@example.com"
+	take := func(id string, at time.Time, wantHolder string, wantCarried int) {
+		e.Helper()
+		holder, carried, err := e.s.Cooldown(e.ctx, scope, key, id, at, time.Hour)
+		if err != nil || holder != wantHolder || carried != wantCarried {
+			e.Fatalf("Cooldown(%s at %v) = %q, %d, %v; want %q, %d", id, at.Sub(t0), holder, carried, err, wantHolder, wantCarried)
+		}
+	}
+	take("d1", t0, "d1", 0)
+	take("d2", t0.Add(time.Minute), "d1", 0)
+	take("d1", t0.Add(2*time.Minute), "d1", 0) // a retry of the holder
+	take("d3", t0.Add(59*time.Minute), "d1", 0)
+	take("d4", t0.Add(time.Hour), "d4", 2) // d1's ended: d2 and d3 were suppressed
+	take("d4", t0.Add(time.Hour+time.Minute), "d4", 2)
+	take("d5", t0.Add(90*time.Minute), "d4", 2)
+	if holder, _, err := e.s.Cooldown(e.ctx, e.n("rule/1"), key, "x1", t0.Add(time.Minute), time.Hour); err != nil || holder != "x1" {
+		e.Fatalf("another scope: %q, %v; want its own cooldown", holder, err)
+	}
+	if holder, _, err := e.s.Cooldown(e.ctx, scope, "bob@example.com", "y1", t0.Add(time.Minute), time.Hour); err != nil || holder != "y1" {
+		e.Fatalf("another key: %q, %v; want its own cooldown", holder, err)
+	}
 }
 
 func testDedupKeyRace(e *env) {

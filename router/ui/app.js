@@ -316,7 +316,7 @@
 
   // --- deliveries --------------------------------------------------------
 
-  const statusKinds = { pending: 'pending', delivered: 'ok', dead: 'dead' };
+  const statusKinds = { pending: 'pending', delivered: 'ok', dead: 'dead', suppressed: 'muted', silenced: 'muted' };
 
   function deliveryColumns(withReplay) {
     const cols = ['Created', 'ID', 'Source', 'Event', 'Rule', 'Sink', 'Status', 'Attempts', 'Last error'];
@@ -383,7 +383,7 @@
     return btn;
   }
 
-  const statusOptions = [['', 'any'], ['pending', 'pending'], ['delivered', 'delivered'], ['dead', 'dead']];
+  const statusOptions = [['', 'any'], ['pending', 'pending'], ['delivered', 'delivered'], ['dead', 'dead'], ['suppressed', 'suppressed'], ['silenced', 'silenced']];
 
   function deliveriesView(params, dead) {
     const filter = { status: dead ? 'dead' : params.status, sink: params.sink, rule: params.rule, source: params.source, since: params.since };

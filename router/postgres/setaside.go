@@ -1,0 +1,49 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hookroute/hookroute/router"
+)
+
+// SetAside ends a claimed delivery without an attempt; see router.Store.
+func (s *Store) SetAside(ctx context.Context, id, owner, status, why string, at time.Time) error {
+	if status != router.StatusSuppressed && status != router.StatusSilenced {
+		return fmt.Errorf("postgres: set aside %s: status %q is not one a delivery is set aside as", id, status)
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE deliveries
+		SET status = $1, last_error = $2, lease_owner = NULL, lease_until = NULL, updated_at = $3
+		WHERE id = $4 AND lease_owner = $5 AND status = 'pending'`, status, why, at.UTC(), id, owner)
+	if err != nil {
+		return fmt.Errorf("postgres: set aside %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return router.ErrLeaseLost
+	}
+	return nil
+}
+
+// sqlCooldown takes a cooldown or counts one more suppressed; the twin of
+// SQLite's. ON CONFLICT's row lock makes replicas racing for one key take
+// turns.
+const sqlCooldown = `INSERT INTO cooldowns (scope, key, delivery, until, suppressed, carried)
+	VALUES ($1, $2, $3, $4, 0, 0)
+	ON CONFLICT (scope, key) DO UPDATE SET
+		suppressed = CASE WHEN cooldowns.delivery = $3 THEN cooldowns.suppressed
+			WHEN cooldowns.until > $5 THEN cooldowns.suppressed + 1 ELSE 0 END,
+		carried = CASE WHEN cooldowns.delivery <> $3 AND cooldowns.until <= $5 THEN cooldowns.suppressed ELSE cooldowns.carried END,
+		until = CASE WHEN cooldowns.delivery <> $3 AND cooldowns.until <= $5 THEN $4 ELSE cooldowns.until END,
+		delivery = CASE WHEN cooldowns.delivery <> $3 AND cooldowns.until <= $5 THEN $3 ELSE cooldowns.delivery END
+	RETURNING delivery, carried`
+
+// Cooldown takes a route's cooldown for a key value; see router.Store.
+func (s *Store) Cooldown(ctx context.Context, scope, key, id string, now time.Time, d time.Duration) (string, int, error) {
+	var holder string
+	var carried int
+	if err := s.pool.QueryRow(ctx, sqlCooldown, scope, key, id, now.Add(d).UTC(), now.UTC()).Scan(&holder, &carried); err != nil {
+		return "", 0, fmt.Errorf("postgres: cooldown: %w", err)
+	}
+	return holder, carried, nil
+}
