@@ -987,3 +987,30 @@ func TestProbeWriteFailsWhereWritesFail(t *testing.T) {
 		t.Fatalf("ProbeWrite once writes are taken again: %v", err)
 	}
 }
+
+// TestStatusCheckWidened: migration 0012 edits the deliveries table's
+// CHECK in place; the file stays sound, every connection sees the new
+// check (a write of suppressed succeeds, a made-up status still fails),
+// and a reopen keeps it.
+func TestStatusCheckWidened(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	for range 2 {
+		s := openTest(t, path)
+		var ok string
+		if err := s.r.QueryRow("PRAGMA integrity_check").Scan(&ok); err != nil || ok != "ok" {
+			t.Fatalf("integrity_check = %q, %v", ok, err)
+		}
+		if _, err := s.w.Exec(`INSERT INTO events (source, id, name, received_at, headers, body, matched) VALUES ('s', 'e', 'n', 1, '{}', x'', '[]')
+			ON CONFLICT DO NOTHING`); err != nil {
+			t.Fatal(err)
+		}
+		for status, want := range map[string]bool{"suppressed": true, "silenced": true, "bogus": false} {
+			_, err := s.w.Exec(`INSERT INTO deliveries (id, source, event_id, rule, route, sink, status, next_attempt_at, created_at, updated_at)
+				VALUES (?1, 's', 'e', 'r', 0, 'k', ?1, 1, 1, 1) ON CONFLICT (id) DO NOTHING`, status)
+			if (err == nil) != want {
+				t.Errorf("a delivery %s: %v; want accepted %v", status, err, want)
+			}
+		}
+		s.Close()
+	}
+}
