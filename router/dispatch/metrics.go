@@ -74,7 +74,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"sink"}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookroute_delivery_outcomes_total",
-			Help: "Deliveries held back without an attempt, by sink and outcome (deferred: outside their route's schedule).",
+			Help: "Deliveries held back or set aside without an attempt, by sink and outcome (deferred: outside their route's schedule; suppressed: by a cooldown or when_closed: drop).",
 		}, []string{"sink", "outcome"}),
 		pushback: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookroute_delivery_backpressure_total",

@@ -123,3 +123,141 @@ func gatheredOutcome(t *testing.T, reg *prometheus.Registry, sink, outcome strin
 	}
 	return 0
 }
+
+// TestCooldownSuppresses: three events for one visitor within the
+// cooldown give one delivery and two suppressed, each naming the one
+// that caused it; the first after the cooldown sees .suppressed == 2.
+// Another visitor has a cooldown of its own.
+func TestCooldownSuppresses(t *testing.T) {
+	const conf = `
+sources:
+  - {name: siq, type: salesiq, public_keys: [{pem: "${PUB}"}]}
+sinks:
+  - {name: desk, type: fake}
+rules:
+  - name: sad
+    when: "true"
+    to:
+      - sink: desk
+        text: "{{ .entity_id }} after {{ .suppressed }} suppressed"
+        cooldown: {key: "{{ .visitor.name }}", for: 1h}
+`
+	var clock atomic.Int64
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	clock.Store(t0.UnixNano())
+	f := &testkit.FakeFactory{}
+	rt, st := loadWithStore(t, conf, f, pubEnv)
+	reg := prometheus.NewRegistry()
+	r := dispatch.New(rt, st, dispatch.Options{PollInterval: 20 * time.Millisecond, Now: func() time.Time { return time.Unix(0, clock.Load()) }, Metrics: dispatch.NewMetrics(reg)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	send := func(id, visitor string) {
+		t.Helper()
+		body := `{"event":"conversation.rated","entity_id":"` + id + `","event_time":"1","attempt":1,"entity":{"rating":"sad","visitor":{"name":"` + visitor + `"}}}`
+		if w := post(t, r.IngestHandler(), body); w.Code != 202 {
+			t.Fatalf("ingest: %d %s", w.Code, w.Body)
+		}
+	}
+	finished := func(n int) []*router.DeliveryRecord {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			ds, err := st.ListDeliveries(context.Background(), router.DeliveryFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := 0
+			for _, d := range ds {
+				if d.Status != router.StatusPending {
+					done++
+				}
+			}
+			if done == n {
+				return ds
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d deliveries finished", done, n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	send("c1", "ann")
+	finished(1)
+	clock.Store(t0.Add(10 * time.Minute).UnixNano())
+	send("c2", "ann")
+	send("c3", "ann")
+	send("c4", "bob")
+	ds := finished(4)
+	var first string
+	for _, d := range ds {
+		if d.EventID == "conversation.rated:c1:1" {
+			first = d.ID
+		}
+	}
+	suppressed := 0
+	for _, d := range ds {
+		if d.Status == router.StatusSuppressed {
+			suppressed++
+			if want := "suppressed by the cooldown of delivery " + first + " (cooldown key ann)"; d.LastError != want || d.Attempts != 0 {
+				t.Errorf("suppressed %s: %q, %d attempts; want %q, none", d.ID, d.LastError, d.Attempts, want)
+			}
+		}
+	}
+	if suppressed != 2 {
+		t.Fatalf("%d suppressed; want 2 (c2, c3)", suppressed)
+	}
+	clock.Store(t0.Add(61 * time.Minute).UnixNano())
+	send("c5", "ann")
+	finished(5)
+	var texts []string
+	for _, d := range f.Sinks["desk"].Deliveries() {
+		texts = append(texts, d.Fields["text"])
+	}
+	if want := []string{"[c1] after [0] suppressed", "[c4] after [0] suppressed", "[c5] after [2] suppressed"}; strings.Join(texts, "|") != strings.Join(want, "|") {
+		t.Errorf("sent %q; want %q", texts, want)
+	}
+	if got := gatheredOutcome(t, reg, "desk", "suppressed"); got != 2 {
+		t.Errorf("outcomes{suppressed} = %v, want 2", got)
+	}
+}
+
+// TestWhenClosedDrop: outside its schedule a when_closed: drop route's
+// delivery is suppressed, not deferred.
+func TestWhenClosedDrop(t *testing.T) {
+	conf := strings.Replace(scheduleConfig, "{sink: desk, text: \"x\", during: business}", "{sink: desk, text: \"x\", during: business, when_closed: drop}", 1)
+	var clock atomic.Int64
+	clock.Store(time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC).UnixNano()) // Saturday
+	f := &testkit.FakeFactory{}
+	rt, st := loadWithStore(t, conf, f, pubEnv)
+	r := dispatch.New(rt, st, dispatch.Options{PollInterval: 20 * time.Millisecond, Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	if w := post(t, r.IngestHandler(), event("c1", "sad")); w.Code != 202 {
+		t.Fatalf("ingest: %d %s", w.Code, w.Body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ds, err := st.ListDeliveries(context.Background(), router.DeliveryFilter{Sink: "desk"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) == 1 && ds[0].Status == router.StatusSuppressed {
+			if want := "suppressed (during: business, when_closed: drop): closed, opens Mon 09:00 Europe/Berlin"; ds[0].LastError != want {
+				t.Errorf("the log says %q; want %q", ds[0].LastError, want)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("desk's delivery: %+v; want suppressed", ds)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(f.Sinks["desk"].Deliveries()); n != 0 {
+		t.Errorf("desk got %d deliveries", n)
+	}
+}

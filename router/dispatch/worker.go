@@ -685,9 +685,14 @@ func (r *Router) prepareDelivery(rt *rules.Runtime, sr *rules.SinkRuntime, c *ro
 	d, route, err := r.buildDelivery(rt, sr.Sink, c)
 	a = &prepared{d: d, err: err}
 	if err != nil {
-		var lookup *linksError
-		if errors.As(err, &lookup) {
-			r.postpone(c, r.now().Add(keyBusyWait), "", err, "links:", "delivery: look up links")
+		var lookup *lookupError
+		var cooled *cooledError
+		switch {
+		case errors.As(err, &lookup):
+			r.postpone(c, r.now().Add(keyBusyWait), "", err, "lookup:", "delivery: "+lookup.what)
+			return nil, false
+		case errors.As(err, &cooled):
+			r.setAside(c, router.StatusSuppressed, "suppressed by the cooldown of delivery "+cooled.holder+" (cooldown key "+cooled.key+")")
 			return nil, false
 		}
 		return a, true
@@ -752,9 +757,24 @@ func (r *Router) outsideWindow(rt *rules.Runtime, c *router.Claimed) bool {
 	if next.IsZero() {
 		next = now.Add(neverOpensWait)
 	}
+	if rule.Routes[c.Route].DropClosed {
+		r.setAside(c, router.StatusSuppressed, "suppressed ("+w.Key()+", when_closed: drop): "+w.Schedule.Describe(now))
+		return true
+	}
 	r.metrics.outcome(c.Sink, "deferred")
 	r.postpone(c, next, why, nil, "", "")
 	return true
+}
+
+// setAside ends a claimed delivery as status, unattempted, with why.
+func (r *Router) setAside(c *router.Claimed, status, why string) {
+	r.metrics.outcome(c.Sink, status)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.store.SetAside(ctx, c.ID, r.owner, status, why, r.now()); err != nil && !errors.Is(err, router.ErrLeaseLost) {
+		// The lease runs out and the delivery is looked at again.
+		r.logs.Log(r.log, r.now(), slog.LevelError, "set-aside:"+c.Sink, "delivery: set aside", "sink", c.Sink, "delivery_id", c.ID, "status", status, "err", err)
+	}
 }
 
 // waitsForPeers puts the delivery back, without an attempt, while its
@@ -987,6 +1007,14 @@ func (r *Router) buildDelivery(rt *rules.Runtime, sink router.Sink, c *router.Cl
 		// delivery's.
 		data = rt.WithLinks(data, links)
 	}
+	if route.Cooldown != nil {
+		carried, err := r.cooldown(rule.Name, route, c, data)
+		if err != nil {
+			return nil, nil, err
+		}
+		data = maps.Clone(data)
+		data["suppressed"] = carried
+	}
 	for _, f := range route.Fields {
 		s, err := f.Render(data)
 		if err != nil {
@@ -997,12 +1025,43 @@ func (r *Router) buildDelivery(rt *rules.Runtime, sink router.Sink, c *router.Cl
 	return d, route, nil
 }
 
-// linksError is a failed lookup of a delivery's links: the delivery
-// waits and tries again, as for a busy dedup key.
-type linksError struct{ err error }
+// lookupError is a failed read of what a delivery's rendering needs
+// from the store (its links, its cooldown): the delivery waits and tries
+// again, as for a busy dedup key.
+type lookupError struct {
+	what string
+	err  error
+}
 
-func (e *linksError) Error() string { return "look up links: " + e.err.Error() }
-func (e *linksError) Unwrap() error { return e.err }
+func (e *lookupError) Error() string { return e.what + ": " + e.err.Error() }
+func (e *lookupError) Unwrap() error { return e.err }
+
+// cooledError is a delivery its route's cooldown suppresses: holder sent
+// for the same key value within the cooldown.
+type cooledError struct{ holder, key string }
+
+func (e *cooledError) Error() string { return "suppressed by the cooldown of delivery " + e.holder }
+
+// cooldown takes the route's cooldown for the delivery's key value, and
+// returns what the cooldown before it suppressed; a *cooledError when
+// another delivery holds it.
+func (r *Router) cooldown(rule string, route *rules.Route, c *router.Claimed, data map[string]any) (int, error) {
+	key, err := route.Cooldown.Render(data)
+	if err != nil {
+		return 0, router.Permanent(fmt.Errorf("render cooldown.key: %w", err))
+	}
+	key = strings.TrimSpace(key)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	holder, carried, err := r.store.Cooldown(ctx, route.Scope(rule), key, c.ID, r.now(), route.Cooldown.For)
+	switch {
+	case err != nil:
+		return 0, &lookupError{what: "take the cooldown", err: err}
+	case holder != c.ID:
+		return 0, &cooledError{holder: holder, key: key}
+	}
+	return carried, nil
+}
 
 // links returns what every sink created for the dedup key value key; no
 // key, no links.
@@ -1014,7 +1073,7 @@ func (r *Router) links(key string) (map[string]router.Link, error) {
 	defer cancel()
 	links, err := r.store.Links(ctx, key)
 	if err != nil {
-		return nil, &linksError{err}
+		return nil, &lookupError{what: "look up links", err: err}
 	}
 	return links, nil
 }
@@ -1024,7 +1083,7 @@ func (r *Router) links(key string) (map[string]router.Link, error) {
 // (Delivery.EventJSON) instead of the decoded view: the sink reads nothing
 // else of the event on such a route, and the source can (salesiq).
 func takesEventJSON(src *rules.Source, route *rules.Route, sink router.Sink) bool {
-	if _, ok := src.Adapter().(source.SalesIQ); !ok || len(route.Fields) > 0 || route.DedupKey != nil {
+	if _, ok := src.Adapter().(source.SalesIQ); !ok || len(route.Fields) > 0 || route.DedupKey != nil || route.Cooldown != nil {
 		return false
 	}
 	j, ok := sink.(router.EventJSONSink)

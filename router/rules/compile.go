@@ -93,6 +93,19 @@ type Rule struct {
 	Routes []*Route
 }
 
+// Cooldown is a route's cooldown: one delivery per rendered Key value
+// per For.
+type Cooldown struct {
+	Key *fieldTemplate
+	For time.Duration
+}
+
+// Render renders the cooldown's key for an event's view.
+func (c *Cooldown) Render(data map[string]any) (string, error) { return c.Key.Render(data) }
+
+// Scope names a route's cooldowns in the store: its rule and place.
+func (r *Route) Scope(rule string) string { return fmt.Sprintf("%s/%d", rule, r.Index) }
+
 // Window is a route's schedule: during it (Outside false) or outside it.
 type Window struct {
 	Schedule *schedule.Schedule
@@ -139,8 +152,13 @@ type Route struct {
 	// deliveries look the links up.
 	UsesLinks bool
 	// Window, when set, is the schedule the route keeps to (during: or
-	// outside:): at other times its deliveries wait.
-	Window *Window
+	// outside:): at other times its deliveries wait, or with DropClosed
+	// (when_closed: drop) are suppressed.
+	Window     *Window
+	DropClosed bool
+	// Cooldown, when set, suppresses the route's deliveries with a key
+	// value one was sent with less than Cooldown.For ago.
+	Cooldown *Cooldown
 
 	// node and path are the route's mapping and its place, for problems
 	// found after it compiled.
@@ -626,6 +644,9 @@ func (c *compiler) route(rulePath string, j int, node *yaml.Node, sources []*Sou
 			c.add(config.NodeError(node, path, "a route to a %s sink needs %q", sr.Kind, s.Name))
 		}
 	}
+	if set["when_closed"] && !set["during"] && !set["outside"] {
+		c.add(config.NodeError(config.LookupNode(node, "when_closed"), path+".when_closed", "needs during or outside: it says what happens outside the schedule"))
+	}
 	if set["on_missing"] && !set["dedup_key"] {
 		c.add(config.NodeError(config.LookupNode(node, "on_missing"), path+".on_missing", "needs dedup_key: it says what to do when the key has no object yet"))
 	}
@@ -659,7 +680,8 @@ func templateSchema(sources []*Source) reflect.Type {
 }
 
 // routeKey compiles one key of a route at kp: on_existing, on_missing,
-// dedup_key, after, during, outside or one of its sink's message fields.
+// dedup_key, after, during, outside, when_closed, cooldown or one of its
+// sink's message fields.
 func (c *compiler) routeKey(rt *Route, sr *SinkRuntime, specs []router.FieldSpec, schema reflect.Type, kp string, key, val *yaml.Node) {
 	switch key.Value {
 	case "sink":
@@ -688,6 +710,18 @@ func (c *compiler) routeKey(rt *Route, sr *SinkRuntime, specs []router.FieldSpec
 		return
 	case "after":
 		c.routeAfter(rt, kp, val)
+		return
+	case "when_closed":
+		switch val.Value {
+		case "defer":
+		case "drop":
+			rt.DropClosed = true
+		default:
+			c.add(config.NodeError(val, kp, "want defer or drop"))
+		}
+		return
+	case "cooldown":
+		rt.Cooldown = c.routeCooldown(kp, val, schema)
 		return
 	case "during", "outside":
 		sched, ok := c.rt.Schedules[val.Value]
@@ -718,6 +752,37 @@ func (c *compiler) routeKey(rt *Route, sr *SinkRuntime, specs []router.FieldSpec
 		rt.Fields = append(rt.Fields, t)
 		rt.UsesLinks = rt.UsesLinks || readsLinks(t)
 	}
+}
+
+// routeCooldown compiles a route's cooldown: {key: TEMPLATE, for: DURATION}.
+func (c *compiler) routeCooldown(kp string, val *yaml.Node, schema reflect.Type) *Cooldown {
+	var raw struct {
+		Key string          `yaml:"key"`
+		For config.Duration `yaml:"for"`
+	}
+	if err := config.DecodeStrict(val, kp, &raw); err != nil {
+		c.errs = append(c.errs, config.AsConfigErrors(err, val, kp)...)
+		return nil
+	}
+	cd := &Cooldown{For: time.Duration(raw.For)}
+	ok := true
+	if strings.TrimSpace(raw.Key) == "" {
+		c.add(config.NodeError(val, kp+".key", "must be set: a template naming what one message is sent per (a visitor, a chat)"))
+		ok = false
+	} else if t, err := compileTemplate("cooldown.key", raw.Key, nil, schema); err != nil {
+		c.add(config.NodeError(config.LookupNode(val, "key"), kp+".key", "%v", err))
+		ok = false
+	} else {
+		cd.Key = t
+	}
+	if cd.For <= 0 {
+		c.add(config.NodeError(config.LookupNode(val, "for"), kp+".for", "must be a positive duration"))
+		ok = false
+	}
+	if !ok {
+		return nil
+	}
+	return cd
 }
 
 // schedules compiles the config's schedules; a wrong entry is reported at
@@ -860,7 +925,7 @@ func findSpec(specs []router.FieldSpec, name string) (router.FieldSpec, bool) {
 }
 
 func specNames(specs []router.FieldSpec) string {
-	names := []string{"dedup_key", "on_existing", "on_missing", "after", "during", "outside"}
+	names := []string{"dedup_key", "on_existing", "on_missing", "after", "during", "outside", "when_closed", "cooldown"}
 	for _, s := range specs {
 		names = append(names, s.Name)
 	}

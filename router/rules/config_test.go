@@ -529,3 +529,24 @@ func TestSchedules(t *testing.T) {
 		}
 	}
 }
+
+func TestCooldownAndWhenClosed(t *testing.T) {
+	const business = "  - {name: business, timezone: UTC, weekly: ['mon-fri 09:00-18:00']}\n"
+	rt, _ := mustLoad(t, scheduleSrc(business, "during: business\n        when_closed: drop\n        cooldown: {key: '{{ .visitor.email_id }}', for: 1h}"), nil)
+	r := rt.Rules[0].Routes[0]
+	if !r.DropClosed || r.Cooldown == nil || r.Cooldown.For != time.Hour || r.Scope("sad") != "sad/0" {
+		t.Fatalf("route: drop %v, cooldown %+v; want drop, a 1h cooldown", r.DropClosed, r.Cooldown)
+	}
+	for window, want := range map[string]string{
+		"when_closed: drop":                               "rules[0].to[0].when_closed: needs during or outside",
+		"during: business\n        when_closed: later":    "rules[0].to[0].when_closed: want defer or drop",
+		"cooldown: {key: '{{ .visitor.nmae }}', for: 1h}": `rules[0].to[0].cooldown.key: template: visitor has no field "nmae"`,
+		"cooldown: {key: '{{ .visitor.name }}'}":          "rules[0].to[0].cooldown.for: must be a positive duration",
+		"cooldown: {for: 1h}":                             "rules[0].to[0].cooldown.key: must be set",
+		"cooldown: {key: x, for: 1h, by: y}":              `unknown key "by"`,
+	} {
+		if got := loadErr(t, scheduleSrc(business, window), nil); !strings.Contains(got, want) {
+			t.Errorf("%s: error = %s\nwant it to contain %s", window, got, want)
+		}
+	}
+}

@@ -214,7 +214,7 @@ func firstErr(errs ...error) error {
 // checkPath follows names through the struct types of a typed view; below
 // a map or an any, nothing is known and everything is allowed.
 func checkPath(t reflect.Type, names []string) error {
-	if len(names) > 0 && names[0] == linksKey {
+	if len(names) > 0 && (names[0] == linksKey || names[0] == suppressedKey) {
 		return nil // not the event's: the worker adds it (see readsLinks)
 	}
 	walked := ""
@@ -243,6 +243,10 @@ func exprField(t reflect.Type, name string) (reflect.Type, bool) {
 	}
 	return nil, false
 }
+
+// suppressedKey is where the templates of a route with a cooldown find
+// how many deliveries the cooldown before suppressed.
+const suppressedKey = "suppressed"
 
 // linksKey is where templates find the remote objects other sinks created
 // for the same dedup key value: {{ (index .links "helpdesk").url }}.
