@@ -153,6 +153,7 @@ type Store interface {
 	History
 	SinkControl
 	KeyStore
+	SilenceStore
 
 	// Ping reports whether the store can be reached.
 	Ping(ctx context.Context) error
@@ -309,6 +310,49 @@ type SinkControl interface {
 	// earlier than until: the whole sink waits out a window one answer
 	// announced, not only the delivery that got it.
 	HoldSink(ctx context.Context, sink string, until time.Time) error
+}
+
+// Silence mutes, from StartsAt until EndsAt, the deliveries whose event,
+// rule and sink its Matcher (an expr expression) selects: they are set
+// aside as silenced, with the silence's id, and can be replayed.
+type Silence struct {
+	ID        string
+	Matcher   string
+	Comment   string
+	CreatedBy string // the admin token's name
+	CreatedAt time.Time
+	StartsAt  time.Time
+	EndsAt    time.Time
+}
+
+// Silence states, as the API shows them.
+const (
+	SilencePending = "pending" // not started yet
+	SilenceActive  = "active"
+	SilenceExpired = "expired"
+)
+
+// State is the silence's state at now.
+func (s *Silence) State(now time.Time) string {
+	switch {
+	case now.Before(s.StartsAt):
+		return SilencePending
+	case now.Before(s.EndsAt):
+		return SilenceActive
+	}
+	return SilenceExpired
+}
+
+// SilenceStore keeps silences, shared by every replica.
+type SilenceStore interface {
+	// CreateSilence records s; its ID must be new.
+	CreateSilence(ctx context.Context, s *Silence) error
+	// Silences returns every silence kept, newest first (expired ones
+	// until retention prunes them).
+	Silences(ctx context.Context) ([]*Silence, error)
+	// ExpireSilence ends the silence at at, if it would end later; it
+	// returns ErrNotFound for an unknown id.
+	ExpireSilence(ctx context.Context, id string, at time.Time) error
 }
 
 // KeyStore keeps the outbound signing keys of secured sinks.

@@ -111,11 +111,17 @@ const (
 		SELECT ctid FROM cooldowns WHERE until < $1 ORDER BY until
 		LIMIT $2
 		FOR UPDATE SKIP LOCKED))`
+	// sqlPruneSilences: a silence that ended before the cut-off mutes
+	// nothing; the deliveries it silenced keep its id.
+	sqlPruneSilences = `DELETE FROM silences WHERE ctid = ANY (ARRAY(
+		SELECT ctid FROM silences WHERE ends_at < $1 ORDER BY ends_at
+		LIMIT $2
+		FOR UPDATE SKIP LOCKED))`
 )
 
 // Prune deletes up to limit rows of history older than before: finished
 // deliveries, then events left without deliveries, then unused dedup keys
-// and ended cooldowns;
+// and ended cooldowns and silences;
 // see router.Store. Each step is a statement of its own, committed on its
 // own, so that no lock is held longer than one step.
 func (s *Store) Prune(ctx context.Context, before time.Time, limit int) (int, error) {
@@ -128,6 +134,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time, limit int) (int, er
 		{"events", sqlPruneEvents},
 		{"dedup keys", sqlPruneKeys},
 		{"cooldowns", sqlPruneCooldowns},
+		{"silences", sqlPruneSilences},
 	} {
 		if total >= limit {
 			break

@@ -87,11 +87,15 @@ const (
 	// long reported.
 	sqlPruneCooldowns = `DELETE FROM cooldowns WHERE (scope, key) IN (
 		SELECT scope, key FROM cooldowns WHERE until < ?1 ORDER BY until LIMIT ?2)`
+	// sqlPruneSilences: a silence that ended before the cut-off mutes
+	// nothing; the deliveries it silenced keep its id.
+	sqlPruneSilences = `DELETE FROM silences WHERE id IN (
+		SELECT id FROM silences WHERE ends_at < ?1 ORDER BY ends_at LIMIT ?2)`
 )
 
 // Prune deletes up to limit rows of history older than before: finished
 // deliveries, then events left without deliveries, then unused dedup keys
-// and ended cooldowns;
+// and ended cooldowns and silences;
 // see router.Store. It runs in one transaction, so one fsync, and holds
 // the writer for as long as limit rows take to delete.
 func (s *Store) Prune(ctx context.Context, before time.Time, limit int) (int, error) {
@@ -110,6 +114,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time, limit int) (int, er
 		{"events", sqlPruneEvents},
 		{"dedup keys", sqlPruneKeys},
 		{"cooldowns", sqlPruneCooldowns},
+		{"silences", sqlPruneSilences},
 	} {
 		if total >= limit {
 			break

@@ -100,6 +100,7 @@ func Run(t *testing.T, open func(t *testing.T) router.Store) {
 		{"PendingFor", testPendingFor},
 		{"SetAside", testSetAside},
 		{"Cooldown", testCooldown},
+		{"Silences", testSilences},
 		{"DeliveryFields", testDeliveryFields},
 		{"ListDeliveriesFilters", testListDeliveriesFilters},
 		{"ListDeliveriesPaging", testListDeliveriesPaging},
@@ -1119,6 +1120,64 @@ func testCooldown(e *env) {
 	}
 	if holder, _, err := e.s.Cooldown(e.ctx, scope, "bob@example.com", "y1", t0.Add(time.Minute), time.Hour); err != nil || holder != "y1" {
 		e.Fatalf("another key: %q, %v; want its own cooldown", holder, err)
+	}
+}
+
+// testSilences: silences round-trip, newest first; expiring one ends it
+// at the time given unless it ended earlier; an unknown id is
+// ErrNotFound. The suite's stores may hold other subtests' silences, so
+// it looks only at its own.
+func testSilences(e *env) {
+	mine := func() map[string]*router.Silence {
+		e.Helper()
+		all, err := e.s.Silences(e.ctx)
+		if err != nil {
+			e.Fatal(err)
+		}
+		out := map[string]*router.Silence{}
+		var order []string
+		for _, s := range all {
+			if strings.HasPrefix(s.ID, e.prefix) {
+				out[s.ID] = s
+				order = append(order, s.ID)
+			}
+		}
+		if len(order) == 2 && order[0] != e.n("s2") {
+			e.Errorf("silences in order %v; want the newest first", order)
+		}
+		return out
+	}
+	s1 := &router.Silence{ID: e.n("s1"), Matcher: `sink == "slack"`, Comment: "deploy", CreatedBy: "ops",
+		CreatedAt: t0, StartsAt: t0, EndsAt: t0.Add(time.Hour)}
+	s2 := &router.Silence{ID: e.n("s2"), Matcher: `rule == "sad"`, Comment: "noisy", CreatedBy: "ops",
+		CreatedAt: t0.Add(time.Second), StartsAt: t0.Add(time.Hour), EndsAt: t0.Add(2 * time.Hour)}
+	for _, s := range []*router.Silence{s1, s2} {
+		if err := e.s.CreateSilence(e.ctx, s); err != nil {
+			e.Fatal(err)
+		}
+	}
+	if err := e.s.CreateSilence(e.ctx, s1); err == nil {
+		e.Error("a second silence with the same id was stored")
+	}
+	got := mine()
+	if g := got[s1.ID]; g == nil || g.Matcher != s1.Matcher || g.Comment != "deploy" || g.CreatedBy != "ops" ||
+		!g.StartsAt.Equal(s1.StartsAt) || !g.EndsAt.Equal(s1.EndsAt) || !g.CreatedAt.Equal(s1.CreatedAt) {
+		e.Fatalf("silence read back as %+v; want %+v", g, s1)
+	}
+	if st := got[s2.ID].State(t0.Add(time.Minute)); st != router.SilencePending {
+		e.Errorf("s2 at t0+1m is %s, want pending", st)
+	}
+	if err := e.s.ExpireSilence(e.ctx, s1.ID, t0.Add(10*time.Minute)); err != nil {
+		e.Fatal(err)
+	}
+	if err := e.s.ExpireSilence(e.ctx, s1.ID, t0.Add(50*time.Minute)); err != nil {
+		e.Fatal(err)
+	}
+	if g := mine()[s1.ID]; !g.EndsAt.Equal(t0.Add(10*time.Minute)) || g.State(t0.Add(20*time.Minute)) != router.SilenceExpired {
+		e.Errorf("expired silence ends %v; want the first expiry, t0+10m", g.EndsAt)
+	}
+	if err := e.s.ExpireSilence(e.ctx, e.n("nope"), t0); !errors.Is(err, router.ErrNotFound) {
+		e.Errorf("ExpireSilence of an unknown id = %v, want ErrNotFound", err)
 	}
 }
 
