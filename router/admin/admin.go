@@ -56,6 +56,7 @@ func Handler(e Engine, g prometheus.Gatherer) http.Handler {
 	api("POST /api/reload", "reload", r.apiReload)
 	r.registerKeyRoutes(api)
 	r.registerTrialRoutes(api)
+	r.registerSilenceRoutes(api)
 	mux.Handle("GET /ui/", ui.Handler())
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, req *http.Request) {
 		httpjson.Error(w, http.StatusNotFound, "no such API route")
@@ -502,6 +503,10 @@ type Engine interface {
 	SigningKeysChanged(sink string)
 	// Trial runs an event through the rules without storing it.
 	Trial(ctx context.Context, in trial.Input) (*trial.Result, error)
+	// CreateSilence checks and records a silence made by by;
+	// ExpireSilence ends one now. Both apply on this replica at once.
+	CreateSilence(ctx context.Context, in dispatch.SilenceInput, by string) (*router.Silence, error)
+	ExpireSilence(ctx context.Context, id, by string) error
 	// TrialSamples lists the events a trial may start from.
 	TrialSamples(ctx context.Context) []trial.Sample
 }

@@ -425,7 +425,7 @@ type SinkFactory interface {
 }
 
 // scopes are what an admin token may do.
-var scopes = []string{"read", "replay", "trial", "reload", "webhooks.create", "webhooks.delete"}
+var scopes = []string{"read", "replay", "trial", "reload", "silence", "webhooks.create", "webhooks.delete"}
 
 // Scopes returns what an admin token may do, in a fresh slice.
 func Scopes() []string { return slices.Clone(scopes) }

@@ -211,6 +211,8 @@ type Router struct {
 	views   *viewCache
 	states  sinkStates
 	keys    *keyring // outbound signing keys (keys.go)
+	// silences is the workers' copy of the silences (silences.go).
+	silences silences
 
 	reload     func() (*rules.Runtime, error)
 	capture    func() config.Capturer

@@ -24,19 +24,20 @@ type Metrics struct {
 	outcomes *prometheus.CounterVec
 	pushback *prometheus.CounterVec
 
-	mu      sync.Mutex
-	store   router.Store
-	now     func() time.Time
-	sinks   func() []string // configured sinks: shown at 0 when idle
-	paused  func(string) bool
-	flying  func() int // webhook requests in flight
-	pending *prometheus.Desc
-	dead    *prometheus.Desc
-	oldest  *prometheus.Desc
-	pausedD *prometheus.Desc
-	commits *prometheus.Desc
-	writes  *prometheus.Desc
-	flyingD *prometheus.Desc
+	mu        sync.Mutex
+	store     router.Store
+	now       func() time.Time
+	sinks     func() []string // configured sinks: shown at 0 when idle
+	paused    func(string) bool
+	flying    func() int // webhook requests in flight
+	pending   *prometheus.Desc
+	dead      *prometheus.Desc
+	oldest    *prometheus.Desc
+	pausedD   *prometheus.Desc
+	commits   *prometheus.Desc
+	writes    *prometheus.Desc
+	flyingD   *prometheus.Desc
+	silencesD *prometheus.Desc
 }
 
 // NewMetrics registers the metrics on reg (nil: a private registry, for
@@ -80,13 +81,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "hookroute_delivery_backpressure_total",
 			Help: "Attempts the receiver refused for load with a time to come back (429 or 503 with Retry-After, Slack ratelimited), which spent no attempt, by sink.",
 		}, []string{"sink"}),
-		pending: prometheus.NewDesc("hookroute_deliveries_pending", "Deliveries waiting for their first or next attempt, by sink.", []string{"sink"}, nil),
-		dead:    prometheus.NewDesc("hookroute_deliveries_dead", "Dead deliveries (dead letters) kept, by sink.", []string{"sink"}, nil),
-		pausedD: prometheus.NewDesc("hookroute_sink_paused", "1 while a sink is paused after failing continuously, by sink.", []string{"sink"}, nil),
-		oldest:  prometheus.NewDesc("hookroute_oldest_pending_seconds", "Age of the oldest due pending delivery, by sink.", []string{"sink"}, nil),
-		commits: prometheus.NewDesc("hookroute_store_commits_total", "Transactions the store's group committer committed (one fsync each).", nil, nil),
-		writes:  prometheus.NewDesc("hookroute_store_commit_writes_total", "Writes (ingests, claims, finishes) carried by those transactions.", nil, nil),
-		flyingD: prometheus.NewDesc("hookroute_ingest_in_flight", "Verified webhook requests waiting for their commit.", nil, nil),
+		pending:   prometheus.NewDesc("hookroute_deliveries_pending", "Deliveries waiting for their first or next attempt, by sink.", []string{"sink"}, nil),
+		dead:      prometheus.NewDesc("hookroute_deliveries_dead", "Dead deliveries (dead letters) kept, by sink.", []string{"sink"}, nil),
+		pausedD:   prometheus.NewDesc("hookroute_sink_paused", "1 while a sink is paused after failing continuously, by sink.", []string{"sink"}, nil),
+		oldest:    prometheus.NewDesc("hookroute_oldest_pending_seconds", "Age of the oldest due pending delivery, by sink.", []string{"sink"}, nil),
+		commits:   prometheus.NewDesc("hookroute_store_commits_total", "Transactions the store's group committer committed (one fsync each).", nil, nil),
+		writes:    prometheus.NewDesc("hookroute_store_commit_writes_total", "Writes (ingests, claims, finishes) carried by those transactions.", nil, nil),
+		flyingD:   prometheus.NewDesc("hookroute_ingest_in_flight", "Verified webhook requests waiting for their commit.", nil, nil),
+		silencesD: prometheus.NewDesc("hookroute_silences_active", "Silences in force now, on every replica.", nil, nil),
 	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.attempts, m.latency, m.reloads, m.replays, m.unsigned, m.deferred, m.outcomes, m.pushback, m)
@@ -130,6 +132,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.commits
 	ch <- m.writes
 	ch <- m.flyingD
+	ch <- m.silencesD
 }
 
 // Collect reads the queue depth from the store at scrape time, so the
@@ -149,6 +152,15 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	if sls, err := s.Silences(ctx); err == nil {
+		active := 0
+		for _, sl := range sls {
+			if sl.State(now()) == router.SilenceActive {
+				active++
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(m.silencesD, prometheus.GaugeValue, float64(active))
+	}
 	stats, err := s.PendingCounts(ctx, now())
 	if err != nil {
 		return

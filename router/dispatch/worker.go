@@ -679,7 +679,7 @@ type prepared struct {
 // dedup key. ok is false when the delivery was put back to wait (no key
 // to sign with, or its dedup key busy), with nothing held.
 func (r *Router) prepareDelivery(rt *rules.Runtime, sr *rules.SinkRuntime, c *router.Claimed) (a *prepared, ok bool) {
-	if r.outsideWindow(rt, c) || r.waitsForPeers(rt, c) {
+	if r.outsideWindow(rt, c) || r.silenced(rt, c) || r.waitsForPeers(rt, c) {
 		return nil, false
 	}
 	d, route, err := r.buildDelivery(rt, sr.Sink, c)
@@ -763,6 +763,17 @@ func (r *Router) outsideWindow(rt *rules.Runtime, c *router.Claimed) bool {
 	}
 	r.metrics.outcome(c.Sink, "deferred")
 	r.postpone(c, next, why, nil, "", "")
+	return true
+}
+
+// silenced sets the delivery aside as silenced when an active silence
+// selects it.
+func (r *Router) silenced(rt *rules.Runtime, c *router.Claimed) bool {
+	s := r.silencedBy(rt, c.Event.Source, func() (*router.View, error) { return r.view(rt, c.Event) }, c.Rule, c.Sink)
+	if s == nil {
+		return false
+	}
+	r.setAside(c, router.StatusSilenced, silenceNote(s))
 	return true
 }
 
