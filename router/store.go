@@ -16,6 +16,9 @@ const (
 	// or by a silence. A replay sends them after all.
 	StatusSuppressed = "suppressed"
 	StatusSilenced   = "silenced"
+	// StatusGrouped is a delivery that joined its route's group: the
+	// group's carrier delivery sends the notification for all of them.
+	StatusGrouped = "grouped"
 )
 
 // Attempt outcomes, recorded per attempt. The set is closed so that it can
@@ -222,6 +225,20 @@ type Queue interface {
 	// retry) changes nothing and returns the same.
 	Cooldown(ctx context.Context, scope, key, id string, now time.Time, d time.Duration) (holder string, carried int, err error)
 
+	// JoinGroup puts delivery (of the event source/eventID, received at
+	// receivedAt) into the open batch of the group scope/key, or opens
+	// one it carries, due to flush at the later of now+wait and the
+	// group's last flush plus interval. It returns the batch (the
+	// carrier's delivery id: delivery itself when it opened it) and when
+	// it flushes. A delivery that joined before gets the same answer.
+	JoinGroup(ctx context.Context, m GroupMember, now time.Time, wait, interval time.Duration) (batch string, flushAt time.Time, err error)
+
+	// FlushGroup closes batch, if it is still its group's open one, as
+	// flushed at now (a later delivery opens the next), and returns its
+	// members in the order they arrived. Calling it again returns the
+	// same members.
+	FlushGroup(ctx context.Context, batch string, now time.Time) ([]GroupMember, error)
+
 	// AcquireKey locks a route's dedup key (per sink) for owner until
 	// now+lease and returns the remote object recorded for it, with an
 	// empty ID if none yet. The lock is what keeps two deliveries with one
@@ -310,6 +327,15 @@ type SinkControl interface {
 	// earlier than until: the whole sink waits out a window one answer
 	// announced, not only the delivery that got it.
 	HoldSink(ctx context.Context, sink string, until time.Time) error
+}
+
+// GroupMember is a delivery in a group's batch.
+type GroupMember struct {
+	Scope, Key string // the rule and route, and the group key
+	Delivery   string
+	Source     string
+	EventID    string
+	ReceivedAt time.Time
 }
 
 // Silence mutes, from StartsAt until EndsAt, the deliveries whose event,

@@ -77,7 +77,7 @@ const (
 	// CASCADE.
 	sqlPruneDeliveries = `DELETE FROM deliveries WHERE ctid = ANY (ARRAY(
 		SELECT ctid FROM deliveries
-		WHERE created_at < $1 AND updated_at < $1 AND status IN ('delivered', 'dead', 'suppressed', 'silenced')
+		WHERE created_at < $1 AND updated_at < $1 AND status IN ('delivered', 'dead', 'suppressed', 'silenced', 'grouped')
 		ORDER BY created_at
 		LIMIT $2
 		FOR UPDATE SKIP LOCKED))`
@@ -117,11 +117,23 @@ const (
 		SELECT ctid FROM silences WHERE ends_at < $1 ORDER BY ends_at
 		LIMIT $2
 		FOR UPDATE SKIP LOCKED))`
+	// sqlPruneGroupMembers: members of flushed batches older than the
+	// cut-off (their deliveries are gone or going), and sqlPruneGroups:
+	// groups with no open batch that last flushed before it.
+	sqlPruneGroupMembers = `DELETE FROM group_members WHERE ctid = ANY (ARRAY(
+		SELECT m.ctid FROM group_members m
+		WHERE m.received_at < $1 AND NOT EXISTS (SELECT FROM groups g WHERE g.open_batch = m.batch)
+		LIMIT $2
+		FOR UPDATE SKIP LOCKED))`
+	sqlPruneGroups = `DELETE FROM groups WHERE ctid = ANY (ARRAY(
+		SELECT ctid FROM groups WHERE open_batch IS NULL AND last_flush_at < $1
+		LIMIT $2
+		FOR UPDATE SKIP LOCKED))`
 )
 
 // Prune deletes up to limit rows of history older than before: finished
 // deliveries, then events left without deliveries, then unused dedup keys
-// and ended cooldowns and silences;
+// and ended cooldowns, silences and flushed groups;
 // see router.Store. Each step is a statement of its own, committed on its
 // own, so that no lock is held longer than one step.
 func (s *Store) Prune(ctx context.Context, before time.Time, limit int) (int, error) {
@@ -135,6 +147,8 @@ func (s *Store) Prune(ctx context.Context, before time.Time, limit int) (int, er
 		{"dedup keys", sqlPruneKeys},
 		{"cooldowns", sqlPruneCooldowns},
 		{"silences", sqlPruneSilences},
+		{"group members", sqlPruneGroupMembers},
+		{"groups", sqlPruneGroups},
 	} {
 		if total >= limit {
 			break

@@ -63,7 +63,7 @@ const (
 	// CASCADE.
 	sqlPruneDeliveries = `DELETE FROM deliveries WHERE rowid IN (
 		SELECT rowid FROM deliveries
-		WHERE created_at < ?1 AND updated_at < ?1 AND status IN ('delivered', 'dead', 'suppressed', 'silenced')
+		WHERE created_at < ?1 AND updated_at < ?1 AND status IN ('delivered', 'dead', 'suppressed', 'silenced', 'grouped')
 		ORDER BY created_at
 		LIMIT ?2)`
 	// sqlPruneEvents reads events_received_at, and deliveries_event for
@@ -91,11 +91,20 @@ const (
 	// nothing; the deliveries it silenced keep its id.
 	sqlPruneSilences = `DELETE FROM silences WHERE id IN (
 		SELECT id FROM silences WHERE ends_at < ?1 ORDER BY ends_at LIMIT ?2)`
+	// sqlPruneGroupMembers: members of flushed batches older than the
+	// cut-off (their deliveries are gone or going), and sqlPruneGroups:
+	// groups with no open batch that last flushed before it.
+	sqlPruneGroupMembers = `DELETE FROM group_members WHERE (batch, delivery) IN (
+		SELECT batch, delivery FROM group_members
+		WHERE received_at < ?1 AND batch NOT IN (SELECT open_batch FROM groups WHERE open_batch IS NOT NULL)
+		LIMIT ?2)`
+	sqlPruneGroups = `DELETE FROM groups WHERE (scope, key) IN (
+		SELECT scope, key FROM groups WHERE open_batch IS NULL AND last_flush_at < ?1 LIMIT ?2)`
 )
 
 // Prune deletes up to limit rows of history older than before: finished
 // deliveries, then events left without deliveries, then unused dedup keys
-// and ended cooldowns and silences;
+// and ended cooldowns, silences and flushed groups;
 // see router.Store. It runs in one transaction, so one fsync, and holds
 // the writer for as long as limit rows take to delete.
 func (s *Store) Prune(ctx context.Context, before time.Time, limit int) (int, error) {
@@ -115,6 +124,8 @@ func (s *Store) Prune(ctx context.Context, before time.Time, limit int) (int, er
 		{"dedup keys", sqlPruneKeys},
 		{"cooldowns", sqlPruneCooldowns},
 		{"silences", sqlPruneSilences},
+		{"group members", sqlPruneGroupMembers},
+		{"groups", sqlPruneGroups},
 	} {
 		if total >= limit {
 			break

@@ -101,6 +101,7 @@ func Run(t *testing.T, open func(t *testing.T) router.Store) {
 		{"SetAside", testSetAside},
 		{"Cooldown", testCooldown},
 		{"Silences", testSilences},
+		{"Groups", testGroups},
 		{"DeliveryFields", testDeliveryFields},
 		{"ListDeliveriesFilters", testListDeliveriesFilters},
 		{"ListDeliveriesPaging", testListDeliveriesPaging},
@@ -1179,6 +1180,44 @@ func testSilences(e *env) {
 	if err := e.s.ExpireSilence(e.ctx, e.n("nope"), t0); !errors.Is(err, router.ErrNotFound) {
 		e.Errorf("ExpireSilence of an unknown id = %v, want ErrNotFound", err)
 	}
+}
+
+// testGroups: the first delivery opens its group's batch and carries it,
+// due after wait; the others join it; a flush closes it and returns the
+// members in arrival order, again when asked again; a delivery after the
+// flush opens the next batch, due no sooner than interval after the
+// flush; joining twice changes nothing; groups are apart.
+func testGroups(e *env) {
+	scope := e.n("rule/0")
+	member := func(id string, at time.Time) router.GroupMember {
+		return router.GroupMember{Scope: scope, Key: "ann", Delivery: e.n(id), Source: "s", EventID: id, ReceivedAt: at}
+	}
+	join := func(id string, at time.Time, wantBatch string, wantFlush time.Time) {
+		e.Helper()
+		batch, flush, err := e.s.JoinGroup(e.ctx, member(id, at), at, 2*time.Second, time.Minute)
+		if err != nil || batch != e.n(wantBatch) || !flush.Equal(wantFlush) {
+			e.Fatalf("JoinGroup(%s) = %s, %v, %v; want %s, %v", id, batch, flush, err, e.n(wantBatch), wantFlush)
+		}
+	}
+	join("d1", t0, "d1", t0.Add(2*time.Second))
+	join("d2", t0.Add(time.Second), "d1", t0.Add(2*time.Second))
+	join("d1", t0.Add(time.Second), "d1", t0.Add(2*time.Second)) // again: the same
+	other := router.GroupMember{Scope: scope, Key: "bob", Delivery: e.n("b1"), Source: "s", EventID: "b1", ReceivedAt: t0}
+	if batch, _, err := e.s.JoinGroup(e.ctx, other, t0, time.Second, time.Minute); err != nil || batch != e.n("b1") {
+		e.Fatalf("another key's group: %s, %v", batch, err)
+	}
+	ms, err := e.s.FlushGroup(e.ctx, e.n("d1"), t0.Add(2*time.Second))
+	if err != nil || len(ms) != 2 || ms[0].Delivery != e.n("d1") || ms[1].Delivery != e.n("d2") || ms[1].EventID != "d2" || !ms[1].ReceivedAt.Equal(t0.Add(time.Second)) {
+		e.Fatalf("FlushGroup = %+v, %v; want d1, d2", ms, err)
+	}
+	// The carrier asks again (a retry): the batch is closed, flush now.
+	join("d1", t0.Add(3*time.Second), "d1", time.Time{})
+	if again, err := e.s.FlushGroup(e.ctx, e.n("d1"), t0.Add(3*time.Second)); err != nil || len(again) != 2 {
+		e.Fatalf("FlushGroup again = %+v, %v; want the same two", again, err)
+	}
+	// The next batch waits for the interval after the flush.
+	join("d3", t0.Add(4*time.Second), "d3", t0.Add(2*time.Second+time.Minute))
+	join("d4", t0.Add(5*time.Second), "d3", t0.Add(2*time.Second+time.Minute))
 }
 
 func testDedupKeyRace(e *env) {
