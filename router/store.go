@@ -212,8 +212,8 @@ type Queue interface {
 	Postpone(ctx context.Context, id, owner string, until time.Time, why string) error
 
 	// SetAside ends a claimed delivery without an attempt, as status
-	// (StatusSuppressed or StatusSilenced), with why as its LastError (the
-	// cooldown or silence that set it aside). It returns ErrLeaseLost if
+	// (StatusSuppressed, StatusSilenced or StatusGrouped), with why as its
+	// LastError (the cooldown, silence or group that set it aside). It returns ErrLeaseLost if
 	// owner no longer holds the lease.
 	SetAside(ctx context.Context, id, owner, status, why string, at time.Time) error
 

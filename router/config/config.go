@@ -165,6 +165,23 @@ type RuleConfig struct {
 	Source string      `yaml:"source"`
 	When   string      `yaml:"when"`
 	To     []yaml.Node `yaml:"to"` // routes; their keys depend on the sink
+	// Group, when set, makes each route send one notification per group
+	// of matching events instead of one per event.
+	Group *GroupConfig `yaml:"group"`
+}
+
+// GroupConfig groups a rule's events into digests.
+type GroupConfig struct {
+	// By are expr expressions over the event whose values make the
+	// group's key; none: one group per rule.
+	By []string `yaml:"by"`
+	// Wait is how long a new group's first event waits for more.
+	Wait Duration `yaml:"wait"`
+	// Interval is the least time between two notifications of one group.
+	Interval Duration `yaml:"interval"`
+	// Max is the most events one notification lists (default 100); the
+	// rest are counted.
+	Max int `yaml:"max"`
 }
 
 // SinkCommon holds the keys every sink takes; the rest belong to its kind.

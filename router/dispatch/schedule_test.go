@@ -261,3 +261,67 @@ func TestWhenClosedDrop(t *testing.T) {
 		t.Errorf("desk got %d deliveries", n)
 	}
 }
+
+// TestGroupDigest: five events for one visitor within the wait give one
+// notification listing the five, oldest first, with the group's facts;
+// the grouped deliveries name their carrier; another visitor's group is
+// its own; max lists the first and counts the rest.
+func TestGroupDigest(t *testing.T) {
+	const conf = `
+sources:
+  - {name: siq, type: salesiq, public_keys: [{pem: "${PUB}"}]}
+sinks:
+  - {name: slack, type: fake}
+rules:
+  - name: sad
+    when: "true"
+    group: {by: [visitor.name], wait: 400ms, interval: 1m, max: 4}
+    to:
+      - sink: slack
+        text: '{{ .group.count }} from {{ .group.key }}:{{ range .events }} {{ .entity_id }}{{ end }} (+{{ .group.truncated }})'
+`
+	f := &testkit.FakeFactory{}
+	rt, st := loadWithStore(t, conf, f, pubEnv)
+	r := dispatch.New(rt, st, dispatch.Options{PollInterval: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	send := func(id, visitor string) {
+		t.Helper()
+		body := `{"event":"conversation.rated","entity_id":"` + id + `","event_time":"1","attempt":1,"entity":{"rating":"sad","visitor":{"name":"` + visitor + `"}}}`
+		if w := post(t, r.IngestHandler(), body); w.Code != 202 {
+			t.Fatalf("ingest: %d %s", w.Code, w.Body)
+		}
+		time.Sleep(5 * time.Millisecond) // distinct receive times: a stable order
+	}
+	for _, id := range []string{"a1", "a2", "a3", "a4", "a5"} {
+		send(id, "ann")
+	}
+	send("b1", "bob")
+	deadline := time.Now().Add(10 * time.Second)
+	for len(f.Sinks["slack"].Deliveries()) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d notifications; want 2", len(f.Sinks["slack"].Deliveries()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // nothing more may come
+	var texts []string
+	for _, d := range f.Sinks["slack"].Deliveries() {
+		texts = append(texts, d.Fields["text"])
+	}
+	want := map[string]bool{"[5] from [visitor.name=ann]: [a1] [a2] [a3] [a4] (+[1])": true, "[1] from [visitor.name=bob]: [b1] (+[0])": true}
+	if len(texts) != 2 || !want[texts[0]] || !want[texts[1]] {
+		t.Fatalf("notifications %q; want %v", texts, want)
+	}
+	ds, err := st.ListDeliveries(context.Background(), router.DeliveryFilter{Status: router.StatusGrouped})
+	if err != nil || len(ds) != 4 {
+		t.Fatalf("%d grouped deliveries, %v; want 4", len(ds), err)
+	}
+	for _, d := range ds {
+		if !strings.HasPrefix(d.LastError, "grouped into delivery d_") || !strings.HasSuffix(d.LastError, "(group visitor.name=ann)") {
+			t.Errorf("grouped delivery says %q", d.LastError)
+		}
+	}
+}

@@ -682,7 +682,11 @@ func (r *Router) prepareDelivery(rt *rules.Runtime, sr *rules.SinkRuntime, c *ro
 	if r.outsideWindow(rt, c) || r.silenced(rt, c) || r.waitsForPeers(rt, c) {
 		return nil, false
 	}
-	d, route, err := r.buildDelivery(rt, sr.Sink, c)
+	digest, ok := r.grouped(rt, c)
+	if !ok {
+		return nil, false
+	}
+	d, route, err := r.buildDelivery(rt, sr.Sink, c, digest)
 	a = &prepared{d: d, err: err}
 	if err != nil {
 		var lookup *lookupError
@@ -985,13 +989,13 @@ func (r *Router) finish(c *router.Claimed, f router.Finish) bool {
 // buildDelivery renders the route's fields over the rebuilt event view.
 // Failures here are permanent: retrying the same render gives the same
 // result.
-func (r *Router) buildDelivery(rt *rules.Runtime, sink router.Sink, c *router.Claimed) (*router.Delivery, *rules.Route, error) {
+func (r *Router) buildDelivery(rt *rules.Runtime, sink router.Sink, c *router.Claimed, digest map[string]any) (*router.Delivery, *rules.Route, error) {
 	rule, ok := rt.Rule(c.Rule)
 	if !ok || c.Route >= len(rule.Routes) || rule.Routes[c.Route].Sink != c.Sink {
 		return nil, nil, router.Permanent(fmt.Errorf("rule %q route %d to sink %q is no longer in the config", c.Rule, c.Route, c.Sink))
 	}
 	route := rule.Routes[c.Route]
-	if src, ok := rt.Source(c.Event.Source); ok && takesEventJSON(src, route, sink) {
+	if src, ok := rt.Source(c.Event.Source); ok && digest == nil && takesEventJSON(src, route, sink) {
 		if b, ok := src.Adapter().(source.SalesIQ).EventJSON(&router.Incoming{Source: c.Event.Source, Headers: c.Event.Headers, Body: c.Event.Body, ReceivedAt: c.Event.ReceivedAt}); ok {
 			return &router.Delivery{ID: c.ID, Rule: c.Rule, Sink: c.Sink, Attempt: c.Attempts + 1, EventJSON: b, Fields: map[string]string{}}, route, nil
 		}
@@ -1000,15 +1004,22 @@ func (r *Router) buildDelivery(rt *rules.Runtime, sink router.Sink, c *router.Cl
 	if err != nil {
 		return nil, nil, router.Permanent(fmt.Errorf("decode event: %w", err))
 	}
-	d := &router.Delivery{ID: c.ID, Rule: c.Rule, Sink: c.Sink, Attempt: c.Attempts + 1, Event: view.Data(), Fields: map[string]string{}}
+	data := view.Data()
+	if digest != nil {
+		// A digest: the carrier's view with the group's events, which is
+		// also what a sink that sends the view (http's default body)
+		// sends.
+		data = maps.Clone(data)
+		maps.Copy(data, digest)
+	}
+	d := &router.Delivery{ID: c.ID, Rule: c.Rule, Sink: c.Sink, Attempt: c.Attempts + 1, Event: data, Fields: map[string]string{}}
 	if route.DedupKey != nil {
-		s, err := route.DedupKey.Render(view.Data())
+		s, err := route.DedupKey.Render(data)
 		if err != nil {
 			return nil, nil, router.Permanent(fmt.Errorf("render dedup_key: %w", err))
 		}
 		d.DedupKey = strings.TrimSpace(s)
 	}
-	data := view.Data()
 	if route.UsesLinks {
 		links, err := r.links(d.DedupKey)
 		if err != nil {

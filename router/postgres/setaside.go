@@ -10,7 +10,7 @@ import (
 
 // SetAside ends a claimed delivery without an attempt; see router.Store.
 func (s *Store) SetAside(ctx context.Context, id, owner, status, why string, at time.Time) error {
-	if status != router.StatusSuppressed && status != router.StatusSilenced {
+	if status != router.StatusSuppressed && status != router.StatusSilenced && status != router.StatusGrouped {
 		return fmt.Errorf("postgres: set aside %s: status %q is not one a delivery is set aside as", id, status)
 	}
 	tag, err := s.pool.Exec(ctx, `UPDATE deliveries

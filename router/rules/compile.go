@@ -91,6 +91,38 @@ type Rule struct {
 	// its own typed view.
 	progs  map[string]*vm.Program
 	Routes []*Route
+	// Group, when set, sends digests: see Group.
+	Group *Group
+}
+
+// Group is a rule's grouping: its routes send one notification per
+// group of events that share the values of By, after Wait, at most one
+// per Interval, listing at most Max events.
+type Group struct {
+	By       []string
+	Wait     time.Duration
+	Interval time.Duration
+	Max      int
+	progs    map[string][]*vm.Program // per source, one per By
+}
+
+// Key is the group key of the event in view, from source: the By
+// expressions' values, as "expr=value" joined by ", "; "" for a rule
+// with no By (one group).
+func (g *Group) Key(source string, view *router.View) (string, error) {
+	progs := g.progs[source]
+	parts := make([]string, 0, len(progs))
+	for i, p := range progs {
+		v, err := expr.Run(p, view.Env)
+		if err != nil {
+			return "", fmt.Errorf("group.by[%d]: %w", i, err)
+		}
+		if v == nil {
+			v = ""
+		}
+		parts = append(parts, fmt.Sprintf("%s=%v", g.By[i], v))
+	}
+	return strings.Join(parts, ", "), nil
 }
 
 // Cooldown is a route's cooldown: one delivery per rendered Key value
@@ -576,6 +608,9 @@ func (c *compiler) rule(i int, rc *config.RuleConfig) {
 	if len(rc.To) == 0 {
 		errAt("to", "a rule needs at least one route")
 	}
+	if rc.Group != nil {
+		r.Group = c.group(rc.Group, config.LookupNode(node, "group"), path+".group", sources)
+	}
 	for j := range rc.To {
 		if rt := c.route(path, j, &rc.To[j], sources); rt != nil {
 			r.Routes = append(r.Routes, rt)
@@ -821,6 +856,45 @@ func (c *compiler) schedules() {
 		}
 		c.rt.Schedules[sc.Name] = s
 	}
+}
+
+// group compiles a rule's group: its by expressions per source, and its
+// times.
+func (c *compiler) group(gc *config.GroupConfig, node *yaml.Node, path string, sources []*Source) *Group {
+	g := &Group{By: gc.By, Wait: time.Duration(gc.Wait), Interval: time.Duration(gc.Interval), Max: gc.Max, progs: map[string][]*vm.Program{}}
+	errAt := c.errAt(node, path)
+	ok := true
+	if g.Max == 0 {
+		g.Max = 100
+	}
+	if g.Max < 1 || g.Max > 1000 {
+		errAt("max", "must be between 1 and 1000")
+		ok = false
+	}
+	if g.Wait < 0 || g.Interval < 0 {
+		errAt("wait", "wait and interval must not be negative")
+		ok = false
+	}
+	for _, s := range sources {
+		env := s.adapter.Env()
+		for i, by := range g.By {
+			opts := []expr.Option{expr.Env(env), expr.MaxNodes(500)}
+			if _, generic := env.(map[string]any); generic {
+				opts = append(opts, expr.AllowUndefinedVariables())
+			}
+			p, err := expr.Compile(by, opts...)
+			if err != nil {
+				c.add(exprError(err, config.LookupNode(node, "by", fmt.Sprint(i)), fmt.Sprintf("%s.by[%d]", path, i)))
+				ok = false
+				continue
+			}
+			g.progs[s.Name] = append(g.progs[s.Name], p)
+		}
+	}
+	if !ok {
+		return nil
+	}
+	return g
 }
 
 // routeAfter compiles a route's after: the names of sinks, each once.

@@ -550,3 +550,22 @@ func TestCooldownAndWhenClosed(t *testing.T) {
 		}
 	}
 }
+
+func TestGroupConfig(t *testing.T) {
+	src := strings.Replace(afterSrc("[]", "[]"), `    when: chat.rating == "sad"`, "    when: chat.rating == \"sad\"\n    group: {by: [visitor.email_id, chat.department_id], wait: 30s, interval: 10m}", 1)
+	rt, _ := mustLoad(t, src, nil)
+	g := rt.Rules[0].Group
+	if g == nil || len(g.By) != 2 || g.Wait != 30*time.Second || g.Interval != 10*time.Minute || g.Max != 100 {
+		t.Fatalf("group = %+v; want by two, 30s, 10m, max 100 (the default)", g)
+	}
+	for bad, want := range map[string]string{
+		"group: {by: [visitor.emial], wait: 30s}": `rules[0].group.by[0]: type router.SalesIQPerson has no field emial`,
+		"group: {wait: 30s, max: 5000}":           "rules[0].group.max: must be between 1 and 1000",
+		"group: {wait: 30s, every: 1m}":           `unknown key "every"`,
+	} {
+		src := strings.Replace(afterSrc("[]", "[]"), `    when: chat.rating == "sad"`, "    when: chat.rating == \"sad\"\n    "+bad, 1)
+		if got := loadErr(t, src, nil); !strings.Contains(got, want) {
+			t.Errorf("%s: error = %s\nwant it to contain %s", bad, got, want)
+		}
+	}
+}

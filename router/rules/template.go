@@ -214,8 +214,8 @@ func firstErr(errs ...error) error {
 // checkPath follows names through the struct types of a typed view; below
 // a map or an any, nothing is known and everything is allowed.
 func checkPath(t reflect.Type, names []string) error {
-	if len(names) > 0 && (names[0] == linksKey || names[0] == suppressedKey) {
-		return nil // not the event's: the worker adds it (see readsLinks)
+	if len(names) > 0 && reservedKeys[names[0]] {
+		return nil // not the event's: the worker adds it
 	}
 	walked := ""
 	for _, name := range names {
@@ -244,9 +244,11 @@ func exprField(t reflect.Type, name string) (reflect.Type, bool) {
 	return nil, false
 }
 
-// suppressedKey is where the templates of a route with a cooldown find
-// how many deliveries the cooldown before suppressed.
-const suppressedKey = "suppressed"
+// reservedKeys are what the worker adds to the view a route's templates
+// read, besides the event: .links (linksKey), .suppressed (the count a
+// cooldown suppressed before this delivery), and a digest's .events and
+// .group.
+var reservedKeys = map[string]bool{linksKey: true, "suppressed": true, "events": true, "group": true}
 
 // linksKey is where templates find the remote objects other sinks created
 // for the same dedup key value: {{ (index .links "helpdesk").url }}.
