@@ -225,6 +225,11 @@ type Queue interface {
 	// retry) changes nothing and returns the same.
 	Cooldown(ctx context.Context, scope, key, id string, now time.Time, d time.Duration) (holder string, carried int, err error)
 
+	// CooldownHolder returns the delivery holding the cooldown scope/key
+	// at now and until when, "" if none does (for trials; it changes
+	// nothing).
+	CooldownHolder(ctx context.Context, scope, key string, now time.Time) (holder string, until time.Time, err error)
+
 	// JoinGroup puts delivery (of the event source/eventID, received at
 	// receivedAt) into the open batch of the group scope/key, or opens
 	// one it carries, due to flush at the later of now+wait and the

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rsa"
 	"errors"
-	"github.com/hookroute/hookroute/router/trial"
 	"log/slog"
 	"time"
+
+	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/trial"
 
 	"github.com/hookroute/hookroute/router/config"
 )
@@ -63,7 +65,12 @@ func (r *Router) SigningKeysChanged(sink string) { r.keys.invalidate(sink) }
 // anything; see Runtime.Trial. Its capturing sinks and signing key come
 // from the router.
 func (r *Router) Trial(ctx context.Context, in trial.Input) (*trial.Result, error) {
-	return trial.Run(ctx, r.rt.Load(), in, trial.Options{Capture: r.capturer(), Now: r.now, SigningKey: r.trialSigningKey, Links: r.store.Links})
+	rt := r.rt.Load()
+	return trial.Run(ctx, rt, in, trial.Options{Capture: r.capturer(), Now: r.now, SigningKey: r.trialSigningKey,
+		Links: r.store.Links, CooldownHolder: r.store.CooldownHolder,
+		Silenced: func(source string, view *router.View, rule, sink string) *router.Silence {
+			return r.silencedBy(rt, source, func() (*router.View, error) { return view, nil }, rule, sink)
+		}})
 }
 
 // capturer returns what trials build capturing sinks with, nil if the

@@ -20,7 +20,7 @@ import (
 const silenceConfig = `
 admin:
   tokens:
-    - {name: ops, token: "${OPS}", scopes: [read, replay, silence]}
+    - {name: ops, token: "${OPS}", scopes: [read, replay, silence, trial]}
     - {name: viewer, token: "${VIEWER}", scopes: [read]}
 sources:
   - {name: siq, type: salesiq, public_keys: [{pem: "${PUB}"}]}
@@ -107,6 +107,21 @@ func TestSilences(t *testing.T) {
 		t.Fatalf("list: %d %+v", code, list)
 	}
 
+	var tr struct {
+		Routes []struct{ Sink, Outcome, Why string }
+	}
+	if code := apiDo(t, h, "POST", "/api/trial", ops, `{"source": "siq", "event": `+event("c0", "sad")+`}`, &tr); code != 200 || len(tr.Routes) != 2 {
+		t.Fatalf("trial: %d %+v", code, tr)
+	}
+	for _, rt := range tr.Routes {
+		want := "sent"
+		if rt.Sink == "slack" {
+			want = "silenced"
+		}
+		if rt.Outcome != want || (want == "silenced" && !strings.HasPrefix(rt.Why, "silenced by "+s.ID)) {
+			t.Errorf("trial of %s: %s (%s); want %s", rt.Sink, rt.Outcome, rt.Why, want)
+		}
+	}
 	if w := post(t, r.IngestHandler(), event("c1", "sad")); w.Code != 202 {
 		t.Fatalf("ingest: %d %s", w.Code, w.Body)
 	}

@@ -42,6 +42,8 @@ func (s *trialStore) Links(context.Context, string) (map[string]router.Link, err
 	return s.links, nil
 }
 
+func (s *trialStore) Silences(context.Context) ([]*router.Silence, error) { return nil, nil }
+
 func (s *trialStore) ListEvents(_ context.Context, f router.EventFilter) ([]*router.EventRecord, error) {
 	var out []*router.EventRecord
 	for _, e := range s.events {
@@ -129,7 +131,7 @@ func TestAPITrial(t *testing.T) {
 	}
 	routes := out["routes"].([]any)
 	r0 := routes[0].(map[string]any)
-	if got, want := keysOf(r0), []string{"action", "dedup_key", "error", "fields", "kind", "links", "request", "result", "route", "rule", "sink"}; !slices.Equal(got, want) {
+	if got, want := keysOf(r0), []string{"action", "dedup_key", "error", "fields", "kind", "links", "outcome", "request", "result", "route", "rule", "sink"}; !slices.Equal(got, want) {
 		t.Errorf("route keys %v, want %v", got, want)
 	}
 	if r0["action"] != "follow up on T-9" || r0["links"].(map[string]any)["out"].(map[string]any)["url"] != "https://desk.example/9" {

@@ -2,8 +2,11 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/hookroute/hookroute/router"
 )
@@ -46,4 +49,19 @@ func (s *Store) Cooldown(ctx context.Context, scope, key, id string, now time.Ti
 		return "", 0, fmt.Errorf("postgres: cooldown: %w", err)
 	}
 	return holder, carried, nil
+}
+
+// CooldownHolder reads who holds a cooldown; see router.Store.
+func (s *Store) CooldownHolder(ctx context.Context, scope, key string, now time.Time) (string, time.Time, error) {
+	var holder string
+	var until time.Time
+	err := s.pool.QueryRow(ctx, `SELECT delivery, until FROM cooldowns WHERE scope = $1 AND key = $2 AND until > $3`,
+		scope, key, now.UTC()).Scan(&holder, &until)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", time.Time{}, nil
+	case err != nil:
+		return "", time.Time{}, fmt.Errorf("postgres: cooldown holder: %w", err)
+	}
+	return holder, until.UTC(), nil
 }

@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -46,4 +48,19 @@ func (s *Store) Cooldown(ctx context.Context, scope, key, id string, now time.Ti
 		return "", 0, fmt.Errorf("sqlite: cooldown: %w", err)
 	}
 	return holder, carried, nil
+}
+
+// CooldownHolder reads who holds a cooldown; see router.Store.
+func (s *Store) CooldownHolder(ctx context.Context, scope, key string, now time.Time) (string, time.Time, error) {
+	var holder string
+	var until int64
+	err := s.r.QueryRowContext(ctx, `SELECT delivery, until FROM cooldowns WHERE scope = ? AND key = ? AND until > ?`,
+		scope, key, unixNano(now)).Scan(&holder, &until)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", time.Time{}, nil
+	case err != nil:
+		return "", time.Time{}, fmt.Errorf("sqlite: cooldown holder: %w", err)
+	}
+	return holder, fromNano(until), nil
 }

@@ -1110,6 +1110,12 @@ func testCooldown(e *env) {
 		}
 	}
 	take("d1", t0, "d1", 0)
+	if holder, until, err := e.s.CooldownHolder(e.ctx, scope, key, t0.Add(30*time.Minute)); err != nil || holder != "d1" || !until.Equal(t0.Add(time.Hour)) {
+		e.Fatalf("CooldownHolder = %q, %v, %v; want d1 until t0+1h", holder, until, err)
+	}
+	if holder, _, err := e.s.CooldownHolder(e.ctx, scope, key, t0.Add(time.Hour)); err != nil || holder != "" {
+		e.Fatalf("CooldownHolder after the end = %q, %v; want none", holder, err)
+	}
 	take("d2", t0.Add(time.Minute), "d1", 0)
 	take("d1", t0.Add(2*time.Minute), "d1", 0) // a retry of the holder
 	take("d3", t0.Add(59*time.Minute), "d1", 0)

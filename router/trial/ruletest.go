@@ -33,7 +33,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/hookroute/hookroute/router/rules"
 	"maps"
 	"math"
 	"os"
@@ -41,6 +40,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/hookroute/hookroute/router/rules"
 
 	"gopkg.in/yaml.v3"
 
@@ -55,7 +57,10 @@ type Test struct {
 	EventFile string            `yaml:"event_file"`
 	Event     yaml.Node         `yaml:"event"`
 	Headers   map[string]string `yaml:"headers"`
-	Expect    RuleTestExpect    `yaml:"expect"`
+	// At is the time the test runs at (RFC 3339), for routes kept to a
+	// schedule; default now.
+	At     string         `yaml:"at"`
+	Expect RuleTestExpect `yaml:"expect"`
 
 	// Pos is where the test is written; Path names it (tests[2]).
 	Pos  config.Pos `yaml:"-"`
@@ -79,6 +84,10 @@ type RouteExpect struct {
 	Rule     string            `yaml:"rule"`
 	Sink     string            `yaml:"sink"`
 	Contains map[string]string `yaml:"contains"`
+	// Outcome, when set, is what the delivery must come to first: sent,
+	// deferred, suppressed or grouped (a test has no store, so no
+	// silence or cooldown holds it back).
+	Outcome string `yaml:"outcome"`
 }
 
 // String names the route as failures do: "route RULE → SINK".
@@ -331,7 +340,16 @@ func RunTests(ctx context.Context, rt *rules.Runtime, tests []*Test) []TestResul
 
 func runRuleTest(ctx context.Context, rt *rules.Runtime, t *Test) TestResult {
 	out := TestResult{Test: t}
-	res, err := Run(ctx, rt, Input{Source: t.Source, Payload: t.payload, Headers: t.Headers}, Options{})
+	o := Options{}
+	if t.At != "" {
+		at, err := time.Parse(time.RFC3339, t.At)
+		if err != nil {
+			out.Failures = []string{"at: want an RFC 3339 time such as 2026-12-05T12:00:00Z"}
+			return out
+		}
+		o.Now = func() time.Time { return at }
+	}
+	res, err := Run(ctx, rt, Input{Source: t.Source, Payload: t.payload, Headers: t.Headers}, o)
 	if err != nil {
 		out.Failures = []string{"event: " + err.Error()}
 		return out
@@ -468,6 +486,13 @@ func checkFields(rt *rules.Runtime, e RouteExpect, r RouteOutcome) []string {
 		return []string{name + ": " + r.Error}
 	}
 	var fails []string
+	if e.Outcome != "" && e.Outcome != r.Outcome {
+		why := ""
+		if r.Why != "" {
+			why = ": " + r.Why
+		}
+		fails = append(fails, fmt.Sprintf("%s: outcome %s, want %s%s", name, r.Outcome, e.Outcome, why))
+	}
 	for _, k := range slices.Sorted(maps.Keys(e.Contains)) {
 		want := e.Contains[k]
 		got, ok := r.Fields[k]

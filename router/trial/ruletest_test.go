@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hookroute/hookroute/router/rules"
 
@@ -222,5 +223,54 @@ func TestConfigTestsRunAtLoad(t *testing.T) {
 	msg = loadErr(t, configWithTests("  - name: x\n    evnt: {}\n"), env)
 	if !strings.Contains(msg, `tests[0].evnt: unknown key "evnt"`) {
 		t.Errorf("load error:\n%s", msg)
+	}
+}
+
+// TestRuleTestOutcomes: a test pins its time with at: and asserts what a
+// route's delivery comes to: deferred outside its schedule, sent inside
+// it, suppressed with when_closed: drop, grouped for a grouped rule; a
+// wrong outcome says what it was and why.
+func TestRuleTestOutcomes(t *testing.T) {
+	src := strings.Replace(testkit.BaseConfig, `text: "{{ .visitor.name }}"`, `text: "{{ .visitor.name }}"`+"\n        during: business\n      - {sink: out, text: x, during: business, when_closed: drop}", 1) +
+		"schedules:\n  - {name: business, timezone: Europe/Berlin, weekly: ['mon-fri 09:00-18:00']}\n"
+	src = strings.Replace(src, `    when: chat.rating == "sad"`, "    when: chat.rating == \"sad\"\n    group: {by: [visitor.email_id], wait: 30s, interval: 10m}", 1)
+	rt, _ := mustLoad(t, src, nil)
+	res := runTests(t, rt, `
+tests:
+  - name: on a Saturday
+    source: siq
+    event_file: conversation-rated-sad.json
+    at: 2026-12-05T12:00:00Z
+    expect:
+      routes: [{sink: out, outcome: deferred}]
+  - name: on a Monday
+    source: siq
+    event_file: conversation-rated-sad.json
+    at: 2026-12-07T12:00:00Z
+    expect:
+      routes: [{sink: out, outcome: grouped}]
+  - name: wrong
+    source: siq
+    event_file: conversation-rated-sad.json
+    at: 2026-12-05T12:00:00Z
+    expect:
+      routes: [{sink: out, outcome: sent}]
+`)
+	if len(res) != 3 || !res[0].Passed() || !res[1].Passed() {
+		t.Fatalf("results %+v", res)
+	}
+	if got := strings.Join(res[2].Failures, "\n"); !strings.Contains(got, "outcome deferred, want sent: deferred to Mon 2026-12-07 09:00 Europe/Berlin (during: business)") {
+		t.Errorf("the wrong outcome's failure says:\n%s", got)
+	}
+	r, err := Run(context.Background(), rt, Input{Source: "siq", Payload: testkit.ReadEvent(t, "conversation-rated-sad.json")},
+		Options{Now: func() time.Time { return time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := r.Routes[1]; o.Outcome != "suppressed" || !strings.Contains(o.Why, "when_closed: drop") {
+		t.Errorf("the when_closed: drop route: %s (%s); want suppressed", o.Outcome, o.Why)
+	}
+	if o := r.Routes[0]; !strings.HasPrefix(o.Why, "deferred to Mon") {
+		t.Errorf("deferred why %q", o.Why)
 	}
 }

@@ -10,11 +10,13 @@ import (
 	"context"
 	"crypto/rsa"
 	"fmt"
-	"github.com/hookroute/hookroute/router/rules"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/hookroute/hookroute/router/rules"
 
 	"gopkg.in/yaml.v3"
 
@@ -55,6 +57,11 @@ type Options struct {
 	// store's Links); nil: there is no store to ask, and every key is
 	// taken as new.
 	Links func(ctx context.Context, key string) (map[string]router.Link, error)
+	// CooldownHolder and Silenced answer, with a store, whether a
+	// route's cooldown or a silence would hold the delivery back; nil:
+	// none would.
+	CooldownHolder func(ctx context.Context, scope, key string, now time.Time) (string, time.Time, error)
+	Silenced       func(source string, view *router.View, rule, sink string) *router.Silence
 }
 
 // Result is the answer of POST /api/trial, field for field.
@@ -105,6 +112,12 @@ type RouteOutcome struct {
 	// Schedule says, for a route with during: or outside:, whether its
 	// delivery would go now or wait, and until when.
 	Schedule string `json:"schedule,omitempty"`
+	// Outcome is what a real delivery would come to first: sent,
+	// deferred (outside its schedule), suppressed (a cooldown, or
+	// when_closed: drop), silenced, or grouped (held for its group's
+	// digest); Why says by what, for all but sent.
+	Outcome string `json:"outcome"`
+	Why     string `json:"why,omitempty"`
 	// Error says why no delivery would be made (a template that fails, a
 	// sink that is switched off or refuses the fields), "" if none.
 	Error string `json:"error"`
@@ -169,7 +182,7 @@ func Run(ctx context.Context, rt *rules.Runtime, in Input, o Options) (*Result, 
 			matched = append(matched, r)
 		}
 	}
-	trialRoutes(ctx, rt, res, matched, view, in.Send, o)
+	trialRoutes(ctx, rt, res, matched, src, view, in.Send, o)
 	return res, nil
 }
 
@@ -199,7 +212,7 @@ func trialRule(rt *rules.Runtime, r *rules.Rule, src *rules.Source, view *router
 
 // trialRoutes renders (and, with send, delivers) every route of the
 // matched rules.
-func trialRoutes(ctx context.Context, rt *rules.Runtime, res *Result, matched []*rules.Rule, view *router.View, send bool, o Options) {
+func trialRoutes(ctx context.Context, rt *rules.Runtime, res *Result, matched []*rules.Rule, src *rules.Source, view *router.View, send bool, o Options) {
 	var capture *captureSinks
 	if o.Capture != nil && len(matched) > 0 {
 		needed := map[string]bool{}
@@ -226,6 +239,7 @@ func trialRoutes(ctx context.Context, rt *rules.Runtime, res *Result, matched []
 				}
 				tr.Schedule = verdict + " (" + w.Key() + "): " + w.Schedule.Describe(now)
 			}
+			tr.Outcome, tr.Why = outcome(ctx, rule, route, view, src, o)
 			sr := rt.Sinks[route.Sink]
 			if sr != nil {
 				tr.Kind = sr.Kind
@@ -312,6 +326,49 @@ func trialDelivery(ctx context.Context, rt *rules.Runtime, rule *rules.Rule, rou
 		d.Fields[f.Name()] = s
 	}
 	return d, nil
+}
+
+// outcome says what a real delivery of the route would come to first, in
+// the worker's order: its schedule, a silence, its cooldown, its group.
+func outcome(ctx context.Context, rule *rules.Rule, route *rules.Route, view *router.View, src *rules.Source, o Options) (string, string) {
+	now := o.Now()
+	if w := route.Window; w != nil && !w.Allows(now) {
+		if route.DropClosed {
+			return router.StatusSuppressed, "suppressed (" + w.Key() + ", when_closed: drop): " + w.Schedule.Describe(now)
+		}
+		next := w.Next(now)
+		if next.IsZero() {
+			return "deferred", "deferred (" + w.Key() + "): the schedule does not open within two years"
+		}
+		return "deferred", "deferred to " + next.In(w.Schedule.Location()).Format("Mon 2006-01-02 15:04") + " " + w.Schedule.Location().String() + " (" + w.Key() + ")"
+	}
+	if o.Silenced != nil {
+		if s := o.Silenced(src.Name, view, rule.Name, route.Sink); s != nil {
+			why := "silenced by " + s.ID + " (until " + s.EndsAt.UTC().Format("2006-01-02 15:04 UTC")
+			if s.Comment != "" {
+				why += ", " + strconv.Quote(s.Comment)
+			}
+			return router.StatusSilenced, why + ")"
+		}
+	}
+	if cd := route.Cooldown; cd != nil && o.CooldownHolder != nil {
+		if key, err := cd.Render(view.Data()); err == nil {
+			key = strings.TrimSpace(key)
+			if holder, until, err := o.CooldownHolder(ctx, route.Scope(rule.Name), key, now); err == nil && holder != "" {
+				return router.StatusSuppressed, "suppressed by the cooldown of delivery " + holder + " (cooldown key " + key + ", until " + until.UTC().Format(time.RFC3339) + ")"
+			}
+		}
+	}
+	if g := rule.Group; g != nil {
+		key, err := g.Key(src.Name, view)
+		if err != nil {
+			key = "(no key: " + err.Error() + ")"
+		} else if key == "" {
+			key = "(the rule's one group)"
+		}
+		return router.StatusGrouped, fmt.Sprintf("would join group %s (a new group flushes %s after its first event; one notification per %s at most)", key, g.Wait, g.Interval)
+	}
+	return "sent", ""
 }
 
 // action says what a real delivery of d would do to the object its dedup
