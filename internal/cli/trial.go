@@ -157,6 +157,9 @@ func printRoute(w io.Writer, r trial.RouteOutcome) {
 	if r.Schedule != "" {
 		fmt.Fprintf(w, "%s%s\n", ind, r.Schedule)
 	}
+	if r.Outcome != "" && r.Outcome != "sent" {
+		fmt.Fprintf(w, "%soutcome: %s: %s\n", ind, r.Outcome, r.Why)
+	}
 	if r.Action != "" {
 		fmt.Fprintf(w, "%swould: %s\n", ind, r.Action)
 	}
