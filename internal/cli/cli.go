@@ -1,7 +1,7 @@
 // Package cli is hookroute's command line: every subcommand (serve, check,
-// send, trial, test, deliveries, keys, verify, version), its flags, its
-// messages and its exit codes. main only hands it the process's arguments,
-// streams and signal context.
+// send, trial, test, deliveries, keys, silences, verify, version), its
+// flags, its messages and its exit codes. main only hands it the
+// process's arguments, streams and signal context.
 //
 // Exit codes are the same for every command: 0 success, 1 the work failed
 // (a config that does not load, a refused request, a failing test), 2 a
@@ -30,6 +30,7 @@ commands:
   send      sign a payload as a source would and post it
   deliveries list|show|replay   the delivery log and dead letters (admin API)
   keys generate|list|delete     outbound signing keys of secured http sinks (admin API)
+  silences add|list|expire      mute the deliveries a matcher selects, for a while (admin API)
   verify    check an x-siqsignature over a file with a public key (for receivers)
   version   print version and build info
 
@@ -48,6 +49,7 @@ var commands = map[string]command{
 	"test":       cmdTest,
 	"deliveries": cmdDeliveries,
 	"keys":       cmdKeys,
+	"silences":   cmdSilences,
 	"verify":     cmdVerify,
 }
 
