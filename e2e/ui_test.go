@@ -31,7 +31,7 @@ server: {listen: "{{LISTEN}}", admin_listen: "{{ADMIN}}"}
 store: {url: "sqlite:{{DB}}"}
 admin:
   tokens:
-    - {name: ops, token: "${TEST_ADMIN_TOKEN}", scopes: [read, replay, trial, reload, webhooks.create, webhooks.delete]}
+    - {name: ops, token: "${TEST_ADMIN_TOKEN}", scopes: [read, replay, trial, reload, silence, webhooks.create, webhooks.delete]}
     - {name: viewer, token: "${TEST_READ_TOKEN}", scopes: [read]}
 egress: {allow: ["127.0.0.1/32"]}
 sources:
@@ -233,7 +233,8 @@ func (b *browser) screenshot(dir, name string) {
 // TestConsoleInBrowser drives the web console in headless Chromium against
 // the real binary: log in, read an event, trial-run an edited sample,
 // replay a dead letter, and replay it once more after it was delivered,
-// which the page asks about first (Cancel sends nothing, OK sends).
+// which the page asks about first (Cancel sends nothing, OK sends); make a
+// silence (after a refused matcher), see what it silenced, and expire it.
 func TestConsoleInBrowser(t *testing.T) {
 	_, err := os.Stat(chromiumPath)
 	testenv.Require(t, err == nil, "no browser at "+chromiumPath+" (apt-get install chromium): skipping the console's browser test")
@@ -418,6 +419,105 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("questions asked: %q, want a second one", q)
 		}
 		eventually(t, 10*time.Second, "the delivery sent again", func() bool { return sink.accepted.Load() == 2 })
+	})
+
+	t.Run("silences: a bad matcher, a good one, what it silenced, expire it", func(t *testing.T) {
+		b.t = t
+		b.do("open silences", chromedp.Click(chromedp.CSS(`#nav a[data-view="silences"]`)))
+		b.waitStatus("Loading silences")
+		if n := js[int](b, `document.querySelectorAll('#silences tbody tr').length`); n != 0 {
+			t.Errorf("%d silences listed before any was made", n)
+		}
+
+		b.do("a matcher with a typo", chromedp.SetValue(chromedp.ID("silence-matcher"), `chat.feedbak == "hush"`),
+			chromedp.SetValue(chromedp.ID("silence-duration"), "1h"), chromedp.Click(chromedp.ID("silence-create")))
+		b.waitFor("the refusal", `document.getElementById('status').dataset.state === 'failed'`)
+		if s := b.statusText(); !strings.HasPrefix(s, "Create silence: failed: matcher: line 1, column 6: ") || !strings.Contains(s, "feedbak") || !strings.Contains(s, "(HTTP 400)") {
+			t.Errorf("a bad matcher: the status bar says %q", s)
+		}
+		if !js[bool](b, `document.getElementById('silence-matcher').classList.contains('invalid')`) {
+			t.Error("the matcher field is not marked invalid")
+		}
+
+		b.do("a good matcher", chromedp.SetValue(chromedp.ID("silence-matcher"), `chat.feedback == "hush"`),
+			chromedp.SetValue(chromedp.ID("silence-comment"), "<b>deploy</b> & co"), chromedp.Click(chromedp.ID("silence-create")))
+		if s := b.waitStatus("Create silence"); !strings.Contains(s, " is active until ") {
+			t.Errorf("created: the status bar says %q", s)
+		}
+		id := js[string](b, `(document.querySelector('#silences tbody tr[data-silence]') || {dataset: {}}).dataset.silence || ''`)
+		if !strings.HasPrefix(id, "s_") {
+			t.Fatalf("no silence row after creating one: %s", js[string](b, `document.getElementById('silences').textContent`))
+		}
+		rowSel := fmt.Sprintf(`document.querySelector('tr[data-silence=%q]')`, id)
+		if row := js[string](b, rowSel+`.textContent`); !strings.HasPrefix(row, "active"+id) || !strings.Contains(row, `chat.feedback == "hush"`) ||
+			!strings.Contains(row, "<b>deploy</b> & co") || !strings.Contains(row, "ops") {
+			t.Errorf("the new row shows %q", row)
+		}
+		if js[bool](b, `document.querySelector('#silences b') !== null`) {
+			t.Error("the comment's <b> became an element")
+		}
+
+		// An event it matches: its delivery is silenced, and the
+		// deliveries list says by which silence, as a note with a link.
+		if code, resp := p.post("/hooks/salesiq", salesiqEvent("7002", "1", "hush", 1), e2eKey); code != 202 {
+			t.Fatalf("post: %d %s", code, resp)
+		}
+		var silenced struct{ Items []struct{ ID string } }
+		eventually(t, 10*time.Second, "the silenced delivery", func() bool {
+			adminGet(t, p, token, "/api/deliveries?status=silenced", &silenced)
+			return len(silenced.Items) == 1
+		})
+		js[bool](b, `location.hash = '#/deliveries?status=silenced', true`)
+		b.waitStatus("Loading deliveries")
+		cell := fmt.Sprintf(`document.querySelector('tr[data-delivery=%q] td:nth-child(9)')`, silenced.Items[0].ID)
+		if got := js[string](b, cell+`.className + '|' + `+cell+`.querySelector('a.silence-link').textContent`); got != "note|"+id {
+			t.Errorf("the silenced row's last error cell: %q, want a note linking %s", got, id)
+		}
+		b.screenshot(artifacts, "console-silenced-deliveries.png")
+		b.do("follow the link to the silence", chromedp.Click(chromedp.CSS(`a.silence-link`)))
+		b.waitStatus("Loading silences")
+		if cls := js[string](b, rowSel+`.className`); cls != "selected" {
+			t.Errorf("the linked silence's row is %q, want selected", cls)
+		}
+		b.screenshot(artifacts, "console-silences.png")
+
+		asked := len(b.questions())
+		b.acceptDialogs.Store(true)
+		b.do("expire", chromedp.Click(chromedp.CSS(fmt.Sprintf(`button.expire[data-id=%q]`, id))))
+		if s := b.waitStatus("Expire " + id); !strings.Contains(s, "the silence is expired since") {
+			t.Errorf("expired: the status bar says %q", s)
+		}
+		if q := b.questions(); len(q) != asked+1 || !strings.Contains(q[asked], "Expire silence "+id) {
+			t.Errorf("expiring asked %q, want one more question naming the silence", q[asked:])
+		}
+		if row := js[string](b, rowSel+`.querySelector('td.state').textContent + '|' + (`+rowSel+`.querySelector('button.expire') === null)`); row != "expired|true" {
+			t.Errorf("the expired row: %q, want expired and no Expire button", row)
+		}
+		var s struct{ State string }
+		adminGet(t, p, token, "/api/silences/"+id, &s)
+		if s.State != "expired" {
+			t.Errorf("the API says the silence is %q", s.State)
+		}
+
+		// A token without the silence scope lists silences; its first try
+		// at making one says why it cannot, and the form gives way to that.
+		js[bool](b, fmt.Sprintf(`sessionStorage.setItem('hookroute.token', %q), location.hash = '#/silences?state=expired', true`, readToken))
+		b.waitStatus("Loading silences")
+		if n := js[int](b, `document.querySelectorAll('#silences tbody tr').length`); n != 1 {
+			t.Errorf("the read-only token sees %d silences, want 1", n)
+		}
+		b.do("try to make one", chromedp.SetValue(chromedp.ID("silence-matcher"), `true`),
+			chromedp.SetValue(chromedp.ID("silence-duration"), "1h"), chromedp.Click(chromedp.ID("silence-create")))
+		b.waitFor("the refusal", `document.getElementById('status').dataset.state === 'failed'`)
+		if s := b.statusText(); !strings.Contains(s, "this token lacks the silence scope") {
+			t.Errorf("read-only token: the status bar says %q", s)
+		}
+		b.waitFor("the message instead of the form", `document.getElementById('silence-denied') !== null && document.getElementById('silence-form') === null`)
+		var active struct{ Items []struct{ ID string } }
+		adminGet(t, p, token, "/api/silences?state=active", &active)
+		if len(active.Items) != 0 {
+			t.Errorf("the read-only token made a silence: %+v", active.Items)
+		}
 	})
 
 	t.Run("scopes and a refused token", func(t *testing.T) {

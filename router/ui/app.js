@@ -13,6 +13,13 @@
   const TOKEN_KEY = 'hookroute.token';
   const view = document.getElementById('view');
 
+  // silenceDeniedTo is the token the API refused the silence scope (403).
+  // No route says what a token may do, so the silences page learns it from
+  // the first refusal, and from then on shows why instead of a form that
+  // cannot work. Another token is asked again.
+  let silenceDeniedTo = null;
+  const silenceDenied = () => silenceDeniedTo !== null && silenceDeniedTo === sessionStorage.getItem(TOKEN_KEY);
+
   // --- DOM helpers -------------------------------------------------------
 
   // h builds an element. Attributes named on* become listeners; children
@@ -49,10 +56,12 @@
     return h('span', { class: 'badge ' + (kind || label.replace(/\s+/g, '-')) }, label);
   }
 
+  // shortTime is the API's RFC 3339 UTC time as the page writes it.
+  const shortTime = (s) => s.replace('T', ' ').replace(/(\.\d+)?Z$/, ' UTC');
+
   function time(s) {
     if (!s) return '';
-    const short = s.replace('T', ' ').replace(/(\.\d+)?Z$/, ' UTC');
-    return h('time', { datetime: s, title: s }, short);
+    return h('time', { datetime: s, title: s }, shortTime(s));
   }
 
   // link builds an in-app link; every part is URI-encoded, so an id with
@@ -214,6 +223,7 @@
       case 'dead': return deliveriesView(params, true);
       case 'delivery': return deliveryView(parts[1]);
       case 'sinks': return sinksView();
+      case 'silences': return silencesView(params);
       case 'trial': return trialView();
       default: return eventsView(params);
     }
@@ -318,6 +328,20 @@
 
   const statusKinds = { pending: 'pending', delivered: 'ok', dead: 'dead', suppressed: 'muted', silenced: 'muted' };
 
+  // setAside reports whether a delivery was set aside without an attempt
+  // (a cooldown or a schedule suppressed it, a silence muted it): its
+  // last_error says why, which is a note, not a failure.
+  const setAside = (d) => d.status === 'suppressed' || d.status === 'silenced';
+
+  // whyView shows a delivery's last_error; a silenced one's names its
+  // silence ("silenced by s_… (until …)"), which links to the silences page.
+  function whyView(d) {
+    const why = d.last_error || '';
+    const m = d.status === 'silenced' ? /^(silenced by )(s_[A-Za-z0-9]+)/.exec(why) : null;
+    if (!m) return why;
+    return [m[1], h('a', { href: '#/silences?' + qs({ id: m[2] }), class: 'silence-link' }, m[2]), why.slice(m[0].length)];
+  }
+
   function deliveryColumns(withReplay) {
     const cols = ['Created', 'ID', 'Source', 'Event', 'Rule', 'Sink', 'Status', 'Attempts', 'Last error'];
     return withReplay ? cols.concat(['']) : cols;
@@ -338,7 +362,7 @@
       h('td', null, d.sink),
       statusCell,
       h('td', { class: 'num' }, d.attempts),
-      h('td', { class: 'error' }, d.last_error || ''),
+      h('td', { class: setAside(d) ? 'note' : 'error' }, whyView(d)),
       withReplay ? h('td', null, replayButton(d, statusCell)) : null);
   }
 
@@ -434,9 +458,10 @@
         h('dt', null, 'Created'), h('dd', null, time(d.created_at)),
         h('dt', null, 'Updated'), h('dd', null, time(d.updated_at)),
         d.remote_id ? [h('dt', null, 'Remote id'), h('dd', null, d.remote_id)] : null,
-        d.last_error ? [h('dt', null, 'Last error'), h('dd', { class: 'error' }, d.last_error)] : null,
+        d.last_error ? [h('dt', null, setAside(d) ? 'Set aside' : 'Last error'), h('dd', { class: setAside(d) ? 'note' : 'error' }, whyView(d))] : null,
         d.replays ? [h('dt', null, 'Replays'), h('dd', null, d.replays, ' (last by ', d.replayed_by || '?', ' at ', time(d.replayed_at), ')')] : null),
-      h('div', { class: 'row' }, replayButton(d, status)),
+      h('div', { class: 'row' }, replayButton(d, status),
+        d.status === 'silenced' ? h('span', { class: 'hint' }, 'Replayed while its silence is still active, it is silenced again.') : null),
       h('h3', null, 'Attempts'),
       (d.attempt_log || []).length
         ? table(['Time', 'Duration', 'Outcome', 'Status', 'Error', 'Remote id'], d.attempt_log.map((a) => h('tr', null,
@@ -481,6 +506,179 @@
         state,
         h('td', null, action)));
     }
+  }
+
+  // --- silences ----------------------------------------------------------
+
+  const silenceKinds = { active: 'pending', pending: 'muted', expired: 'muted' };
+  const silenceStates = [['', 'any'], ['active', 'active'], ['pending', 'pending'], ['expired', 'expired']];
+  const silenceDeniedText = 'This token lacks the silence scope: it can list silences, not create or expire them. ' +
+    'Log in with a token that has the silence scope to do that.';
+
+  // localToRFC3339 turns a datetime-local value (the browser's local time,
+  // no zone) into the RFC 3339 time the API takes; '' stays ''.
+  function localToRFC3339(v, what) {
+    if (!v) return '';
+    const t = new Date(v);
+    if (isNaN(t.getTime())) throw new Error(what + ': not a date and time');
+    return t.toISOString().replace(/\.\d+Z$/, 'Z');
+  }
+
+  // markMatcherError puts the cursor where the API says a matcher does not
+  // compile ("matcher: line 1, column 6: ...", 1-based, in characters).
+  function markMatcherError(input, message) {
+    const m = /matcher: line (\d+), column (\d+):/.exec(message);
+    if (!m && !/^matcher:/.test(message)) return;
+    input.classList.add('invalid');
+    input.setAttribute('aria-invalid', 'true');
+    input.focus();
+    if (m && m[1] === '1') {
+      // Columns count characters; the input's offsets count UTF-16 units.
+      const at = Array.from(input.value).slice(0, Number(m[2]) - 1).join('').length;
+      input.setSelectionRange(at, at);
+    }
+  }
+
+  function silencesView(params) {
+    const filter = { state: params.state };
+    const tbody = h('tbody');
+    const empty = h('p', { class: 'empty', hidden: true }, 'No silences.');
+    const formArea = h('div', { id: 'silence-new' });
+    view.append(h('h2', null, 'Silences'),
+      h('p', { class: 'hint' }, 'A silence mutes the deliveries its matcher selects while it is active: they are recorded as ',
+        h('a', { href: '#/deliveries?' + qs({ status: 'silenced' }) }, 'silenced'),
+        ', not sent, and can be replayed once it is over. Expiring a silence ends it now.'),
+      filterForm('silences', [['state', 'State', silenceStates]], params),
+      h('table', { class: 'list', id: 'silences' }, h('thead', null, h('tr', null,
+        ['State', 'ID', 'Matcher', 'Comment', 'Created by', 'Starts', 'Ends', ''].map((c) => h('th', null, c)))), tbody),
+      empty,
+      h('h3', null, 'New silence'), formArea);
+
+    // denied swaps the form, and every Expire button, for why they
+    // cannot work with this token.
+    const denied = () => {
+      silenceDeniedTo = sessionStorage.getItem(TOKEN_KEY);
+      formArea.replaceChildren(h('p', { class: 'message', id: 'silence-denied' }, silenceDeniedText));
+      for (const b of tbody.querySelectorAll('button.expire')) b.remove();
+    };
+
+    const row = (s) => h('tr', { 'data-silence': s.id, class: s.id === params.id ? 'selected' : null },
+      h('td', { class: 'state' }, badge(s.state, silenceKinds[s.state])),
+      h('td', { class: 'id' }, s.id),
+      h('td', null, h('code', { class: 'matcher' }, s.matcher)),
+      h('td', null, s.comment || ''),
+      h('td', null, s.created_by || ''),
+      h('td', null, time(s.starts_at)),
+      h('td', null, time(s.ends_at)),
+      h('td', null, s.state !== 'expired' && !silenceDenied() ? expireButton(s) : null));
+
+    const expireButton = (s) => {
+      const btn = h('button', { type: 'button', class: 'expire danger', 'data-id': s.id }, 'Expire');
+      btn.addEventListener('click', async () => {
+        const label = 'Expire ' + s.id;
+        if (!confirm('Expire silence ' + s.id + ' (' + s.matcher + ') now? What it matches is sent again from now on; ' +
+          'the deliveries it already silenced stay silenced until replayed.')) {
+          setStatus(label, 'idle', 'cancelled: the silence stays ' + s.state);
+          return;
+        }
+        btn.disabled = true;
+        setStatus(label, 'running');
+        let cur;
+        try {
+          cur = await api('DELETE', 'silences/' + encodeURIComponent(s.id), 'silence');
+        } catch (e) {
+          setStatus(label, 'failed', e.message);
+          btn.disabled = false;
+          if (e.status === 403) denied();
+          return;
+        }
+        setStatus(label, 'done', 'the silence is ' + cur.state + ' since ' + shortTime(cur.ends_at));
+        const tr = tbody.querySelector('tr[data-silence="' + CSS.escape(s.id) + '"]');
+        if (tr) tr.replaceWith(row(cur));
+      });
+      return btn;
+    };
+
+    const show = (s, first) => {
+      if (first) tbody.prepend(row(s)); else tbody.append(row(s));
+      empty.hidden = true;
+    };
+
+    const load = async () => {
+      const r = await track('Loading silences', () => api('GET', 'silences?' + qs(filter), 'read'),
+        (r) => r.items.length + ' shown');
+      if (!r) return;
+      for (const s of r.items) show(s, false);
+      empty.hidden = r.items.length > 0;
+      const sel = params.id && tbody.querySelector('tr[data-silence="' + CSS.escape(params.id) + '"]');
+      if (sel) sel.scrollIntoView({ block: 'center' });
+    };
+
+    if (silenceDenied()) formArea.append(h('p', { class: 'message', id: 'silence-denied' }, silenceDeniedText));
+    else formArea.append(silenceForm(denied, (s) => {
+      if (!filter.state || filter.state === s.state) show(s, true);
+    }));
+    load();
+  }
+
+  // silenceForm builds the form that creates a silence. created gets the
+  // new silence; denied is called when the token lacks the silence scope.
+  function silenceForm(denied, created) {
+    const matcher = h('input', { id: 'silence-matcher', name: 'matcher', type: 'text', required: true, spellcheck: 'false',
+      autocomplete: 'off', placeholder: 'sink == "support-slack" && chat.rating == "sad"' });
+    const duration = h('input', { id: 'silence-duration', name: 'duration', type: 'text', spellcheck: 'false', placeholder: '2h, 30m or 1d' });
+    const endsAt = h('input', { id: 'silence-ends-at', name: 'ends_at', type: 'datetime-local' });
+    const startsAt = h('input', { id: 'silence-starts-at', name: 'starts_at', type: 'datetime-local' });
+    const comment = h('input', { id: 'silence-comment', name: 'comment', type: 'text', placeholder: 'why, e.g. the support bot is being redeployed' });
+    const submit = h('button', { type: 'submit', id: 'silence-create' }, 'Create silence');
+    const form = h('form', { id: 'silence-form', class: 'silence-form', method: 'post', autocomplete: 'off' },
+      h('div', { class: 'row' }, h('label', { for: 'silence-matcher' }, 'Matcher'), matcher),
+      h('div', { class: 'row' },
+        h('label', null, 'For ', duration),
+        h('label', null, 'or until ', endsAt),
+        h('label', null, 'Starts ', startsAt, ' ', h('span', { class: 'hint' }, '(empty: now; times are your local time)'))),
+      h('div', { class: 'row' }, h('label', { for: 'silence-comment' }, 'Comment'), comment),
+      h('div', { class: 'row' }, submit,
+        h('span', { class: 'hint' }, 'The matcher is an expression over the event, as a rule\'s when:, with rule, sink and source besides.')));
+    matcher.addEventListener('input', () => {
+      matcher.classList.remove('invalid');
+      matcher.removeAttribute('aria-invalid');
+    });
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const label = 'Create silence';
+      let body;
+      try {
+        // Empty fields are left out: the API says what is missing, in
+        // the same words as for the CLI.
+        body = { matcher: matcher.value, comment: comment.value.trim() };
+        if (duration.value.trim()) body.duration = duration.value.trim();
+        const ends = localToRFC3339(endsAt.value, 'Until');
+        const starts = localToRFC3339(startsAt.value, 'Starts');
+        if (ends) body.ends_at = ends;
+        if (starts) body.starts_at = starts;
+      } catch (e) {
+        setStatus(label, 'failed', e.message);
+        return;
+      }
+      submit.disabled = true;
+      setStatus(label, 'running');
+      let s;
+      try {
+        s = await api('POST', 'silences', 'silence', body);
+      } catch (e) {
+        submit.disabled = false;
+        setStatus(label, 'failed', e.message);
+        if (e.status === 403) denied();
+        else markMatcherError(matcher, e.message);
+        return;
+      }
+      submit.disabled = false;
+      setStatus(label, 'done', 'silence ' + s.id + ' is ' + s.state + ' until ' + shortTime(s.ends_at));
+      matcher.value = comment.value = '';
+      created(s);
+    });
+    return form;
   }
 
   // --- trial run ---------------------------------------------------------
