@@ -238,6 +238,9 @@ type Queue interface {
 	// it flushes. A delivery that joined before gets the same answer.
 	JoinGroup(ctx context.Context, m GroupMember, now time.Time, wait, interval time.Duration) (batch string, flushAt time.Time, err error)
 
+	// OpenGroups counts the groups with an open batch, waiting to flush.
+	OpenGroups(ctx context.Context) (int, error)
+
 	// FlushGroup closes batch, if it is still its group's open one, as
 	// flushed at now (a later delivery opens the next), and returns its
 	// members in the order they arrived. Calling it again returns the

@@ -38,6 +38,7 @@ type Metrics struct {
 	writes    *prometheus.Desc
 	flyingD   *prometheus.Desc
 	silencesD *prometheus.Desc
+	groupsD   *prometheus.Desc
 }
 
 // NewMetrics registers the metrics on reg (nil: a private registry, for
@@ -89,6 +90,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		writes:    prometheus.NewDesc("hookroute_store_commit_writes_total", "Writes (ingests, claims, finishes) carried by those transactions.", nil, nil),
 		flyingD:   prometheus.NewDesc("hookroute_ingest_in_flight", "Verified webhook requests waiting for their commit.", nil, nil),
 		silencesD: prometheus.NewDesc("hookroute_silences_active", "Silences in force now, on every replica.", nil, nil),
+		groupsD:   prometheus.NewDesc("hookroute_groups_open", "Groups (of grouped rules) waiting to flush, on every replica.", nil, nil),
 	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.attempts, m.latency, m.reloads, m.replays, m.unsigned, m.deferred, m.outcomes, m.pushback, m)
@@ -133,6 +135,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.writes
 	ch <- m.flyingD
 	ch <- m.silencesD
+	ch <- m.groupsD
 }
 
 // Collect reads the queue depth from the store at scrape time, so the
@@ -160,6 +163,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		ch <- prometheus.MustNewConstMetric(m.silencesD, prometheus.GaugeValue, float64(active))
+	}
+	if n, err := s.OpenGroups(ctx); err == nil {
+		ch <- prometheus.MustNewConstMetric(m.groupsD, prometheus.GaugeValue, float64(n))
 	}
 	stats, err := s.PendingCounts(ctx, now())
 	if err != nil {

@@ -93,3 +93,12 @@ func (s *Store) FlushGroup(ctx context.Context, batch string, now time.Time) ([]
 	}
 	return out, nil
 }
+
+// OpenGroups counts groups waiting to flush; see router.Store.
+func (s *Store) OpenGroups(ctx context.Context) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM groups WHERE open_batch IS NOT NULL`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres: open groups: %w", err)
+	}
+	return n, nil
+}

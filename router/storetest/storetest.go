@@ -1205,7 +1205,19 @@ func testGroups(e *env) {
 			e.Fatalf("JoinGroup(%s) = %s, %v, %v; want %s, %v", id, batch, flush, err, e.n(wantBatch), wantFlush)
 		}
 	}
+	open := func() int {
+		e.Helper()
+		n, err := e.s.OpenGroups(e.ctx)
+		if err != nil {
+			e.Fatal(err)
+		}
+		return n
+	}
+	before := open()
 	join("d1", t0, "d1", t0.Add(2*time.Second))
+	if n := open(); n != before+1 {
+		e.Errorf("OpenGroups = %d after a batch opened; want %d", n, before+1)
+	}
 	join("d2", t0.Add(time.Second), "d1", t0.Add(2*time.Second))
 	join("d1", t0.Add(time.Second), "d1", t0.Add(2*time.Second)) // again: the same
 	other := router.GroupMember{Scope: scope, Key: "bob", Delivery: e.n("b1"), Source: "s", EventID: "b1", ReceivedAt: t0}
