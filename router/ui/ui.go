@@ -1,6 +1,6 @@
 // Package ui is the web console (README: Web console, GET /ui/): recent events,
-// deliveries and their attempts, dead letters with replay, sinks, and the
-// trial run. It is plain HTML, CSS and JavaScript embedded in the binary —
+// deliveries and their attempts, dead letters with replay, sinks, the
+// trial run, and silences. It is plain HTML, CSS and JavaScript embedded in the binary —
 // no build step and nothing loaded from anywhere else — and it talks to the
 // admin API with the bearer token the operator types in, so the pages
 // themselves need no authentication and hold nothing secret.
