@@ -795,6 +795,7 @@
       rt.dedup_key ? h('p', null, 'Dedup key ', h('code', null, rt.dedup_key)) : null,
       rt.action ? h('p', { class: 'action' }, 'Would ', rt.action) : null,
       rt.schedule ? h('p', { class: 'schedule' }, rt.schedule.charAt(0).toUpperCase() + rt.schedule.slice(1)) : null,
+      rt.outcome && rt.outcome !== 'sent' ? h('p', { class: 'outcome' }, 'Outcome: ', badge(rt.outcome, 'muted'), ' ', rt.why || '') : null,
       linksView(rt.links),
       rt.request ? requestView(rt.request) : (rt.error ? null : h('p', { class: 'hint' }, 'No request to show for this sink.')),
       fields.length ? [h('h5', null, 'Fields'), h('dl', { class: 'facts' },
