@@ -25,6 +25,7 @@ sources:
 sinks:
   - {name: office, type: http, url: "${TEST_HTTP_URL}"}
   - {name: night, type: http, url: "${TEST_HTTP_URL}"}
+  - {name: dropper, type: http, url: "${TEST_HTTP_URL}"}
 schedules:
   - name: hours
     timezone: UTC
@@ -37,11 +38,13 @@ rules:
     to:
       - {sink: office, during: hours}
       - {sink: night, outside: hours}
+      - {sink: dropper, during: hours, when_closed: drop}
 `
 
 // TestScheduleDefersOnTheRealClock: with the real clock, a route whose
-// schedule is closed waits, unattempted, with the reason in the log,
-// while the route outside it delivers at once.
+// schedule is closed waits, unattempted, with the reason in the log, one
+// with when_closed: drop is suppressed, and the route outside it
+// delivers at once.
 func TestScheduleDefersOnTheRealClock(t *testing.T) {
 	var got atomic.Int32
 	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got.Add(1) }))
@@ -64,8 +67,8 @@ func TestScheduleDefersOnTheRealClock(t *testing.T) {
 		NextAttemptAt time.Time `json:"next_attempt_at"`
 	}
 	var list struct{ Items []item }
-	var office item
-	eventually(t, 10*time.Second, "night delivered and office deferred", func() bool {
+	var office, dropper item
+	eventually(t, 10*time.Second, "night delivered, office deferred and dropper suppressed", func() bool {
 		adminGet(t, p, token, "/api/deliveries", &list)
 		var night bool
 		for _, d := range list.Items {
@@ -74,10 +77,15 @@ func TestScheduleDefersOnTheRealClock(t *testing.T) {
 				night = d.Status == "delivered"
 			case "office":
 				office = d
+			case "dropper":
+				dropper = d
 			}
 		}
-		return night && office.LastError != ""
+		return night && office.LastError != "" && dropper.Status == "suppressed"
 	})
+	if !strings.HasPrefix(dropper.LastError, "suppressed (during: hours, when_closed: drop): closed, opens ") || dropper.Attempts != 0 {
+		t.Errorf("dropper's delivery: %+v; want suppressed, unattempted, with why", dropper)
+	}
 	opens := today.AddDate(0, 0, 3)
 	if office.Status != "pending" || office.Attempts != 0 || !office.NextAttemptAt.Equal(opens) ||
 		!strings.HasPrefix(office.LastError, "deferred (during: hours): closed, opens ") {

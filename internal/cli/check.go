@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hookroute/hookroute/router/config"
@@ -28,7 +29,32 @@ func cmdCheck(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	}
 	fmt.Fprintf(stdout, "%s: ok: %d sources, %d sinks, %d rules\n", *cfg, len(rt.Sources), len(rt.Sinks), len(rt.Rules))
 	printSchedules(stdout, rt, time.Now())
+	printNoise(stdout, rt)
 	return 0
+}
+
+// printNoise says which rules send digests and which routes have a
+// cooldown or drop what comes outside their schedule, so that a message
+// that never comes is no surprise either.
+func printNoise(w io.Writer, rt *rules.Runtime) {
+	for _, r := range rt.Rules {
+		if g := r.Group; g != nil {
+			by := "one group"
+			if len(g.By) > 0 {
+				by = "groups by " + strings.Join(g.By, ", ")
+			}
+			fmt.Fprintf(w, "rule %s: digests, %s; a group's first event waits %s, one notification per %s at most, listing up to %d events\n",
+				r.Name, by, g.Wait, g.Interval, g.Max)
+		}
+		for _, route := range r.Routes {
+			if route.Cooldown != nil {
+				fmt.Fprintf(w, "route %s → %s: cooldown %s per key value; later ones within it are suppressed\n", r.Name, route.Sink, route.Cooldown.For)
+			}
+			if route.DropClosed && route.Window != nil {
+				fmt.Fprintf(w, "route %s → %s: outside its schedule (%s) deliveries are suppressed, not deferred\n", r.Name, route.Sink, route.Window.Key())
+			}
+		}
+	}
 }
 
 // printSchedules says where each schedule stands at now and which routes
