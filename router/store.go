@@ -225,6 +225,15 @@ type Queue interface {
 	// retry) changes nothing and returns the same.
 	Cooldown(ctx context.Context, scope, key, id string, now time.Time, d time.Duration) (holder string, carried int, err error)
 
+	// ReleaseCooldown ends the cooldown scope/key at now if delivery holds
+	// it: a delivery that went dead sent nothing, and must not keep others
+	// from being sent. What the cooldown suppressed carries over to the
+	// next holder as usual.
+	ReleaseCooldown(ctx context.Context, scope, key, delivery string, now time.Time) error
+
+	// GroupOf returns the batch a delivery joined, "" if it joined none.
+	GroupOf(ctx context.Context, delivery string) (string, error)
+
 	// CooldownHolder returns the delivery holding the cooldown scope/key
 	// at now and until when, "" if none does (for trials; it changes
 	// nothing).

@@ -10,6 +10,23 @@ import (
 	"github.com/hookroute/hookroute/router/rules"
 )
 
+// joinedGroup reports whether the delivery already joined its rule's
+// group (as its carrier or a member); ok is false when the store could
+// not say (the delivery was put back).
+func (r *Router) joinedGroup(rt *rules.Runtime, c *router.Claimed) (joined, ok bool) {
+	if rule, found := rt.Rule(c.Rule); !found || rule.Group == nil {
+		return false, true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	batch, err := r.store.GroupOf(ctx, c.ID)
+	if err != nil {
+		r.postpone(c, r.now().Add(keyBusyWait), "", err, "group:", "group: look up")
+		return false, false
+	}
+	return batch != "", true
+}
+
 // grouped runs a delivery of a grouped rule through its group: the
 // first delivery of a new batch carries it and waits until it flushes;
 // the others join it and are set aside as grouped. ok is true when the

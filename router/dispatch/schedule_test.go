@@ -2,6 +2,7 @@ package dispatch_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -324,4 +325,86 @@ rules:
 			t.Errorf("grouped delivery says %q", d.LastError)
 		}
 	}
+}
+
+// TestGroupCarrierNotSetAsideWhileWaiting: a silence made while a group
+// waits, matching its carrier's event, does not strand the group: the
+// carrier passed the silences when it joined, and the digest goes out
+// with every member.
+func TestGroupCarrierNotSetAsideWhileWaiting(t *testing.T) {
+	const conf = `
+sources:
+  - {name: siq, type: salesiq, public_keys: [{pem: "${PUB}"}]}
+sinks:
+  - {name: slack, type: fake}
+rules:
+  - name: sad
+    when: "true"
+    group: {wait: 500ms, interval: 1m}
+    to: [{sink: slack, text: '{{ range .events }}{{ .entity_id }} {{ end }}'}]
+`
+	f := &testkit.FakeFactory{}
+	rt, st := loadWithStore(t, conf, f, pubEnv)
+	r := dispatch.New(rt, st, dispatch.Options{PollInterval: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	if w := post(t, r.IngestHandler(), event("s1", "sad")); w.Code != 202 {
+		t.Fatalf("ingest: %d", w.Code)
+	}
+	eventually(t, "the carrier waiting", func() bool {
+		open, err := st.OpenGroups(context.Background())
+		return err == nil && open == 1
+	})
+	if _, err := r.CreateSilence(context.Background(), dispatch.SilenceInput{Matcher: `entity_id == "s1"`, Duration: time.Hour}, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	if w := post(t, r.IngestHandler(), event("s2", "sad")); w.Code != 202 {
+		t.Fatalf("ingest: %d", w.Code)
+	}
+	eventually(t, "the digest", func() bool { return len(f.Sinks["slack"].Deliveries()) == 1 })
+	if got := f.Sinks["slack"].Deliveries()[0].Fields["text"]; got != "[s1] [s2] " {
+		t.Errorf("digest %q; want both members", got)
+	}
+	if open, err := st.OpenGroups(context.Background()); err != nil || open != 0 {
+		t.Errorf("%d groups open after the flush, %v", open, err)
+	}
+}
+
+// TestCooldownReleasedByDeadHolder: a holder that went dead sent nothing,
+// so the next delivery with the key value is sent, not suppressed.
+func TestCooldownReleasedByDeadHolder(t *testing.T) {
+	const conf = `
+sources:
+  - {name: siq, type: salesiq, public_keys: [{pem: "${PUB}"}]}
+sinks:
+  - {name: desk, type: fake}
+rules:
+  - name: sad
+    when: "true"
+    to: [{sink: desk, text: "x", cooldown: {key: "{{ .visitor.name }}", for: 1h}}]
+`
+	f := &testkit.FakeFactory{}
+	rt, st := loadWithStore(t, conf, f, pubEnv)
+	f.Sinks["desk"].Errs = []error{router.Permanent(errors.New("400 channel_not_found"))}
+	r := dispatch.New(rt, st, dispatch.Options{PollInterval: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	if w := post(t, r.IngestHandler(), event("d1", "sad")); w.Code != 202 {
+		t.Fatalf("ingest: %d", w.Code)
+	}
+	eventually(t, "the first delivery dead", func() bool {
+		ds, err := st.ListDeliveries(context.Background(), router.DeliveryFilter{Status: router.StatusDead})
+		return err == nil && len(ds) == 1
+	})
+	if w := post(t, r.IngestHandler(), event("d2", "sad")); w.Code != 202 {
+		t.Fatalf("ingest: %d", w.Code)
+	}
+	eventually(t, "the second delivered", func() bool {
+		ds, err := st.ListDeliveries(context.Background(), router.DeliveryFilter{Status: router.StatusDelivered})
+		return err == nil && len(ds) == 1
+	})
 }

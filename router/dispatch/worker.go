@@ -673,21 +673,28 @@ type prepared struct {
 	key  string // the dedup key held, "" for none
 	skip bool
 	err  error
+	// cooldown is the route's cooldown this delivery holds (scope and
+	// key value), given back if it goes dead.
+	cooldown [2]string
 }
 
 // prepareDelivery renders the delivery, signs it for a secured sink and locks its
 // dedup key. ok is false when the delivery was put back to wait (no key
 // to sign with, or its dedup key busy), with nothing held.
 func (r *Router) prepareDelivery(rt *rules.Runtime, sr *rules.SinkRuntime, c *router.Claimed) (a *prepared, ok bool) {
-	if r.outsideWindow(rt, c) || r.silenced(rt, c) || r.waitsForPeers(rt, c) {
+	// A delivery that joined its group passed these checks before it
+	// joined: a carrier set aside while it waits would leave its batch
+	// open for good, and its members unsent.
+	joined, ok := r.joinedGroup(rt, c)
+	if !ok || !joined && (r.outsideWindow(rt, c) || r.silenced(rt, c) || r.waitsForPeers(rt, c)) {
 		return nil, false
 	}
 	digest, ok := r.grouped(rt, c)
 	if !ok {
 		return nil, false
 	}
-	d, route, err := r.buildDelivery(rt, sr.Sink, c, digest)
-	a = &prepared{d: d, err: err}
+	d, route, held, err := r.buildDelivery(rt, sr.Sink, c, digest)
+	a = &prepared{d: d, err: err, cooldown: held}
 	if err != nil {
 		var lookup *lookupError
 		var cooled *cooledError
@@ -864,6 +871,14 @@ func (r *Router) settle(sr *rules.SinkRuntime, p *pool, c *router.Claimed, a *pr
 		r.logFailure(c, f, res.StatusCode)
 	}
 	r.metrics.attempt(c.Sink, f.Attempt.Outcome, end.Sub(start))
+	if f.Status == router.StatusDead && a.cooldown[0] != "" {
+		// Nothing was sent: the cooldown must not hold back the next.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := r.store.ReleaseCooldown(ctx, a.cooldown[0], a.cooldown[1], c.ID, r.now()); err != nil {
+			r.logs.Log(r.log, r.now(), slog.LevelError, "cooldown:"+c.Sink, "delivery: release the cooldown of a dead delivery", "sink", c.Sink, "delivery_id", c.ID, "err", err)
+		}
+		cancel()
+	}
 	if !r.finish(c, f) {
 		return
 	}
@@ -989,20 +1004,22 @@ func (r *Router) finish(c *router.Claimed, f router.Finish) bool {
 // buildDelivery renders the route's fields over the rebuilt event view.
 // Failures here are permanent: retrying the same render gives the same
 // result.
-func (r *Router) buildDelivery(rt *rules.Runtime, sink router.Sink, c *router.Claimed, digest map[string]any) (*router.Delivery, *rules.Route, error) {
+//
+// held is the route's cooldown (scope and key value) the delivery took.
+func (r *Router) buildDelivery(rt *rules.Runtime, sink router.Sink, c *router.Claimed, digest map[string]any) (d *router.Delivery, route *rules.Route, held [2]string, err error) {
 	rule, ok := rt.Rule(c.Rule)
 	if !ok || c.Route >= len(rule.Routes) || rule.Routes[c.Route].Sink != c.Sink {
-		return nil, nil, router.Permanent(fmt.Errorf("rule %q route %d to sink %q is no longer in the config", c.Rule, c.Route, c.Sink))
+		return nil, nil, held, router.Permanent(fmt.Errorf("rule %q route %d to sink %q is no longer in the config", c.Rule, c.Route, c.Sink))
 	}
-	route := rule.Routes[c.Route]
+	route = rule.Routes[c.Route]
 	if src, ok := rt.Source(c.Event.Source); ok && digest == nil && takesEventJSON(src, route, sink) {
 		if b, ok := src.Adapter().(source.SalesIQ).EventJSON(&router.Incoming{Source: c.Event.Source, Headers: c.Event.Headers, Body: c.Event.Body, ReceivedAt: c.Event.ReceivedAt}); ok {
-			return &router.Delivery{ID: c.ID, Rule: c.Rule, Sink: c.Sink, Attempt: c.Attempts + 1, EventJSON: b, Fields: map[string]string{}}, route, nil
+			return &router.Delivery{ID: c.ID, Rule: c.Rule, Sink: c.Sink, Attempt: c.Attempts + 1, EventJSON: b, Fields: map[string]string{}}, route, held, nil
 		}
 	}
 	view, err := r.view(rt, c.Event)
 	if err != nil {
-		return nil, nil, router.Permanent(fmt.Errorf("decode event: %w", err))
+		return nil, nil, held, router.Permanent(fmt.Errorf("decode event: %w", err))
 	}
 	data := view.Data()
 	if digest != nil {
@@ -1012,39 +1029,40 @@ func (r *Router) buildDelivery(rt *rules.Runtime, sink router.Sink, c *router.Cl
 		data = maps.Clone(data)
 		maps.Copy(data, digest)
 	}
-	d := &router.Delivery{ID: c.ID, Rule: c.Rule, Sink: c.Sink, Attempt: c.Attempts + 1, Event: data, Fields: map[string]string{}}
+	d = &router.Delivery{ID: c.ID, Rule: c.Rule, Sink: c.Sink, Attempt: c.Attempts + 1, Event: data, Fields: map[string]string{}}
 	if route.DedupKey != nil {
 		s, err := route.DedupKey.Render(data)
 		if err != nil {
-			return nil, nil, router.Permanent(fmt.Errorf("render dedup_key: %w", err))
+			return nil, nil, held, router.Permanent(fmt.Errorf("render dedup_key: %w", err))
 		}
 		d.DedupKey = strings.TrimSpace(s)
 	}
 	if route.UsesLinks {
 		links, err := r.links(d.DedupKey)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, held, err
 		}
 		// A copy: the view is cached and shared, the links are this
 		// delivery's.
 		data = rt.WithLinks(data, links)
 	}
 	if route.Cooldown != nil {
-		carried, err := r.cooldown(rule.Name, route, c, data)
+		key, carried, err := r.cooldown(rule.Name, route, c, data)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, held, err
 		}
+		held = [2]string{route.Scope(rule.Name), key}
 		data = maps.Clone(data)
 		data["suppressed"] = carried
 	}
 	for _, f := range route.Fields {
 		s, err := f.Render(data)
 		if err != nil {
-			return nil, nil, router.Permanent(fmt.Errorf("render %s: %w", f.Name(), err))
+			return nil, nil, held, router.Permanent(fmt.Errorf("render %s: %w", f.Name(), err))
 		}
 		d.Fields[f.Name()] = s
 	}
-	return d, route, nil
+	return d, route, held, nil
 }
 
 // lookupError is a failed read of what a delivery's rendering needs
@@ -1067,10 +1085,10 @@ func (e *cooledError) Error() string { return "suppressed by the cooldown of del
 // cooldown takes the route's cooldown for the delivery's key value, and
 // returns what the cooldown before it suppressed; a *cooledError when
 // another delivery holds it.
-func (r *Router) cooldown(rule string, route *rules.Route, c *router.Claimed, data map[string]any) (int, error) {
+func (r *Router) cooldown(rule string, route *rules.Route, c *router.Claimed, data map[string]any) (string, int, error) {
 	key, err := route.Cooldown.Render(data)
 	if err != nil {
-		return 0, router.Permanent(fmt.Errorf("render cooldown.key: %w", err))
+		return "", 0, router.Permanent(fmt.Errorf("render cooldown.key: %w", err))
 	}
 	key = strings.TrimSpace(key)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -1078,11 +1096,11 @@ func (r *Router) cooldown(rule string, route *rules.Route, c *router.Claimed, da
 	holder, carried, err := r.store.Cooldown(ctx, route.Scope(rule), key, c.ID, r.now(), route.Cooldown.For)
 	switch {
 	case err != nil:
-		return 0, &lookupError{what: "take the cooldown", err: err}
+		return "", 0, &lookupError{what: "take the cooldown", err: err}
 	case holder != c.ID:
-		return 0, &cooledError{holder: holder, key: key}
+		return "", 0, &cooledError{holder: holder, key: key}
 	}
-	return carried, nil
+	return key, carried, nil
 }
 
 // links returns what every sink created for the dedup key value key; no

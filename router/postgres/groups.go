@@ -102,3 +102,16 @@ func (s *Store) OpenGroups(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+// GroupOf returns the batch a delivery joined; see router.Store.
+func (s *Store) GroupOf(ctx context.Context, delivery string) (string, error) {
+	var batch string
+	err := s.pool.QueryRow(ctx, `SELECT batch FROM group_members WHERE delivery = $1`, delivery).Scan(&batch)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("postgres: group of %s: %w", delivery, err)
+	}
+	return batch, nil
+}

@@ -65,3 +65,13 @@ func (s *Store) CooldownHolder(ctx context.Context, scope, key string, now time.
 	}
 	return holder, until.UTC(), nil
 }
+
+// ReleaseCooldown ends a cooldown its holder no longer earns; see
+// router.Store.
+func (s *Store) ReleaseCooldown(ctx context.Context, scope, key, delivery string, now time.Time) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE cooldowns SET until = $4 WHERE scope = $1 AND key = $2 AND delivery = $3 AND until > $4`,
+		scope, key, delivery, now.UTC()); err != nil {
+		return fmt.Errorf("postgres: release cooldown: %w", err)
+	}
+	return nil
+}

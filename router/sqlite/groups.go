@@ -117,3 +117,16 @@ func (s *Store) OpenGroups(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+// GroupOf returns the batch a delivery joined; see router.Store.
+func (s *Store) GroupOf(ctx context.Context, delivery string) (string, error) {
+	var batch string
+	err := s.r.QueryRowContext(ctx, `SELECT batch FROM group_members WHERE delivery = ?`, delivery).Scan(&batch)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("sqlite: group of %s: %w", delivery, err)
+	}
+	return batch, nil
+}

@@ -1122,6 +1122,16 @@ func testCooldown(e *env) {
 	take("d4", t0.Add(time.Hour), "d4", 2) // d1's ended: d2 and d3 were suppressed
 	take("d4", t0.Add(time.Hour+time.Minute), "d4", 2)
 	take("d5", t0.Add(90*time.Minute), "d4", 2)
+	// d4 went dead: released, the next takes it at once, with d5 carried;
+	// a release by another changes nothing.
+	if err := e.s.ReleaseCooldown(e.ctx, scope, key, "d5", t0.Add(91*time.Minute)); err != nil {
+		e.Fatal(err)
+	}
+	take("d6", t0.Add(91*time.Minute), "d4", 2)
+	if err := e.s.ReleaseCooldown(e.ctx, scope, key, "d4", t0.Add(92*time.Minute)); err != nil {
+		e.Fatal(err)
+	}
+	take("d7", t0.Add(92*time.Minute), "d7", 2)
 	if holder, _, err := e.s.Cooldown(e.ctx, e.n("rule/1"), key, "x1", t0.Add(time.Minute), time.Hour); err != nil || holder != "x1" {
 		e.Fatalf("another scope: %q, %v; want its own cooldown", holder, err)
 	}
@@ -1220,6 +1230,11 @@ func testGroups(e *env) {
 	}
 	join("d2", t0.Add(time.Second), "d1", t0.Add(2*time.Second))
 	join("d1", t0.Add(time.Second), "d1", t0.Add(2*time.Second)) // again: the same
+	for id, want := range map[string]string{"d1": e.n("d1"), "d2": e.n("d1"), "nope": ""} {
+		if batch, err := e.s.GroupOf(e.ctx, e.n(id)); err != nil || batch != want {
+			e.Fatalf("GroupOf(%s) = %q, %v; want %q", id, batch, err, want)
+		}
+	}
 	other := router.GroupMember{Scope: scope, Key: "bob", Delivery: e.n("b1"), Source: "s", EventID: "b1", ReceivedAt: t0}
 	if batch, _, err := e.s.JoinGroup(e.ctx, other, t0, time.Second, time.Minute); err != nil || batch != e.n("b1") {
 		e.Fatalf("another key's group: %s, %v", batch, err)
