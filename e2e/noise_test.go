@@ -371,11 +371,22 @@ func noiseKeys(m map[string]bool) []string {
 // the wait and restarted on the same file: one message lists all five,
 // not sooner than the wait, and no second one follows.
 func TestGroupSurvivesSIGKILL(t *testing.T) {
-	slack := newNoiseSlack(t)
 	dir := t.TempDir()
+	testGroupSurvivesSIGKILL(t, dir, "sqlite:"+filepath.Join(dir, "hookroute.db"))
+}
+
+// TestGroupSurvivesSIGKILLPostgres is TestGroupSurvivesSIGKILL on
+// PostgreSQL.
+func TestGroupSurvivesSIGKILLPostgres(t *testing.T) {
+	u, _ := freshSchema(t, postgresURL(t))
+	testGroupSurvivesSIGKILL(t, t.TempDir(), u)
+}
+
+func testGroupSurvivesSIGKILL(t *testing.T, dir, store string) {
+	slack := newNoiseSlack(t)
 	const wait = 3 * time.Second
 	config := noiseConfig("group: {by: [visitor.email_id], wait: 3s}", digestText)
-	env := noiseEnv(t, "sqlite:"+filepath.Join(dir, "hookroute.db"), slack)
+	env := noiseEnv(t, store, slack)
 	p := startRouter(t, dir, config, env)
 
 	chats := []string{"k1", "k2", "k3", "k4", "k5"}
