@@ -209,11 +209,16 @@ func (s *slackSink) learnChannelID(channel, id string) {
 // posts there. A wait that would outlast the attempt is not begun: the
 // delivery is retried once the channel has room.
 func (s *slackSink) waitChannel(ctx context.Context, channel string) error {
-	l := s.channelLimiter(channel)
-	if l == s.Limiter() {
+	if s.channelLimiter(channel) == s.Limiter() {
 		return nil // the same channel, by another name: already waited for
 	}
-	r := l.Reserve()
+	return s.waitTurn(ctx, channel)
+}
+
+// waitTurn waits for channel's message budget within the attempt's time,
+// or asks for the delivery to be retried once it has room.
+func (s *slackSink) waitTurn(ctx context.Context, channel string) error {
+	r := s.channelLimiter(channel).Reserve()
 	d := r.Delay()
 	if d == 0 {
 		return nil

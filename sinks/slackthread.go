@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/slack-go/slack"
 
@@ -234,29 +233,6 @@ func (c *conversation) reply(ctx context.Context, msg slackMessage, broadcast bo
 		return nil // the message is the new root
 	}
 	return c.reply(ctx, msg, broadcast)
-}
-
-// waitTurn waits for channel's message budget within the attempt's time,
-// or asks for the delivery to be retried once it has room.
-func (s *slackSink) waitTurn(ctx context.Context, channel string) error {
-	r := s.channelLimiter(channel).Reserve()
-	d := r.Delay()
-	if d == 0 {
-		return nil
-	}
-	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < d+slackMinPost {
-		r.Cancel()
-		return &router.RetryAfterError{Err: fmt.Errorf("slack: channel %s is at its rate limit", channel), After: d, Local: true}
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		r.Cancel()
-		return ctx.Err()
-	}
 }
 
 // emojiName is what Slack takes as a reaction name: lower-case letters,

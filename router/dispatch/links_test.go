@@ -40,10 +40,7 @@ func runLinks(t *testing.T, errs ...error) (string, int) {
 	rt, st := loadWithStore(t, linksConfig, f, pubEnv)
 	f.Sinks["desk"].Creates, f.Sinks["desk"].Errs = true, errs
 	r := dispatch.New(rt, st, dispatch.Options{PollInterval: 20 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	runRouter(t, r)
 
 	if w := post(t, r.IngestHandler(), event("c1", "sad")); w.Code != 202 {
 		t.Fatalf("ingest: %d %s", w.Code, w.Body)
@@ -102,10 +99,7 @@ rules:
 	rt, st := loadWithStore(t, conf, f, pubEnv)
 	f.Sinks["desk"].Creates = true
 	r := dispatch.New(rt, st, dispatch.Options{PollInterval: 20 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	runRouter(t, r)
 
 	settled := func(n int) {
 		t.Helper()

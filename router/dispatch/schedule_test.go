@@ -52,10 +52,7 @@ func TestScheduleDefers(t *testing.T) {
 	rt, st := loadWithStore(t, scheduleConfig, f, pubEnv)
 	reg := prometheus.NewRegistry()
 	r := dispatch.New(rt, st, dispatch.Options{PollInterval: 20 * time.Millisecond, Now: now, Metrics: dispatch.NewMetrics(reg)})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	runRouter(t, r)
 
 	if w := post(t, r.IngestHandler(), event("c1", "sad")); w.Code != 202 {
 		t.Fatalf("ingest: %d %s", w.Code, w.Body)
@@ -150,10 +147,7 @@ rules:
 	rt, st := loadWithStore(t, conf, f, pubEnv)
 	reg := prometheus.NewRegistry()
 	r := dispatch.New(rt, st, dispatch.Options{PollInterval: 20 * time.Millisecond, Now: func() time.Time { return time.Unix(0, clock.Load()) }, Metrics: dispatch.NewMetrics(reg)})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	runRouter(t, r)
 
 	send := func(id, visitor string) {
 		t.Helper()
@@ -234,10 +228,7 @@ func TestWhenClosedDrop(t *testing.T) {
 	f := &testkit.FakeFactory{}
 	rt, st := loadWithStore(t, conf, f, pubEnv)
 	r := dispatch.New(rt, st, dispatch.Options{PollInterval: 20 * time.Millisecond, Now: func() time.Time { return time.Unix(0, clock.Load()) }})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	runRouter(t, r)
 	if w := post(t, r.IngestHandler(), event("c1", "sad")); w.Code != 202 {
 		t.Fatalf("ingest: %d %s", w.Code, w.Body)
 	}
@@ -284,10 +275,7 @@ rules:
 	f := &testkit.FakeFactory{}
 	rt, st := loadWithStore(t, conf, f, pubEnv)
 	r := dispatch.New(rt, st, dispatch.Options{PollInterval: 20 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	runRouter(t, r)
 	send := func(id, visitor string) {
 		t.Helper()
 		body := `{"event":"conversation.rated","entity_id":"` + id + `","event_time":"1","attempt":1,"entity":{"rating":"sad","visitor":{"name":"` + visitor + `"}}}`
@@ -346,14 +334,11 @@ rules:
 	f := &testkit.FakeFactory{}
 	rt, st := loadWithStore(t, conf, f, pubEnv)
 	r := dispatch.New(rt, st, dispatch.Options{PollInterval: 20 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	runRouter(t, r)
 	if w := post(t, r.IngestHandler(), event("s1", "sad")); w.Code != 202 {
 		t.Fatalf("ingest: %d", w.Code)
 	}
-	eventually(t, "the carrier waiting", func() bool {
+	waitFor(t, "the carrier waiting", func() bool {
 		open, err := st.OpenGroups(context.Background())
 		return err == nil && open == 1
 	})
@@ -363,7 +348,7 @@ rules:
 	if w := post(t, r.IngestHandler(), event("s2", "sad")); w.Code != 202 {
 		t.Fatalf("ingest: %d", w.Code)
 	}
-	eventually(t, "the digest", func() bool { return len(f.Sinks["slack"].Deliveries()) == 1 })
+	waitFor(t, "the digest", func() bool { return len(f.Sinks["slack"].Deliveries()) == 1 })
 	if got := f.Sinks["slack"].Deliveries()[0].Fields["text"]; got != "[s1] [s2] " {
 		t.Errorf("digest %q; want both members", got)
 	}
@@ -389,21 +374,18 @@ rules:
 	rt, st := loadWithStore(t, conf, f, pubEnv)
 	f.Sinks["desk"].Errs = []error{router.Permanent(errors.New("400 channel_not_found"))}
 	r := dispatch.New(rt, st, dispatch.Options{PollInterval: 20 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	runRouter(t, r)
 	if w := post(t, r.IngestHandler(), event("d1", "sad")); w.Code != 202 {
 		t.Fatalf("ingest: %d", w.Code)
 	}
-	eventually(t, "the first delivery dead", func() bool {
+	waitFor(t, "the first delivery dead", func() bool {
 		ds, err := st.ListDeliveries(context.Background(), router.DeliveryFilter{Status: router.StatusDead})
 		return err == nil && len(ds) == 1
 	})
 	if w := post(t, r.IngestHandler(), event("d2", "sad")); w.Code != 202 {
 		t.Fatalf("ingest: %d", w.Code)
 	}
-	eventually(t, "the second delivered", func() bool {
+	waitFor(t, "the second delivered", func() bool {
 		ds, err := st.ListDeliveries(context.Background(), router.DeliveryFilter{Status: router.StatusDelivered})
 		return err == nil && len(ds) == 1
 	})

@@ -69,10 +69,7 @@ func TestSilences(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	r := dispatch.New(rt, st, dispatch.Options{PollInterval: 20 * time.Millisecond, Metrics: dispatch.NewMetrics(reg)})
 	h := admin.Handler(r, reg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	runRouter(t, r)
 
 	var e struct{ Error string }
 	if code := apiDo(t, h, "POST", "/api/silences", viewer, `{"matcher": "true", "duration": "1h"}`, &e); code != 403 {
@@ -126,7 +123,7 @@ func TestSilences(t *testing.T) {
 		t.Fatalf("ingest: %d %s", w.Code, w.Body)
 	}
 	var silenced *router.DeliveryRecord
-	eventually(t, "slack's delivery silenced and desk's delivered", func() bool {
+	waitFor(t, "slack's delivery silenced and desk's delivered", func() bool {
 		ds, err := st.ListDeliveries(context.Background(), router.DeliveryFilter{})
 		if err != nil {
 			t.Fatal(err)
@@ -163,22 +160,11 @@ func TestSilences(t *testing.T) {
 	if code := apiDo(t, h, "POST", "/api/deliveries/"+silenced.ID+"/replay", ops, "", &replay); code != 200 {
 		t.Fatalf("replay: %d %v", code, replay)
 	}
-	eventually(t, "the replayed delivery delivered", func() bool {
+	waitFor(t, "the replayed delivery delivered", func() bool {
 		d, err := st.GetDelivery(context.Background(), silenced.ID)
 		return err == nil && d.Status == router.StatusDelivered
 	})
 	if n := len(f.Sinks["slack"].Deliveries()); n != 1 {
 		t.Errorf("slack got %d deliveries after the replay; want 1", n)
-	}
-}
-
-func eventually(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
