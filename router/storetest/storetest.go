@@ -102,6 +102,8 @@ func Run(t *testing.T, open func(t *testing.T) router.Store) {
 		{"Cooldown", testCooldown},
 		{"Silences", testSilences},
 		{"Groups", testGroups},
+		{"GroupRace", testGroupRace},
+		{"CooldownRace", testCooldownRace},
 		{"DeliveryFields", testDeliveryFields},
 		{"ListDeliveriesFilters", testListDeliveriesFilters},
 		{"ListDeliveriesPaging", testListDeliveriesPaging},
@@ -1251,6 +1253,145 @@ func testGroups(e *env) {
 	// The next batch waits for the interval after the flush.
 	join("d3", t0.Add(4*time.Second), "d3", t0.Add(2*time.Second+time.Minute))
 	join("d4", t0.Add(5*time.Second), "d3", t0.Add(2*time.Second+time.Minute))
+}
+
+// testGroupRace: deliveries join one group from many goroutines while
+// its carriers flush: every delivery lands in exactly one batch, a batch
+// is never joined after its flush, and each batch's carrier is its first
+// member. It pins the store's locking (a join and a flush of one group
+// must take turns).
+func testGroupRace(e *env) {
+	scope := e.n("rule/0")
+	const n = 200
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	batchOf := map[string]string{}   // delivery → batch
+	flushed := map[string][]string{} // batch → members at its first flush
+	errs := make(chan error, 2*n)
+	flush := func(batch string) {
+		ms, err := e.s.FlushGroup(e.ctx, batch, t0)
+		if err != nil {
+			errs <- err
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if _, ok := flushed[batch]; ok {
+			return
+		}
+		for _, m := range ms {
+			flushed[batch] = append(flushed[batch], m.Delivery)
+		}
+	}
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("%s-d%03d", e.prefix, i)
+			m := router.GroupMember{Scope: scope, Key: "k", Delivery: id, Source: "s", EventID: id, ReceivedAt: t0.Add(time.Duration(i) * time.Microsecond)}
+			batch, _, err := e.s.JoinGroup(e.ctx, m, t0, 0, 0)
+			if err != nil {
+				errs <- err
+				return
+			}
+			mu.Lock()
+			batchOf[id] = batch
+			mu.Unlock()
+			if batch == id && i%3 == 0 {
+				flush(batch) // some carriers flush at once, racing the joins
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		e.Fatal(err)
+	}
+	// Flush what is still open, as the carriers would.
+	for id, batch := range batchOf {
+		if batch == id {
+			flush(batch)
+		}
+	}
+	seen := map[string]int{}
+	for batch, members := range flushed {
+		if batchOf[batch] != batch {
+			e.Errorf("batch %s was flushed but its id joined %s", batch, batchOf[batch])
+		}
+		for _, m := range members {
+			seen[m]++
+			if batchOf[m] != batch {
+				e.Errorf("%s joined %s but was flushed with %s", m, batchOf[m], batch)
+			}
+		}
+	}
+	for id := range batchOf {
+		if seen[id] != 1 {
+			e.Errorf("%s is in %d flushed batches; want 1", id, seen[id])
+		}
+	}
+	if len(batchOf) != n {
+		e.Errorf("%d deliveries joined; want %d", len(batchOf), n)
+	}
+
+	// With no flush among them, concurrent joins make one batch: two
+	// would be two digests where one was due.
+	quiet := e.n("rule/1")
+	// The group exists, flushed: its row is there, with no open batch, as
+	// for every group after its first digest.
+	prime := e.prefix + "-prime"
+	if _, _, err := e.s.JoinGroup(e.ctx, router.GroupMember{Scope: quiet, Key: "k", Delivery: prime, Source: "s", EventID: prime, ReceivedAt: t0}, t0, 0, 0); err != nil {
+		e.Fatal(err)
+	}
+	if _, err := e.s.FlushGroup(e.ctx, prime, t0); err != nil {
+		e.Fatal(err)
+	}
+	batches := make([]string, 50)
+	var qwg sync.WaitGroup
+	for i := range batches {
+		qwg.Add(1)
+		go func() {
+			defer qwg.Done()
+			id := fmt.Sprintf("%s-q%02d", e.prefix, i)
+			b, _, err := e.s.JoinGroup(e.ctx, router.GroupMember{Scope: quiet, Key: "k", Delivery: id, Source: "s", EventID: id, ReceivedAt: t0}, t0, time.Minute, 0)
+			if err != nil {
+				e.Error(err)
+			}
+			batches[i] = b
+		}()
+	}
+	qwg.Wait()
+	for _, b := range batches {
+		if b != batches[0] {
+			e.Fatalf("concurrent joins made batches %v; want one", batches)
+		}
+	}
+}
+
+// testCooldownRace: many deliveries take one cooldown at once: exactly
+// one holds it, and the others are all told that one.
+func testCooldownRace(e *env) {
+	scope := e.n("rule/0")
+	const n = 50
+	holders := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h, _, err := e.s.Cooldown(e.ctx, scope, "k", fmt.Sprintf("d%02d", i), t0, time.Hour)
+			if err != nil {
+				e.Error(err)
+			}
+			holders[i] = h
+		}()
+	}
+	wg.Wait()
+	for _, h := range holders {
+		if h != holders[0] {
+			e.Fatalf("holders %v; want one holder for all", holders)
+		}
+	}
 }
 
 func testDedupKeyRace(e *env) {
