@@ -54,7 +54,7 @@ func deliveriesFlags(sub string, stderr io.Writer) (*adminFlags, *deliveriesOpts
 	fs, o := af.fs, &deliveriesOpts{}
 	fs.BoolVar(&o.asJSON, "json", false, "print JSON")
 	if sub == "list" || sub == "replay" {
-		fs.StringVar(&o.status, "status", "", "pending, delivered, dead, suppressed or silenced")
+		fs.StringVar(&o.status, "status", "", "pending, delivered, dead, suppressed, silenced or grouped")
 		fs.StringVar(&o.sink, "sink", "", "sink name")
 		fs.StringVar(&o.rule, "rule", "", "rule name")
 		fs.StringVar(&o.source, "source", "", "source name")

@@ -326,12 +326,12 @@
 
   // --- deliveries --------------------------------------------------------
 
-  const statusKinds = { pending: 'pending', delivered: 'ok', dead: 'dead', suppressed: 'muted', silenced: 'muted' };
+  const statusKinds = { pending: 'pending', delivered: 'ok', dead: 'dead', suppressed: 'muted', silenced: 'muted', grouped: 'muted' };
 
   // setAside reports whether a delivery was set aside without an attempt
   // (a cooldown or a schedule suppressed it, a silence muted it): its
   // last_error says why, which is a note, not a failure.
-  const setAside = (d) => d.status === 'suppressed' || d.status === 'silenced';
+  const setAside = (d) => d.status === 'suppressed' || d.status === 'silenced' || d.status === 'grouped';
 
   // whyView shows a delivery's last_error; a silenced one's names its
   // silence ("silenced by s_… (until …)"), which links to the silences page.
@@ -407,7 +407,7 @@
     return btn;
   }
 
-  const statusOptions = [['', 'any'], ['pending', 'pending'], ['delivered', 'delivered'], ['dead', 'dead'], ['suppressed', 'suppressed'], ['silenced', 'silenced']];
+  const statusOptions = [['', 'any'], ['pending', 'pending'], ['delivered', 'delivered'], ['dead', 'dead'], ['suppressed', 'suppressed'], ['silenced', 'silenced'], ['grouped', 'grouped']];
 
   function deliveriesView(params, dead) {
     const filter = { status: dead ? 'dead' : params.status, sink: params.sink, rule: params.rule, source: params.source, since: params.since };
