@@ -34,6 +34,12 @@ type silences struct {
 	rt   *rules.Runtime // compiled for
 	read time.Time      // zero: read again
 	list []compiledSilence
+	// refreshing is set while one worker reads the store; the others use
+	// the copy they have meanwhile, rather than wait on a slow store.
+	refreshing bool
+	// gen counts invalidations, so that a read begun before a change
+	// here is not taken for one made after it.
+	gen int
 }
 
 type compiledSilence struct {
@@ -45,38 +51,72 @@ type compiledSilence struct {
 func (ss *silences) invalidate() {
 	ss.mu.Lock()
 	ss.read = time.Time{}
+	ss.gen++
 	ss.mu.Unlock()
 }
 
-// current returns the silences, read again when stale or compiled for
-// another config. A store that cannot be read keeps the last copy.
+// currentSilences returns the silences, read again when stale or compiled
+// for another config. A store that cannot be read keeps the last copy.
+// Matchers already compiled for rt are kept: a silence never changes but
+// to end.
 func (r *Router) currentSilences(rt *rules.Runtime) []compiledSilence {
 	ss := &r.silences
 	ss.mu.Lock()
-	defer ss.mu.Unlock()
 	now := time.Now()
-	if ss.rt == rt && !ss.read.IsZero() && now.Sub(ss.read) < silenceRefresh {
+	if ss.rt == rt && (ss.refreshing || !ss.read.IsZero() && now.Sub(ss.read) < silenceRefresh) {
+		defer ss.mu.Unlock()
 		return ss.list
 	}
+	ss.refreshing = true
+	prev, prevRT, gen := ss.list, ss.rt, ss.gen
+	ss.mu.Unlock()
+
+	list := r.readSilences(rt, prev, prevRT)
+
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.refreshing = false
+	if list == nil {
+		return ss.list // unread: the last copy, read again next time
+	}
+	ss.list, ss.rt, ss.read = list, rt, now
+	if ss.gen != gen {
+		ss.read = time.Time{} // changed here while this read ran
+	}
+	return ss.list
+}
+
+// readSilences reads the store's silences and compiles them for rt,
+// reusing prev's matchers when prev was compiled for rt; nil when the
+// store cannot be read.
+func (r *Router) readSilences(rt *rules.Runtime, prev []compiledSilence, prevRT *rules.Runtime) []compiledSilence {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	list, err := r.store.Silences(ctx)
+	stored, err := r.store.Silences(ctx)
 	if err != nil {
 		r.logs.Log(r.log, r.now(), slog.LevelError, "silences", "silences: read", "err", err)
-		return ss.list
+		return nil
 	}
-	ss.list = ss.list[:0:0]
-	for _, s := range list {
-		m, err := rt.CompileMatcher(s.Matcher)
-		if err != nil {
-			// Compiled at creation; a reload since may have taken away
-			// what it names. It silences nothing until the config does.
-			r.logs.Log(r.log, r.now(), slog.LevelWarn, "silence:"+s.ID, "silence does not compile for the running config", "silence", s.ID, "err", err)
+	known := map[string]*rules.Matcher{}
+	if prevRT == rt {
+		for _, cs := range prev {
+			known[cs.s.ID] = cs.m
 		}
-		ss.list = append(ss.list, compiledSilence{s: s, m: m})
 	}
-	ss.rt, ss.read = rt, now
-	return ss.list
+	list := make([]compiledSilence, 0, len(stored))
+	for _, s := range stored {
+		m, ok := known[s.ID]
+		if !ok {
+			if m, err = rt.CompileMatcher(s.Matcher); err != nil {
+				// Compiled at creation; a reload since may have taken
+				// away what it names. It silences nothing until the
+				// config does.
+				r.logs.Log(r.log, r.now(), slog.LevelWarn, "silence:"+s.ID, "silence does not compile for the running config", "silence", s.ID, "err", err)
+			}
+		}
+		list = append(list, compiledSilence{s: s, m: m})
+	}
+	return list
 }
 
 // silencedBy returns the active silence that selects the delivery of the
