@@ -19,6 +19,11 @@ const (
 	// StatusGrouped is a delivery that joined its route's group: the
 	// group's carrier delivery sends the notification for all of them.
 	StatusGrouped = "grouped"
+	// StatusWaiting is a delivery of a rule with unless: that waits for
+	// its timer: at its NextAttemptAt it becomes pending (fired), unless
+	// a later event cancels it first (StatusCancelled).
+	StatusWaiting   = "waiting"
+	StatusCancelled = "cancelled"
 )
 
 // Attempt outcomes, recorded per attempt. The set is closed so that it can
@@ -77,6 +82,10 @@ type NewDelivery struct {
 	// lease ends (then it is due again, as after a crash mid-attempt).
 	LeaseOwner string
 	LeaseUntil time.Time
+	// TimerKey, when set, stores the delivery waiting (StatusWaiting)
+	// until NextAttemptAt, under the timer key that CancelTimers finds
+	// it by.
+	TimerKey string
 }
 
 // Claimed is a delivery leased to a worker, with its event.
@@ -234,6 +243,15 @@ type Queue interface {
 	// GroupOf returns the batch a delivery joined, "" if it joined none.
 	GroupOf(ctx context.Context, delivery string) (string, error)
 
+	// FireTimers makes up to max waiting deliveries due by now pending,
+	// and returns them (id and sink). A delivery fires or is cancelled,
+	// never both: both are one conditional update of its status.
+	FireTimers(ctx context.Context, now time.Time, max int) ([]FiredTimer, error)
+
+	// CancelTimers cancels every waiting delivery with timerKey, noting
+	// the event that cancelled it (by), and returns how many.
+	CancelTimers(ctx context.Context, timerKey, by string, at time.Time) (int, error)
+
 	// CooldownHolder returns the delivery holding the cooldown scope/key
 	// at now and until when, "" if none does (for trials; it changes
 	// nothing).
@@ -345,6 +363,9 @@ type SinkControl interface {
 	// announced, not only the delivery that got it.
 	HoldSink(ctx context.Context, sink string, until time.Time) error
 }
+
+// FiredTimer is a delivery FireTimers made pending.
+type FiredTimer struct{ ID, Sink string }
 
 // GroupMember is a delivery in a group's batch.
 type GroupMember struct {

@@ -350,7 +350,7 @@ func (r *server) deliveryFilter(req *http.Request) (router.DeliveryFilter, error
 	f := router.DeliveryFilter{Status: q.Get("status"), Sink: q.Get("sink"), Rule: q.Get("rule"), Source: q.Get("source"),
 		EventID: q.Get("event_id"), Since: p.since, Until: p.until, After: p.after, Limit: p.limit}
 	if f.Status != "" && !knownStatus(f.Status) {
-		return f, errors.New("status: want pending, delivered, dead, suppressed, silenced or grouped")
+		return f, errors.New("status: want pending, delivered, dead, suppressed, silenced, grouped, waiting or cancelled")
 	}
 	return f, nil
 }
@@ -452,7 +452,7 @@ func (r *server) apiReplayBulk(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if !knownStatus(f.Status) {
-		httpjson.Error(w, http.StatusBadRequest, "status: want dead, delivered, pending, suppressed, silenced or grouped")
+		httpjson.Error(w, http.StatusBadRequest, "status: want dead, delivered, pending, suppressed, silenced, grouped, waiting or cancelled")
 		return
 	}
 	res, err := r.e.ReplayMatching(req.Context(), f, b.Max, b.Rate, tokenName(req), b.DryRun)
@@ -524,7 +524,7 @@ func (r *server) now() time.Time { return r.e.Now() }
 // knownStatus reports whether s is a delivery status.
 func knownStatus(s string) bool {
 	switch s {
-	case router.StatusPending, router.StatusDelivered, router.StatusDead, router.StatusSuppressed, router.StatusSilenced, router.StatusGrouped:
+	case router.StatusPending, router.StatusDelivered, router.StatusDead, router.StatusSuppressed, router.StatusSilenced, router.StatusGrouped, router.StatusWaiting, router.StatusCancelled:
 		return true
 	}
 	return false

@@ -37,14 +37,15 @@ const sqlIngest = `WITH ev AS (
 	ON CONFLICT DO NOTHING
 	RETURNING 1
 ), ds AS (
-	INSERT INTO deliveries (id, source, event_id, rule, route, sink, next_attempt_at, created_at, updated_at, lease_owner, lease_until)
-	SELECT d.id, $1, $2, d.rule, d.route, d.sink, d.next, $4, $4, d.owner, d.until
-	FROM unnest($9::text[], $10::text[], $11::integer[], $12::text[], $13::timestamptz[], $16::text[], $17::timestamptz[])
-		AS d (id, rule, route, sink, next, owner, until)
+	INSERT INTO deliveries (id, source, event_id, rule, route, sink, next_attempt_at, created_at, updated_at, lease_owner, lease_until, status, timer_key)
+	SELECT d.id, $1, $2, d.rule, d.route, d.sink, d.next, $4, $4, d.owner, d.until,
+		CASE WHEN d.timer IS NULL THEN 'pending' ELSE 'waiting' END, d.timer
+	FROM unnest($9::text[], $10::text[], $11::integer[], $12::text[], $13::timestamptz[], $16::text[], $17::timestamptz[], $18::text[])
+		AS d (id, rule, route, sink, next, owner, until, timer)
 	WHERE EXISTS (SELECT FROM ev)
-	RETURNING sink, lease_owner
+	RETURNING sink, lease_owner, status
 ), woken AS (
-	SELECT pg_notify($14, sink) FROM (SELECT DISTINCT sink FROM ds WHERE lease_owner IS NULL) AS s
+	SELECT pg_notify($14, sink) FROM (SELECT DISTINCT sink FROM ds WHERE lease_owner IS NULL AND status = 'pending') AS s
 )
 SELECT EXISTS (SELECT FROM ev), (SELECT count(*) FROM woken)`
 
@@ -111,7 +112,7 @@ func (s *Store) ingestArgs(ev *router.EventRecord, ds []router.NewDelivery) ([]a
 	}
 	return []any{
 		ev.Source, ev.ID, ev.Name, recv, headers, body, ev.Quarantined, matched,
-		d.ids, d.rules, d.routes, d.sinks, d.nexts, s.channel, ev.BodyHash, d.owners, d.untils,
+		d.ids, d.rules, d.routes, d.sinks, d.nexts, s.channel, ev.BodyHash, d.owners, d.untils, d.timers,
 	}, nil
 }
 
@@ -159,6 +160,7 @@ type ingestDeliveries struct {
 	nexts             []time.Time
 	owners            []*string // nil: not leased
 	untils            []*time.Time
+	timers            []*string // nil: not waiting
 }
 
 func deliveryArrays(ev *router.EventRecord, ds []router.NewDelivery, recv time.Time) (ingestDeliveries, error) {
@@ -170,6 +172,7 @@ func deliveryArrays(ev *router.EventRecord, ds []router.NewDelivery, recv time.T
 		nexts:  make([]time.Time, len(ds)),
 		owners: make([]*string, len(ds)),
 		untils: make([]*time.Time, len(ds)),
+		timers: make([]*string, len(ds)),
 	}
 	for i, nd := range ds {
 		if nd.ID == "" || nd.Sink == "" {
@@ -184,6 +187,9 @@ func deliveryArrays(ev *router.EventRecord, ds []router.NewDelivery, recv time.T
 				return d, fmt.Errorf("event %s/%s: delivery %q: a lease without an end", ev.Source, ev.ID, nd.ID)
 			}
 			d.owners[i], d.untils[i] = &nd.LeaseOwner, &nd.LeaseUntil
+		}
+		if nd.TimerKey != "" {
+			d.timers[i] = &nd.TimerKey
 		}
 	}
 	return d, nil

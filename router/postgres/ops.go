@@ -77,7 +77,7 @@ const (
 	// CASCADE.
 	sqlPruneDeliveries = `DELETE FROM deliveries WHERE ctid = ANY (ARRAY(
 		SELECT ctid FROM deliveries
-		WHERE created_at < $1 AND updated_at < $1 AND status IN ('delivered', 'dead', 'suppressed', 'silenced', 'grouped')
+		WHERE created_at < $1 AND updated_at < $1 AND status IN ('delivered', 'dead', 'suppressed', 'silenced', 'grouped', 'cancelled')
 		ORDER BY created_at
 		LIMIT $2
 		FOR UPDATE SKIP LOCKED))`

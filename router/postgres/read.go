@@ -114,7 +114,7 @@ func (s *Store) ListDeliveries(ctx context.Context, f router.DeliveryFilter) ([]
 	}
 	switch f.Status {
 	case "":
-	case router.StatusPending, router.StatusDelivered, router.StatusDead, router.StatusSuppressed, router.StatusSilenced, router.StatusGrouped:
+	case router.StatusPending, router.StatusDelivered, router.StatusDead, router.StatusSuppressed, router.StatusSilenced, router.StatusGrouped, router.StatusWaiting, router.StatusCancelled:
 		// A literal, not a parameter: pgx prepares statements, and a
 		// generic plan could not pick the partial indexes of dead
 		// deliveries, which only match the value 'dead'.

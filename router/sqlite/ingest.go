@@ -25,8 +25,8 @@ const sqlStoredID = `SELECT id FROM events
 	ORDER BY id = ?2 DESC LIMIT 1`
 
 const sqlInsertDelivery = `INSERT INTO deliveries
-	(id, source, event_id, rule, route, sink, status, next_attempt_at, created_at, updated_at, lease_owner, lease_until)
-	VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)`
+	(id, source, event_id, rule, route, sink, status, next_attempt_at, created_at, updated_at, lease_owner, lease_until, timer_key)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // ingestOp is an Ingest call, encoded by the caller's goroutine so that the
 // committer, the one serial step, only runs SQL. Headers and rule names
@@ -137,8 +137,12 @@ func (b *batch) ingest(op *ingestOp) (dup bool, storedID string, partial bool, e
 		if d.LeaseOwner != "" {
 			owner, until = d.LeaseOwner, unixNano(d.LeaseUntil)
 		}
-		if _, err := ins.Exec(d.ID, ev.Source, ev.ID, d.Rule, d.Route, d.Sink,
-			next, op.receivedAt, op.receivedAt, owner, until); err != nil {
+		status, timer := router.StatusPending, any(nil)
+		if d.TimerKey != "" {
+			status, timer = router.StatusWaiting, d.TimerKey
+		}
+		if _, err := ins.Exec(d.ID, ev.Source, ev.ID, d.Rule, d.Route, d.Sink, status,
+			next, op.receivedAt, op.receivedAt, owner, until, timer); err != nil {
 			return false, "", true, fmt.Errorf("insert delivery %s: %w", d.ID, err)
 		}
 	}

@@ -63,7 +63,7 @@ const (
 	// CASCADE.
 	sqlPruneDeliveries = `DELETE FROM deliveries WHERE rowid IN (
 		SELECT rowid FROM deliveries
-		WHERE created_at < ?1 AND updated_at < ?1 AND status IN ('delivered', 'dead', 'suppressed', 'silenced', 'grouped')
+		WHERE created_at < ?1 AND updated_at < ?1 AND status IN ('delivered', 'dead', 'suppressed', 'silenced', 'grouped', 'cancelled')
 		ORDER BY created_at
 		LIMIT ?2)`
 	// sqlPruneEvents reads events_received_at, and deliveries_event for

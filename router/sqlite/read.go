@@ -167,7 +167,7 @@ func listDeliveriesQuery(f router.DeliveryFilter) (q string, args []any, ok bool
 	var where []string
 	switch f.Status {
 	case "":
-	case router.StatusPending, router.StatusDelivered, router.StatusDead, router.StatusSuppressed, router.StatusSilenced, router.StatusGrouped:
+	case router.StatusPending, router.StatusDelivered, router.StatusDead, router.StatusSuppressed, router.StatusSilenced, router.StatusGrouped, router.StatusWaiting, router.StatusCancelled:
 		// A literal, not a parameter: the planner can only pick the
 		// partial indexes of dead deliveries when it sees the value.
 		where = append(where, "status = '"+f.Status+"'")

@@ -103,6 +103,8 @@ func Run(t *testing.T, open func(t *testing.T) router.Store) {
 		{"Silences", testSilences},
 		{"Groups", testGroups},
 		{"GroupRace", testGroupRace},
+		{"Timers", testTimers},
+		{"TimerRace", testTimerRace},
 		{"CooldownRace", testCooldownRace},
 		{"DeliveryFields", testDeliveryFields},
 		{"ListDeliveriesFilters", testListDeliveriesFilters},
@@ -1392,6 +1394,115 @@ func testCooldownRace(e *env) {
 			e.Fatalf("holders %v; want one holder for all", holders)
 		}
 	}
+}
+
+// testTimers: deliveries stored with a timer key wait, unclaimable,
+// until FireTimers makes them pending at their time; CancelTimers cancels
+// a timer's waiting deliveries, with the cancelling event's id, and
+// nothing else.
+func testTimers(e *env) {
+	sink := e.n("sink")
+	waiting := func(id, key string, due time.Time) router.NewDelivery {
+		d := e.delivery(id, sink, due)
+		d.TimerKey = key
+		return d
+	}
+	e.ingest(e.event(e.n("src"), "a", t0), waiting("a1", e.n("rule/a"), t0.Add(3*time.Second)), waiting("a2", e.n("rule/a"), t0.Add(time.Minute)))
+	e.ingest(e.event(e.n("src"), "b", t0), waiting("b1", e.n("rule/b"), t0.Add(3*time.Second)))
+	e.wantIDs("nothing claimable while waiting", e.claimIDs(sink, "w", t0.Add(time.Hour), time.Minute, 5))
+	if d := e.get("a1"); d.Status != router.StatusWaiting {
+		e.Fatalf("a1 is %s, want waiting", d.Status)
+	}
+	if n, err := e.s.CancelTimers(e.ctx, e.n("rule/b"), "conversation.attended:b", t0.Add(time.Second)); err != nil || n != 1 {
+		e.Fatalf("CancelTimers(b) = %d, %v; want 1", n, err)
+	}
+	if d := e.get("b1"); d.Status != router.StatusCancelled || d.LastError != "cancelled by event conversation.attended:b" {
+		e.Fatalf("b1: %s %q; want cancelled, naming the event", d.Status, d.LastError)
+	}
+	if fired, err := e.s.FireTimers(e.ctx, t0.Add(2*time.Second), 10); err != nil || len(fired) != 0 {
+		e.Fatalf("FireTimers before any is due = %v, %v", fired, err)
+	}
+	fired, err := e.s.FireTimers(e.ctx, t0.Add(3*time.Second), 10)
+	if err != nil || len(fired) != 1 || fired[0].ID != e.n("a1") || fired[0].Sink != sink {
+		e.Fatalf("FireTimers at 3s = %+v, %v; want a1 alone (b1 is cancelled, a2 not due)", fired, err)
+	}
+	e.wantIDs("the fired one is claimable", e.claimIDs(sink, "w", t0.Add(3*time.Second), time.Minute, 5), "a1")
+	// a2 still waits; a cancel now cancels it and not the fired a1.
+	if n, err := e.s.CancelTimers(e.ctx, e.n("rule/a"), "x", t0.Add(4*time.Second)); err != nil || n != 1 {
+		e.Fatalf("CancelTimers(a) = %d, %v; want 1 (a2)", n, err)
+	}
+	if d := e.get("a2"); d.Status != router.StatusCancelled {
+		e.Errorf("a2 is %s, want cancelled", d.Status)
+	}
+	e.wantIDs("cancelled", e.list(router.DeliveryFilter{Sink: sink, Status: router.StatusCancelled}), "b1", "a2")
+}
+
+// testTimerRace: deliveries due now, fired and cancelled at the same
+// instant from many goroutines: each ends fired or cancelled, exactly
+// one of the two, and the counts add up.
+func testTimerRace(e *env) {
+	sink := e.n("sink")
+	const n = 300
+	for i := range n {
+		id := fmt.Sprintf("t%03d", i)
+		d := e.delivery(id, sink, t0)
+		d.TimerKey = e.n("k" + id)
+		e.ingest(e.event(e.n("src"), id, t0), d)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	firedIDs, cancelled := map[string]int{}, map[string]int{}
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				fs, err := e.s.FireTimers(e.ctx, t0, 7)
+				if err != nil {
+					e.Error(err)
+					return
+				}
+				mu.Lock()
+				for _, f := range fs {
+					firedIDs[f.ID]++
+				}
+				mu.Unlock()
+				if len(fs) == 0 {
+					return
+				}
+			}
+		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 4 {
+				id := fmt.Sprintf("t%03d", i)
+				c, err := e.s.CancelTimers(e.ctx, e.n("k"+id), "x", t0)
+				if err != nil {
+					e.Error(err)
+					return
+				}
+				mu.Lock()
+				cancelled[e.n(id)] += c
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		id := e.n(fmt.Sprintf("t%03d", i))
+		if f, c := firedIDs[id], cancelled[id]; f+c != 1 {
+			e.Errorf("%s fired %d times and was cancelled %d times; want exactly one outcome", id, f, c)
+		}
+		want := router.StatusPending
+		if cancelled[id] == 1 {
+			want = router.StatusCancelled
+		}
+		if d := e.get(strings.TrimPrefix(id, e.prefix+"-")); d.Status != want {
+			e.Errorf("%s is %s; want %s", id, d.Status, want)
+		}
+	}
+	e.Logf("%d fired, %d cancelled", len(firedIDs), n-len(firedIDs))
 }
 
 func testDedupKeyRace(e *env) {
