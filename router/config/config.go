@@ -168,6 +168,18 @@ type RuleConfig struct {
 	// Group, when set, makes each route send one notification per group
 	// of matching events instead of one per event.
 	Group *GroupConfig `yaml:"group"`
+	// Unless, when set, makes the rule's deliveries wait and go only if
+	// no later event cancels them in time.
+	Unless *UnlessConfig `yaml:"unless"`
+}
+
+// UnlessConfig is a rule's timer: its deliveries wait Within, and a later
+// event matching When whose Same values equal the first event's cancels
+// them.
+type UnlessConfig struct {
+	When   string   `yaml:"when"`
+	Same   []string `yaml:"same"`
+	Within Duration `yaml:"within"`
 }
 
 // GroupConfig groups a rule's events into digests.

@@ -67,8 +67,8 @@ func (r *Router) offerHandoffs(rt *rules.Runtime, ds []router.NewDelivery, now t
 	for i := range ds {
 		p := r.pools.get(ds[i].Sink)
 		sr := rt.Sinks[ds[i].Sink]
-		if p == nil || sr == nil || !p.reserveHandoff() {
-			continue
+		if p == nil || sr == nil || ds[i].TimerKey != "" || !p.reserveHandoff() {
+			continue // a timer's delivery is not due: it waits in the store
 		}
 		ds[i].LeaseOwner, ds[i].LeaseUntil = r.owner, now.Add(handoffLease(sr))
 		h.idx = append(h.idx, i)

@@ -102,11 +102,22 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *rules.R
 	r.ingesting.Add(1)
 	defer r.ingesting.Add(-1)
 	in := &router.Incoming{Source: src.Name, Headers: rt.HeaderMap(req.Header), Body: body, ReceivedAt: received}
-	rec, ds, reply, view := r.prepare(rt, src, in)
+	rec, ds, reply, view, decoded := r.prepare(rt, src, in)
 	// Bound the wait on the store: a sender that gets 503 retries; one left
 	// hanging may give up on us.
 	ctx, cancel := context.WithTimeout(req.Context(), ingestTimeout)
 	defer cancel()
+	// Timers the event cancels are cancelled before it is stored and
+	// acknowledged: an acknowledged cancel is a durable one. Should the
+	// store fail in between, the sender retries, and cancelling again
+	// changes nothing.
+	if err := r.cancelTimers(ctx, rt, src, decoded); err != nil {
+		r.metrics.event(src.Name, "store_error")
+		r.logs.Log(r.log, r.now(), slog.LevelError, "ingest-cancel:"+src.Name, "ingest: cancel timers", "source", src.Name, "err", err)
+		w.Header().Set("Retry-After", "5")
+		httpjson.Error(w, http.StatusServiceUnavailable, "store unavailable")
+		return
+	}
 	handed := r.offerHandoffs(rt, ds, received)
 	dup, err := r.store.Ingest(ctx, rec, ds)
 	if err != nil {
@@ -148,8 +159,11 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *rules.R
 // it returns, for the view cache, is nil unless a delivery will read it:
 // deliveries that get the event as JSON written from the body do not, and
 // a cache full of views nobody reads is garbage the collector must trace.
-func (r *Router) prepare(rt *rules.Runtime, src *rules.Source, in *router.Incoming) (*router.EventRecord, []router.NewDelivery, ingestReply, *router.View) {
-	rec := &router.EventRecord{Source: src.Name, ReceivedAt: in.ReceivedAt, Headers: in.Headers, Body: in.Body}
+//
+// decoded is the event's view whatever reads it (nil for a quarantined
+// body): what the timers it may cancel are looked up with.
+func (r *Router) prepare(rt *rules.Runtime, src *rules.Source, in *router.Incoming) (rec *router.EventRecord, ds []router.NewDelivery, reply ingestReply, cache, decoded *router.View) {
+	rec = &router.EventRecord{Source: src.Name, ReceivedAt: in.ReceivedAt, Headers: in.Headers, Body: in.Body}
 	if src.Kind.SignsBodyOnly {
 		sum := sha256.Sum256(in.Body)
 		rec.BodyHash = sum[:]
@@ -158,35 +172,40 @@ func (r *Router) prepare(rt *rules.Runtime, src *rules.Source, in *router.Incomi
 	if err != nil {
 		rec.ID, rec.Quarantined = "q:"+source.BodyHash(in.Body), true
 		r.logs.Log(r.log, r.now(), slog.LevelWarn, "ingest-quarantine:"+src.Name, "ingest: body quarantined", "source", src.Name, "event_id", rec.ID, "err", err)
-		return rec, nil, ingestReply{ID: rec.ID, Matched: []string{}}, nil
+		return rec, nil, ingestReply{ID: rec.ID, Matched: []string{}}, nil, nil
 	}
 	rec.ID, rec.Name = view.ID, view.Name
 	matched := rt.Match(src.Name, view, func(rule string, err error) {
 		r.logs.Log(r.log, r.now(), slog.LevelWarn, "rule-failed:"+src.Name+":"+rule, "rule failed on event; counted as not matched", "rule", rule, "source", src.Name, "event_id", view.ID, "err", err)
 	})
-	var ds []router.NewDelivery
 	readsView := false
-	reply := ingestReply{ID: view.ID, Matched: make([]string, 0, len(matched))}
+	reply = ingestReply{ID: view.ID, Matched: make([]string, 0, len(matched))}
 	for _, rule := range matched {
 		rec.Matched = append(rec.Matched, rule.Name)
 		reply.Matched = append(reply.Matched, rule.Name)
+		timer := r.timerKey(rule, src, view)
 		for _, route := range rule.Routes {
 			sr := rt.Sinks[route.Sink]
 			if sr == nil || sr.Disabled {
 				continue
 			}
 			readsView = readsView || !takesEventJSON(src, route, sr.Sink)
-			ds = append(ds, router.NewDelivery{
+			d := router.NewDelivery{
 				ID: DeliveryID(in.ReceivedAt, src.Name, view.ID, rule.Name, route.Index), Rule: rule.Name,
 				Route: route.Index, Sink: route.Sink, NextAttemptAt: in.ReceivedAt,
-			})
+			}
+			if rule.Unless != nil {
+				d.TimerKey, d.NextAttemptAt = timer, in.ReceivedAt.Add(timerDelay(rule, route))
+			}
+			ds = append(ds, d)
 		}
 	}
 	reply.Deliveries = len(ds)
+	cache = view
 	if !readsView {
-		view = nil
+		cache = nil
 	}
-	return rec, ds, reply, view
+	return rec, ds, reply, cache, view
 }
 
 func (r *Router) wakeSinks(ds []router.NewDelivery) {

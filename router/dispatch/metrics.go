@@ -22,6 +22,7 @@ type Metrics struct {
 	unsigned *prometheus.CounterVec
 	deferred *prometheus.CounterVec
 	outcomes *prometheus.CounterVec
+	timersC  *prometheus.CounterVec
 	pushback *prometheus.CounterVec
 
 	mu        sync.Mutex
@@ -78,6 +79,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "hookroute_delivery_outcomes_total",
 			Help: "Deliveries held back or set aside without an attempt, by sink and outcome (deferred: outside their route's schedule; suppressed: by a cooldown or when_closed: drop).",
 		}, []string{"sink", "outcome"}),
+		timersC: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookroute_timer_deliveries_total",
+			Help: "Deliveries of rules with unless: that this replica fired (their timer ran out) or cancelled (a later event came in time), by outcome.",
+		}, []string{"outcome"}),
 		pushback: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookroute_delivery_backpressure_total",
 			Help: "Attempts the receiver refused for load with a time to come back (429 or 503 with Retry-After, Slack ratelimited), which spent no attempt, by sink.",
@@ -93,7 +98,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		groupsD:   prometheus.NewDesc("hookroute_groups_open", "Groups (of grouped rules) waiting to flush, on every replica.", nil, nil),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.attempts, m.latency, m.reloads, m.replays, m.unsigned, m.deferred, m.outcomes, m.pushback, m)
+		reg.MustRegister(m.events, m.attempts, m.latency, m.reloads, m.replays, m.unsigned, m.deferred, m.outcomes, m.timersC, m.pushback, m)
 	}
 	return m
 }
@@ -114,6 +119,13 @@ func (m *Metrics) unsignedWaiting(sink string) { m.unsigned.WithLabelValues(sink
 func (m *Metrics) pushedBack(sink string) { m.pushback.WithLabelValues(sink).Inc() }
 
 func (m *Metrics) claimDeferred(sink string) { m.deferred.WithLabelValues(sink).Inc() }
+
+// timers counts n timer deliveries fired or cancelled.
+func (m *Metrics) timers(outcome string, n int) {
+	if n > 0 {
+		m.timersC.WithLabelValues(outcome).Add(float64(n))
+	}
+}
 
 // outcome counts a delivery held back without an attempt.
 func (m *Metrics) outcome(sink, outcome string) { m.outcomes.WithLabelValues(sink, outcome).Inc() }

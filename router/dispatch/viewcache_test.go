@@ -100,7 +100,7 @@ rules:
 		wantsView bool
 	}{{"happy", 1, false}, {"sad", 2, true}} {
 		body := `{"event":"conversation.rated","entity_id":"1","event_time":"2","entity":{"rating":"` + c.rating + `"}}`
-		_, ds, _, view := r.prepare(rt, src, &router.Incoming{Source: "siq", Body: []byte(body)})
+		_, ds, _, view, _ := r.prepare(rt, src, &router.Incoming{Source: "siq", Body: []byte(body)})
 		if len(ds) != c.matched || (view != nil) != c.wantsView {
 			t.Errorf("%s: %d deliveries, view for the cache %v; want %d, %v", c.rating, len(ds), view != nil, c.matched, c.wantsView)
 		}

@@ -143,6 +143,7 @@ func (r *Router) Run(ctx context.Context) {
 	ps.apply(r.rt.Load())
 	r.background(ctx, "sink states", sinkStateRefresh, r.refreshSinkStates)
 	r.background(ctx, "pruner", r.pruneEvery, func(ctx context.Context) { r.PruneOnce(ctx) })
+	r.background(ctx, "timers", fireEvery, r.fireTimers)
 	if n, ok := r.store.(router.Notifier); ok {
 		ps.wg.Add(1)
 		go func() {
@@ -1045,6 +1046,10 @@ func (r *Router) buildDelivery(rt *rules.Runtime, sink router.Sink, c *router.Cl
 		// A copy: the view is cached and shared, the links are this
 		// delivery's.
 		data = rt.WithLinks(data, links)
+	}
+	if rule.Unless != nil {
+		data = maps.Clone(data)
+		data["timer"] = timerData(rule, route, c.Event, r.now())
 	}
 	if route.Cooldown != nil {
 		key, carried, err := r.cooldown(rule.Name, route, c, data)

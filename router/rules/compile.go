@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -93,6 +94,58 @@ type Rule struct {
 	Routes []*Route
 	// Group, when set, sends digests: see Group.
 	Group *Group
+	// Unless, when set, makes the rule's deliveries timers: see Unless.
+	Unless *Unless
+}
+
+// Unless is a rule's timer: its deliveries wait Within (a route's Delay,
+// for an escalation step), and are cancelled by a later event, from any
+// source, that matches When and has the first event's values of Same.
+type Unless struct {
+	When   string
+	Same   []string
+	Within time.Duration
+	when   map[string]*vm.Program   // per source
+	same   map[string][]*vm.Program // per source, one per Same
+}
+
+// Cancels reports whether the event in view, from source, matches When.
+func (u *Unless) Cancels(source string, view *router.View) (bool, error) {
+	p := u.when[source]
+	if p == nil {
+		return false, nil
+	}
+	out, err := expr.Run(p, view.Env)
+	if err != nil {
+		return false, err
+	}
+	b, _ := out.(bool)
+	return b, nil
+}
+
+// Key is the timer key of the rule for the event in view, from source:
+// the rule's name and the values of Same, as JSON, so that equal values
+// from either side make equal keys (a number 42 and the string "42" do
+// not).
+func (u *Unless) Key(rule, source string, view *router.View) (string, error) {
+	progs := u.same[source]
+	if len(progs) != len(u.Same) {
+		return "", fmt.Errorf("unless.same does not compile for source %q", source)
+	}
+	vals := make([]any, 0, len(progs)+1)
+	vals = append(vals, rule)
+	for i, p := range progs {
+		v, err := expr.Run(p, view.Env)
+		if err != nil {
+			return "", fmt.Errorf("unless.same[%d]: %w", i, err)
+		}
+		vals = append(vals, v)
+	}
+	b, err := json.Marshal(vals)
+	if err != nil {
+		return "", fmt.Errorf("unless.same: %w", err)
+	}
+	return string(b), nil
 }
 
 // Group is a rule's grouping: its routes send one notification per
@@ -191,6 +244,10 @@ type Route struct {
 	// Cooldown, when set, suppresses the route's deliveries with a key
 	// value one was sent with less than Cooldown.For ago.
 	Cooldown *Cooldown
+	// Delay, for a rule with unless:, is when this route's delivery
+	// fires after the first event instead of unless.within (an
+	// escalation step); 0: within.
+	Delay time.Duration
 
 	// node and path are the route's mapping and its place, for problems
 	// found after it compiled.
@@ -611,9 +668,21 @@ func (c *compiler) rule(i int, rc *config.RuleConfig) {
 	if rc.Group != nil {
 		r.Group = c.group(rc.Group, config.LookupNode(node, "group"), path+".group", sources)
 	}
+	if rc.Unless != nil {
+		r.Unless = c.unless(rc.Unless, config.LookupNode(node, "unless"), path+".unless", sources)
+	}
 	for j := range rc.To {
 		if rt := c.route(path, j, &rc.To[j], sources); rt != nil {
 			r.Routes = append(r.Routes, rt)
+		}
+	}
+	for _, rt := range r.Routes {
+		switch {
+		case rt.Delay == 0:
+		case rc.Unless == nil:
+			c.add(config.NodeError(config.LookupNode(rt.node, "delay"), rt.path+".delay", "delay is an escalation step of a rule with unless:; this rule has none"))
+		case rt.Delay > time.Duration(rc.Unless.Within):
+			c.add(config.NodeError(config.LookupNode(rt.node, "delay"), rt.path+".delay", "must be at most unless.within (%s)", time.Duration(rc.Unless.Within)))
 		}
 	}
 	c.rt.Rules = append(c.rt.Rules, r)
@@ -715,8 +784,8 @@ func templateSchema(sources []*Source) reflect.Type {
 }
 
 // routeKey compiles one key of a route at kp: on_existing, on_missing,
-// dedup_key, after, during, outside, when_closed, cooldown or one of its
-// sink's message fields.
+// dedup_key, after, during, outside, when_closed, cooldown, delay or one
+// of its sink's message fields.
 func (c *compiler) routeKey(rt *Route, sr *SinkRuntime, specs []router.FieldSpec, schema reflect.Type, kp string, key, val *yaml.Node) {
 	switch key.Value {
 	case "sink":
@@ -757,6 +826,14 @@ func (c *compiler) routeKey(rt *Route, sr *SinkRuntime, specs []router.FieldSpec
 		return
 	case "cooldown":
 		rt.Cooldown = c.routeCooldown(kp, val, schema)
+		return
+	case "delay":
+		d, err := config.ParseDuration(val.Value)
+		if err != nil || d <= 0 {
+			c.add(config.NodeError(val, kp, "want a positive duration such as 30m"))
+			return
+		}
+		rt.Delay = d
 		return
 	case "during", "outside":
 		sched, ok := c.rt.Schedules[val.Value]
@@ -897,6 +974,64 @@ func (c *compiler) group(gc *config.GroupConfig, node *yaml.Node, path string, s
 	return g
 }
 
+// unless compiles a rule's unless: when over every source (a cancelling
+// event may come from any), same over the rule's sources and every
+// source, since it is evaluated on both events.
+func (c *compiler) unless(uc *config.UnlessConfig, node *yaml.Node, path string, sources []*Source) *Unless {
+	u := &Unless{When: uc.When, Same: uc.Same, Within: time.Duration(uc.Within), when: map[string]*vm.Program{}, same: map[string][]*vm.Program{}}
+	errAt := c.errAt(node, path)
+	ok := true
+	if strings.TrimSpace(u.When) == "" {
+		errAt("when", "must be set: an expression over the later event that cancels the timer")
+		ok = false
+	}
+	if len(u.Same) == 0 {
+		errAt("same", "must list at least one expression (such as entity_id): without it any later event would cancel every timer of the rule")
+		ok = false
+	}
+	if u.Within <= 0 {
+		errAt("within", "must be a positive duration")
+		ok = false
+	}
+	if !ok {
+		return nil
+	}
+	seen := map[string]bool{}
+	report := func(err error, at *yaml.Node, p string) {
+		e := exprError(err, at, p)
+		if !seen[e.Msg+p] {
+			seen[e.Msg+p] = true
+			c.add(e)
+		}
+		ok = false
+	}
+	for _, s := range c.rt.Sources {
+		env := s.adapter.Env()
+		p, err := compileWhen(u.When, env)
+		if err != nil {
+			report(err, config.LookupNode(node, "when"), path+".when")
+			continue
+		}
+		u.when[s.Name] = p
+		for i, src := range u.Same {
+			opts := []expr.Option{expr.Env(env), expr.MaxNodes(500)}
+			if _, generic := env.(map[string]any); generic {
+				opts = append(opts, expr.AllowUndefinedVariables())
+			}
+			p, err := expr.Compile(src, opts...)
+			if err != nil {
+				report(err, config.LookupNode(node, "same", fmt.Sprint(i)), fmt.Sprintf("%s.same[%d]", path, i))
+				continue
+			}
+			u.same[s.Name] = append(u.same[s.Name], p)
+		}
+	}
+	if !ok {
+		return nil
+	}
+	return u
+}
+
 // routeAfter compiles a route's after: the names of sinks, each once.
 func (c *compiler) routeAfter(rt *Route, kp string, val *yaml.Node) {
 	if val.Kind != yaml.SequenceNode {
@@ -999,7 +1134,7 @@ func findSpec(specs []router.FieldSpec, name string) (router.FieldSpec, bool) {
 }
 
 func specNames(specs []router.FieldSpec) string {
-	names := []string{"dedup_key", "on_existing", "on_missing", "after", "during", "outside", "when_closed", "cooldown"}
+	names := []string{"dedup_key", "on_existing", "on_missing", "after", "during", "outside", "when_closed", "cooldown", "delay"}
 	for _, s := range specs {
 		names = append(names, s.Name)
 	}

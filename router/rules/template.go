@@ -246,9 +246,9 @@ func exprField(t reflect.Type, name string) (reflect.Type, bool) {
 
 // reservedKeys are what the worker adds to the view a route's templates
 // read, besides the event: .links (linksKey), .suppressed (the count a
-// cooldown suppressed before this delivery), and a digest's .events and
-// .group.
-var reservedKeys = map[string]bool{linksKey: true, "suppressed": true, "events": true, "group": true}
+// cooldown suppressed before this delivery), a digest's .events and
+// .group, and a timer's .timer.
+var reservedKeys = map[string]bool{linksKey: true, "suppressed": true, "events": true, "group": true, "timer": true}
 
 // linksKey is where templates find the remote objects other sinks created
 // for the same dedup key value: {{ (index .links "helpdesk").url }}.
