@@ -569,3 +569,29 @@ func TestGroupConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestUnlessConfig(t *testing.T) {
+	with := func(unless, delay string) string {
+		src := strings.Replace(afterSrc("[]", "[]"), `    when: chat.rating == "sad"`, "    when: chat.rating == \"sad\"\n    "+unless, 1)
+		return strings.Replace(src, "        after: []\n", "        "+delay+"\n", 1)
+	}
+	rt, _ := mustLoad(t, with(`unless: {when: 'event == "conversation.attender.updated"', same: [entity_id], within: 30m}`, "delay: 5m"), nil)
+	r := rt.Rules[0]
+	if r.Unless == nil || r.Unless.Within != 30*time.Minute || r.Routes[0].Delay != 5*time.Minute || r.Routes[1].Delay != 0 {
+		t.Fatalf("unless %+v, delays %v, %v", r.Unless, r.Routes[0].Delay, r.Routes[1].Delay)
+	}
+	for _, tc := range []struct{ unless, delay, want string }{
+		{`unless: {when: 'event == "x"', within: 5m}`, "delay: 1m", "rules[0].unless.same: must list at least one expression"},
+		{`unless: {when: 'event == "x"', same: [entity_id], within: 0s}`, "delay: 1m", "rules[0].unless.within: must be a positive duration"},
+		{`unless: {same: [entity_id], within: 5m}`, "delay: 1m", "rules[0].unless.when: must be set"},
+		{`unless: {when: 'event == "x"', same: [chat.idd], within: 5m}`, "delay: 1m", `rules[0].unless.same[0]: type router.SalesIQChat has no field idd`},
+		{`unless: {when: 'chat.ratng == "x"', same: [entity_id], within: 5m}`, "delay: 1m", `rules[0].unless.when: type router.SalesIQChat has no field ratng`},
+		{`unless: {when: 'event == "x"', same: [entity_id], within: 5m}`, "delay: 10m", "rules[0].to[0].delay: must be at most unless.within (5m0s)"},
+		{`group: {wait: 1s}`, "delay: 1m", "rules[0].to[0].delay: delay is an escalation step of a rule with unless:"},
+		{`unless: {when: 'event == "x"', same: [entity_id], within: 5m}`, "delay: soon", "rules[0].to[0].delay: want a positive duration"},
+	} {
+		if got := loadErr(t, with(tc.unless, tc.delay), nil); !strings.Contains(got, tc.want) {
+			t.Errorf("%s / %s: error = %s\nwant it to contain %s", tc.unless, tc.delay, got, tc.want)
+		}
+	}
+}
