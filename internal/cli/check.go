@@ -46,7 +46,14 @@ func printNoise(w io.Writer, rt *rules.Runtime) {
 			fmt.Fprintf(w, "rule %s: digests, %s; a group's first event waits %s, one notification per %s at most, listing up to %d events\n",
 				r.Name, by, g.Wait, g.Interval, g.Max)
 		}
+		if u := r.Unless; u != nil {
+			fmt.Fprintf(w, "rule %s: waits %s unless an event matching %q with the same %s comes first\n",
+				r.Name, u.Within, u.When, strings.Join(u.Same, ", "))
+		}
 		for _, route := range r.Routes {
+			if route.Delay > 0 {
+				fmt.Fprintf(w, "route %s → %s: an escalation step at %s\n", r.Name, route.Sink, route.Delay)
+			}
 			if route.Cooldown != nil {
 				fmt.Fprintf(w, "route %s → %s: cooldown %s per key value; later ones within it are suppressed\n", r.Name, route.Sink, route.Cooldown.For)
 			}

@@ -28,6 +28,11 @@ rules:
     to:
       - {sink: c, text: hi, during: business, when_closed: drop}
       - {sink: c, text: x, cooldown: {key: "{{ .kind }}", for: 1h}}
+  - name: t
+    when: kind == "missed"
+    unless: {when: 'kind == "attended"', same: [chat], within: 30m}
+    to:
+      - {sink: c, text: late, delay: 5m}
 `
 	path := filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
@@ -43,6 +48,8 @@ rules:
 		"rule r: digests, groups by kind; a group's first event waits 30s, one notification per 10m0s at most, listing up to 100 events\n",
 		"route r → c: outside its schedule (during: business) deliveries are suppressed, not deferred\n",
 		"route r → c: cooldown 1h0m0s per key value; later ones within it are suppressed\n",
+		"rule t: waits 30m0s unless an event matching \"kind == \\\"attended\\\"\" with the same chat comes first\n",
+		"route t → c: an escalation step at 5m0s\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("check output lacks %q:\n%s", want, out.String())
