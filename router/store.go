@@ -252,6 +252,27 @@ type Queue interface {
 	// the event that cancelled it (by), and returns how many.
 	CancelTimers(ctx context.Context, timerKey, by string, at time.Time) (int, error)
 
+	// Timers lists the waiting timers, earliest due first: one per timer
+	// key and first event, with its waiting deliveries (see Timer). It
+	// reads only waiting deliveries, so its cost grows with what waits,
+	// not with the delivery log.
+	Timers(ctx context.Context) ([]Timer, error)
+
+	// CancelTimer cancels the waiting deliveries of one timer: those with
+	// timerKey of the event source/eventID, and not those another first
+	// event with equal same: values stored under the same key (which
+	// CancelTimers would cancel too). by says who, as "cancelled by "+by
+	// in their LastError (an operator: "operator NAME"). It returns how
+	// many it cancelled; 0 when the timer fired, was cancelled or never
+	// was. Like CancelTimers it is one conditional update per delivery,
+	// so a delivery it cancels never fires.
+	CancelTimer(ctx context.Context, timerKey, source, eventID, by string, at time.Time) (int, error)
+
+	// WaitingTimers counts the waiting deliveries of every timer, for the
+	// hookroute_timers_waiting gauge: a count over the waiting ones'
+	// index, cheaper at every scrape than listing them with Timers.
+	WaitingTimers(ctx context.Context) (int, error)
+
 	// CooldownHolder returns the delivery holding the cooldown scope/key
 	// at now and until when, "" if none does (for trials; it changes
 	// nothing).

@@ -105,6 +105,7 @@ func Run(t *testing.T, open func(t *testing.T) router.Store) {
 		{"GroupRace", testGroupRace},
 		{"Timers", testTimers},
 		{"TimerRace", testTimerRace},
+		{"TimersList", testTimersList},
 		{"CooldownRace", testCooldownRace},
 		{"DeliveryFields", testDeliveryFields},
 		{"ListDeliveriesFilters", testListDeliveriesFilters},
@@ -1535,4 +1536,116 @@ func (e *env) soleWinner(dups []bool, errs []error) int {
 		e.Fatalf("every Ingest reported duplicate")
 	}
 	return winner
+}
+
+// testTimersList: Timers lists the waiting timers, one per key and first
+// event (two events with equal same: values are two timers under one
+// key), earliest due first, with their waiting deliveries and the
+// event's name and time; fired and cancelled deliveries drop out.
+// CancelTimer cancels one event's timer and not the other under its key,
+// naming who; WaitingTimers counts the waiting deliveries.
+func testTimersList(e *env) {
+	src, sink := e.n("src"), e.n("sink")
+	key, other := `["`+e.n("rule")+`","chat 1"]`, `["`+e.n("rule")+`","chat 2"]`
+	waiting := func(id, key string, due time.Time) router.NewDelivery {
+		d := e.delivery(id, sink, due)
+		d.TimerKey = key
+		return d
+	}
+	count := func() int {
+		e.Helper()
+		n, err := e.s.WaitingTimers(e.ctx)
+		if err != nil {
+			e.Fatalf("WaitingTimers: %v", err)
+		}
+		return n
+	}
+	// Ours, among whatever a shared database holds.
+	timers := func() []router.Timer {
+		e.Helper()
+		all, err := e.s.Timers(e.ctx)
+		if err != nil {
+			e.Fatalf("Timers: %v", err)
+		}
+		var out []router.Timer
+		for _, t := range all {
+			if t.Source == src {
+				out = append(out, t)
+			}
+		}
+		return out
+	}
+	before := count()
+	e.ingest(e.event(src, "a", t0), waiting("a1", key, t0.Add(3*time.Second)), waiting("a2", key, t0.Add(time.Minute)))
+	e.ingest(e.event(src, "b", t0.Add(time.Second)), waiting("b1", key, t0.Add(2*time.Second)))
+	e.ingest(e.event(src, "c", t0), waiting("c1", other, t0.Add(10*time.Second)))
+	e.ingest(e.event(src, "d", t0), e.delivery("d1", sink, t0)) // pending: no timer
+	if n := count(); n != before+4 {
+		e.Errorf("WaitingTimers = %d after four waiting deliveries, want %d", n, before+4)
+	}
+	if _, err := e.s.CancelTimers(e.ctx, other, "x", t0); err != nil {
+		e.Fatal(err)
+	}
+	got := timers()
+	if len(got) != 2 {
+		e.Fatalf("Timers = %+v; want b's and a's (c's is cancelled, d's is no timer)", got)
+	}
+	b, a := got[0], got[1]
+	if b.EventID != "b" || a.EventID != "a" {
+		e.Fatalf("Timers in the order %s, %s; want b (due at 2s) before a (due at 3s)", b.EventID, a.EventID)
+	}
+	if a.ID != router.TimerID(key, src, "a") || b.ID != router.TimerID(key, src, "b") || a.ID == b.ID || !strings.HasPrefix(a.ID, "t_") || len(a.ID) != 18 {
+		e.Errorf("ids %q and %q; want TimerID of the key and each event", a.ID, b.ID)
+	}
+	if a.Key != key || a.Rule != e.n("rule") || a.Source != src || a.EventName != "conversation.rated" ||
+		!a.StartedAt.Equal(t0) || !a.Due.Equal(t0.Add(3*time.Second)) || !b.StartedAt.Equal(t0.Add(time.Second)) {
+		e.Errorf("a's timer = %+v", a)
+	}
+	wantDs := func(what string, got []router.TimerDelivery, want ...router.TimerDelivery) {
+		e.Helper()
+		ok := len(got) == len(want)
+		for i := 0; ok && i < len(got); i++ {
+			ok = got[i].ID == e.n(want[i].ID) && got[i].Sink == sink && got[i].Due.Equal(want[i].Due)
+		}
+		if !ok {
+			e.Errorf("%s' deliveries = %+v, want %+v", what, got, want)
+		}
+	}
+	wantDs("a", a.Deliveries, router.TimerDelivery{ID: "a1", Due: t0.Add(3 * time.Second)}, router.TimerDelivery{ID: "a2", Due: t0.Add(time.Minute)})
+	wantDs("b", b.Deliveries, router.TimerDelivery{ID: "b1", Due: t0.Add(2 * time.Second)})
+
+	// b's timer alone: a's, under the same key, keeps waiting.
+	if n, err := e.s.CancelTimer(e.ctx, key, src, "b", "operator ops", t0.Add(time.Second)); err != nil || n != 1 {
+		e.Fatalf("CancelTimer(b) = %d, %v; want 1", n, err)
+	}
+	if d := e.get("b1"); d.Status != router.StatusCancelled || d.LastError != "cancelled by operator ops" {
+		e.Errorf("b1: %s %q; want cancelled, naming the operator", d.Status, d.LastError)
+	}
+	if d := e.get("a1"); d.Status != router.StatusWaiting {
+		e.Errorf("a1 is %s after b's timer was cancelled, want waiting", d.Status)
+	}
+	if n, err := e.s.CancelTimer(e.ctx, key, src, "b", "operator ops", t0.Add(time.Second)); err != nil || n != 0 {
+		e.Errorf("CancelTimer(b) again = %d, %v; want 0", n, err)
+	}
+	// a1 fires: a's timer is left with a2, due later.
+	if _, err := e.s.FireTimers(e.ctx, t0.Add(3*time.Second), 100); err != nil {
+		e.Fatal(err)
+	}
+	got = timers()
+	if len(got) != 1 || got[0].ID != a.ID || !got[0].Due.Equal(t0.Add(time.Minute)) {
+		e.Fatalf("Timers after a1 fired = %+v; want a's alone, due at a2's time", got)
+	}
+	wantDs("a after a1 fired", got[0].Deliveries, router.TimerDelivery{ID: "a2", Due: t0.Add(time.Minute)})
+	if n, err := e.s.CancelTimer(e.ctx, key, src, "a", "operator ops", t0.Add(4*time.Second)); err != nil || n != 1 {
+		e.Fatalf("CancelTimer(a) = %d, %v; want 1 (a2; a1 fired)", n, err)
+	}
+	if d := e.get("a1"); d.Status != router.StatusPending {
+		e.Errorf("a1 is %s; a cancel after it fired must leave it pending", d.Status)
+	}
+	if got := timers(); len(got) != 0 {
+		e.Errorf("Timers after every one ended = %+v", got)
+	}
+	if n := count(); n != before {
+		e.Errorf("WaitingTimers = %d at the end, want %d", n, before)
+	}
 }
