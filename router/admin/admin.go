@@ -57,6 +57,7 @@ func Handler(e Engine, g prometheus.Gatherer) http.Handler {
 	r.registerKeyRoutes(api)
 	r.registerTrialRoutes(api)
 	r.registerSilenceRoutes(api)
+	r.registerTimerRoutes(api)
 	mux.Handle("GET /ui/", ui.Handler())
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, req *http.Request) {
 		httpjson.Error(w, http.StatusNotFound, "no such API route")

@@ -40,6 +40,7 @@ type Metrics struct {
 	flyingD   *prometheus.Desc
 	silencesD *prometheus.Desc
 	groupsD   *prometheus.Desc
+	timersD   *prometheus.Desc
 }
 
 // NewMetrics registers the metrics on reg (nil: a private registry, for
@@ -96,6 +97,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		flyingD:   prometheus.NewDesc("hookroute_ingest_in_flight", "Verified webhook requests waiting for their commit.", nil, nil),
 		silencesD: prometheus.NewDesc("hookroute_silences_active", "Silences in force now, on every replica.", nil, nil),
 		groupsD:   prometheus.NewDesc("hookroute_groups_open", "Groups (of grouped rules) waiting to flush, on every replica.", nil, nil),
+		timersD:   prometheus.NewDesc("hookroute_timers_waiting", "Deliveries of rules with unless: waiting for their timer, on every replica.", nil, nil),
 	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.attempts, m.latency, m.reloads, m.replays, m.unsigned, m.deferred, m.outcomes, m.timersC, m.pushback, m)
@@ -148,6 +150,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.flyingD
 	ch <- m.silencesD
 	ch <- m.groupsD
+	ch <- m.timersD
 }
 
 // Collect reads the queue depth from the store at scrape time, so the
@@ -178,6 +181,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	if n, err := s.OpenGroups(ctx); err == nil {
 		ch <- prometheus.MustNewConstMetric(m.groupsD, prometheus.GaugeValue, float64(n))
+	}
+	if n, err := s.WaitingTimers(ctx); err == nil {
+		ch <- prometheus.MustNewConstMetric(m.timersD, prometheus.GaugeValue, float64(n))
 	}
 	stats, err := s.PendingCounts(ctx, now())
 	if err != nil {
