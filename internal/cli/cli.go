@@ -1,5 +1,5 @@
 // Package cli is hookroute's command line: every subcommand (serve, check,
-// send, trial, test, deliveries, keys, silences, verify, version), its
+// send, trial, test, deliveries, keys, silences, timers, verify, version), its
 // flags, its messages and its exit codes. main only hands it the
 // process's arguments, streams and signal context.
 //
@@ -31,6 +31,7 @@ commands:
   deliveries list|show|replay   the delivery log and dead letters (admin API)
   keys generate|list|delete     outbound signing keys of secured http sinks (admin API)
   silences add|list|expire      mute the deliveries a matcher selects, for a while (admin API)
+  timers list|cancel            the waiting timers of rules with unless: (admin API)
   verify    check an x-siqsignature over a file with a public key (for receivers)
   version   print version and build info
 
@@ -50,6 +51,7 @@ var commands = map[string]command{
 	"deliveries": cmdDeliveries,
 	"keys":       cmdKeys,
 	"silences":   cmdSilences,
+	"timers":     cmdTimers,
 	"verify":     cmdVerify,
 }
 
