@@ -54,6 +54,12 @@ rules:
     source: salesiq
     when: event == "conversation.rated" && chat.rating == "happy"
     to: [{sink: audit, body: '{"happy": "{{ .visitor.name }}"}', dedup_key: "chat-{{ .chat.id }}"}]
+  # A timer for the Timers view: it waits an hour, unless cancelled.
+  - name: call-back
+    source: salesiq
+    when: event == "conversation.rated" && chat.feedback == "call me back"
+    unless: {when: 'event == "conversation.rated" && chat.feedback == "called back"', same: [entity_id], within: 1h}
+    to: [{sink: audit}]
 `
 
 // statusSink answers every request with its current status code and counts
@@ -234,7 +240,8 @@ func (b *browser) screenshot(dir, name string) {
 // the real binary: log in, read an event, trial-run an edited sample,
 // replay a dead letter, and replay it once more after it was delivered,
 // which the page asks about first (Cancel sends nothing, OK sends); make a
-// silence (after a refused matcher), see what it silenced, and expire it.
+// silence (after a refused matcher), see what it silenced, and expire it;
+// see a waiting timer and cancel it.
 func TestConsoleInBrowser(t *testing.T) {
 	_, err := os.Stat(chromiumPath)
 	testenv.Require(t, err == nil, "no browser at "+chromiumPath+" (apt-get install chromium): skipping the console's browser test")
@@ -517,6 +524,54 @@ func TestConsoleInBrowser(t *testing.T) {
 		adminGet(t, p, token, "/api/silences?state=active", &active)
 		if len(active.Items) != 0 {
 			t.Errorf("the read-only token made a silence: %+v", active.Items)
+		}
+	})
+
+	t.Run("timers: a waiting one listed, cancelled, gone", func(t *testing.T) {
+		b.t = t
+		if code, resp := p.post("/hooks/salesiq", salesiqEvent("7003", "2", "call me back", 1), e2eKey); code != 202 {
+			t.Fatalf("post: %d %s", code, resp)
+		}
+		var timers struct{ Items []struct{ ID string } }
+		adminGet(t, p, token, "/api/timers", &timers)
+		if len(timers.Items) != 1 {
+			t.Fatalf("timers after the event: %+v, want one", timers.Items)
+		}
+		id := timers.Items[0].ID
+		// The silences test left the read-only token in; this one cancels.
+		js[bool](b, fmt.Sprintf(`sessionStorage.setItem('hookroute.token', %q), true`, token))
+		b.do("open timers", chromedp.Click(chromedp.CSS(`#nav a[data-view="timers"]`)))
+		b.waitStatus("Loading timers")
+		rowSel := fmt.Sprintf(`document.querySelector('tr[data-timer=%q]')`, id)
+		if row := js[string](b, `(`+rowSel+` || {textContent: ''}).textContent`); !strings.HasPrefix(row, "call-back") ||
+			!strings.Contains(row, `entity_id = "7003"`) || !strings.Contains(row, "conversation.rated") || !strings.Contains(row, "audit at ") {
+			t.Fatalf("the timer's row shows %q", row)
+		}
+		b.screenshot(artifacts, "console-timers.png")
+
+		asked := len(b.questions())
+		b.acceptDialogs.Store(true)
+		b.do("cancel", chromedp.Click(chromedp.CSS(fmt.Sprintf(`button.cancel-timer[data-id=%q]`, id))))
+		if s := b.waitStatus("Cancel timer " + id); !strings.Contains(s, "1 waiting deliveries cancelled") {
+			t.Errorf("cancelled: the status bar says %q", s)
+		}
+		if q := b.questions(); len(q) != asked+1 || !strings.Contains(q[asked], "rule call-back") || !strings.Contains(q[asked], `entity_id = "7003"`) {
+			t.Errorf("cancelling asked %q, want one more question naming the rule and the chat", q[asked:])
+		}
+		b.waitFor("the row gone", rowSel+` === null`)
+		if !js[bool](b, `!document.querySelector('#view p.empty').hidden`) {
+			t.Error("no 'No timers waiting' once the last one was cancelled")
+		}
+		adminGet(t, p, token, "/api/timers", &timers)
+		var cancelled struct {
+			Items []struct {
+				Rule      string
+				LastError string `json:"last_error"`
+			}
+		}
+		adminGet(t, p, token, "/api/deliveries?status=cancelled", &cancelled)
+		if len(timers.Items) != 0 || len(cancelled.Items) != 1 || cancelled.Items[0].Rule != "call-back" || cancelled.Items[0].LastError != "cancelled by operator ops" {
+			t.Errorf("after the cancel: timers %+v, cancelled deliveries %+v", timers.Items, cancelled.Items)
 		}
 	})
 

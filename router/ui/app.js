@@ -224,6 +224,7 @@
       case 'delivery': return deliveryView(parts[1]);
       case 'sinks': return sinksView();
       case 'silences': return silencesView(params);
+      case 'timers': return timersView(params);
       case 'trial': return trialView();
       default: return eventsView(params);
     }
@@ -326,12 +327,14 @@
 
   // --- deliveries --------------------------------------------------------
 
-  const statusKinds = { pending: 'pending', delivered: 'ok', dead: 'dead', suppressed: 'muted', silenced: 'muted', grouped: 'muted' };
+  const statusKinds = { pending: 'pending', delivered: 'ok', dead: 'dead', suppressed: 'muted', silenced: 'muted', grouped: 'muted',
+    waiting: 'pending', cancelled: 'muted' };
 
   // setAside reports whether a delivery was set aside without an attempt
-  // (a cooldown or a schedule suppressed it, a silence muted it): its
-  // last_error says why, which is a note, not a failure.
-  const setAside = (d) => d.status === 'suppressed' || d.status === 'silenced' || d.status === 'grouped';
+  // (a cooldown or a schedule suppressed it, a silence muted it, an event
+  // or an operator cancelled its timer): its last_error says why, which is
+  // a note, not a failure.
+  const setAside = (d) => d.status === 'suppressed' || d.status === 'silenced' || d.status === 'grouped' || d.status === 'cancelled';
 
   // whyView shows a delivery's last_error; a silenced one's names its
   // silence ("silenced by s_… (until …)"), which links to the silences page.
@@ -407,7 +410,8 @@
     return btn;
   }
 
-  const statusOptions = [['', 'any'], ['pending', 'pending'], ['delivered', 'delivered'], ['dead', 'dead'], ['suppressed', 'suppressed'], ['silenced', 'silenced'], ['grouped', 'grouped']];
+  const statusOptions = [['', 'any'], ['pending', 'pending'], ['delivered', 'delivered'], ['dead', 'dead'], ['suppressed', 'suppressed'], ['silenced', 'silenced'], ['grouped', 'grouped'],
+    ['waiting', 'waiting'], ['cancelled', 'cancelled']];
 
   function deliveriesView(params, dead) {
     const filter = { status: dead ? 'dead' : params.status, sink: params.sink, rule: params.rule, source: params.source, since: params.since };
@@ -679,6 +683,85 @@
       created(s);
     });
     return form;
+  }
+
+  // --- timers ------------------------------------------------------------
+
+  // sameView shows a timer's same: values, as JSON (a string "42" and a
+  // number 42 are different values, and match different events): beside
+  // their expressions when the API paired them with the running rule's.
+  function sameView(t) {
+    if (t.uncancellable) return h('span', { class: 'hint' }, 'none: unless.same failed on the event, so no event can cancel it');
+    if (t.same && t.same.length) return t.same.map((s, i) => [i ? h('br') : null, h('code', null, s.expr), ' = ', h('code', null, JSON.stringify(s.value))]);
+    return t.values.map((v, i) => [i ? ', ' : null, h('code', null, JSON.stringify(v))]);
+  }
+
+  // sameText is sameView for a question, in plain text.
+  const sameText = (t) => (t.same && t.same.length ? t.same.map((s) => s.expr + ' = ' + JSON.stringify(s.value))
+    : t.values.map((v) => JSON.stringify(v))).join(', ');
+
+  function timersView(params) {
+    const tbody = h('tbody');
+    const empty = h('p', { class: 'empty', hidden: true }, 'No timers waiting.');
+    view.append(h('h2', null, 'Timers'),
+      h('p', { class: 'hint' }, 'A rule with unless: keeps its deliveries waiting: they are sent when the timer runs out, ' +
+        'unless a later event matching its unless.when with the same values cancels them first. Cancelling a timer here ' +
+        'does what that event would: its waiting deliveries are recorded as ',
+        h('a', { href: '#/deliveries?' + qs({ status: 'cancelled' }) }, 'cancelled'), ' and never sent.'),
+      h('table', { class: 'list', id: 'timers' }, h('thead', null, h('tr', null,
+        ['Rule', 'Same values', 'Event', 'Started', 'Due', 'Waiting deliveries', ''].map((c) => h('th', null, c)))), tbody),
+      empty);
+
+    const row = (t) => h('tr', { 'data-timer': t.id, class: t.id === params.id ? 'selected' : null },
+      h('td', null, t.rule),
+      h('td', { class: 'same' }, sameView(t)),
+      h('td', null, t.event || '—', h('br'), h('span', { class: 'id' }, link(t.event_id, 'event', t.source, t.event_id)), ' from ', t.source),
+      h('td', null, time(t.started_at)),
+      h('td', null, time(t.due_at)),
+      h('td', null, h('ul', { class: 'timer-deliveries' }, t.deliveries.map((d) =>
+        h('li', null, link(d.sink, 'delivery', d.id), ' at ', time(d.due_at))))),
+      h('td', null, cancelButton(t)));
+
+    const cancelButton = (t) => {
+      const btn = h('button', { type: 'button', class: 'cancel-timer danger', 'data-id': t.id }, 'Cancel');
+      btn.addEventListener('click', async () => {
+        const label = 'Cancel timer ' + t.id;
+        const sinks = t.deliveries.map((d) => d.sink).join(', ');
+        if (!confirm('Cancel the timer of rule ' + t.rule + ' for ' + (sameText(t) || t.event_id) + '? Its ' + t.deliveries.length +
+          ' waiting deliveries (' + sinks + ') are cancelled and never sent, as if the cancelling event had come.')) {
+          setStatus(label, 'idle', 'not cancelled: the timer still waits');
+          return;
+        }
+        btn.disabled = true;
+        setStatus(label, 'running');
+        let r;
+        try {
+          r = await api('DELETE', 'timers/' + encodeURIComponent(t.id), 'replay');
+        } catch (e) {
+          setStatus(label, 'failed', e.message);
+          btn.disabled = false;
+          // Gone meanwhile: it fired, or an event cancelled it.
+          if (e.status === 404) {
+            btn.closest('tr').remove();
+            empty.hidden = tbody.children.length > 0;
+          }
+          return;
+        }
+        setStatus(label, 'done', r.cancelled + ' waiting deliveries cancelled');
+        btn.closest('tr').remove();
+        empty.hidden = tbody.children.length > 0;
+      });
+      return btn;
+    };
+
+    (async () => {
+      const r = await track('Loading timers', () => api('GET', 'timers', 'read'), (r) => r.items.length + ' waiting');
+      if (!r) return;
+      for (const t of r.items) tbody.append(row(t));
+      empty.hidden = r.items.length > 0;
+      const sel = params.id && tbody.querySelector('tr[data-timer="' + CSS.escape(params.id) + '"]');
+      if (sel) sel.scrollIntoView({ block: 'center' });
+    })();
   }
 
   // --- trial run ---------------------------------------------------------
