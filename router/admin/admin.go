@@ -173,7 +173,8 @@ func toDeliveryJSON(d *router.DeliveryRecord) *deliveryJSON {
 		Status: d.Status, InFlight: d.Leased, Attempts: d.Attempts, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
 		LastError: d.LastError, RemoteID: d.RemoteID, Replays: d.Replays, ReplayedBy: d.ReplayedBy,
 	}
-	if d.Status == router.StatusPending {
+	if d.Status == router.StatusPending || d.Status == router.StatusWaiting {
+		// A waiting delivery's is when its timer fires.
 		t := d.NextAttemptAt.UTC()
 		j.NextAttemptAt = &t
 	}

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"time"
 
@@ -33,7 +34,10 @@ func (r *Router) timerKey(rule *rules.Rule, src *rules.Source, view *router.View
 	key, err := rule.Unless.Key(rule.Name, src.Name, view)
 	if err != nil {
 		r.logs.Log(r.log, r.now(), slog.LevelWarn, "timer-key:"+rule.Name, "unless.same failed on the first event; its timer cannot be cancelled", "rule", rule.Name, "event_id", view.ID, "err", err)
-		return `["` + rule.Name + `", "uncancellable ` + view.ID + `"]`
+		// JSON, as real keys are, and never one: no same value is an
+		// object.
+		b, _ := json.Marshal([]any{rule.Name, map[string]string{"uncancellable": view.ID}})
+		return string(b)
 	}
 	return key
 }
