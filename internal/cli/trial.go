@@ -128,6 +128,7 @@ func printTrial(w io.Writer, res *trial.Result, verbose bool) {
 		}
 	}
 	fmt.Fprintln(w)
+	printCancels(w, res.Cancels)
 	switch {
 	case len(res.Routes) == 0:
 		fmt.Fprintln(w, "routes: none (no rule matched)")
@@ -140,6 +141,34 @@ func printTrial(w io.Writer, res *trial.Result, verbose bool) {
 	for _, r := range res.Routes {
 		printRoute(w, r)
 	}
+}
+
+// printCancels prints the timers the event would cancel, before the
+// routes: an event that cancels timers often matches no rule itself.
+func printCancels(w io.Writer, cs []trial.TimerCancel) {
+	if len(cs) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "timers this event would cancel (a trial cancels nothing):")
+	const ind = "      "
+	for _, c := range cs {
+		if c.Same != "" {
+			fmt.Fprintf(w, "  %s, same %s\n", c.Rule, c.Same)
+		} else {
+			fmt.Fprintf(w, "  %s\n", c.Rule)
+		}
+		switch {
+		case c.Error != "":
+			fmt.Fprintf(w, "%serror: %s\n", ind, c.Error)
+		case c.Deliveries == nil:
+			fmt.Fprintf(w, "%s%s\n", ind, c.Note)
+		case len(c.Deliveries) == 0:
+			fmt.Fprintf(w, "%sno delivery waits under timer key %s\n", ind, c.Key)
+		default:
+			fmt.Fprintf(w, "%swould cancel %d waiting: %s\n", ind, len(c.Deliveries), strings.Join(c.Deliveries, ", "))
+		}
+	}
+	fmt.Fprintln(w)
 }
 
 // printRoute prints one route of a trial: the request its sink would

@@ -26,6 +26,9 @@ package trial
 // them. A route to an optional sink that is switched off still counts as
 // made: tests are about the rules, not the environment they run in. A
 // contains: key may be dedup_key, for the route's rendered dedup key.
+//
+// A test with events: instead of one event is a sequence test, for rules
+// with unless: (timers): see sequence.go.
 
 import (
 	"bytes"
@@ -58,9 +61,17 @@ type Test struct {
 	Event     yaml.Node         `yaml:"event"`
 	Headers   map[string]string `yaml:"headers"`
 	// At is the time the test runs at (RFC 3339), for routes kept to a
-	// schedule; default now.
-	At     string         `yaml:"at"`
-	Expect RuleTestExpect `yaml:"expect"`
+	// schedule; default now. For a sequence test it is when the clock
+	// starts, default SequenceEpoch.
+	At string `yaml:"at"`
+	// Events, instead of one event, make a sequence test: the events in
+	// time order, run on a virtual clock (see sequence.go).
+	Events []SequenceEvent `yaml:"events"`
+	// Until is how long a sequence test's clock runs, from its start;
+	// unset: until the last timer is due, so every timer not cancelled
+	// has fired.
+	Until  *config.Duration `yaml:"until"`
+	Expect RuleTestExpect   `yaml:"expect"`
 
 	// Pos is where the test is written; Path names it (tests[2]).
 	Pos  config.Pos `yaml:"-"`
@@ -69,12 +80,17 @@ type Test struct {
 	payload []byte
 }
 
-// RuleTestExpect is what a test wants.
+// RuleTestExpect is what a test wants: Match, NoMatch, Routes and
+// NoRoutes of a test of one event, Fired, Cancelled and NotFired of a
+// sequence test (events:).
 type RuleTestExpect struct {
-	Match    []string      `yaml:"match"`
-	NoMatch  []string      `yaml:"no_match"`
-	Routes   []RouteExpect `yaml:"routes"`
-	NoRoutes []RouteExpect `yaml:"no_routes"`
+	Match     []string          `yaml:"match"`
+	NoMatch   []string          `yaml:"no_match"`
+	Routes    []RouteExpect     `yaml:"routes"`
+	NoRoutes  []RouteExpect     `yaml:"no_routes"`
+	Fired     []FiredExpect     `yaml:"fired"`
+	Cancelled []CancelledExpect `yaml:"cancelled"`
+	NotFired  []FiredExpect     `yaml:"not_fired"`
 }
 
 // RouteExpect names a route: by sink, and by rule if given (otherwise any
@@ -183,34 +199,33 @@ func decodeRuleTests(file string, nodes []yaml.Node) ([]*Test, config.ConfigErro
 			errAt("name", "duplicate test name %q", t.Name)
 		}
 		names[t.Name] = true
-		hasEvent := t.Event.Kind != 0
-		switch {
-		case t.EventFile != "" && hasEvent:
-			errAt("event", "give event or event_file, not both")
-			continue
-		case t.EventFile != "":
-			p := t.EventFile
-			if !filepath.IsAbs(p) {
-				p = filepath.Join(filepath.Dir(file), p)
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				errAt("event_file", "%v", err)
+		if hasKey(node, "events") {
+			if es := decodeSequence(file, node, path, t); len(es) > 0 {
+				errs = append(errs, es...)
 				continue
 			}
-			t.payload = b
-		case hasEvent:
-			b, err := inlineEventJSON(&t.Event)
-			if err != nil {
-				errAt("event", "%v", err)
-				continue
-			}
-			t.payload = b
-		default:
-			errAt("name", "a test needs an event: (inline) or an event_file:")
+			tests = append(tests, t)
 			continue
 		}
+		b, key, err := readEvent(file, t.EventFile, &t.Event)
+		if err != nil {
+			errAt(key, "%v", err)
+			continue
+		}
+		if b == nil {
+			errAt("name", "a test needs an event: (inline), an event_file: or events: (a sequence)")
+			continue
+		}
+		t.payload = b
 		e := t.Expect
+		if t.Until != nil || len(e.Fired)+len(e.Cancelled)+len(e.NotFired) > 0 {
+			key := "until"
+			if t.Until == nil {
+				key = "expect"
+			}
+			errAt(key, "until, fired, cancelled and not_fired are for a sequence test: give events: instead of one event")
+			continue
+		}
 		if len(e.Match)+len(e.NoMatch)+len(e.Routes)+len(e.NoRoutes) == 0 {
 			errAt("expect", "a test needs at least one expectation (match, no_match, routes or no_routes)")
 			continue
@@ -227,6 +242,43 @@ func decodeRuleTests(file string, nodes []yaml.Node) ([]*Test, config.ConfigErro
 		tests = append(tests, t)
 	}
 	return tests, errs
+}
+
+// readEvent reads a test's event: the file eventFile names, relative to
+// file, or the inline event. It returns nil and no error when neither is
+// given, and with an error the key it is about.
+func readEvent(file, eventFile string, event *yaml.Node) (payload []byte, key string, err error) {
+	hasEvent := event.Kind != 0
+	switch {
+	case eventFile != "" && hasEvent:
+		return nil, "event", errors.New("give event or event_file, not both")
+	case eventFile != "":
+		p := eventFile
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(filepath.Dir(file), p)
+		}
+		b, err := os.ReadFile(p)
+		return b, "event_file", err
+	case hasEvent:
+		b, err := inlineEventJSON(event)
+		return b, "event", err
+	}
+	return nil, "", nil
+}
+
+// hasKey reports whether the mapping node has key, null or not: events:
+// with nothing under it is a sequence test without events, not a test of
+// one event.
+func hasKey(node *yaml.Node, key string) bool {
+	if node.Kind != yaml.MappingNode {
+		return false
+	}
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		if node.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
 }
 
 // inlineEventJSON turns an inline event into the JSON body it stands for: a
@@ -333,6 +385,10 @@ func writeJSONString(b *bytes.Buffer, s string) {
 func RunTests(ctx context.Context, rt *rules.Runtime, tests []*Test) []TestResult {
 	out := make([]TestResult, 0, len(tests))
 	for _, t := range tests {
+		if t.Events != nil {
+			out = append(out, runSequence(ctx, rt, t))
+			continue
+		}
 		out = append(out, runRuleTest(ctx, rt, t))
 	}
 	return out
@@ -493,8 +549,15 @@ func checkFields(rt *rules.Runtime, e RouteExpect, r RouteOutcome) []string {
 		}
 		fails = append(fails, fmt.Sprintf("%s: outcome %s, want %s%s", name, r.Outcome, e.Outcome, why))
 	}
-	for _, k := range slices.Sorted(maps.Keys(e.Contains)) {
-		want := e.Contains[k]
+	return append(fails, checkContains(name, e.Contains, r)...)
+}
+
+// checkContains checks contains: on a rendered route; name heads each
+// failure.
+func checkContains(name string, contains map[string]string, r RouteOutcome) []string {
+	var fails []string
+	for _, k := range slices.Sorted(maps.Keys(contains)) {
+		want := contains[k]
 		got, ok := r.Fields[k]
 		if k == "dedup_key" {
 			got, ok = r.DedupKey, r.DedupKey != ""

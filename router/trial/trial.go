@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rsa"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,6 +63,12 @@ type Options struct {
 	// none would.
 	CooldownHolder func(ctx context.Context, scope, key string, now time.Time) (string, time.Time, error)
 	Silenced       func(source string, view *router.View, rule, sink string) *router.Silence
+	// WaitingTimers returns the ids of the deliveries waiting under a
+	// timer key (a rule's unless: key: JSON of its name and same:
+	// values), which an event matching the rule's unless.when would
+	// cancel; it must change nothing. nil: there is no store to ask, and
+	// the result names the key instead (see TimerCancel).
+	WaitingTimers func(ctx context.Context, timerKey string) ([]string, error)
 }
 
 // Result is the answer of POST /api/trial, field for field.
@@ -72,6 +79,36 @@ type Result struct {
 	Send      bool           `json:"send"`
 	Rules     []RuleOutcome  `json:"rules"`
 	Routes    []RouteOutcome `json:"routes"`
+	// Cancels are the timers the event would cancel: one per rule with
+	// unless: whose when it matches, whichever rules it matches itself
+	// (a cancelling event may come from any source). A trial cancels
+	// nothing. Left out of the JSON when empty, so that the answer to an
+	// event that cancels nothing keeps the shape it always had.
+	Cancels []TimerCancel `json:"cancels,omitempty"`
+}
+
+// TimerCancel is what an event would cancel of one rule's timers: the
+// deliveries waiting under the timer key its same: values make.
+type TimerCancel struct {
+	Rule string `json:"rule"`
+	// Key is the timer key, JSON of the rule's name and the event's
+	// same: values, as the store keeps it: waiting deliveries of an
+	// earlier event with equal values (42 and "42" differ) are under it.
+	// "" when same: fails on the event (see Error).
+	Key string `json:"key"`
+	// Same is the same: values for people: entity_id = "4052…", each
+	// value as JSON.
+	Same string `json:"same"`
+	// Deliveries are the ids of the deliveries waiting under Key, which
+	// a real event would cancel (empty: none waits); nil when there was
+	// no store to ask (Note says so).
+	Deliveries []string `json:"deliveries"`
+	// Note says what the trial could not tell, "" if nothing.
+	Note string `json:"note,omitempty"`
+	// Error is why the event would cancel nothing though it matches
+	// unless.when (same: fails on it), or why the store could not be
+	// asked; "" if none.
+	Error string `json:"error,omitempty"`
 }
 
 // RuleOutcome says whether a rule matched, and why.
@@ -113,9 +150,10 @@ type RouteOutcome struct {
 	// delivery would go now or wait, and until when.
 	Schedule string `json:"schedule,omitempty"`
 	// Outcome is what a real delivery would come to first: sent,
-	// deferred (outside its schedule), suppressed (a cooldown, or
-	// when_closed: drop), silenced, or grouped (held for its group's
-	// digest); Why says by what, for all but sent.
+	// waiting (a rule with unless: holds it until its timer fires or a
+	// later event cancels it), deferred (outside its schedule),
+	// suppressed (a cooldown, or when_closed: drop), silenced, or grouped
+	// (held for its group's digest); Why says by what, for all but sent.
 	Outcome string `json:"outcome"`
 	Why     string `json:"why,omitempty"`
 	// Error says why no delivery would be made (a template that fails, a
@@ -153,27 +191,17 @@ func (e *Error) Error() string { return e.Msg }
 // the sink's timeout, delivery id "trial-…", no dedup key), and nothing is
 // written to the store either way.
 func Run(ctx context.Context, rt *rules.Runtime, in Input, o Options) (*Result, error) {
-	src, err := trialSource(rt, in.Source)
-	if err != nil {
-		return nil, err
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	if o.Sinks == nil {
 		o.Sinks = rt.Sinks
 	}
-	headers := make(map[string]string, len(in.Headers))
-	for k, v := range in.Headers {
-		if k = strings.ToLower(k); !rt.DropsHeader(k) {
-			headers[k] = v
-		}
-	}
-	view, err := src.Decode(&router.Incoming{Source: src.Name, Headers: headers, Body: in.Payload, ReceivedAt: o.Now()})
+	src, view, err := decodeEvent(rt, in.Source, in.Payload, in.Headers, o.Now())
 	if err != nil {
-		return nil, &Error{Msg: fmt.Sprintf("the event does not decode as a %s event (the router would quarantine it): %v", src.Type, err)}
+		return nil, err
 	}
-	res := &Result{Source: src.Name, EventName: view.Name, EventID: view.ID, Send: in.Send, Rules: []RuleOutcome{}, Routes: []RouteOutcome{}}
+	res := &Result{Source: src.Name, EventName: view.Name, EventID: view.ID, Send: in.Send, Rules: []RuleOutcome{}, Routes: []RouteOutcome{}, Cancels: trialCancels(ctx, rt, src, view, o)}
 	var matched []*rules.Rule
 	for _, r := range rt.Rules {
 		tr := trialRule(rt, r, src, view)
@@ -184,6 +212,27 @@ func Run(ctx context.Context, rt *rules.Runtime, in Input, o Options) (*Result, 
 	}
 	trialRoutes(ctx, rt, res, matched, src, view, in.Send, o)
 	return res, nil
+}
+
+// decodeEvent decodes an event received at at from the source named
+// (default the only one), as ingest does: headers the router drops are
+// left out of the view.
+func decodeEvent(rt *rules.Runtime, source string, payload []byte, in map[string]string, at time.Time) (*rules.Source, *router.View, error) {
+	src, err := trialSource(rt, source)
+	if err != nil {
+		return nil, nil, err
+	}
+	headers := make(map[string]string, len(in))
+	for k, v := range in {
+		if k = strings.ToLower(k); !rt.DropsHeader(k) {
+			headers[k] = v
+		}
+	}
+	view, err := src.Decode(&router.Incoming{Source: src.Name, Headers: headers, Body: payload, ReceivedAt: at})
+	if err != nil {
+		return nil, nil, &Error{Msg: fmt.Sprintf("the event does not decode as a %s event (the router would quarantine it): %v", src.Type, err)}
+	}
+	return src, view, nil
 }
 
 func trialSource(rt *rules.Runtime, name string) (*rules.Source, error) {
@@ -244,7 +293,13 @@ func trialRoutes(ctx context.Context, rt *rules.Runtime, res *Result, matched []
 			if sr != nil {
 				tr.Kind = sr.Kind
 			}
-			d, err := trialDelivery(ctx, rt, rule, route, view, o.Links)
+			var timer map[string]any
+			if rule.Unless != nil {
+				// Rendered as it would be when the timer fires on time.
+				now := o.Now()
+				timer = timerData(now, now.Add(timerDelay(rule, route)))
+			}
+			d, err := trialDelivery(ctx, rt, rule, route, view, o.Links, timer)
 			if d != nil {
 				tr.Fields = d.Fields
 				tr.DedupKey = d.DedupKey
@@ -297,10 +352,11 @@ type trialRendered struct {
 }
 
 // trialDelivery renders a route as the worker would, with a trial id, and
-// with the links the store has for its dedup key (none without lookup).
-// The dedup key is rendered for show only: copyDelivery takes it off
-// before a sink sees the delivery.
-func trialDelivery(ctx context.Context, rt *rules.Runtime, rule *rules.Rule, route *rules.Route, view *router.View, lookup func(context.Context, string) (map[string]router.Link, error)) (*trialRendered, error) {
+// with the links the store has for its dedup key (none without lookup)
+// and, for a rule with unless:, timer as .timer. The dedup key is
+// rendered for show only: copyDelivery takes it off before a sink sees
+// the delivery.
+func trialDelivery(ctx context.Context, rt *rules.Runtime, rule *rules.Rule, route *rules.Route, view *router.View, lookup func(context.Context, string) (map[string]router.Link, error), timer map[string]any) (*trialRendered, error) {
 	d := &trialRendered{Delivery: router.Delivery{ID: trialID(), Rule: rule.Name, Sink: route.Sink, Attempt: 1, Event: view.Data(), Fields: map[string]string{}}}
 	if route.DedupKey != nil {
 		s, err := route.DedupKey.Render(view.Data())
@@ -318,6 +374,11 @@ func trialDelivery(ctx context.Context, rt *rules.Runtime, rule *rules.Rule, rou
 	if route.UsesLinks {
 		data = rt.WithLinks(data, d.links)
 	}
+	if timer != nil {
+		// A copy: the view's data is shared by the event's routes.
+		data = maps.Clone(data)
+		data["timer"] = timer
+	}
 	for _, f := range route.Fields {
 		s, err := f.Render(data)
 		if err != nil {
@@ -329,9 +390,14 @@ func trialDelivery(ctx context.Context, rt *rules.Runtime, rule *rules.Rule, rou
 }
 
 // outcome says what a real delivery of the route would come to first, in
-// the worker's order: its schedule, a silence, its cooldown, its group.
+// the worker's order: its timer (ingest stores it waiting; the rest
+// applies when it fires), its schedule, a silence, its cooldown, its
+// group.
 func outcome(ctx context.Context, rule *rules.Rule, route *rules.Route, view *router.View, src *rules.Source, o Options) (string, string) {
 	now := o.Now()
+	if rule.Unless != nil {
+		return router.StatusWaiting, waitingWhy(rule, route, src, view, now)
+	}
 	if w := route.Window; w != nil && !w.Allows(now) {
 		if route.DropClosed {
 			return router.StatusSuppressed, "suppressed (" + w.Key() + ", when_closed: drop): " + w.Schedule.Describe(now)

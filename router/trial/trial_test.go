@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -245,5 +247,107 @@ func TestTrialShowsSchedule(t *testing.T) {
 		if got := res.Routes[0].Schedule; got != want {
 			t.Errorf("at %v: %q, want %q", at, got, want)
 		}
+	}
+}
+
+// TestTrialTimerWaits: a route of a rule with unless: waits; the trial
+// says until when and what would cancel it, with the same: values, and
+// renders .timer as it would be when the timer fires.
+func TestTrialTimerWaits(t *testing.T) {
+	rt, _ := mustLoad(t, timerConfig, nil)
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	res, err := Run(context.Background(), rt, Input{Source: "siq", Payload: testkit.ReadEvent(t, "conversation-missed.json")}, Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range res.Routes {
+		got = append(got, r.Rule+" → "+r.Sink+": "+r.Outcome+": "+r.Why)
+	}
+	want := []string{
+		`missed-unanswered → slack: waiting: fires at +5m0s (2026-12-07T10:05:00Z) unless a later event matches unless.when with the same entity_id = "40526000001808100"`,
+		`missed-unanswered → pager: waiting: fires at +30m0s (2026-12-07T10:30:00Z) unless a later event matches unless.when with the same entity_id = "40526000001808100"`,
+		"missed-log → log: sent: ",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("routes\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if txt := res.Routes[0].Fields["text"]; txt != "[40526000001808100] missed [5m0s] ago, at [2026-12-07 10:00:00 +0000 UTC]" {
+		t.Errorf("slack text %q; want .timer as when it fires", txt)
+	}
+	if len(res.Cancels) != 0 {
+		t.Errorf("a missed chat cancels %+v", res.Cancels)
+	}
+	if b, _ := json.Marshal(res); strings.Contains(string(b), `"cancels"`) {
+		t.Errorf("JSON of an event that cancels nothing has cancels: %s", b)
+	}
+
+	// A same: that fails on the first event: nothing can cancel the timer.
+	rt, _ = mustLoad(t, strings.Replace(timerConfig, "same: [entity_id]", "same: [int(entity_id) / 0]", 1), nil)
+	res, err = Run(context.Background(), rt, Input{Source: "siq", Payload: testkit.ReadEvent(t, "conversation-missed.json")}, Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if why := res.Routes[0].Why; !strings.HasPrefix(why, "fires at +5m0s (2026-12-07T10:05:00Z) whatever comes later: unless.same fails on this event (") || !strings.HasSuffix(why, "), so no later event can cancel it") {
+		t.Errorf("why %q", why)
+	}
+}
+
+// TestTrialCancels: an event matching a rule's unless.when lists the
+// waiting deliveries it would cancel, as the store answers for the timer
+// key; without a store it names the key instead.
+func TestTrialCancels(t *testing.T) {
+	rt, _ := mustLoad(t, timerConfig, nil)
+	in := Input{Source: "siq", Payload: attended(missedChat)}
+	const key = `["missed-unanswered","40526000001808100"]`
+	var asked []string
+	waiting := func(_ context.Context, k string) ([]string, error) {
+		asked = append(asked, k)
+		if k == key {
+			return []string{"d-slack", "d-pager"}, nil
+		}
+		return nil, nil
+	}
+	res, err := Run(context.Background(), rt, in, Options{WaitingTimers: waiting})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []TimerCancel{{Rule: "missed-unanswered", Key: key, Same: `entity_id = "40526000001808100"`, Deliveries: []string{"d-slack", "d-pager"}}}
+	if !reflect.DeepEqual(res.Cancels, want) || !slices.Equal(asked, []string{key}) {
+		t.Errorf("cancels %+v (asked %q), want %+v", res.Cancels, asked, want)
+	}
+	if len(res.Routes) != 0 {
+		t.Errorf("the attended event made routes %+v", res.Routes)
+	}
+
+	// Another chat: nothing waits under its key, and the answer says so.
+	res, err = Run(context.Background(), rt, Input{Source: "siq", Payload: attended("1")}, Options{WaitingTimers: waiting})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := res.Cancels; len(c) != 1 || c[0].Deliveries == nil || len(c[0].Deliveries) != 0 || c[0].Key != `["missed-unanswered","1"]` {
+		t.Errorf("cancels of another chat %+v; want an empty list of deliveries", c)
+	}
+	if b, _ := json.Marshal(res); !strings.Contains(string(b), `"cancels":[{"rule":"missed-unanswered","key":"[\"missed-unanswered\",\"1\"]","same":"entity_id = \"1\"","deliveries":[]}]`) {
+		t.Errorf("JSON %s", b)
+	}
+
+	// Offline: no store was asked, and the key is named.
+	res, err = Run(context.Background(), rt, in, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := res.Cancels; len(c) != 1 || c[0].Deliveries != nil || c[0].Key != key ||
+		c[0].Note != "no store was asked: a running router would cancel every delivery waiting under timer key "+key {
+		t.Errorf("offline cancels %+v", c)
+	}
+
+	// A store that fails says so.
+	res, err = Run(context.Background(), rt, in, Options{WaitingTimers: func(context.Context, string) ([]string, error) { return nil, errors.New("disk on fire") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := res.Cancels; len(c) != 1 || c[0].Error != "look up the waiting timers: disk on fire" || c[0].Deliveries != nil {
+		t.Errorf("cancels with a failing store %+v", c)
 	}
 }
