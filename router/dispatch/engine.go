@@ -67,7 +67,7 @@ func (r *Router) SigningKeysChanged(sink string) { r.keys.invalidate(sink) }
 func (r *Router) Trial(ctx context.Context, in trial.Input) (*trial.Result, error) {
 	rt := r.rt.Load()
 	return trial.Run(ctx, rt, in, trial.Options{Capture: r.capturer(), Now: r.now, SigningKey: r.trialSigningKey,
-		Links: r.store.Links, CooldownHolder: r.store.CooldownHolder,
+		Links: r.store.Links, CooldownHolder: r.store.CooldownHolder, WaitingTimers: r.waitingUnder,
 		Silenced: func(source string, view *router.View, rule, sink string) *router.Silence {
 			return r.silencedBy(rt, source, func() (*router.View, error) { return view, nil }, rule, sink)
 		}})

@@ -109,3 +109,22 @@ func timerData(rule *rules.Rule, route *rules.Route, ev *router.EventRecord, now
 		"waited":     now.Sub(ev.ReceivedAt).Round(time.Second).String(),
 	}
 }
+
+// waitingUnder lists the deliveries waiting under a timer key, for a trial
+// of an event that would cancel them. It reads every waiting timer: a
+// trial is rare, and timers are few next to deliveries.
+func (r *Router) waitingUnder(ctx context.Context, key string) ([]string, error) {
+	ts, err := r.store.Timers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ids := []string{}
+	for _, t := range ts {
+		if t.Key == key {
+			for _, d := range t.Deliveries {
+				ids = append(ids, d.ID)
+			}
+		}
+	}
+	return ids, nil
+}

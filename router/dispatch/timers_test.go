@@ -9,7 +9,9 @@ import (
 
 	"github.com/hookroute/hookroute/internal/testkit"
 	"github.com/hookroute/hookroute/router"
+	"github.com/hookroute/hookroute/router/admin"
 	"github.com/hookroute/hookroute/router/dispatch"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // timerConfig: a missed chat escalates to slack after 5 minutes and to
@@ -113,5 +115,52 @@ func TestTimers(t *testing.T) {
 	send("conversation.attender.updated", "A")
 	if d := statuses("pager")["A"]; d.Status != router.StatusDelivered {
 		t.Errorf("A's pager step is %s; want delivered (fired before the cancel)", d.Status)
+	}
+}
+
+// TestTimerTrial: through the admin trial, a first event's routes say when
+// they fire, and an event that would cancel lists the deliveries waiting
+// under its key, cancelling none of them.
+func TestTimerTrial(t *testing.T) {
+	conf := "admin:\n  tokens:\n    - {name: ops, token: \"${OPS}\", scopes: [read, trial]}\n" + timerConfig
+	f := &testkit.FakeFactory{}
+	rt, st := loadWithStore(t, conf, f, func(k string) (string, bool) {
+		if k == "OPS" {
+			return "ops-token-0123456789", true
+		}
+		return pubEnv(k)
+	})
+	r := dispatch.New(rt, st, dispatch.Options{PollInterval: 20 * time.Millisecond})
+	runRouter(t, r)
+	h := admin.Handler(r, prometheus.NewRegistry())
+	if w := post(t, r.IngestHandler(), timerEvent("conversation.missed", "A")); w.Code != 202 {
+		t.Fatalf("ingest: %d", w.Code)
+	}
+	var first struct {
+		Routes []struct{ Sink, Outcome, Why string }
+	}
+	if code := apiDo(t, h, "POST", "/api/trial", "ops-token-0123456789", `{"source": "siq", "event": `+timerEvent("conversation.missed", "Z")+`}`, &first); code != 200 || len(first.Routes) != 2 {
+		t.Fatalf("trial: %d %+v", code, first)
+	}
+	for _, r := range first.Routes {
+		if r.Outcome != "waiting" || !strings.Contains(r.Why, `entity_id = "Z"`) {
+			t.Errorf("%s: %s (%s); want waiting, naming the same value", r.Sink, r.Outcome, r.Why)
+		}
+	}
+	var cancel struct {
+		Cancels []struct {
+			Rule       string
+			Deliveries []string
+		}
+	}
+	if code := apiDo(t, h, "POST", "/api/trial", "ops-token-0123456789", `{"source": "siq", "event": `+timerEvent("conversation.attender.updated", "A")+`}`, &cancel); code != 200 {
+		t.Fatalf("trial: %d", code)
+	}
+	if len(cancel.Cancels) != 1 || cancel.Cancels[0].Rule != "missed-unanswered" || len(cancel.Cancels[0].Deliveries) != 2 {
+		t.Fatalf("cancels %+v; want A's two waiting deliveries", cancel.Cancels)
+	}
+	ds, err := st.ListDeliveries(context.Background(), router.DeliveryFilter{Status: router.StatusWaiting})
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("%d waiting, %v; want both still waiting after the trial", len(ds), err)
 	}
 }
