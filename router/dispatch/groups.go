@@ -14,7 +14,7 @@ import (
 // group (as its carrier or a member); ok is false when the store could
 // not say (the delivery was put back).
 func (r *Router) joinedGroup(rt *rules.Runtime, c *router.Claimed) (joined, ok bool) {
-	if rule, found := rt.Rule(c.Rule); !found || rule.Group == nil {
+	if rule, found := r.ruleFor(rt, c.Rule); !found || rule.Group == nil {
 		return false, true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -34,7 +34,7 @@ func (r *Router) joinedGroup(rt *rules.Runtime, c *router.Claimed) (joined, ok b
 // carrier whose batch flushed, with the digest its templates read
 // (.events, .group). ok false means it was put back or set aside.
 func (r *Router) grouped(rt *rules.Runtime, c *router.Claimed) (digest map[string]any, ok bool) {
-	rule, found := rt.Rule(c.Rule)
+	rule, found := r.ruleFor(rt, c.Rule)
 	if !found || rule.Group == nil || c.Route >= len(rule.Routes) {
 		return nil, true
 	}

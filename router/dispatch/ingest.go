@@ -232,6 +232,10 @@ type Router struct {
 	keys    *keyring // outbound signing keys (keys.go)
 	// silences is the workers' copy of the silences (silences.go).
 	silences silences
+	// retired are rules with unless: a reload removed, by name, kept
+	// for their waiting timers (timers.go ruleFor).
+	retiredMu sync.Mutex
+	retired   map[string]*rules.Rule
 
 	reload     func() (*rules.Runtime, error)
 	capture    func() config.Capturer

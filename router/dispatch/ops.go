@@ -149,6 +149,7 @@ func (r *Router) Reload() error {
 	if old.Config.Server.Listen != rt.Config.Server.Listen || old.Config.Server.AdminListen != rt.Config.Server.AdminListen || old.Config.Store.URL != rt.Config.Store.URL {
 		r.log.Warn("config reload: listener and store changes take effect at the next restart")
 	}
+	r.retire(old, rt)
 	r.rt.Store(rt)
 	r.views.clear()
 	r.pools.apply(rt)

@@ -128,3 +128,35 @@ func (r *Router) waitingUnder(ctx context.Context, key string) ([]string, error)
 	}
 	return ids, nil
 }
+
+// ruleFor returns the rule a delivery was made by: the running config's,
+// or, for a rule a reload removed while its timers waited, the rule as it
+// was, so that they fire as they were made.
+func (r *Router) ruleFor(rt *rules.Runtime, name string) (*rules.Rule, bool) {
+	if rule, ok := rt.Rule(name); ok {
+		return rule, true
+	}
+	r.retiredMu.Lock()
+	defer r.retiredMu.Unlock()
+	rule, ok := r.retired[name]
+	return rule, ok
+}
+
+// retire keeps, across a reload from old to rt, the rules with unless:
+// that rt removes: their timers may still be waiting. A rule rt has again
+// is its own.
+func (r *Router) retire(old, rt *rules.Runtime) {
+	r.retiredMu.Lock()
+	defer r.retiredMu.Unlock()
+	if r.retired == nil {
+		r.retired = map[string]*rules.Rule{}
+	}
+	for _, rule := range old.Rules {
+		if _, kept := rt.Rule(rule.Name); !kept && rule.Unless != nil {
+			r.retired[rule.Name] = rule
+		}
+	}
+	for _, rule := range rt.Rules {
+		delete(r.retired, rule.Name)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/hookroute/hookroute/router"
 	"github.com/hookroute/hookroute/router/admin"
 	"github.com/hookroute/hookroute/router/dispatch"
+	"github.com/hookroute/hookroute/router/rules"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -162,5 +163,41 @@ func TestTimerTrial(t *testing.T) {
 	ds, err := st.ListDeliveries(context.Background(), router.DeliveryFilter{Status: router.StatusWaiting})
 	if err != nil || len(ds) != 2 {
 		t.Fatalf("%d waiting, %v; want both still waiting after the trial", len(ds), err)
+	}
+}
+
+// TestTimersOutliveTheirRule: a reload that removes a rule with unless:
+// leaves its waiting timers to fire as they were made.
+func TestTimersOutliveTheirRule(t *testing.T) {
+	var clock atomic.Int64
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	clock.Store(t0.UnixNano())
+	f := &testkit.FakeFactory{}
+	rt, st := loadWithStore(t, timerConfig, f, pubEnv)
+	without := strings.Replace(timerConfig, "rules:", "rules:\n  - {name: other, when: 'false', to: [{sink: slack, text: x}]}\n  - name: gone", 1)
+	without = without[:strings.Index(without, "  - name: gone")] // the timer rule removed
+	next, err := rules.Load("rules.yaml", []byte(without), f, pubEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := dispatch.New(rt, st, dispatch.Options{PollInterval: 20 * time.Millisecond, Now: func() time.Time { return time.Unix(0, clock.Load()) },
+		Reload: func() (*rules.Runtime, error) { return next, nil }})
+	runRouter(t, r)
+	if w := post(t, r.IngestHandler(), timerEvent("conversation.missed", "A")); w.Code != 202 {
+		t.Fatalf("ingest: %d", w.Code)
+	}
+	if err := r.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.Runtime().Rule("missed-unanswered"); ok {
+		t.Fatal("the reload kept the rule")
+	}
+	clock.Store(t0.Add(31 * time.Minute).UnixNano())
+	waitFor(t, "both steps delivered", func() bool {
+		ds, err := st.ListDeliveries(context.Background(), router.DeliveryFilter{Status: router.StatusDelivered})
+		return err == nil && len(ds) == 2
+	})
+	if got := f.Sinks["pager"].Deliveries(); len(got) != 1 || got[0].Fields["text"] != "[A] still unanswered" {
+		t.Errorf("pager got %+v; want A's step rendered by the removed rule", got)
 	}
 }

@@ -757,7 +757,7 @@ const neverOpensWait = 24 * time.Hour
 // route's schedule keeps it from going (during: closed, outside: open),
 // until the schedule lets it; the log says why it waits.
 func (r *Router) outsideWindow(rt *rules.Runtime, c *router.Claimed) bool {
-	rule, ok := rt.Rule(c.Rule)
+	rule, ok := r.ruleFor(rt, c.Rule)
 	if !ok || c.Route >= len(rule.Routes) || rule.Routes[c.Route].Window == nil {
 		return false
 	}
@@ -806,7 +806,7 @@ func (r *Router) setAside(c *router.Claimed, status, why string) {
 // counts as pending: waiting is safe, sending without the links is not
 // what the route asked for.
 func (r *Router) waitsForPeers(rt *rules.Runtime, c *router.Claimed) bool {
-	rule, ok := rt.Rule(c.Rule)
+	rule, ok := r.ruleFor(rt, c.Rule)
 	if !ok || c.Route >= len(rule.Routes) || len(rule.Routes[c.Route].After) == 0 {
 		return false
 	}
@@ -1008,7 +1008,7 @@ func (r *Router) finish(c *router.Claimed, f router.Finish) bool {
 //
 // held is the route's cooldown (scope and key value) the delivery took.
 func (r *Router) buildDelivery(rt *rules.Runtime, sink router.Sink, c *router.Claimed, digest map[string]any) (d *router.Delivery, route *rules.Route, held [2]string, err error) {
-	rule, ok := rt.Rule(c.Rule)
+	rule, ok := r.ruleFor(rt, c.Rule)
 	if !ok || c.Route >= len(rule.Routes) || rule.Routes[c.Route].Sink != c.Sink {
 		return nil, nil, held, router.Permanent(fmt.Errorf("rule %q route %d to sink %q is no longer in the config", c.Rule, c.Route, c.Sink))
 	}
