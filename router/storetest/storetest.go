@@ -1438,12 +1438,12 @@ func testTimers(e *env) {
 	e.wantIDs("cancelled", e.list(router.DeliveryFilter{Sink: sink, Status: router.StatusCancelled}), "b1", "a2")
 }
 
-// testTimerRace: for each of many deliveries, a fire and a cancel start
+// testTimerRace: for each of 2,000 deliveries, a fire and a cancel start
 // at the same instant: each delivery ends fired or cancelled, exactly one
 // of the two, whichever won.
 func testTimerRace(e *env) {
 	sink := e.n("sink")
-	const n = 1000
+	const n = 2000
 	due := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Microsecond) }
 	for i := range n {
 		id := fmt.Sprintf("t%04d", i)
