@@ -99,9 +99,8 @@ func (s *slackSink) converse(ctx context.Context, d *router.Delivery, channel st
 	if root.empty() {
 		c.first, c.firstIsMsg = msg, true
 	}
-	first := c.first
 	if d.RemoteID == "" {
-		if first.empty() {
+		if c.first.empty() {
 			return router.Result{}, router.Permanent(errors.New("slack: the conversation has no root yet, and root_text, root_blocks, text and blocks all rendered empty"))
 		}
 		if err := c.newRoot(ctx); err != nil {

@@ -679,9 +679,13 @@ type prepared struct {
 	cooldown [2]string
 }
 
-// prepareDelivery renders the delivery, signs it for a secured sink and locks its
-// dedup key. ok is false when the delivery was put back to wait (no key
-// to sign with, or its dedup key busy), with nothing held.
+// prepareDelivery runs a claimed delivery through what may hold it back
+// (its route's schedule, a silence, after:, its rule's group, its
+// route's cooldown), renders it, signs it for a secured sink and locks
+// its dedup key. ok is false when the delivery was put back to wait (a
+// closed schedule, pending peers, a group not flushed yet, no key to sign
+// with, its dedup key busy) or set aside without an attempt, with nothing
+// held but a cooldown it took.
 func (r *Router) prepareDelivery(rt *rules.Runtime, sr *rules.SinkRuntime, c *router.Claimed) (a *prepared, ok bool) {
 	// A delivery that joined its group passed these checks before it
 	// joined: a carrier set aside while it waits would leave its batch
