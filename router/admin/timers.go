@@ -70,9 +70,12 @@ func toTimerJSON(t *router.Timer, rt *rules.Runtime) *timerJSON {
 	}
 	j.Values = key[1:]
 	// dispatch.timerKey's stand-in for a same: that failed on the first
-	// event: one value, "uncancellable " and the event id.
-	var only string
-	if len(j.Values) == 1 && json.Unmarshal(j.Values[0], &only) == nil && only == "uncancellable "+t.EventID {
+	// event: one value, {"uncancellable": the event id}, which no same:
+	// value can be.
+	var only struct {
+		Uncancellable string `json:"uncancellable"`
+	}
+	if len(j.Values) == 1 && json.Unmarshal(j.Values[0], &only) == nil && only.Uncancellable == t.EventID {
 		j.Uncancellable = true
 		return j
 	}

@@ -3,6 +3,7 @@ package dispatch_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -193,5 +194,44 @@ func TestTimersAPI(t *testing.T) {
 	if len(items) != 2 || items[0].ID != b.ID || items[1].ID != a2.ID || len(items[1].Deliveries) != 1 ||
 		items[1].Deliveries[0].Sink != "pager" || !items[1].DueAt.Equal(t0.Add(30*time.Minute+30*time.Second)) {
 		t.Errorf("list after a step fired: %+v", items)
+	}
+}
+
+// TestUncancellableTimer: a same: that fails on the first event makes a
+// timer no event can cancel; the API marks it, and it still fires.
+func TestUncancellableTimer(t *testing.T) {
+	conf := strings.Replace(timersAPIConfig, "same: [entity_id, chat.department_id]", "same: [int(entity_id)]", 1)
+	f := &testkit.FakeFactory{}
+	rt, st := loadWithStore(t, conf, f, func(k string) (string, bool) {
+		switch k {
+		case "OPS":
+			return "ops-token-0123456789", true
+		case "VIEWER":
+			return "view-token-0123456789", true
+		}
+		return pubEnv(k)
+	})
+	r := dispatch.New(rt, st, dispatch.Options{PollInterval: 20 * time.Millisecond})
+	runRouter(t, r)
+	h := admin.Handler(r, prometheus.NewRegistry())
+	if w := post(t, r.IngestHandler(), missedEvent("not-a-number", "1")); w.Code != 202 {
+		t.Fatalf("ingest: %d", w.Code)
+	}
+	var list struct {
+		Items []struct {
+			Uncancellable bool
+			EventID       string `json:"event_id"`
+		}
+	}
+	if code := apiDo(t, h, "GET", "/api/timers", "view-token-0123456789", "", &list); code != 200 || len(list.Items) != 1 || !list.Items[0].Uncancellable {
+		t.Fatalf("timers: %d %+v; want one, marked uncancellable", code, list)
+	}
+	// An event with the same chat cannot cancel it.
+	if w := post(t, r.IngestHandler(), `{"event":"conversation.attender.updated","entity_id":"not-a-number","event_time":"2","attempt":1,"entity":{"id":"not-a-number"}}`); w.Code != 202 {
+		t.Fatalf("ingest: %d", w.Code)
+	}
+	ds, err := st.ListDeliveries(context.Background(), router.DeliveryFilter{Status: router.StatusWaiting})
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("%d waiting, %v; want both still waiting", len(ds), err)
 	}
 }
