@@ -20,6 +20,12 @@ type View struct {
 	// Env is the expr environment: a *SalesIQEvent for salesiq sources, the
 	// Data() map for generic ones.
 	Env any
+	// Ignored, when set, says why the event matches no rule whatever the
+	// rules say (a Slack bot's own message, a click from a user outside
+	// allow_users). The event is stored, for the record, but makes no
+	// delivery and cancels no timer. It is a field of the view, not of
+	// its data, so that a sender's payload cannot set it.
+	Ignored string
 
 	data     map[string]any
 	build    func() map[string]any // makes data on first use, when set

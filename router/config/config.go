@@ -125,6 +125,17 @@ type SourceConfig struct {
 	Event string `yaml:"event"`
 	// ID is an expr giving the dedup id of a generic source's event.
 	ID string `yaml:"id"`
+	// SigningSecret is a slack source's signing secret (the app's Basic
+	// Information page), by reference like every secret.
+	SigningSecret router.Secret `yaml:"signing_secret"`
+	// AllowUsers and AllowChannels, when set, limit which Slack users and
+	// channels can trigger rules; other events are stored but match none.
+	AllowUsers    []string `yaml:"allow_users"`
+	AllowChannels []string `yaml:"allow_channels"`
+	// BotUserID and AppID are the slack source's own bot: its events are
+	// stored but match no rule, so that a reply cannot loop back.
+	BotUserID string `yaml:"bot_user_id"`
+	AppID     string `yaml:"app_id"`
 }
 
 // KeyRef is a public key given inline or by file.

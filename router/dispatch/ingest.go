@@ -95,6 +95,18 @@ func (r *Router) serveHook(w http.ResponseWriter, req *http.Request, rt *rules.R
 		httpjson.Error(w, http.StatusUnauthorized, "unauthorized")
 		return
 	}
+	// A sender's check of the endpoint (Slack's url_verification) is
+	// answered here, signed but before decoding, and stored nowhere: it
+	// is not an event.
+	if hs, ok := src.Adapter().(source.Handshaker); ok {
+		if answer, ctype, ok := hs.Handshake(body, req.Header); ok {
+			r.metrics.event(src.Name, "handshake")
+			w.Header().Set("Content-Type", ctype)
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write(answer)
+			return
+		}
+	}
 	// Counted from here only: a client that trickles its body, signed or
 	// not, costs the CPU nothing while it does, and counted it would make
 	// the workers hold back deliveries for an ingest that is not busy

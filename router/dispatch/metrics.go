@@ -49,7 +49,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookroute_events_total",
-			Help: "Webhook requests received, by source and outcome (accepted, duplicate, unauthorized, too_large, quarantined, store_error, bad_request).",
+			Help: "Webhook requests received, by source and outcome (accepted, duplicate, unauthorized, too_large, quarantined, store_error, bad_request, handshake).",
 		}, []string{"source", "outcome"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookroute_delivery_attempts_total",

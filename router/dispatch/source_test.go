@@ -48,13 +48,14 @@ sources:
   - {name: sw, type: standard-webhooks, secret: "${SW}"}
   - {name: hm, type: hmac-sha256, secret: "${GH}", header: X-Signature}
   - {name: open, type: none}
+  - {name: sl, type: slack, signing_secret: "${GH}"}
 sinks:
   - {name: out, type: fake}
 rules:
   - {name: all, when: "true", to: [{sink: out, text: x}]}
 `, map[string]string{"GH": "gh-secret-0123456789", "SW": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
 	body := []byte(`{"event":"conversation.rated","entity_id":"1"}`)
-	for _, name := range []string{"siq", "gh", "sw", "open"} {
+	for _, name := range []string{"siq", "gh", "sw", "open", "sl"} {
 		src, _ := rt.Source(name)
 		h, err := src.SendHeaders(keyFile, body)
 		if err != nil {

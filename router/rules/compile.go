@@ -112,7 +112,9 @@ type Unless struct {
 // Cancels reports whether the event in view, from source, matches When.
 func (u *Unless) Cancels(source string, view *router.View) (bool, error) {
 	p := u.when[source]
-	if p == nil {
+	// An ignored event matches nothing, unless.when included: the bot's
+	// own reply must not cancel the reminder that it is waited for.
+	if p == nil || view.Ignored != "" {
 		return false, nil
 	}
 	out, err := expr.Run(p, view.Env)
@@ -1207,7 +1209,15 @@ func (s *Source) Decode(in *router.Incoming) (*router.View, error) { return s.ad
 // Match evaluates every rule that applies to the source and returns those
 // that match. A rule that fails at run time on this event counts as not
 // matched; onError hears about it (the caller logs it with the rule name).
+//
+// An ignored view (router.View.Ignored: a Slack bot's own message, a user
+// outside allow_users) matches no rule: the check is here, once, rather
+// than in every rule's when:, so that a rule written without it cannot
+// loop.
 func (rt *Runtime) Match(source string, v *router.View, onError func(rule string, err error)) []*Rule {
+	if v.Ignored != "" {
+		return nil
+	}
 	var out []*Rule
 	for _, r := range rt.Rules {
 		p := r.progs[source]

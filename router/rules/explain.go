@@ -281,6 +281,9 @@ func (rt *Runtime) Explain(r *Rule, src *Source, view *router.View) (matched boo
 	if p == nil {
 		return false, "", append(explanation, fmt.Sprintf("the rule is for source %q only", r.Source))
 	}
+	if view.Ignored != "" { // as Match: no rule sees it
+		return false, "", append(explanation, "the event is ignored: "+view.Ignored)
+	}
 	out, err := expr.Run(p, view.Env)
 	if err != nil {
 		errMsg = exprMessage(err, true)

@@ -18,6 +18,15 @@ type Adapter interface {
 	Decode(in *router.Incoming) (*router.View, error)
 }
 
+// Handshaker is an adapter that answers some verified requests itself,
+// without storing them: a sender's check that the endpoint is its own
+// (Slack's url_verification challenge). Handshake is called after the
+// signature is verified and before decoding; ok is false for any request
+// that is an event.
+type Handshaker interface {
+	Handshake(body []byte, h http.Header) (answer []byte, contentType string, ok bool)
+}
+
 // Kind is one source type: everything its type: value decides. Each
 // kind is one file, source_NAME.go, whose init registers it; the rest of
 // the router asks a source's kind and never names one, so adding a kind
@@ -67,7 +76,8 @@ type Kind struct {
 	// serve logs it. It is called only for a config whose verifier built.
 	Warn func(sc *config.SourceConfig, dir string) []string
 
-	// Typed builds the kind's typed event view; nil gives the generic view
+	// Typed builds the kind's own adapter: a typed event view, or a map
+	// view decoded the kind's way (slack); nil gives the generic view
 	// (the JSON payload, with event: and id: expressions).
 	Typed func(sc *config.SourceConfig) Adapter
 	// Samples are the embedded events a trial offers for a source of the
