@@ -75,3 +75,37 @@ func (c *adminClient) Do(ctx context.Context, method, path string, body, out any
 	}
 	return json.Unmarshal(b, out)
 }
+
+// callPrinting calls the admin API and, with asJSON, prints its answer
+// as it came (printed true); otherwise it decodes the answer into v for
+// the caller to print.
+func callPrinting(ctx context.Context, c *adminClient, method, path string, body any, asJSON bool, w io.Writer, v any) (printed bool, err error) {
+	var raw json.RawMessage
+	if err := c.Do(ctx, method, path, body, &raw); err != nil {
+		return false, err
+	}
+	if asJSON {
+		_, err := fmt.Fprintln(w, string(raw))
+		return true, err
+	}
+	return false, json.Unmarshal(raw, v)
+}
+
+// listPrinting reads a listing ({"items": […]}) and, with asJSON, prints
+// its items as a JSON array (printed true; [] rather than null, for jq
+// and the like); otherwise it returns them for the caller to print.
+func listPrinting(ctx context.Context, c *adminClient, path string, asJSON bool, w io.Writer) (items []json.RawMessage, printed bool, err error) {
+	var page struct {
+		Items []json.RawMessage `json:"items"`
+	}
+	if err := c.Do(ctx, http.MethodGet, path, nil, &page); err != nil {
+		return nil, false, err
+	}
+	if !asJSON {
+		return page.Items, false, nil
+	}
+	if page.Items == nil {
+		page.Items = []json.RawMessage{}
+	}
+	return nil, true, json.NewEncoder(w).Encode(page.Items)
+}

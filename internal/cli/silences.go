@@ -175,16 +175,8 @@ func addSilence(ctx context.Context, c *adminClient, o *silenceOpts, w io.Writer
 			body[k] = v
 		}
 	}
-	var raw json.RawMessage
-	if err := c.Do(ctx, http.MethodPost, "/api/silences", body, &raw); err != nil {
-		return err
-	}
-	if o.asJSON {
-		_, err := fmt.Fprintln(w, string(raw))
-		return err
-	}
 	var s silence
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if printed, err := callPrinting(ctx, c, http.MethodPost, "/api/silences", body, o.asJSON, w, &s); printed || err != nil {
 		return err
 	}
 	when := "until " + localTime(s.EndsAt)
@@ -200,25 +192,17 @@ func listSilences(ctx context.Context, c *adminClient, state string, asJSON bool
 	if state != "" {
 		path += "?" + url.Values{"state": {state}}.Encode()
 	}
-	var page struct {
-		Items []json.RawMessage `json:"items"`
-	}
-	if err := c.Do(ctx, http.MethodGet, path, nil, &page); err != nil {
+	items, printed, err := listPrinting(ctx, c, path, asJSON, w)
+	if printed || err != nil {
 		return err
 	}
-	if asJSON {
-		if page.Items == nil {
-			page.Items = []json.RawMessage{} // [], not null, for jq and the like
-		}
-		return json.NewEncoder(w).Encode(page.Items)
-	}
-	if len(page.Items) == 0 {
+	if len(items) == 0 {
 		_, err := fmt.Fprintln(w, strings.Join(strings.Fields("no "+state+" silences"), " "))
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATE\tUNTIL\tCREATED BY\tMATCHER\tCOMMENT")
-	for _, raw := range page.Items {
+	for _, raw := range items {
 		var s silence
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return err
@@ -236,16 +220,8 @@ func listSilences(ctx context.Context, c *adminClient, state string, asJSON bool
 }
 
 func expireSilence(ctx context.Context, c *adminClient, id string, asJSON bool, w io.Writer) error {
-	var raw json.RawMessage
-	if err := c.Do(ctx, http.MethodDelete, "/api/silences/"+url.PathEscape(id), nil, &raw); err != nil {
-		return err
-	}
-	if asJSON {
-		_, err := fmt.Fprintln(w, string(raw))
-		return err
-	}
 	var s silence
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if printed, err := callPrinting(ctx, c, http.MethodDelete, "/api/silences/"+url.PathEscape(id), nil, asJSON, w, &s); printed || err != nil {
 		return err
 	}
 	_, err := fmt.Fprintf(w, "expired silence %s at %s; the deliveries it silenced stay silenced until replayed (hookroute deliveries list --status silenced)\n",

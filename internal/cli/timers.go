@@ -121,25 +121,17 @@ func cmdTimers(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 }
 
 func listTimers(ctx context.Context, c *adminClient, asJSON bool, w io.Writer) error {
-	var page struct {
-		Items []json.RawMessage `json:"items"`
-	}
-	if err := c.Do(ctx, http.MethodGet, "/api/timers", nil, &page); err != nil {
+	items, printed, err := listPrinting(ctx, c, "/api/timers", asJSON, w)
+	if printed || err != nil {
 		return err
 	}
-	if asJSON {
-		if page.Items == nil {
-			page.Items = []json.RawMessage{} // [], not null, for jq and the like
-		}
-		return json.NewEncoder(w).Encode(page.Items)
-	}
-	if len(page.Items) == 0 {
+	if len(items) == 0 {
 		_, err := fmt.Fprintln(w, "no timers waiting")
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tRULE\tSAME\tEVENT\tSTARTED\tDUE\tWAITING")
-	for _, raw := range page.Items {
+	for _, raw := range items {
 		var t timer
 		if err := json.Unmarshal(raw, &t); err != nil {
 			return err
@@ -155,16 +147,8 @@ func listTimers(ctx context.Context, c *adminClient, asJSON bool, w io.Writer) e
 }
 
 func cancelTimer(ctx context.Context, c *adminClient, id string, asJSON bool, w io.Writer) error {
-	var raw json.RawMessage
-	if err := c.Do(ctx, http.MethodDelete, "/api/timers/"+url.PathEscape(id), nil, &raw); err != nil {
-		return err
-	}
-	if asJSON {
-		_, err := fmt.Fprintln(w, string(raw))
-		return err
-	}
 	var t timer
-	if err := json.Unmarshal(raw, &t); err != nil {
+	if printed, err := callPrinting(ctx, c, http.MethodDelete, "/api/timers/"+url.PathEscape(id), nil, asJSON, w, &t); printed || err != nil {
 		return err
 	}
 	_, err := fmt.Fprintf(w, "cancelled timer %s of rule %s (%s, event %s/%s): %d waiting deliveries will not be sent (hookroute deliveries list --status cancelled)\n",
