@@ -37,12 +37,21 @@ rules:
 
 const silenceOps, silenceViewer = "ops-silence-0123456789", "view-silence-0123456789"
 
-// silenceAPI serves the real admin API (admin.Handler over a router on a
-// SQLite store) and returns its address: what the commands print comes
-// from the API's own answers, not from a fake's idea of them.
+// silenceAPI serves the real admin API for the silences tests and
+// returns its address.
 func silenceAPI(t *testing.T) string {
 	t.Helper()
-	rt, _ := testkit.MustLoad(t, rules.Load, silenceRouterConfig, map[string]string{"OPS": silenceOps, "VIEWER": silenceViewer})
+	addr, _ := adminAPI(t, silenceRouterConfig)
+	return addr
+}
+
+// adminAPI serves the real admin API (admin.Handler over a router on a
+// SQLite store) for conf, with the tokens ${OPS} and ${VIEWER}, and
+// returns its address and the store: what the commands print comes from
+// the API's own answers, not from a fake's idea of them.
+func adminAPI(t *testing.T, conf string) (string, *sqlite.Store) {
+	t.Helper()
+	rt, _ := testkit.MustLoad(t, rules.Load, conf, map[string]string{"OPS": silenceOps, "VIEWER": silenceViewer})
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +60,7 @@ func silenceAPI(t *testing.T) string {
 	r := dispatch.New(rt, st, dispatch.Options{})
 	srv := httptest.NewServer(admin.Handler(r, prometheus.NewRegistry()))
 	t.Cleanup(srv.Close)
-	return srv.Listener.Addr().String()
+	return srv.Listener.Addr().String(), st
 }
 
 // TestSilences: add, list and expire through the real API, the token

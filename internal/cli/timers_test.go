@@ -3,21 +3,13 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/hookroute/hookroute/internal/testkit"
 	"github.com/hookroute/hookroute/router"
-	"github.com/hookroute/hookroute/router/admin"
-	"github.com/hookroute/hookroute/router/dispatch"
-	"github.com/hookroute/hookroute/router/rules"
-	"github.com/hookroute/hookroute/router/sqlite"
 )
 
 // timerRouterConfig is the router behind the admin API the timers tests
@@ -44,15 +36,7 @@ rules:
 // apart), and returns its address and the store.
 func timerAPI(t *testing.T) (string, router.Store) {
 	t.Helper()
-	rt, _ := testkit.MustLoad(t, rules.Load, timerRouterConfig, map[string]string{"OPS": silenceOps, "VIEWER": silenceViewer})
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	r := dispatch.New(rt, st, dispatch.Options{})
-	srv := httptest.NewServer(admin.Handler(r, prometheus.NewRegistry()))
-	t.Cleanup(srv.Close)
+	addr, st := adminAPI(t, timerRouterConfig)
 	// Stored as the router stores them (see dispatch's ingest), without
 	// a signed request: what is listed is the store's business.
 	t0 := time.Now().UTC().Truncate(time.Second)
@@ -69,7 +53,7 @@ func timerAPI(t *testing.T) (string, router.Store) {
 			t.Fatal(err)
 		}
 	}
-	return srv.Listener.Addr().String(), st
+	return addr, st
 }
 
 // TestTimers: list and cancel through the real API, the token with the
