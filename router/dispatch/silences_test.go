@@ -33,6 +33,20 @@ rules:
     to: [{sink: slack, text: "x"}, {sink: desk, text: "x"}]
 `
 
+// The admin tokens of the API tests' configs: ${OPS} and ${VIEWER}.
+const apiOps, apiViewer = "ops-token-0123456789", "view-token-0123456789"
+
+// tokenEnv supplies the admin tokens and, as pubEnv, the test key.
+func tokenEnv(k string) (string, bool) {
+	switch k {
+	case "OPS":
+		return apiOps, true
+	case "VIEWER":
+		return apiViewer, true
+	}
+	return pubEnv(k)
+}
+
 // apiDo calls the admin API and decodes its JSON answer into out.
 func apiDo(t *testing.T, h http.Handler, method, path, token, body string, out any) int {
 	t.Helper()
@@ -57,15 +71,7 @@ func apiDo(t *testing.T, h http.Handler, method, path, token, body string, out a
 func TestSilences(t *testing.T) {
 	const ops, viewer = "ops-token-0123456789", "view-token-0123456789"
 	f := &testkit.FakeFactory{}
-	rt, st := loadWithStore(t, silenceConfig, f, func(k string) (string, bool) {
-		switch k {
-		case "OPS":
-			return ops, true
-		case "VIEWER":
-			return viewer, true
-		}
-		return pubEnv(k)
-	})
+	rt, st := loadWithStore(t, silenceConfig, f, tokenEnv)
 	reg := prometheus.NewRegistry()
 	r := dispatch.New(rt, st, dispatch.Options{PollInterval: 20 * time.Millisecond, Metrics: dispatch.NewMetrics(reg)})
 	h := admin.Handler(r, reg)

@@ -125,12 +125,7 @@ func TestTimers(t *testing.T) {
 func TestTimerTrial(t *testing.T) {
 	conf := "admin:\n  tokens:\n    - {name: ops, token: \"${OPS}\", scopes: [read, trial]}\n" + timerConfig
 	f := &testkit.FakeFactory{}
-	rt, st := loadWithStore(t, conf, f, func(k string) (string, bool) {
-		if k == "OPS" {
-			return "ops-token-0123456789", true
-		}
-		return pubEnv(k)
-	})
+	rt, st := loadWithStore(t, conf, f, tokenEnv)
 	r := dispatch.New(rt, st, dispatch.Options{PollInterval: 20 * time.Millisecond})
 	runRouter(t, r)
 	h := admin.Handler(r, prometheus.NewRegistry())

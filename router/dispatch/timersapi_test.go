@@ -82,15 +82,7 @@ func TestTimersAPI(t *testing.T) {
 	clock.Store(t0.UnixNano())
 	at := func(d time.Duration) { clock.Store(t0.Add(d).UnixNano()) }
 	f := &testkit.FakeFactory{}
-	rt, st := loadWithStore(t, timersAPIConfig, f, func(k string) (string, bool) {
-		switch k {
-		case "OPS":
-			return ops, true
-		case "VIEWER":
-			return viewer, true
-		}
-		return pubEnv(k)
-	})
+	rt, st := loadWithStore(t, timersAPIConfig, f, tokenEnv)
 	reg := prometheus.NewRegistry()
 	r := dispatch.New(rt, st, dispatch.Options{PollInterval: 20 * time.Millisecond, Metrics: dispatch.NewMetrics(reg),
 		Now: func() time.Time { return time.Unix(0, clock.Load()) }})
@@ -202,15 +194,7 @@ func TestTimersAPI(t *testing.T) {
 func TestUncancellableTimer(t *testing.T) {
 	conf := strings.Replace(timersAPIConfig, "same: [entity_id, chat.department_id]", "same: [int(entity_id)]", 1)
 	f := &testkit.FakeFactory{}
-	rt, st := loadWithStore(t, conf, f, func(k string) (string, bool) {
-		switch k {
-		case "OPS":
-			return "ops-token-0123456789", true
-		case "VIEWER":
-			return "view-token-0123456789", true
-		}
-		return pubEnv(k)
-	})
+	rt, st := loadWithStore(t, conf, f, tokenEnv)
 	r := dispatch.New(rt, st, dispatch.Options{PollInterval: 20 * time.Millisecond})
 	runRouter(t, r)
 	h := admin.Handler(r, prometheus.NewRegistry())
