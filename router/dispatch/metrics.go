@@ -78,7 +78,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"sink"}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookroute_delivery_outcomes_total",
-			Help: "Deliveries held back or set aside without an attempt, by sink and outcome (deferred: outside their route's schedule; suppressed: by a cooldown or when_closed: drop).",
+			Help: "Deliveries held back or set aside without an attempt, by sink and outcome (deferred: outside their route's schedule; suppressed: by a cooldown or when_closed: drop; silenced; grouped: joined a digest).",
 		}, []string{"sink", "outcome"}),
 		timersC: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookroute_timer_deliveries_total",
